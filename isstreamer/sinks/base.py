@@ -1,0 +1,98 @@
+"""The sink contract: where a batch of events goes, and the named outcome of trying."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+
+# An event on the hot path is a plain tuple (key, value, epoch): building a tuple is
+# several times cheaper than building an object, and log() must stay well under 1 µs.
+Value = Union[bool, int, float, str]
+Event = Tuple[str, Value, float]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Where events land: the bucket key (stream id) and its display name."""
+
+    key: str
+    name: str = ""
+
+
+class Outcome(enum.Enum):
+    """What happened to one send; the worker decides what to do next from this alone."""
+
+    OK = "ok"  # accepted by the receiver
+    RETRY = "retry"  # timeout, connection trouble, 408, 429, 5xx: try again later
+    AUTH = "auth"  # 401/403/402 or a refused password: keep the events, stop sending
+    BAD = "bad"  # 400: the receiver will never take this batch; quarantine it
+    TOO_LARGE = "too_large"  # 413: split and resend
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The result of Sink.send(); sinks return this and never raise across the thread."""
+
+    outcome: Outcome
+    status: Optional[int] = None  # HTTP status or None for non-HTTP sinks
+    message: str = ""  # human readable; never contains credentials
+    retry_after: Optional[float] = None  # seconds the receiver asked us to wait
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+SENT = SendResult(Outcome.OK)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything that can deliver a batch of events to one bucket.
+
+    ``address`` identifies the receiver *without credentials*; spill files record it so a
+    spool is only replayed to the receiver its batches were meant for.
+    """
+
+    address: str
+
+    def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
+        """Deliver ``events`` to ``bucket``; create the bucket first if this sink needs to."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Called once, from the thread that closes the Streamer."""
+        ...
+
+
+class CallableSink:
+    """Adapts a plain callable taking a list of event dicts; raising means "retry later"."""
+
+    def __init__(self, func: Callable[[List[dict]], Any]) -> None:
+        self._func = func
+        self.address = "callable:" + getattr(func, "__qualname__", type(func).__name__)
+
+    def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
+        try:
+            self._func([{"key": k, "value": v, "epoch": e} for k, v, e in events])
+        except Exception as exc:  # the user's code: any failure is a failed send
+            return SendResult(Outcome.RETRY, message=f"{type(exc).__name__}: {exc}")
+        return SENT
+
+    def close(self) -> None:
+        close = getattr(self._func, "close", None)
+        if callable(close):
+            close()
+
+
+def as_sink(obj: Any) -> Sink:
+    """Return ``obj`` if it speaks the Sink protocol, else wrap a callable."""
+    if callable(getattr(obj, "send", None)):
+        if not hasattr(obj, "address"):
+            obj.address = type(obj).__name__
+        if not callable(getattr(obj, "close", None)):
+            obj.close = lambda: None
+        return obj  # type: ignore[no-any-return]
+    if callable(obj):
+        return CallableSink(obj)
+    raise TypeError(f"sink must have a send(bucket, events) method or be callable, not {type(obj).__name__}")
