@@ -1,4 +1,12 @@
 """isstreamer: a never-blocking telemetry agent, drop-in successor of ISStreamer."""
 from ._version import __version__
+from .errors import ConfigError, IsStreamerError
+from .events import InvalidEvent, InvalidEventType
+from .retry import RetryPolicy
+from .sinks.base import Bucket, Outcome, SendResult, Sink
+from .streamer import Streamer
 
-__all__ = ["__version__"]
+__all__ = [
+    "Bucket", "ConfigError", "InvalidEvent", "InvalidEventType", "IsStreamerError", "Outcome",
+    "RetryPolicy", "SendResult", "Sink", "Streamer", "__version__",
+]

@@ -1,0 +1,74 @@
+"""The bounded buffer between log() and the worker, and the progress flush() waits on.
+
+Producers append to a plain deque (atomic under the GIL, no lock on the hot path). Consumers
+(the worker, or a producer moving overflow to disk) take items under a lock and report them
+done; flush() waits until everything that was in the buffer when it was called is done.
+Items are event tuples, or a Bucket marker placed by set_bucket() so that events logged
+before a bucket change still go to the old bucket.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+
+class Buffer:
+    """FIFO of items with a watermark of how far consumers have got."""
+
+    def __init__(self) -> None:
+        self.items: Deque[Any] = deque()
+        self.append = self.items.append  # the hot path binds this directly
+        self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
+        self._taken = 0  # items ever taken out
+        self._inflight: Dict[int, int] = {}  # token -> index of its first item
+        self._next_token = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def take(self, max_items: int) -> Tuple[int, List[Any]]:
+        """Remove up to ``max_items`` of the oldest items; report them with done(token)."""
+        with self._lock:
+            items = self.items
+            n = min(max_items, len(items))
+            taken = [items.popleft() for _ in range(n)]
+            token = self._next_token
+            self._next_token += 1
+            self._inflight[token] = self._taken
+            self._taken += n
+            return token, taken
+
+    def done(self, token: int) -> None:
+        with self._lock:
+            self._inflight.pop(token, None)
+            self._progress.notify_all()
+
+    def mark(self) -> int:
+        """The position that everything logged so far will have passed once handled."""
+        with self._lock:
+            return self._taken + len(self.items)
+
+    def _watermark(self) -> int:
+        return min(self._inflight.values(), default=self._taken)
+
+    def wait_handled(self, mark: int, deadline: Optional[float]) -> bool:
+        """Wait until every item before ``mark`` is done; False at the deadline (monotonic)."""
+        with self._lock:
+            while self._watermark() < mark:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+            return True
+
+    def total(self) -> int:
+        """Items ever put in (taken + waiting)."""
+        with self._lock:
+            return self._taken + len(self.items)
+
+    def reset(self) -> None:
+        """In a forked child: the parent keeps and sends its own events."""
+        self.__init__()  # type: ignore[misc]

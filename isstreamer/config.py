@@ -1,0 +1,172 @@
+"""Settings from arguments > environment > ini file > defaults, with where each came from.
+
+The ini format is ISStreamer's, read as is, with new keys in the same sections.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import platformdirs
+
+from .errors import ConfigError
+from .sinks.initialstate import DEFAULT_API_BASE
+from .spool import DEFAULT_MAX_BYTES
+
+APP = "isstreamer"
+CLIENT = "isstreamer.client_config"
+API = "isstreamer.api_config"
+
+# setting -> (ini section, ini option, environment variable)
+_SOURCES: Dict[str, tuple] = {
+    "access_key": (CLIENT, "access_key", "ISSTREAMER_ACCESS_KEY"),
+    "bucket_key": (CLIENT, "bucket_key", "ISSTREAMER_BUCKET_KEY"),
+    "bucket_name": (CLIENT, "default_bucket", "ISSTREAMER_BUCKET_NAME"),
+    "api_base": (API, "stream_api_base", "ISSTREAMER_API_BASE"),
+    "offline": (CLIENT, "offline_mode", None),
+    "offline_file": (CLIENT, "offline_file", None),
+    "buffer_size": (CLIENT, "buffer_size", None),
+    "flush_interval": (CLIENT, "flush_interval", None),
+    "spill_dir": (CLIENT, "spill_dir", "ISSTREAMER_SPILL_DIR"),
+    "spill_max_bytes": (CLIENT, "spill_max_bytes", None),
+}
+_SCHEMES = ("http://", "https://", "redis://", "rediss://")
+
+
+def user_config_path() -> Path:
+    """Where `isstreamer config init` and install.sh write the ini file."""
+    return Path(platformdirs.user_config_dir(APP)) / "isstreamer.ini"
+
+
+def default_spill_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP)) / "spool"
+
+
+def defaults() -> Dict[str, Any]:
+    return {
+        "access_key": "",
+        "bucket_key": "",
+        "bucket_name": "",
+        "api_base": DEFAULT_API_BASE,
+        "offline": False,
+        "offline_file": "./isstreamer_out.csv",
+        "buffer_size": 10,
+        "flush_interval": 1.0,
+        "spill_dir": str(default_spill_dir()),
+        "spill_max_bytes": DEFAULT_MAX_BYTES,
+    }
+
+
+def find_ini(explicit: Optional[str] = None) -> Optional[Path]:
+    """The explicit path, $ISSTREAMER_CONFIG, ./isstreamer.ini, ~/isstreamer.ini, the user config dir."""
+    for origin, given in (("ini_file_location", explicit), ("ISSTREAMER_CONFIG", os.environ.get("ISSTREAMER_CONFIG"))):
+        if given:
+            path = Path(os.path.expanduser(given))
+            if not path.is_file():
+                raise ConfigError(f"config file {path} (from {origin}) does not exist or is not a file")
+            return path
+    for candidate in (Path.cwd() / "isstreamer.ini", Path.home() / "isstreamer.ini", user_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_ini(path: Path) -> Dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    values = {}
+    for name, (section, option, _env) in _SOURCES.items():
+        if parser.has_option(section, option):
+            values[name] = parser.get(section, option).strip()
+    return values
+
+
+@dataclass
+class Settings:
+    """The effective configuration and, per setting, where it came from."""
+
+    values: Dict[str, Any]
+    sources: Dict[str, str] = field(default_factory=dict)
+    ini_path: Optional[Path] = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    try:
+        if name == "offline":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if name in ("buffer_size", "spill_max_bytes"):
+            number = int(value)
+            if number < 1:
+                raise ValueError("must be at least 1")
+            return number
+        if name == "flush_interval":
+            number = float(value)
+            if not number > 0:
+                raise ValueError("must be more than 0")
+            return number
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} from {origin} is invalid ({value!r}): {exc}") from None
+    if name == "api_base":
+        value = str(value).strip()
+        if not value.startswith(_SCHEMES):
+            raise ConfigError(f"api_base from {origin} must start with one of {', '.join(_SCHEMES)}; got {value!r}")
+        return value.rstrip("/")
+    return value
+
+
+def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str] = None,
+                  environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Resolve every setting; ``arguments`` holds only what the caller actually gave."""
+    env = os.environ if environ is None else environ
+    ini_path = find_ini(ini_file_location)
+    ini = read_ini(ini_path) if ini_path else {}
+    values = defaults()
+    sources = {name: "default" for name in values}
+    for name, (section, option, env_name) in _SOURCES.items():
+        if name in arguments and arguments[name] is not None:
+            values[name], sources[name] = _coerce(name, arguments[name], "argument"), "argument"
+        elif env_name and env.get(env_name):
+            values[name], sources[name] = _coerce(name, env[env_name], env_name), f"environment ({env_name})"
+        elif name in ini and ini[name] != "":
+            origin = f"{ini_path} [{section}] {option}"
+            values[name], sources[name] = _coerce(name, ini[name], origin), f"ini ({ini_path})"
+    for name, value in arguments.items():  # settings with no env/ini form
+        if name not in values and value is not None:
+            values[name], sources[name] = value, "argument"
+    return Settings(values, sources, ini_path)
+
+
+def write_ini(path: Path, values: Mapping[str, str]) -> Path:
+    """Write (or update) an ini file holding secrets: 0600 from the first byte."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    parser = configparser.ConfigParser(interpolation=None)
+    if path.exists():
+        parser.read(path, encoding="utf-8")
+    for name, value in values.items():
+        section, option, _env = _SOURCES[name]
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, option, str(value))
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        parser.write(fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,103 @@
+"""Retry policy: how often and how long to wait before giving a batch to the spool.
+
+Backoff is computed by pure functions; the sleeping is done by whoever runs the retry (the
+worker sleeps on its stop event, so close() interrupts a wait at once).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import tenacity
+
+from .sinks.base import Outcome, SendResult
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts and waits for one batch, and the probe cadence once the sink is down.
+
+    All durations are in seconds.
+    """
+
+    attempts: int = 4  # tries of one batch before it goes to the spool
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    jitter: float = 0.5  # up to this many seconds added at random to each wait
+    max_retry_after: float = 600.0  # a server asking for longer is capped here
+    probe_initial: float = 2.0  # first wait before probing a failed sink
+    probe_max: float = 60.0  # the cap of the growing probe interval
+    sleep: Optional[Sleep] = None  # injected in tests; the worker's interruptible wait otherwise
+
+
+def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Jittered exponential wait before retry number ``attempt`` (1-based)."""
+    base = min(policy.max_wait, policy.initial_wait * 2 ** (attempt - 1))
+    return base + policy.jitter * rng()
+
+
+def honour_retry_after(wait: float, result: Optional[SendResult], policy: RetryPolicy) -> float:
+    """A server's Retry-After (capped) wins over our own backoff when it is longer."""
+    if result is not None and result.retry_after is not None:
+        return max(wait, min(result.retry_after, policy.max_retry_after))
+    return wait
+
+
+def next_probe_interval(policy: RetryPolicy, previous: float, rng: Callable[[], float] = random.random) -> float:
+    """Growing, jittered interval between probes of a failed sink, capped at probe_max."""
+    grown = policy.probe_initial if previous <= 0 else min(policy.probe_max, previous * 2)
+    # Full jitter on the upper half keeps a fleet of devices from probing in lock-step.
+    return grown / 2 + grown / 2 * rng()
+
+
+class _Wait(tenacity.wait.wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        result = outcome.result() if outcome is not None and not outcome.failed else None
+        return honour_retry_after(backoff(self.policy, retry_state.attempt_number), result, self.policy)
+
+
+def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: Sleep,
+                    should_stop: Callable[[], bool],
+                    on_retry: Optional[Callable[[SendResult, float], None]] = None) -> SendResult:
+    """Call ``send`` until it stops answering RETRY, attempts run out or ``should_stop()``.
+
+    The first attempt is made directly: tenacity's bookkeeping is only paid when a batch
+    actually has to be retried, which keeps the healthy path cheap.
+    """
+    first = send()
+    if first.outcome is not Outcome.RETRY or policy.attempts <= 1 or should_stop():
+        return first
+    state = {"attempt": 1, "last": first}
+
+    def attempt() -> SendResult:
+        if state["attempt"] == 1:
+            state["attempt"] = 2
+            return first  # replay the first result so tenacity computes the first wait from it
+        if should_stop():
+            return state["last"]  # closing: don't start a request that could hang past the deadline
+        result = send()
+        state["last"] = result
+        return result
+
+    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and retry_state.next_action is not None:
+            on_retry(retry_state.outcome.result(), retry_state.next_action.sleep)
+
+    retrying = tenacity.Retrying(
+        # attempt 1 is the replayed first result, so policy.attempts real sends in all
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), lambda _state: should_stop()),
+        wait=_Wait(policy),
+        retry=tenacity.retry_if_result(lambda r: r.outcome is Outcome.RETRY),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        retry_error_callback=lambda retry_state: retry_state.outcome.result(),
+        reraise=False,
+    )
+    return retrying(attempt)  # type: ignore[no-any-return]

@@ -1,0 +1,181 @@
+"""The Initial State events API over one keep-alive requests.Session."""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from typing import Dict, Optional, Sequence, Set
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.utils import get_environ_proxies
+
+from .._version import __version__
+from ..redact import redact_key
+from .base import SENT, Bucket, Event, Outcome, SendResult
+
+log = logging.getLogger("isstreamer")
+
+DEFAULT_API_BASE = "https://groker.init.st"
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+AUTH_STATUS = frozenset({401, 402, 403})
+_AUTH_CAUSE = {
+    401: "the access key was refused (401 Unauthorized)",
+    403: "the access key is not allowed to write here (403 Forbidden)",
+    402: "the account reached its monthly event limit (402 Payment Required)",
+}
+
+
+def public_address(url: str) -> str:
+    """The URL without credentials or query: safe to log and to write into spill files."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def rate_limit_wait(headers: "requests.structures.CaseInsensitiveDict[str]", now: Optional[float] = None) -> Optional[float]:
+    """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset."""
+    remaining = headers.get("X-RateLimit-Remaining")
+    reset = headers.get("X-RateLimit-Reset")
+    if remaining is None or reset is None:
+        return None
+    try:
+        if int(float(remaining)) > 0:
+            return None
+        return max(0.0, float(reset) - (time.time() if now is None else now))
+    except ValueError:
+        return None
+
+
+def server_message(response: requests.Response) -> str:
+    """The error message a response carries, shortened for a log line."""
+    text = response.text[:500]
+    try:
+        doc = json.loads(text)
+        msg = doc.get("message", doc) if isinstance(doc, dict) else doc
+        if isinstance(msg, dict):
+            err = msg.get("error", msg)
+            msg = err.get("message") or err.get("type") or err if isinstance(err, dict) else err
+        return str(msg)[:300]
+    except ValueError:
+        return text.strip()[:300] or response.reason or ""
+
+
+class InitialStateSink:
+    """Sends batches as JSON arrays to ``POST /api/events``, creating each bucket first."""
+
+    def __init__(self, api_base: str, access_key: str, *, timeout: float = 10.0,
+                 session: Optional[requests.Session] = None) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.address = public_address(self.api_base)
+        self.timeout = timeout
+        self._access_key = access_key
+        self._session = session or requests.Session()
+        self._created: Set[str] = set()
+        # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
+        # which costs more CPU than the request itself on a small board.
+        self._proxies = get_environ_proxies(self.api_base) if self._session.trust_env else {}
+        self._headers: Dict[str, str] = {
+            "Content-Type": "application/json",
+            "Accept-Version": "~0",
+            "User-Agent": f"isstreamer/{__version__}",
+            "X-IS-AccessKey": access_key,
+        }
+        self._templates: Dict[tuple, requests.PreparedRequest] = {}
+
+    def __repr__(self) -> str:
+        return f"InitialStateSink({self.address!r}, access_key={redact_key(self._access_key)!r})"
+
+    def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
+        if bucket.key not in self._created:
+            created = self.create_bucket(bucket)
+            if not created.ok:
+                return created
+        body = json.dumps([{"key": k, "value": v, "epoch": e} for k, v, e in events],
+                          separators=(",", ":"), allow_nan=False).encode()
+        return self._post("/api/events", bucket.key, body)
+
+    def create_bucket(self, bucket: Bucket) -> SendResult:
+        body = json.dumps({"bucketKey": bucket.key, "bucketName": bucket.name or bucket.key}).encode()
+        result = self._post("/api/buckets", bucket.key, body)
+        if result.ok:
+            self._created.add(bucket.key)
+            log.info("bucket %r ready at %s", bucket.key, self.address)
+        return result
+
+    def _request(self, path: str, bucket_key: str, body: bytes) -> requests.PreparedRequest:
+        # A prepared template per (path, bucket) is copied and given a body: preparing a
+        # request from scratch (URL parsing, header merging) is a large share of its CPU cost.
+        key = (path, bucket_key)
+        template = self._templates.get(key)
+        if template is None:
+            headers = dict(self._headers, **{"X-IS-BucketKey": bucket_key})
+            template = requests.Request("POST", self.api_base + path, headers=headers, data=b"x").prepare()
+            self._templates[key] = template
+        req = template.copy()
+        req.body = body
+        req.headers["Content-Length"] = str(len(body))
+        return req
+
+    def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
+        try:
+            response = self._session.send(self._request(path, bucket_key, body), timeout=self.timeout,
+                                          allow_redirects=False, proxies=self._proxies)
+        except requests.Timeout:
+            return SendResult(Outcome.RETRY, message=f"no answer from {self.address} within {self.timeout:g} s")
+        except requests.ConnectionError as exc:
+            return SendResult(Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}")
+        except requests.RequestException as exc:
+            return SendResult(Outcome.RETRY, message=f"request to {self.address} failed: {type(exc).__name__}: {exc}")
+        try:
+            return self._classify(response)
+        finally:
+            response.close()
+
+    def _classify(self, response: requests.Response) -> SendResult:
+        status = response.status_code
+        if 200 <= status < 300:
+            pace = rate_limit_wait(response.headers)
+            return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
+        if status in RETRYABLE_STATUS or status >= 500:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = rate_limit_wait(response.headers)
+            return SendResult(Outcome.RETRY, status, f"{status} {response.reason}: {server_message(response)}",
+                              retry_after=wait)
+        if status in AUTH_STATUS:
+            cause = _AUTH_CAUSE[status]
+            return SendResult(Outcome.AUTH, status,
+                              f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
+                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status == 413:
+            return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
+        if status == 400:
+            return SendResult(Outcome.BAD, status, f"400 Bad Request: {server_message(response)}")
+        # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
+        return SendResult(Outcome.AUTH, status,
+                          f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept")
+
+    def close(self) -> None:
+        self._session.close()

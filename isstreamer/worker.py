@@ -1,0 +1,153 @@
+"""The one background thread that turns buffered events into batches.
+
+It sleeps on an Event: producers set it for the first event after idling and when a full
+batch waits; otherwise the worker wakes only when the oldest event has waited
+flush_interval, or when a probe or a flush is due. No polling.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+
+from .buffer import Buffer
+from .delivery import Delivery
+from .sinks.base import Bucket, Event
+
+log = logging.getLogger("isstreamer")
+
+OPEN_SPILL_EVENTS = 1000  # while the sink is down, spill files hold up to this many events
+OPEN_SPILL_AGE = 5.0  # seconds: ... or what gathered over this long, to avoid a file per event
+
+
+class Worker:
+    """Moves events from the buffer to the Delivery, on its own thread or the caller's."""
+
+    def __init__(self, buffer: Buffer, delivery: Delivery, bucket: Bucket, *, batch_size: int,
+                 flush_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.buffer = buffer
+        self.delivery = delivery
+        self.bucket = bucket  # the bucket of the next event taken; updated by Bucket markers
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self.wake = threading.Event()
+        self.stop_event = delivery.stop_event
+        self.idle = True  # read by producers: the next event must wake the worker
+        self.flush_mark = 0  # flush() asked for everything before this buffer position
+        self._thread: Optional[threading.Thread] = None
+        self._start_lock = threading.Lock()
+        self._take_lock = threading.Lock()
+
+    # ---- thread control -----------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self.stop_event.is_set():
+                self._thread = threading.Thread(target=self._run, name="isstreamer-worker", daemon=True)
+                self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, deadline: float) -> bool:
+        """Interrupt waits and retries, then join until the deadline (monotonic)."""
+        self.stop_event.set()
+        self.wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.alive
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._loop()
+            except Exception:  # a bug must not silently end delivery: log it and go on
+                log.exception("isstreamer worker failed; restarting its loop")
+                self.stop_event.wait(1.0)
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        buffer, delivery = self.buffer, self.delivery
+        first_seen: Optional[float] = None
+        while not self.stop_event.is_set():
+            self.wake.clear()  # before looking, so a set() from now on is never lost
+            n = len(buffer)
+            now = self.clock()
+            if n == 0:
+                first_seen = None
+            elif first_seen is None:
+                first_seen = now
+            limit, age = self._limits()
+            flushing = self.flush_mark > buffer._taken
+            if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
+                self.ship(limit)
+                first_seen = now if len(buffer) else None
+                if delivery.has_replay_work():
+                    delivery.replay_step()  # one spilled chunk per live batch: live is never starved
+                continue
+            if delivery.has_replay_work() and delivery.replay_step():
+                continue
+            timeout = None if first_seen is None else max(0.0, first_seen + age - now)
+            if delivery.open and delivery.spool is not None:
+                probe_in = max(0.0, delivery.probe_at - now)
+                timeout = probe_in if timeout is None else min(timeout, probe_in)
+            if n == 0:
+                self.idle = True
+                if len(buffer):  # an event arrived after we looked: don't sleep on it
+                    self.idle = False
+                    continue
+            self.wake.wait(timeout)
+            self.idle = False
+
+    def _limits(self) -> Tuple[int, float]:
+        if self.delivery.open:
+            return max(self.batch_size, OPEN_SPILL_EVENTS), max(self.flush_interval, OPEN_SPILL_AGE)
+        return self.batch_size, self.flush_interval
+
+    def ship(self, max_items: int) -> None:
+        """Take up to max_items and deliver them (also called on the caller's thread)."""
+        token, groups = self.take_grouped(max_items)
+        try:
+            for bucket, events in groups:
+                self.delivery.deliver(bucket, events)
+        finally:
+            self.buffer.done(token)
+
+    def take_grouped(self, max_items: int) -> Tuple[int, List[Tuple[Bucket, List[Event]]]]:
+        """Take and group in one step, so bucket markers are applied in buffer order."""
+        with self._take_lock:
+            token, items = self.buffer.take(max_items)
+            return token, self.group(items)
+
+    def group(self, items: Iterable[Any]) -> List[Tuple[Bucket, List[Event]]]:
+        """Split taken items into runs per bucket, following set_bucket() markers."""
+        groups: List[Tuple[Bucket, List[Event]]] = []
+        current: List[Event] = []
+        for item in items:
+            if type(item) is tuple:
+                current.append(item)
+            elif isinstance(item, Bucket):
+                if current:
+                    groups.append((self.bucket, current))
+                    current = []
+                self.bucket = item
+        if current:
+            groups.append((self.bucket, current))
+        return groups
+
+    def drain_to_spool(self) -> int:
+        """After the deadline: put everything still buffered on disk; returns events handled."""
+        count = 0
+        while len(self.buffer):
+            token, groups = self.take_grouped(OPEN_SPILL_EVENTS)
+            try:
+                for bucket, events in groups:
+                    self.delivery.spill(bucket, events, last_error="not sent before close()")
+                    count += len(events)
+            finally:
+                self.buffer.done(token)
+        return count
