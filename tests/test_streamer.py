@@ -1,0 +1,311 @@
+"""The public Streamer API against the real local events server."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import logging
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from isstreamer import ConfigError, Streamer
+
+
+@pytest.fixture
+def make(api_server, access_key, tmp_path):
+    """Build Streamers pointed at the test server; closes them all after the test."""
+    made = []
+
+    def build(**kwargs):
+        kwargs.setdefault("access_key", access_key)
+        kwargs.setdefault("api_base", api_server.url)
+        kwargs.setdefault("bucket_key", "bucket-1")
+        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
+        streamer = Streamer(**kwargs)
+        made.append(streamer)
+        return streamer
+
+    yield build
+    for streamer in made:
+        streamer.close(timeout=2)
+
+
+def test_readme_example_end_to_end(make, api_server):
+    """The ISStreamer README example delivers every event with bucket name and key."""
+    streamer = make(bucket_name="Example Bucket", bucket_key="example_bucket")
+    streamer.log("My Messages", "Stream Starting")
+    for num in range(1, 20):
+        time.sleep(0)  # the original slept 0.1 s; nothing here depends on time
+        streamer.log("My Numbers", num)
+        if num % 2 == 0:
+            streamer.log("My Booleans", False)
+        else:
+            streamer.log("My Booleans", True)
+        if num % 3 == 0:
+            streamer.log("My Events", "pop")
+        if num % 10 == 0:
+            streamer.log("My Messages", "Stream Half Done")
+    streamer.log("My Messages", "Stream Done")
+    assert streamer.close()
+    assert api_server.buckets == {"example_bucket": "Example Bucket"}
+    assert len(api_server.events) == 1 + 19 + 19 + 6 + 1 + 1
+    assert all(e["bucket"] == "example_bucket" for e in api_server.events)
+
+
+def test_value_types_survive(make, api_server):
+    """bool, int, float and str arrive as the same JSON types; Decimal becomes float."""
+    streamer = make()
+    values = {"b": True, "i": 42, "f": 21.5, "s": "on", "d": Decimal("1.25"), "big": 2**40}
+    for key, value in values.items():
+        streamer.log(key, value)
+    assert streamer.flush(5)
+    got = {e["key"]: e["value"] for e in api_server.events}
+    assert got == {"b": True, "i": 42, "f": 21.5, "s": "on", "d": 1.25, "big": 2**40}
+    assert type(got["b"]) is bool and type(got["i"]) is int
+
+
+def test_epoch_override(make, api_server):
+    """An explicit epoch (number or datetime) is sent instead of the current time."""
+    streamer = make()
+    streamer.log("a", 1, epoch=1_600_000_000.25)
+    streamer.log("b", 2, epoch=dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc))
+    before = time.time()
+    streamer.log("c", 3)
+    assert streamer.flush(5)
+    got = {e["key"]: e["epoch"] for e in api_server.events}
+    assert got["a"] == 1_600_000_000.25
+    assert got["b"] == 1_609_459_200.0
+    assert before <= got["c"] <= time.time()
+
+
+@dataclasses.dataclass
+class Reading:
+    temp: float
+    ok: bool
+
+
+class Sensor:
+    def __init__(self):
+        self.name = "probe"
+        self._secret = "not logged"
+
+    @property
+    def level(self):
+        return 7
+
+
+def test_log_object_shapes(make, api_server):
+    """dict, list, namedtuple, dataclass, object and psutil results flatten with one epoch."""
+    streamer = make()
+    Point = collections.namedtuple("Point", "x y")
+    streamer.log_object({"a": 1, "nested": {"b": 2}}, key_prefix="dict")
+    streamer.log_object([10, 20])
+    streamer.log_object(Point(1, 2))
+    streamer.log_object(Reading(20.5, True), key_prefix="")
+    streamer.log_object(Sensor(), key_prefix="s")
+    streamer.log_object(psutil.virtual_memory(), key_prefix="mem", epoch=1_700_000_000)
+    assert streamer.flush(5)
+    got = {e["key"]: e for e in api_server.events}
+    for key, value in {"dict_a": 1, "dict_nested_b": 2, "list_0": 10, "list_1": 20, "Point_x": 1,
+                       "Point_y": 2, "temp": 20.5, "ok": True, "s_level": 7, "s_name": "probe"}.items():
+        assert got[key]["value"] == value, key
+    assert "s__secret" not in got
+    assert {"mem_total", "mem_available", "mem_percent"} <= set(got)
+    assert got["mem_total"]["epoch"] == 1_700_000_000
+    assert got["dict_a"]["epoch"] == got["dict_nested_b"]["epoch"]
+
+
+def test_eight_threads_deliver_exactly_once(make, api_server):
+    """8 threads × 5000 events are delivered exactly once each."""
+    streamer = make(buffer_size=200)
+
+    def produce(t):
+        for i in range(5000):
+            streamer.log(f"t{t}", i)
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert streamer.flush(30)
+    # A burst this fast may overflow memory into the spool; the worker replays it by itself.
+    assert api_server.wait_for_events(40_000, timeout=30)
+    seen = collections.Counter((e["key"], e["value"]) for e in api_server.events)
+    assert len(seen) == 40_000 and set(seen.values()) == {1}
+    stats = streamer.stats()
+    assert stats["sent"] + stats["replayed"] == 40_000 and stats["dropped"] == 0
+
+
+def test_single_event_sent_without_flush(make, api_server):
+    """One event goes out within about flush_interval, without flush() or close()."""
+    streamer = make(flush_interval=0.2, buffer_size=1000)
+    streamer.log("slow sensor", 1.0)
+    assert api_server.wait_for_events(1, timeout=5)
+
+
+def test_bad_inputs_beside_good(make, api_server, caplog):
+    """Invalid events are counted and warned about, and never poison the batch."""
+    streamer = make()
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        streamer.log("good", 1)
+        streamer.log("nan", float("nan"))
+        streamer.log("", 2)
+        streamer.log("x" * 251, 3)
+        streamer.log("none", None)
+        streamer.log("long", "y" * 2001)
+        streamer.log("list", [1, 2])
+        streamer.log("nan", float("inf"))
+        streamer.log(7, "key made a string")
+    assert streamer.flush(5)
+    assert [e["key"] for e in api_server.events] == ["good", "7"]
+    assert streamer.stats()["invalid"] == 7
+    assert sum("nan" in r.getMessage() for r in caplog.records) == 1  # once per key
+
+
+@pytest.mark.parametrize("kwargs", [{"strict": True}, {"debug_level": 2}])
+def test_strict_mode_raises(make, kwargs):
+    """strict=True or debug_level >= 2 raises ValueError/TypeError for bad events."""
+    streamer = make(**kwargs)
+    with pytest.raises(ValueError):
+        streamer.log("nan", float("nan"))
+    with pytest.raises(TypeError):
+        streamer.log("none", None)
+
+
+def test_close_against_hanging_server(make, api_server):
+    """close(timeout) returns near its deadline when the server never answers, events on disk."""
+    api_server.hang(times=None)
+    streamer = make(timeout=30)
+    for i in range(10):
+        streamer.log("k", i)
+    started = time.monotonic()
+    assert streamer.close(timeout=1.0)
+    assert time.monotonic() - started < 3.0
+    stats = streamer.stats()
+    assert stats["spilled"] == 10 and stats["dropped"] == 0
+
+
+def test_close_is_idempotent_and_refuses_new_events(make, api_server, caplog):
+    """A second close() is harmless; log() after close warns and sends nothing."""
+    streamer = make()
+    streamer.log("a", 1)
+    assert streamer.close() and streamer.close()
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        streamer.log("b", 2)
+    assert "after close" in caplog.text
+    assert [e["key"] for e in api_server.events] == ["a"]
+
+
+def test_context_manager_closes(make, api_server):
+    """Leaving a with block delivers everything."""
+    with make() as streamer:
+        streamer.log("a", 1)
+    assert streamer.IsClosed
+    assert len(api_server.events) == 1
+
+
+def test_set_bucket_switches_after_queued_events(make, api_server):
+    """Events logged before set_bucket() go to the old bucket, later ones to the new."""
+    streamer = make(bucket_key="old")
+    streamer.log("a", 1)
+    streamer.set_bucket("New", "new")
+    streamer.log("b", 2)
+    assert streamer.flush(5)
+    assert [(e["key"], e["bucket"]) for e in api_server.events] == [("a", "old"), ("b", "new")]
+    assert api_server.buckets["new"] == "New"
+    assert streamer.BucketKey == "new"
+
+
+def test_missing_bucket_key_becomes_uuid_with_warning(make, caplog):
+    """No bucket_key: a uuid4 key and a warning that each run makes a new bucket."""
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        streamer = make(bucket_key="")
+    assert len(streamer.BucketKey) == 36
+    assert "new bucket" in caplog.text
+
+
+def test_no_access_key_is_a_clear_error(api_server):
+    """Without a key (and not offline) construction fails and says where a key goes."""
+    with pytest.raises(ConfigError, match="ISSTREAMER_ACCESS_KEY"):
+        Streamer(bucket_key="b", api_base=api_server.url)
+
+
+def test_ini_file_configures_everything(api_server, access_key, tmp_path):
+    """An ISStreamer ini file (plus new keys) is enough to stream."""
+    ini = tmp_path / "isstreamer.ini"
+    ini.write_text(f"[isstreamer.client_config]\naccess_key = {access_key}\ndefault_bucket = From Ini\n"
+                   f"bucket_key = ini_bucket\nbuffer_size = 3\n[isstreamer.api_config]\n"
+                   f"stream_api_base = {api_server.url}\n")
+    with Streamer(ini_file_location=str(ini)) as streamer:
+        assert streamer.BufferSize == 3
+        streamer.log("a", 1)
+    assert api_server.buckets == {"ini_bucket": "From Ini"}
+
+
+def test_offline_mode_appends_csv(tmp_path):
+    """Offline mode writes epoch,key,value rows with a header and never truncates."""
+    target = tmp_path / "readings"
+    ini = tmp_path / "isstreamer.ini"
+    ini.write_text(f"[isstreamer.client_config]\noffline_mode = true\noffline_file = {target}\n")
+    for run in range(2):
+        with Streamer(bucket_key="b", ini_file_location=str(ini)) as streamer:
+            streamer.log("k", run, epoch=1000 + run)
+            streamer.log("on", True, epoch=1000)
+    lines = (tmp_path / "readings.csv").read_text().splitlines()
+    assert lines == ["epoch,key,value", "1000.0,k,0", "1000.0,on,true", "1001.0,k,1", "1000.0,on,true"]
+
+
+def test_sync_mode_sends_on_callers_thread(make, api_server):
+    """use_async=False sends a full batch inside log(), with no worker thread."""
+    streamer = make(use_async=False, buffer_size=5)
+    for i in range(5):
+        streamer.log("k", i)
+    assert len(api_server.events) == 5
+    assert not any(t.name == "isstreamer-worker" for t in threading.enumerate())
+
+
+def test_callable_sink(tmp_path):
+    """A plain callable can replace the HTTP sink."""
+    got = []
+    with Streamer(sink=got.extend, bucket_key="b", spill_dir=str(tmp_path)) as streamer:
+        streamer.log("k", 1)
+    assert got[0]["key"] == "k" and got[0]["value"] == 1
+
+
+def test_access_key_never_logged_at_highest_debug_level(make, api_server, access_key, caplog, capfd):
+    """At debug_level 3 neither logs nor output contain the access key, even on 401."""
+    api_server.fail(401, times=None)
+    with caplog.at_level(logging.DEBUG, logger="isstreamer"):
+        streamer = make(debug_level=3)
+        streamer.log("k", 1)
+        streamer.flush(5)
+        streamer.close(2)
+    out, err = capfd.readouterr()
+    assert "401" in caplog.text
+    for text in (caplog.text, out, err, repr(streamer), repr(streamer._sink)):
+        assert access_key not in text
+
+
+def test_stats_has_every_counter(make):
+    """stats() has the DESIGN.md counters and gauges."""
+    stats = make().stats()
+    assert set(stats) >= {"logged", "invalid", "queued", "sent", "batches", "retried", "spilled", "replayed",
+                          "quarantined", "dropped", "spool_files", "spool_bytes", "last_error"}
+
+
+def test_atexit_closes_forgotten_streamer(api_server, access_key, tmp_path):
+    """A program that never calls close() still delivers at exit."""
+    code = (f"from isstreamer import Streamer\n"
+            f"s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b', "
+            f"buffer_size=100, flush_interval=60, spill_dir={str(tmp_path / 'spool')!r})\n"
+            f"for i in range(7): s.log('k', i)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+    assert api_server.wait_for_events(7, timeout=5)
