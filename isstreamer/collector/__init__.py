@@ -1,0 +1,15 @@
+"""The local collector behind `isstreamer serve`: Initial State's events API on SQLite, a read
+API and a live dashboard."""
+from .command import add_serve_arguments, run_serve
+from .keys import default_db_path, key_file_path
+from .local import ensure_local_collector
+from .server import Collector
+
+__all__ = [
+    "Collector",
+    "add_serve_arguments",
+    "default_db_path",
+    "ensure_local_collector",
+    "key_file_path",
+    "run_serve",
+]

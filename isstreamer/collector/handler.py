@@ -1,0 +1,313 @@
+"""HTTP request handling: the Initial State ingest API, the read API and the dashboard files."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .._version import __version__
+from . import pages
+from .validate import EventError, bucket_key_problem, check_events, parse_time, url_events
+
+if TYPE_CHECKING:
+    from .server import CollectorHTTPServer
+
+log = logging.getLogger("isstreamer.collector")
+
+MAX_BODY_BYTES = 1024 * 1024
+# A body over the limit is still read and thrown away up to this size, so the client sees the
+# 413 on a live connection (and splits the batch) instead of a reset while it is still sending.
+DISCARD_LIMIT_BYTES = 32 * 1024 * 1024
+DEFAULT_LIMIT, MAX_LIMIT = 1000, 100_000
+SERVICE = "isstreamer-collector"
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"),
+)
+
+
+class HTTPError(Exception):
+    """Ends a request with ``status`` and a JSON ``{"message": ...}`` body."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: Dict[str, Any] = {"message": message, **extra}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive, every response has a Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = f"{SERVICE}/{__version__}"
+    sys_version = ""
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: "CollectorHTTPServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line can carry ?accessKey=, so only the path (no query) is ever logged.
+        log.debug("%s %s", self.command, urlsplit(self.path).path)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if not self.server.begin_request():
+            self.close_connection = True
+            self._send_json(503, {"message": "shutting down"})
+            return
+        try:
+            self._route()
+        except HTTPError as exc:
+            self._send_json(exc.status, exc.body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:
+            log.exception("error handling %s %s", self.command, urlsplit(self.path).path)
+            self.close_connection = True
+            self._send_json(500, {"message": "internal error"})
+        finally:
+            self.server.end_request()
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        # Split before unquoting, so a bucket key with an encoded "/" stays one segment.
+        parts = [unquote(p) for p in url.path.split("/")[1:]]
+        query = parse_qsl(url.query, keep_blank_values=True)
+        get = self.command == "GET"
+        if parts[:1] == ["api"]:
+            if parts == ["api", "events"]:
+                return self._ingest(query)
+            if parts == ["api", "buckets"]:
+                return self._list_buckets(query) if get else self._create_bucket(query)
+            if parts == ["api", "health"] and get:
+                return self._health(query)
+            if get and len(parts) == 4 and parts[1] == "buckets" and parts[3] in ("keys", "events"):
+                return self._read_bucket(parts[2], parts[3], query)
+            self._discard_body()
+            raise HTTPError(404, "no such endpoint")
+        self._discard_body()
+        if not get:
+            raise HTTPError(405, "method not allowed")
+        page = pages.page_for(parts)
+        if page is None:
+            raise HTTPError(404, "not found")
+        body, ctype, cache = page
+        self._send(200, body, ctype, (("Cache-Control", cache),))
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _given_key(self, query: Sequence[Tuple[str, str]]) -> str:
+        key = self.headers.get("X-IS-AccessKey")
+        if key is None:
+            key = next((v for k, v in query if k == "accessKey"), "")
+        return key
+
+    def _key_accepted(self, query: Sequence[Tuple[str, str]]) -> bool:
+        given = self._given_key(query).encode("utf-8", "surrogateescape")
+        accepted = False
+        for key in self.server.access_keys:
+            # compare_digest takes time independent of where the strings differ; check all keys.
+            accepted |= hmac.compare_digest(key.encode("utf-8"), given)
+        return accepted
+
+    def _require_key(self, query: Sequence[Tuple[str, str]]) -> None:
+        if not self._key_accepted(query):
+            self._discard_body()
+            raise HTTPError(401, "access key missing or not accepted")
+
+    def _require_read_access(self, query: Sequence[Tuple[str, str]]) -> None:
+        if not self.server.reads_open:
+            self._require_key(query)
+
+    # --- ingest ---------------------------------------------------------------------------
+
+    def _bucket_key(self, query: Sequence[Tuple[str, str]]) -> str:
+        bucket_key = self.headers.get("X-IS-BucketKey")
+        if bucket_key is None:
+            bucket_key = next((v for k, v in query if k == "bucketKey"), "")
+        return bucket_key
+
+    def _ingest(self, query: List[Tuple[str, str]]) -> None:
+        self._require_key(query)
+        body = self._read_body()
+        bucket_key = self._bucket_key(query)
+        problem = bucket_key_problem(bucket_key)
+        if problem:
+            raise HTTPError(400, problem)
+        now = time.time()
+        try:
+            rows = check_events(self._json(body), now) if body.strip() else []
+            rows += url_events(query, now, first_index=len(rows))
+        except EventError as exc:
+            raise HTTPError(400, str(exc), event=exc.index, key=exc.key) from None
+        self.server.store.ingest(bucket_key, rows, now)
+        self._send(204, b"")
+
+    def _create_bucket(self, query: List[Tuple[str, str]]) -> None:
+        self._require_key(query)
+        body = self._read_body()
+        data = self._json(body) if body.strip() else {}
+        if not isinstance(data, dict):
+            raise HTTPError(400, "body must be an object with bucketKey and bucketName")
+        bucket_key = data.get("bucketKey") or self._bucket_key(query)
+        name = data.get("bucketName") or ""
+        if not isinstance(bucket_key, str) or not isinstance(name, str):
+            raise HTTPError(400, "bucketKey and bucketName must be strings")
+        problem = bucket_key_problem(bucket_key)
+        if problem:
+            raise HTTPError(400, problem)
+        if self.server.store.create_bucket(bucket_key, name[:250], time.time()):
+            self._send_json(201, {"bucketKey": bucket_key, "bucketName": name or bucket_key})
+        else:
+            self._send(204, b"")
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            raise HTTPError(411, "send a Content-Length; chunked bodies are not accepted")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise HTTPError(400, "bad Content-Length") from None
+        if length > MAX_BODY_BYTES:
+            self._discard(length)
+            raise HTTPError(413, f"request body larger than {MAX_BODY_BYTES} bytes; send fewer events")
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise ConnectionError("client closed the connection mid-body")
+        if self.headers.get("Content-Encoding", "").lower() in ("gzip", "x-gzip"):
+            inflater = zlib.decompressobj(wbits=31)
+            try:
+                body = inflater.decompress(body, MAX_BODY_BYTES + 1)
+            except zlib.error:
+                raise HTTPError(400, "body is not valid gzip") from None
+            if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+                raise HTTPError(413, f"request body larger than {MAX_BODY_BYTES} bytes once decompressed")
+        return body
+
+    def _discard_body(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = DISCARD_LIMIT_BYTES + 1
+        self._discard(length)
+
+    def _discard(self, length: int) -> None:
+        if length > DISCARD_LIMIT_BYTES or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            raise HTTPError(400, f"body is not valid JSON: {exc}") from None
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _health(self, query: List[Tuple[str, str]]) -> None:
+        accepted: Optional[bool] = self._key_accepted(query) if self._given_key(query) else None
+        body = {"service": SERVICE, "version": __version__, "readsOpen": self.server.reads_open}
+        body["keyAccepted"] = accepted
+        self._send_json(200, body)
+
+    def _list_buckets(self, query: List[Tuple[str, str]]) -> None:
+        self._require_read_access(query)
+        self._send_json(200, self.server.store.buckets())
+
+    def _read_bucket(self, bucket_key: str, what: str, query: List[Tuple[str, str]]) -> None:
+        self._require_read_access(query)
+        store = self.server.store
+        if what == "keys":
+            result = store.keys(bucket_key)
+        else:
+            params = dict(query)
+            limit = _number(params, "limit", DEFAULT_LIMIT)
+            if limit is None or not 1 <= limit <= 1e12 or limit != int(limit):
+                raise HTTPError(400, "limit must be a positive integer")
+            result = store.events(
+                bucket_key,
+                key=params.get("key") or None,
+                since=_time_param(params, "since"),
+                until=_time_param(params, "until"),
+                limit=min(int(limit), MAX_LIMIT),
+            )
+        if result is None:
+            raise HTTPError(404, "no such bucket")
+        self._send_json(200, result)
+
+    # --- responses ------------------------------------------------------------------------
+
+    def _send_json(self, status: int, data: Any) -> None:
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        self._send(status, body, "application/json", (("Cache-Control", "no-store"),))
+
+    def _send(
+        self, status: int, body: bytes, ctype: str = "", headers: Sequence[Tuple[str, str]] = ()
+    ) -> None:
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (*_SECURITY_HEADERS, *headers):
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+
+def _number(params: Dict[str, str], name: str, default: float) -> Optional[float]:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _time_param(params: Dict[str, str], name: str) -> Optional[float]:
+    text = params.get(name)
+    if not text:
+        return None
+    try:
+        moment: Optional[float] = float(text)
+    except ValueError:
+        moment = parse_time(text)
+    if moment is None or not math.isfinite(moment):
+        raise HTTPError(400, f"{name} must be epoch seconds or an ISO 8601 time")
+    return moment

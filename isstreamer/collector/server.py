@@ -1,0 +1,189 @@
+"""The collector: a threading HTTP server on the SQLite store, plus the retention timer."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterable, List, Optional, Set, Union
+
+from .handler import Handler
+from .keys import key_file_path, load_or_create_key
+from .store import Store
+
+log = logging.getLogger("isstreamer.collector")
+
+RETENTION_INTERVAL_S = 3600.0
+DRAIN_TIMEOUT_S = 5.0
+
+
+class CollectorHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its store and keys and can drain its connections."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, host: str, port: int, store: Store, access_keys: List[str]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, port), Handler)
+        self.store = store
+        self.access_keys = access_keys
+        # Reads are open only when nobody but this machine can connect.
+        self.reads_open = _is_loopback(self.server_address[0])
+        self._state = threading.Condition()
+        self._inflight = 0
+        self._closing = False
+        self._connections: Set[socket.socket] = set()
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name, which can hang for seconds offline.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def track(self, conn: socket.socket) -> None:
+        with self._state:
+            self._connections.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._state:
+            self._connections.discard(conn)
+
+    def begin_request(self) -> bool:
+        """Count a request in; False once the server is draining."""
+        with self._state:
+            if self._closing:
+                return False
+            self._inflight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._state:
+            self._inflight -= 1
+            self._state.notify_all()
+
+    def drain(self, timeout: float) -> None:
+        """Refuse new requests, let running ones finish, then close idle keep-alive connections."""
+        with self._state:
+            self._closing = True
+            self._state.wait_for(lambda: self._inflight == 0, timeout)
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes the handler thread blocked reading
+            except OSError:
+                pass
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class Collector:
+    """An Initial State-compatible collector serving from a daemon thread."""
+
+    def __init__(
+        self,
+        db_path: Union[str, "os.PathLike[str]"],
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        access_keys: Optional[Iterable[str]] = None,
+        retention_days: Optional[float] = None,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.host = host
+        self.port = port
+        self.retention_days = retention_days
+        self.retention_interval_s = RETENTION_INTERVAL_S
+        self.access_keys: List[str] = [k for k in (access_keys or ()) if k]
+        self.generated_key: Optional[str] = None  # set when this start created the key file
+        self.key_file: Optional[Path] = None
+        if not self.access_keys:
+            self.key_file = key_file_path(self.db_path)
+            key, created = load_or_create_key(self.key_file)
+            self.access_keys = [key]
+            self.generated_key = key if created else None
+        self._server: Optional[CollectorHTTPServer] = None
+        self._store: Optional[Store] = None
+        self._threads: List[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API and dashboard, with the real port once started."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def reads_open(self) -> bool:
+        """True when reads need no key (bound to a loopback address)."""
+        return self._server.reads_open if self._server else _is_loopback(self.host)
+
+    def start(self) -> "Collector":
+        """Open the store, bind, and serve in a daemon thread; raises OSError if the port is taken."""
+        if self._server is not None:
+            return self
+        store = Store(self.db_path)
+        try:
+            server = CollectorHTTPServer(self.host, self.port, store, self.access_keys)
+        except BaseException:
+            store.close()
+            raise
+        self._store, self._server = store, server
+        self.port = server.server_address[1]
+        self._stopping.clear()
+        self._threads = [threading.Thread(target=server.serve_forever, name="isstreamer-collector", daemon=True)]
+        if self.retention_days:
+            self._threads.append(
+                threading.Thread(target=self._retention_loop, name="isstreamer-retention", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+        log.info("collector serving %s from %s", self.url, self.db_path)
+        return self
+
+    def purge(self) -> int:
+        """Apply the retention setting now; returns the number of events deleted."""
+        if self._store is None or not self.retention_days:
+            return 0
+        deleted = self._store.purge(time.time() - self.retention_days * 86400, self._stopping.is_set)
+        if deleted:
+            log.info("retention: deleted %d events older than %g days", deleted, self.retention_days)
+        return deleted
+
+    def _retention_loop(self) -> None:
+        # At start, then every interval; Event.wait sleeps without polling and wakes at stop().
+        while not self._stopping.is_set():
+            try:
+                self.purge()
+            except Exception:
+                log.exception("retention run failed")
+            self._stopping.wait(self.retention_interval_s)
+
+    def stop(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop accepting, finish running requests (up to ``timeout``), close the store."""
+        server, store = self._server, self._store
+        if server is None or store is None:
+            return
+        self._stopping.set()
+        server.shutdown()  # returns once serve_forever has left its loop
+        server.server_close()
+        server.drain(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        store.close()
+        self._server = self._store = None
+        log.info("collector stopped")
+
+    def __enter__(self) -> "Collector":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
