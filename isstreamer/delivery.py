@@ -136,8 +136,9 @@ class Delivery:
         if first:
             where = f"spilling to {self.spool.directory}" if self.spool else "no spool: events are dropped"
             level = logging.ERROR if result.outcome is Outcome.AUTH else logging.WARNING
-            log.log(level, "cannot deliver to %s: %s; %s and probing again within %.0f s",
-                    self.sink.address, result.message or result.outcome.value, where, self.policy.probe_max)
+            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s (at most every %g s)",
+                    self.sink.address, result.message or result.outcome.value, where, interval,
+                    self.policy.probe_max)
 
     # ---- spill and quarantine -----------------------------------------------------------
 

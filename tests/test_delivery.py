@@ -1,0 +1,301 @@
+"""Outcomes, the offline circuit, spilling and automatic replay, against the real local server."""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from apiserver import ApiServer
+
+from isstreamer import RetryPolicy, Streamer
+from isstreamer.sinks.base import Bucket
+from isstreamer.spool import Spool
+
+FAST = dict(attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.1, probe_max=0.3)
+
+
+class SleepRecorder:
+    """An injected sleep: records each wait and returns at once."""
+
+    def __init__(self):
+        self.waits = []
+
+    def __call__(self, seconds):
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def make(api_server, access_key, tmp_path):
+    made = []
+
+    def build(**kwargs):
+        kwargs.setdefault("access_key", access_key)
+        kwargs.setdefault("api_base", api_server.url)
+        kwargs.setdefault("bucket_key", "bucket-1")
+        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
+        kwargs.setdefault("retry_policy", RetryPolicy(**FAST))
+        streamer = Streamer(**kwargs)
+        made.append(streamer)
+        return streamer
+
+    yield build
+    for streamer in made:
+        streamer.close(timeout=2)
+
+
+def run_child(code: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], timeout=timeout, check=True,
+                          capture_output=True, text=True, **kwargs)
+
+
+def spill_files(directory):
+    return sorted(p for p in directory.glob("*.json"))
+
+
+def test_503_burst_is_retried(make, api_server):
+    """Three 503s in a row are retried with backoff and every event arrives."""
+    sleep = SleepRecorder()
+    api_server.fail(503, times=3)
+    streamer = make(retry_policy=RetryPolicy(attempts=5, initial_wait=0.5, jitter=0.0, sleep=sleep))
+    for i in range(10):
+        streamer.log("k", i)
+    assert streamer.flush(10)
+    assert len(api_server.events) == 10
+    assert sleep.waits == [0.5, 1.0, 2.0]
+    assert streamer.stats()["retried"] == 3
+
+
+def test_retry_after_is_honoured_with_injected_sleep(make, api_server):
+    """429 with Retry-After: 2 makes the worker wait at least 2 s before the next request."""
+    sleep = SleepRecorder()
+    api_server.fail(429, headers={"Retry-After": "2"})
+    streamer = make(retry_policy=RetryPolicy(attempts=3, initial_wait=0.1, jitter=0.0, sleep=sleep))
+    streamer.log("k", 1)
+    assert streamer.flush(10)
+    assert sleep.waits and sleep.waits[0] >= 2.0
+    assert len(api_server.events) == 1
+
+
+def test_retry_after_no_request_during_the_wait(make, api_server):
+    """On the real clock: no request reaches the server in the 2 s after a 429 Retry-After: 2."""
+    api_server.fail(429, headers={"Retry-After": "2"})
+    streamer = make(retry_policy=RetryPolicy(attempts=3, initial_wait=0.1, jitter=0.0))
+    streamer.log("k", 1)
+    assert streamer.flush(10)
+    event_requests = [r for r in api_server.requests if r.path == "/api/events"]
+    assert [r.status for r in event_requests] == [429, 204]
+    assert event_requests[1].time - event_requests[0].time >= 2.0
+
+
+def test_401_spills_with_a_clear_error_and_no_key(make, api_server, access_key, tmp_path, caplog):
+    """A refused key keeps the events on disk (0600) and logs 401 without the key."""
+    api_server.access_keys.clear()
+    with caplog.at_level(logging.INFO, logger="isstreamer"):
+        streamer = make()
+        for i in range(100):
+            streamer.log("k", i)
+        assert streamer.close(5)
+    files = spill_files(tmp_path / "spool")
+    assert sum(len(json.loads(p.read_text())["events"]) for p in files) == 100
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
+    assert "401" in caplog.text and access_key not in caplog.text
+    assert all(access_key not in p.read_text() for p in files)
+
+
+def test_bad_key_process_then_right_key_process(api_server, access_key, tmp_path):
+    """A process with a bad key spills 100 events; the next, with the right key, replays them."""
+    spool = tmp_path / "spool"
+    common = f"api_base={api_server.url!r}, bucket_key='b', spill_dir={str(spool)!r}"
+    run_child(f"""
+        from isstreamer import Streamer
+        s = Streamer(access_key='wrong-key', {common})
+        for i in range(100): s.log('k', i)
+        assert s.close(5)
+        """)
+    assert len(api_server.events) == 0 and spill_files(spool)
+    run_child(f"""
+        from isstreamer import Streamer
+        import time
+        s = Streamer(access_key={access_key!r}, {common})
+        deadline = time.monotonic() + 20
+        while s.stats()['spool_files'] and time.monotonic() < deadline:
+            s.flush(0.1)
+        s.close(5)
+        """)
+    assert sorted(e["value"] for e in api_server.events) == list(range(100))
+    assert not spill_files(spool)
+
+
+def test_400_quarantines_with_reason(make, api_server, tmp_path):
+    """A batch the server rejects as bad goes to quarantine/ with a .reason file."""
+    api_server.fail(400, body={"message": {"error": {"type": "BUCKET_REMOVED", "message": "bucket gone"}}})
+    streamer = make()
+    streamer.log("k", 1)
+    assert streamer.flush(5)
+    quarantine = tmp_path / "spool" / "quarantine"
+    reasons = list(quarantine.glob("*.reason"))
+    assert len(reasons) == 1 and "bucket gone" in reasons[0].read_text()
+    assert streamer.stats()["quarantined"] == 1
+
+
+def test_413_splits_the_batch(access_key, tmp_path):
+    """A batch over the body limit is split in halves until every part is accepted."""
+    with ApiServer(access_keys=(access_key,), max_body=3000) as server:
+        streamer = Streamer(access_key=access_key, api_base=server.url, bucket_key="b", buffer_size=200,
+                            spill_dir=str(tmp_path / "spool"))
+        for i in range(200):
+            streamer.log("key-with-a-longer-name", i)
+        assert streamer.close(10)
+        assert sorted(e["value"] for e in server.events) == list(range(200))
+        assert any(r.status == 413 for r in server.requests)
+
+
+def test_outage_with_streamer_open_delivers_everything(make, api_server):
+    """Connections refused while 20,000 events are logged: all arrive once the server is back."""
+    streamer = make(buffer_size=100)
+    api_server.stop()
+    for i in range(20_000):
+        streamer.log("k", i)
+    assert streamer.flush(30)  # everything is on disk now
+    assert streamer.stats()["spilled"] > 0
+    api_server.start()
+    assert api_server.wait_for_events(20_000, timeout=60)
+    values = collections.Counter(e["value"] for e in api_server.events)
+    assert len(values) == 20_000
+    assert streamer.stats()["dropped"] == 0
+
+
+def test_open_circuit_stops_the_retry_storm(make, api_server):
+    """While the sink fails, batches go to disk with only occasional probes, not a retry each."""
+    api_server.fail(503, times=None)
+    streamer = make(buffer_size=10, retry_policy=RetryPolicy(attempts=3, initial_wait=0.01, jitter=0.0,
+                                                             probe_initial=30, probe_max=60))
+    for i in range(500):
+        streamer.log("k", i)
+        if i % 10 == 9:
+            streamer.flush(5)
+    assert streamer.stats()["spilled"] == 500
+    assert len([r for r in api_server.requests if r.path == "/api/events"]) <= 3
+
+
+def test_corrupt_file_is_quarantined_and_the_rest_replayed(make, api_server, tmp_path):
+    """A garbage spill file goes to quarantine; the good ones are still replayed."""
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir)
+    spool.write(Bucket("b1"), [("k", 1, 1.0)], sink=api_server.url)
+    (spool_dir / "20200101T000000.000000-deadbeef-n3.json").write_text("{not json")
+    spool.write(Bucket("b1"), [("k", 2, 2.0)], sink=api_server.url)
+    streamer = make()  # finds the files and starts replaying them by itself
+    streamer.replay(timeout=10)
+    assert api_server.wait_for_events(2, timeout=10)
+    assert sorted(e["value"] for e in api_server.events) == [1, 2]
+    assert (spool_dir / "quarantine" / "20200101T000000.000000-deadbeef-n3.json.reason").exists()
+    assert streamer.stats()["quarantined"] == 3
+
+
+def test_replay_only_to_the_matching_sink(make, api_server, tmp_path):
+    """Spill files written for another receiver are left alone."""
+    spool = Spool(tmp_path / "spool")
+    spool.write(Bucket("b1"), [("k", 1, 1.0)], sink="https://elsewhere.example")
+    streamer = make()
+    assert streamer.replay(timeout=5)
+    assert api_server.events == [] and len(spill_files(tmp_path / "spool")) == 1
+
+
+def test_quota_evicts_oldest_and_counts(make, api_server, tmp_path, caplog):
+    """Past spill_max_bytes the oldest files go first, and their events count as dropped."""
+    api_server.stop()
+    streamer = make(spill_max_bytes=3000, buffer_size=10)
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        for i in range(400):
+            streamer.log("k", i)
+        assert not streamer.close(10)  # False: evictions lost events
+    stats = streamer.stats()
+    assert stats["dropped"] > 0 and "evicted" in caplog.text
+    left = [e[1] for p in spill_files(tmp_path / "spool") for e in json.loads(p.read_text())["events"]]
+    assert left and max(left) == 399 and min(left) == 400 - len(left)  # the newest survive
+    assert stats["spilled"] == 400
+
+
+def test_two_processes_replaying_one_spool_send_nothing_twice(api_server, access_key, tmp_path):
+    """Two processes replaying the same spool at once deliver each event exactly once."""
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir)
+    for f in range(200):
+        spool.write(Bucket("b"), [("k", f * 10 + i, 1.0) for i in range(10)], sink=api_server.url)
+    code = textwrap.dedent(f"""
+        from isstreamer import Streamer
+        s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
+                     buffer_size=5, spill_dir={str(spool_dir)!r})
+        s.replay(timeout=60)
+        s.close(5)
+        """)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    assert [p.wait(timeout=90) for p in procs] == [0, 0]
+    counts = collections.Counter(e["value"] for e in api_server.events)
+    assert len(counts) == 2000 and set(counts.values()) == {1}
+    assert not spill_files(spool_dir)
+
+
+def test_kill_9_after_flush_loses_nothing(api_server, access_key, tmp_path):
+    """A child logs 5,000 events with the server down, flushes, dies by SIGKILL; the next run delivers all."""
+    spool = tmp_path / "spool"
+    api_server.stop()
+    common = f"api_base={api_server.url!r}, bucket_key='b', spill_dir={str(spool)!r}, buffer_size=100"
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from isstreamer import Streamer
+        s = Streamer(access_key={access_key!r}, {common})
+        for i in range(5000): s.log('k', i)
+        assert s.flush(30)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)], timeout=60)
+    assert child.returncode == -9
+    api_server.start()
+    run_child(f"""
+        from isstreamer import Streamer
+        s = Streamer(access_key={access_key!r}, {common})
+        assert s.replay(timeout=30)
+        s.close(5)
+        """)
+    assert sorted(e["value"] for e in api_server.events) == list(range(5000))
+
+
+def test_outage_of_300k_events_stays_small_and_delivers(api_server, access_key, tmp_path):
+    """300,000 events logged during an outage: RSS grows < 60 MiB and every event arrives later."""
+    api_server.stop()
+    code = textwrap.dedent(f"""
+        import sys, time, psutil
+        from isstreamer import Streamer
+        proc = psutil.Process()
+        s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
+                     buffer_size=1000, spill_dir={str(tmp_path / 'spool')!r})
+        before = proc.memory_info().rss
+        for i in range(300_000):
+            s.log('k', i)
+        assert s.flush(120)
+        print(proc.memory_info().rss - before, flush=True)
+        sys.stdin.readline()  # the parent brings the server back
+        deadline = time.monotonic() + 120
+        while s.stats()['spool_files'] and time.monotonic() < deadline:
+            s.flush(0.2)
+        s.close(10)
+        """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    growth = int(child.stdout.readline())
+    api_server.start()
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.wait(timeout=180) == 0
+    assert growth < 60 * 1024 * 1024, f"RSS grew {growth / 2**20:.1f} MiB"
+    print(f"RSS growth through the 300k outage: {growth / 2**20:.1f} MiB")
+    assert api_server.wait_for_events(300_000, timeout=10)
+    assert len({e["value"] for e in api_server.events}) == 300_000
