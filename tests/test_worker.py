@@ -1,0 +1,113 @@
+"""The background worker: one lazy thread, timely batches, flush deadlines, fork safety."""
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from isstreamer import RetryPolicy, Streamer
+
+
+def workers():
+    return [t for t in threading.enumerate() if t.name == "isstreamer-worker"]
+
+
+@pytest.fixture
+def make(api_server, access_key, tmp_path):
+    made = []
+
+    def build(**kwargs):
+        kwargs.setdefault("access_key", access_key)
+        kwargs.setdefault("api_base", api_server.url)
+        kwargs.setdefault("bucket_key", "b")
+        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
+        streamer = Streamer(**kwargs)
+        made.append(streamer)
+        return streamer
+
+    yield build
+    for streamer in made:
+        streamer.close(timeout=2)
+
+
+def test_worker_starts_lazily_and_only_once(make, api_server):
+    """No thread before the first log(); exactly one however many batches follow."""
+    before = len(workers())
+    streamer = make(buffer_size=10)
+    assert len(workers()) == before
+    for i in range(1000):
+        streamer.log("k", i)
+    assert streamer.flush(10)
+    assert len(workers()) == before + 1
+    streamer.close()
+    assert len(workers()) == before
+
+
+def test_full_batches_are_sent_by_count(make, api_server):
+    """With a long flush_interval, full batches still go out at buffer_size."""
+    streamer = make(buffer_size=50, flush_interval=3600)
+    for i in range(200):
+        streamer.log("k", i)
+    assert api_server.wait_for_events(200, timeout=10)
+    sizes = [len(r.json) for r in api_server.requests if r.path == "/api/events"]
+    assert sizes == [50, 50, 50, 50]
+
+
+def test_flush_deadline_against_hanging_server(make, api_server):
+    """flush(timeout) returns False at its deadline when the server hangs; nothing is lost."""
+    api_server.hang(times=None)
+    streamer = make(timeout=30, retry_policy=RetryPolicy(attempts=1))
+    streamer.log("k", 1)
+    assert streamer.flush(0.5) is False
+    api_server.clear()
+    assert streamer.close(5)
+    stats = streamer.stats()
+    assert stats["sent"] + stats["spilled"] == 1
+
+
+def test_flush_waits_for_events_logged_before_it(make, api_server):
+    """After flush() returns True every earlier event has been received."""
+    streamer = make(buffer_size=1000, flush_interval=3600)
+    for i in range(123):
+        streamer.log("k", i)
+    assert streamer.flush(10)
+    assert len(api_server.events) == 123
+
+
+def test_fork_child_has_its_own_buffer_and_connection(api_server, access_key, tmp_path):
+    """A forked child sends only its own events, over its own connection; the parent its own."""
+    code = textwrap.dedent(f"""
+        import os
+        from isstreamer import Streamer
+        s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
+                     buffer_size=1000, flush_interval=3600, spill_dir={str(tmp_path / 'spool')!r})
+        s.log('warmup', 0)
+        assert s.flush(5)
+        for i in range(5):
+            s.log('parent', i)
+        pid = os.fork()
+        if pid == 0:
+            s.log('child', 1)
+            os._exit(0 if s.close(5) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0, status
+        assert s.close(5)
+        """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    keys = collections.Counter(e["key"] for e in api_server.events)
+    assert keys == {"warmup": 1, "parent": 5, "child": 1}
+    conn_of = {r.json[0]["key"]: r.conn for r in api_server.requests if r.path == "/api/events"}
+    assert conn_of["child"] != conn_of["parent"]
+
+
+def test_keep_alive_reuses_one_connection(make, api_server):
+    """Many batches travel over one TCP connection."""
+    streamer = make(buffer_size=10)
+    for i in range(100):
+        streamer.log("k", i)
+    assert streamer.flush(10)
+    assert len({r.conn for r in api_server.requests}) == 1
