@@ -1,0 +1,442 @@
+"""The local collector over real HTTP: ingest API, errors, read API, storage, embedded default."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+import requests
+
+from isstreamer import Streamer
+from isstreamer.collector import Collector, default_db_path, ensure_local_collector, key_file_path
+
+KEY = "collector-test-key"
+BUCKET = "bucket-1"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post_events(url: str, events: Any, bucket: str = BUCKET, key: Optional[str] = KEY,
+                session: Any = requests, **kwargs: Any) -> requests.Response:
+    headers = {"Content-Type": "application/json", "X-IS-BucketKey": bucket, "Accept-Version": "~0"}
+    if key is not None:
+        headers["X-IS-AccessKey"] = key
+    headers.update(kwargs.pop("headers", {}))
+    data = kwargs.pop("data", None)
+    if data is None:
+        data = json.dumps(events)
+    return session.post(url + "/api/events", data=data, headers=headers, timeout=10, **kwargs)
+
+
+def read_events(url: str, bucket: str = BUCKET, **params: Any) -> List[Dict[str, Any]]:
+    response = requests.get(f"{url}/api/buckets/{bucket}/events", params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def read_keys(url: str, bucket: str = BUCKET) -> Dict[str, Dict[str, Any]]:
+    response = requests.get(f"{url}/api/buckets/{bucket}/keys", timeout=10)
+    assert response.status_code == 200, response.text
+    return {k["key"]: k for k in response.json()}
+
+
+@pytest.fixture(autouse=True)
+def stop_embedded_collectors() -> Iterator[None]:
+    """Stop what ensure_local_collector started in this process, so tests stay independent."""
+    yield
+    from isstreamer.collector import local
+
+    for started in local._started.values():
+        started.stop()
+    local._started.clear()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    """A collector on a free loopback port with a tmp database and a known key."""
+    with Collector(tmp_path / "c.db", port=0, access_keys=[KEY]) as running:
+        yield running
+
+
+@pytest.fixture
+def url(collector: Collector) -> str:
+    """Base URL of the collector fixture."""
+    return collector.url
+
+
+class ServeProcess:
+    """`python -m isstreamer.collector --port 0` as a subprocess; its URL comes from stdout."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        cmd = [sys.executable, "-m", "isstreamer.collector", "--port", "0", "--db", str(db), *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()  # blocks until the server is listening
+        match = re.search(r"http://\S+", first)
+        if not match:
+            self.proc.kill()
+            pytest.fail(f"no URL on the first line: {first!r} {self.proc.stdout.read()}")
+        self.url = match.group(0)
+        self.output = first
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; the rest of stdout lands in .output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.stdout is not None
+        self.output += self.proc.stdout.read()  # the same buffered reader that got the first line
+        return self.proc.wait(20)
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A collector subprocess with key KEY; must shut down cleanly on SIGTERM."""
+    server = ServeProcess(tmp_path / "sub.db", "--access-key", KEY)
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0
+        assert "stopped" in server.output
+
+
+# --- ingest API ----------------------------------------------------------------------------
+
+def test_create_bucket_answers_201_then_204(url: str) -> None:
+    """POST /api/buckets creates a bucket (201) and answers 204 when it already exists."""
+    headers = {"X-IS-AccessKey": KEY}
+    body = {"bucketKey": "kitchen", "bucketName": "Kitchen"}
+    first = requests.post(url + "/api/buckets", json=body, headers=headers, timeout=10)
+    second = requests.post(url + "/api/buckets", json=body, headers=headers, timeout=10)
+    assert (first.status_code, second.status_code) == (201, 204)
+    buckets = requests.get(url + "/api/buckets", timeout=10).json()
+    assert buckets == [{"bucketKey": "kitchen", "bucketName": "Kitchen", "events": 0, "lastEpoch": None}]
+
+
+def test_events_array_and_single_object(url: str) -> None:
+    """An array and a single event object are both stored and answered with 204."""
+    many = post_events(url, [{"key": "a", "value": 1, "epoch": 1_900_000_000}, {"key": "b", "value": 2}])
+    one = post_events(url, {"key": "a", "value": 3, "epoch": 1_900_000_001})
+    assert (many.status_code, one.status_code) == (204, 204)
+    assert [(e["key"], e["value"]) for e in read_events(url, key="a")] == [("a", 1), ("a", 3)]
+    keys = read_keys(url)
+    assert keys["a"]["count"] == 2 and keys["a"]["lastValue"] == 3 and keys["b"]["lastValue"] == 2
+    assert requests.get(url + "/api/buckets", timeout=10).json()[0]["events"] == 3
+
+
+BAD_EVENTS = [
+    ({"key": "k", "value": None}, "value"),
+    ({"key": "k", "value": [1]}, "value"),
+    ({"key": "k", "value": float("nan")}, "finite"),
+    ({"key": "k", "value": "x" * 2001}, "2000"),
+    ({"key": "", "value": 1}, "key"),
+    ({"key": "k" * 251, "value": 1}, "key"),
+    ({"value": 1}, "key"),
+    ({"key": "k", "value": 1, "epoch": "yesterday"}, "epoch"),
+    ({"key": "k", "value": 1, "iso8601": "not a date"}, "iso8601"),
+    ("just a string", "object"),
+]
+
+
+@pytest.mark.parametrize("bad, word", BAD_EVENTS)
+def test_bad_event_gets_400_naming_it(url: str, bad: Any, word: str) -> None:
+    """A rule-breaking event gets 400 naming its index; nothing of the batch is stored."""
+    session = requests.Session()
+    good = {"key": "good", "value": 1}
+    response = post_events(url, [good, good, bad, good], session=session)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["event"] == 2 and "event 2" in body["message"] and word in body["message"]
+    assert post_events(url, [good], session=session).status_code == 204  # same connection
+    assert read_keys(url)["good"]["count"] == 1  # one transaction: the bad batch left nothing
+
+
+def test_invalid_json_and_missing_bucket_get_400(url: str) -> None:
+    """Malformed JSON, a non-event body and a missing bucket key are 400s with a message."""
+    assert "JSON" in post_events(url, None, data=b"[{").json()["message"]
+    assert post_events(url, None, data=b"42").status_code == 400
+    assert "bucket key" in post_events(url, [{"key": "k", "value": 1}], bucket="").json()["message"]
+    assert post_events(url, [{"key": "k", "value": 1}], bucket="a:b").status_code == 400
+
+
+def test_wrong_or_missing_key_gets_401_and_server_keeps_serving(url: str) -> None:
+    """A wrong or missing access key gets 401 for ingest and bucket creation; nothing is stored."""
+    session = requests.Session()
+    event = [{"key": "k", "value": 1}]
+    assert post_events(url, event, key="wrong", session=session).status_code == 401
+    assert post_events(url, event, key=None, session=session).status_code == 401
+    denied = session.post(url + "/api/buckets", json={"bucketKey": "x"}, headers={"X-IS-AccessKey": "no"}, timeout=10)
+    assert denied.status_code == 401
+    assert requests.get(url + "/api/buckets", timeout=10).json() == []
+    assert post_events(url, event, session=session).status_code == 204
+
+
+def test_body_over_1mb_gets_413_and_server_keeps_serving(url: str) -> None:
+    """A body over 1 MB gets 413 (also once gunzipped); the same connection then works."""
+    session = requests.Session()
+    big = [{"key": "k", "value": "x" * 1000, "epoch": 1_900_000_000 + i} for i in range(1100)]
+    assert post_events(url, big, session=session).status_code == 413
+    bomb = gzip.compress(json.dumps(big).encode())
+    assert len(bomb) < 1024 * 1024
+    assert post_events(url, None, data=bomb, session=session, headers={"Content-Encoding": "gzip"}).status_code == 413
+    assert post_events(url, big[:500], session=session).status_code == 204
+    assert read_keys(url)["k"]["count"] == 500
+
+
+def test_gzip_body(url: str) -> None:
+    """A gzip-compressed body (Content-Encoding: gzip) is accepted; broken gzip is a 400."""
+    body = gzip.compress(json.dumps([{"key": "z", "value": 7}]).encode())
+    assert post_events(url, None, data=body, headers={"Content-Encoding": "gzip"}).status_code == 204
+    assert read_keys(url)["z"]["lastValue"] == 7
+    assert post_events(url, None, data=b"not gzip", headers={"Content-Encoding": "gzip"}).status_code == 400
+
+
+def test_url_variant_get_and_post(url: str) -> None:
+    """GET and POST /api/events?accessKey=&bucketKey=&k=v store typed values; a bad key is 401."""
+    got = requests.get(url + "/api/events", params={"accessKey": KEY, "bucketKey": "u", "temp": "21.5",
+                                                    "count": "3", "door": "open", "on": "true"}, timeout=10)
+    posted = requests.post(url + "/api/events", params={"accessKey": KEY, "bucketKey": "u", "temp": "22"}, timeout=10)
+    denied = requests.get(url + "/api/events", params={"accessKey": "no", "bucketKey": "u", "temp": "1"}, timeout=10)
+    assert (got.status_code, posted.status_code, denied.status_code) == (204, 204, 401)
+    keys = read_keys(url, "u")
+    assert {k: v["lastValue"] for k, v in keys.items()} == {"count": 3, "door": "open", "on": True, "temp": 22}
+    assert [e["value"] for e in read_events(url, "u", key="temp")] == [21.5, 22]
+
+
+# --- read API and storage ------------------------------------------------------------------
+
+def test_value_types_round_trip(url: str) -> None:
+    """bool, int, float, str (unicode too) and large ints come back with their JSON types."""
+    values = [True, False, 0, 1, -7, 2**53 + 1, 1.0, 0.1, -2.5e-7, 1e300, "", "héllo ☃", "1", "true"]
+    events = [{"key": "v", "value": v, "epoch": 1_900_000_000 + i} for i, v in enumerate(values)]
+    assert post_events(url, events).status_code == 204
+    back = [e["value"] for e in read_events(url, key="v")]
+    assert back == values
+    assert [type(v) for v in back] == [type(v) for v in values]
+    assert read_keys(url)["v"]["lastValue"] == "true"
+
+
+def test_timestamps_epoch_iso8601_and_server_time(url: str) -> None:
+    """epoch and iso8601 are honoured; no timestamp or one over ten years old means server time."""
+    before = time.time()
+    events = [
+        {"key": "t", "value": 1, "epoch": 1_900_000_000.25},
+        {"key": "t", "value": 2, "iso8601": "2030-03-17T17:46:40.5Z"},
+        {"key": "t", "value": 3},
+        {"key": "t", "value": 4, "epoch": 1},
+    ]
+    assert post_events(url, events).status_code == 204
+    got = {e["value"]: e["epoch"] for e in read_events(url, key="t")}
+    assert got[1] == 1_900_000_000.25 and got[2] == 1_900_000_000.5
+    assert before <= got[3] <= time.time() and before <= got[4] <= time.time()
+
+
+def test_read_api_filters_limits_and_404(url: str) -> None:
+    """events honours key/since/until/limit (newest N, oldest first); unknown buckets are 404."""
+    events = [{"key": "k" if i % 2 else "j", "value": i, "epoch": 1_900_000_000 + i} for i in range(20)]
+    assert post_events(url, events).status_code == 204
+    assert [e["value"] for e in read_events(url, key="k", limit=3)] == [15, 17, 19]
+    assert [e["value"] for e in read_events(url, since=1_900_000_004, until="2030-03-17T17:46:46Z")] == [4, 5, 6]
+    assert [e["key"] for e in read_events(url, limit=2)] == ["j", "k"]
+    assert read_events(url, key="nope") == []
+    assert requests.get(url + "/api/buckets/nope/keys", timeout=10).status_code == 404
+    assert requests.get(url + "/api/buckets/nope/events", timeout=10).status_code == 404
+    assert requests.get(url + f"/api/buckets/{BUCKET}/events?limit=0", timeout=10).status_code == 400
+    assert requests.get(url + f"/api/buckets/{BUCKET}/events?since=soon", timeout=10).status_code == 400
+
+
+def test_data_survives_restart(tmp_path: Path) -> None:
+    """Stopping and starting a collector on the same database keeps buckets, keys and events."""
+    db = tmp_path / "restart.db"
+    with Collector(db, port=0, access_keys=[KEY]) as first:
+        assert post_events(first.url, [{"key": "k", "value": i} for i in range(50)]).status_code == 204
+        port = first.port
+    with Collector(db, port=port, access_keys=[KEY]) as second:
+        assert read_keys(second.url)["k"]["count"] == 50
+        assert post_events(second.url, [{"key": "k", "value": 50}]).status_code == 204
+        assert [e["value"] for e in read_events(second.url, key="k", limit=100)] == list(range(51))
+
+
+def test_retention_deletes_old_rows_at_start_and_periodically(tmp_path: Path) -> None:
+    """With retention_days, events older than that go at start and on every later run."""
+    db = tmp_path / "retention.db"
+    day = 86400
+    now = time.time()
+    with Collector(db, port=0, access_keys=[KEY]) as plain:
+        old = [{"key": "k", "value": i, "epoch": now - 3 * day - i} for i in range(10)]
+        fresh = [{"key": "k", "value": 100, "epoch": now}, {"key": "gone", "value": 1, "epoch": now - 5 * day}]
+        assert post_events(plain.url, old + fresh).status_code == 204
+    with Collector(db, port=0, access_keys=[KEY], retention_days=2) as kept:
+        wait_for(lambda: "gone" not in read_keys(kept.url), what="purge at start")
+        assert [e["value"] for e in read_events(kept.url, key="k")] == [100]
+    kept = Collector(db, port=0, access_keys=[KEY], retention_days=2)
+    kept.retention_interval_s = 0.05
+    with kept:
+        assert post_events(kept.url, [{"key": "late", "value": 1, "epoch": now - 4 * day}]).status_code == 204
+        wait_for(lambda: "late" not in read_keys(kept.url), what="periodic purge")
+        assert read_keys(kept.url)["k"]["count"] == 1
+
+
+def test_reads_need_the_key_when_exposed(tmp_path: Path) -> None:
+    """Bound beyond loopback, reads need the key (header or ?accessKey=); pages stay public."""
+    with Collector(tmp_path / "exposed.db", host="0.0.0.0", port=0, access_keys=[KEY]) as exposed:
+        local = f"http://127.0.0.1:{exposed.port}"
+        assert not exposed.reads_open
+        assert requests.get(local + "/api/buckets", timeout=10).status_code == 401
+        assert requests.get(local + "/api/buckets", headers={"X-IS-AccessKey": KEY}, timeout=10).status_code == 200
+        assert requests.get(local + f"/api/buckets?accessKey={KEY}", timeout=10).status_code == 200
+        assert requests.get(local + "/api/buckets/b/keys?accessKey=no", timeout=10).status_code == 401
+        assert requests.get(local + "/", timeout=10).status_code == 200
+
+
+def test_dashboard_files_are_served(url: str) -> None:
+    """The pages and the vendored uPlot are served locally with the right types; no traversal."""
+    index = requests.get(url + "/", timeout=10)
+    page = requests.get(url + "/buckets/any%2Fkey", timeout=10)
+    script = requests.get(url + "/static/uPlot.iife.min.js", timeout=10)
+    assert index.headers["Content-Type"].startswith("text/html") and "Buckets" in index.text
+    assert page.status_code == 200 and "uPlot" in page.text
+    assert script.headers["Content-Type"].startswith("text/javascript") and len(script.content) > 10_000
+    assert requests.get(url + "/static/..%2Fstore.py", timeout=10).status_code == 404
+    assert requests.get(url + "/static/nope.js", timeout=10).status_code == 404
+    assert "https://" not in index.text + page.text  # no CDN: a Pi is often offline
+
+
+# --- Streamers, concurrency, subprocess ----------------------------------------------------
+
+def stream(url: str, bucket: str, events: List[Tuple[str, Any]], key: str = KEY, **kwargs: Any) -> Dict[str, Any]:
+    """Log ``events`` with a Streamer into ``bucket``; return its stats after close()."""
+    streamer = Streamer(bucket_name=bucket.title(), bucket_key=bucket, access_key=key, api_base=url, **kwargs)
+    for key, value in events:
+        streamer.log(key, value)
+    assert streamer.close(timeout=30)
+    return streamer.stats()
+
+
+def test_streamer_into_collector_subprocess_keeps_types(serve_process: ServeProcess) -> None:
+    """The project's Streamer streams into a collector subprocess; every value keeps its type."""
+    values: List[Any] = [True, False, 0, 42, -3, 2**40, 3.5, -0.001, 1e-9, "text", "", "ünïcode", "42"]
+    events = [(f"key{i % 4}", v) for i, v in enumerate(values)]
+    stats = stream(serve_process.url, "typed", events, buffer_size=5)
+    assert stats["sent"] == len(values)
+    got = read_events(serve_process.url, "typed", limit=1000)
+    assert [(e["key"], e["value"]) for e in got] == events
+    assert [type(e["value"]) for e in got] == [type(v) for v in values]
+    buckets = requests.get(serve_process.url + "/api/buckets", timeout=10).json()
+    assert buckets[0]["bucketName"] == "Typed" and buckets[0]["events"] == len(values)
+
+
+def test_ten_concurrent_streamers_each_deliver_exactly_their_events(url: str) -> None:
+    """Ten Streamers in parallel threads each deliver exactly their own events, once."""
+    per_streamer = 500
+    errors: List[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            stream(url, f"s{n}", [(f"k{i % 3}", n * 10_000 + i) for i in range(per_streamer)], buffer_size=50)
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for n in range(10):
+        got = sorted(e["value"] for e in read_events(url, f"s{n}", limit=10_000))
+        assert got == [n * 10_000 + i for i in range(per_streamer)]
+
+
+def test_sigterm_stops_the_subprocess_gracefully(tmp_path: Path) -> None:
+    """`python -m isstreamer.collector` prints a new key once, keeps it 0600, and exits 0 on SIGTERM."""
+    db = tmp_path / "gen" / "collector.db"
+    first = ServeProcess(db)
+    key = key_file_path(db).read_text().strip()
+    assert post_events(first.url, [{"key": "k", "value": 1}], key=key).status_code == 204
+    assert first.stop() == 0
+    assert key in first.output and stat.S_IMODE(os.stat(key_file_path(db)).st_mode) == 0o600
+    second = ServeProcess(db)
+    assert read_keys(second.url)["k"]["count"] == 1
+    assert second.stop() == 0
+    assert key not in second.output  # printed on first start only
+
+
+# --- embedded default ----------------------------------------------------------------------
+
+def test_ensure_local_collector_starts_one_then_reuses_it() -> None:
+    """With nothing listening it starts an in-process collector on the default db; then reuses it."""
+    port = free_port()
+    base, key = ensure_local_collector(port=port)
+    assert base == f"http://127.0.0.1:{port}"
+    assert key_file_path(default_db_path()).read_text().strip() == key
+    assert str(default_db_path()).startswith(os.environ["XDG_DATA_HOME"])
+    assert ensure_local_collector(port=port) == (base, key)
+    stream(base, "embedded", [("x", 1), ("x", 2)], key=key)
+    assert read_keys(base, "embedded")["x"]["count"] == 2
+
+
+def test_ensure_local_collector_reuses_a_running_collector() -> None:
+    """A collector already answering on the port (another process) is reused with the stored key."""
+    port = free_port()
+    db = default_db_path()
+    proc = subprocess.Popen([sys.executable, "-m", "isstreamer.collector", "--port", str(port), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "listening" in proc.stdout.readline()
+        base, key = ensure_local_collector(port=port)
+        assert key == key_file_path(db).read_text().strip()
+        assert post_events(base, [{"key": "r", "value": 2}], key=key).status_code == 204
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        # It was the subprocess that answered: with it gone, nothing listens on the port.
+        with pytest.raises(requests.ConnectionError):
+            requests.get(base + "/api/health", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_ensure_local_collector_refuses_a_foreign_server() -> None:
+    """Something that is not a collector on the port is reported, not silently replaced."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+
+        threading.Thread(target=answer, daemon=True).start()
+        with pytest.raises(RuntimeError, match="not as an isstreamer collector"):
+            ensure_local_collector(port=port)
