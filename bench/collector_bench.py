@@ -6,6 +6,7 @@
 Goals (issue 7): ingest >= 50,000 events/s from one keep-alive client; the last 10,000 points
 of one key at 1M stored rows in < 50 ms.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,11 @@ def _bodies(count: int, keys: int = 10) -> List[bytes]:
     bodies = []
     for b in range(count):
         events = [
-            {"key": f"sensor_{i % keys}", "value": round(random.uniform(0, 100), 3), "epoch": now + b * BATCH + i}
+            {
+                "key": f"sensor_{i % keys}",
+                "value": round(random.uniform(0, 100), 3),
+                "epoch": now + b * BATCH + i,
+            }
             for i in range(BATCH)
         ]
         bodies.append(json.dumps(events, separators=(",", ":")).encode())
@@ -45,7 +50,9 @@ def bench_ingest(db: Path, batches: int) -> Dict[str, Any]:
     headers = {"Content-Type": "application/json", "X-IS-AccessKey": KEY, "X-IS-BucketKey": "bench"}
     with Collector(db, port=0, access_keys=[KEY]) as collector, requests.Session() as session:
         url = collector.url + "/api/events"
-        session.post(url, data=bodies[0], headers=headers).raise_for_status()  # warm up: bucket, series
+        session.post(
+            url, data=bodies[0], headers=headers
+        ).raise_for_status()  # warm up: bucket, series
         start = time.perf_counter()
         for body in bodies[1:]:
             response = session.post(url, data=body, headers=headers)
@@ -53,7 +60,11 @@ def bench_ingest(db: Path, batches: int) -> Dict[str, Any]:
                 raise RuntimeError(f"ingest failed: {response.status_code} {response.text}")
         elapsed = time.perf_counter() - start
     events = (batches - 1) * BATCH
-    return {"ingest_events": events, "ingest_seconds": round(elapsed, 3), "ingest_events_per_s": round(events / elapsed)}
+    return {
+        "ingest_events": events,
+        "ingest_seconds": round(elapsed, 3),
+        "ingest_events_per_s": round(events / elapsed),
+    }
 
 
 def bench_read(db: Path, rows: int, repeats: int = 20) -> Dict[str, Any]:
@@ -66,13 +77,16 @@ def bench_read(db: Path, rows: int, repeats: int = 20) -> Dict[str, Any]:
     for start in range(0, rows, chunk):
         store.ingest(
             "bench-read",
-            [(f"sensor_{i % keys}", (i % 1000) / 10, now + i) for i in range(start, min(rows, start + chunk))],
+            [
+                (f"sensor_{i % keys}", (i % 1000) / 10, now + i)
+                for i in range(start, min(rows, start + chunk))
+            ],
             time.time(),
         )
     store.close()
     with Collector(db, port=0, access_keys=[KEY]) as collector, requests.Session() as session:
         url = f"{collector.url}/api/buckets/bench-read/events"
-        params = {"key": "sensor_3", "limit": 10_000}
+        params: Dict[str, Any] = {"key": "sensor_3", "limit": 10_000}
         store_ms, http_ms = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()

@@ -1,4 +1,5 @@
 """The local collector over real HTTP: ingest API, errors, read API, storage, embedded default."""
+
 from __future__ import annotations
 
 import gzip
@@ -43,8 +44,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def post_events(url: str, events: Any, bucket: str = BUCKET, key: Optional[str] = KEY,
-                session: Any = requests, **kwargs: Any) -> requests.Response:
+def post_events(
+    url: str,
+    events: Any,
+    bucket: str = BUCKET,
+    key: Optional[str] = KEY,
+    session: Any = requests,
+    **kwargs: Any,
+) -> requests.Response:
     headers = {"Content-Type": "application/json", "X-IS-BucketKey": bucket, "Accept-Version": "~0"}
     if key is not None:
         headers["X-IS-AccessKey"] = key
@@ -96,7 +103,9 @@ class ServeProcess:
 
     def __init__(self, db: Path, *extra: str) -> None:
         cmd = [sys.executable, "-m", "isstreamer.collector", "--port", "0", "--db", str(db), *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()  # blocks until the server is listening
         match = re.search(r"http://\S+", first)
@@ -128,6 +137,7 @@ def serve_process(tmp_path: Path) -> Iterator[ServeProcess]:
 
 # --- ingest API ----------------------------------------------------------------------------
 
+
 def test_create_bucket_answers_201_then_204(url: str) -> None:
     """POST /api/buckets creates a bucket (201) and answers 204 when it already exists."""
     headers = {"X-IS-AccessKey": KEY}
@@ -136,12 +146,16 @@ def test_create_bucket_answers_201_then_204(url: str) -> None:
     second = requests.post(url + "/api/buckets", json=body, headers=headers, timeout=10)
     assert (first.status_code, second.status_code) == (201, 204)
     buckets = requests.get(url + "/api/buckets", timeout=10).json()
-    assert buckets == [{"bucketKey": "kitchen", "bucketName": "Kitchen", "events": 0, "lastEpoch": None}]
+    assert buckets == [
+        {"bucketKey": "kitchen", "bucketName": "Kitchen", "events": 0, "lastEpoch": None}
+    ]
 
 
 def test_events_array_and_single_object(url: str) -> None:
     """An array and a single event object are both stored and answered with 204."""
-    many = post_events(url, [{"key": "a", "value": 1, "epoch": 1_900_000_000}, {"key": "b", "value": 2}])
+    many = post_events(
+        url, [{"key": "a", "value": 1, "epoch": 1_900_000_000}, {"key": "b", "value": 2}]
+    )
     one = post_events(url, {"key": "a", "value": 3, "epoch": 1_900_000_001})
     assert (many.status_code, one.status_code) == (204, 204)
     assert [(e["key"], e["value"]) for e in read_events(url, key="a")] == [("a", 1), ("a", 3)]
@@ -191,7 +205,9 @@ def test_wrong_or_missing_key_gets_401_and_server_keeps_serving(url: str) -> Non
     event = [{"key": "k", "value": 1}]
     assert post_events(url, event, key="wrong", session=session).status_code == 401
     assert post_events(url, event, key=None, session=session).status_code == 401
-    denied = session.post(url + "/api/buckets", json={"bucketKey": "x"}, headers={"X-IS-AccessKey": "no"}, timeout=10)
+    denied = session.post(
+        url + "/api/buckets", json={"bucketKey": "x"}, headers={"X-IS-AccessKey": "no"}, timeout=10
+    )
     assert denied.status_code == 401
     assert requests.get(url + "/api/buckets", timeout=10).json() == []
     assert post_events(url, event, session=session).status_code == 204
@@ -204,7 +220,12 @@ def test_body_over_1mb_gets_413_and_server_keeps_serving(url: str) -> None:
     assert post_events(url, big, session=session).status_code == 413
     bomb = gzip.compress(json.dumps(big).encode())
     assert len(bomb) < 1024 * 1024
-    assert post_events(url, None, data=bomb, session=session, headers={"Content-Encoding": "gzip"}).status_code == 413
+    assert (
+        post_events(
+            url, None, data=bomb, session=session, headers={"Content-Encoding": "gzip"}
+        ).status_code
+        == 413
+    )
     assert post_events(url, big[:500], session=session).status_code == 204
     assert read_keys(url)["k"]["count"] == 500
 
@@ -212,28 +233,68 @@ def test_body_over_1mb_gets_413_and_server_keeps_serving(url: str) -> None:
 def test_gzip_body(url: str) -> None:
     """A gzip-compressed body (Content-Encoding: gzip) is accepted; broken gzip is a 400."""
     body = gzip.compress(json.dumps([{"key": "z", "value": 7}]).encode())
-    assert post_events(url, None, data=body, headers={"Content-Encoding": "gzip"}).status_code == 204
+    assert (
+        post_events(url, None, data=body, headers={"Content-Encoding": "gzip"}).status_code == 204
+    )
     assert read_keys(url)["z"]["lastValue"] == 7
-    assert post_events(url, None, data=b"not gzip", headers={"Content-Encoding": "gzip"}).status_code == 400
+    assert (
+        post_events(url, None, data=b"not gzip", headers={"Content-Encoding": "gzip"}).status_code
+        == 400
+    )
 
 
 def test_url_variant_get_and_post(url: str) -> None:
     """GET and POST /api/events?accessKey=&bucketKey=&k=v store typed values; a bad key is 401."""
-    got = requests.get(url + "/api/events", params={"accessKey": KEY, "bucketKey": "u", "temp": "21.5",
-                                                    "count": "3", "door": "open", "on": "true"}, timeout=10)
-    posted = requests.post(url + "/api/events", params={"accessKey": KEY, "bucketKey": "u", "temp": "22"}, timeout=10)
-    denied = requests.get(url + "/api/events", params={"accessKey": "no", "bucketKey": "u", "temp": "1"}, timeout=10)
+    got = requests.get(
+        url + "/api/events",
+        params={
+            "accessKey": KEY,
+            "bucketKey": "u",
+            "temp": "21.5",
+            "count": "3",
+            "door": "open",
+            "on": "true",
+        },
+        timeout=10,
+    )
+    posted = requests.post(
+        url + "/api/events", params={"accessKey": KEY, "bucketKey": "u", "temp": "22"}, timeout=10
+    )
+    denied = requests.get(
+        url + "/api/events", params={"accessKey": "no", "bucketKey": "u", "temp": "1"}, timeout=10
+    )
     assert (got.status_code, posted.status_code, denied.status_code) == (204, 204, 401)
     keys = read_keys(url, "u")
-    assert {k: v["lastValue"] for k, v in keys.items()} == {"count": 3, "door": "open", "on": True, "temp": 22}
+    assert {k: v["lastValue"] for k, v in keys.items()} == {
+        "count": 3,
+        "door": "open",
+        "on": True,
+        "temp": 22,
+    }
     assert [e["value"] for e in read_events(url, "u", key="temp")] == [21.5, 22]
 
 
 # --- read API and storage ------------------------------------------------------------------
 
+
 def test_value_types_round_trip(url: str) -> None:
     """bool, int, float, str (unicode too) and large ints come back with their JSON types."""
-    values = [True, False, 0, 1, -7, 2**53 + 1, 1.0, 0.1, -2.5e-7, 1e300, "", "héllo ☃", "1", "true"]
+    values = [
+        True,
+        False,
+        0,
+        1,
+        -7,
+        2**53 + 1,
+        1.0,
+        0.1,
+        -2.5e-7,
+        1e300,
+        "",
+        "héllo ☃",
+        "1",
+        "true",
+    ]
     events = [{"key": "v", "value": v, "epoch": 1_900_000_000 + i} for i, v in enumerate(values)]
     assert post_events(url, events).status_code == 204
     back = [e["value"] for e in read_events(url, key="v")]
@@ -259,23 +320,34 @@ def test_timestamps_epoch_iso8601_and_server_time(url: str) -> None:
 
 def test_read_api_filters_limits_and_404(url: str) -> None:
     """events honours key/since/until/limit (newest N, oldest first); unknown buckets are 404."""
-    events = [{"key": "k" if i % 2 else "j", "value": i, "epoch": 1_900_000_000 + i} for i in range(20)]
+    events = [
+        {"key": "k" if i % 2 else "j", "value": i, "epoch": 1_900_000_000 + i} for i in range(20)
+    ]
     assert post_events(url, events).status_code == 204
     assert [e["value"] for e in read_events(url, key="k", limit=3)] == [15, 17, 19]
-    assert [e["value"] for e in read_events(url, since=1_900_000_004, until="2030-03-17T17:46:46Z")] == [4, 5, 6]
+    assert [
+        e["value"] for e in read_events(url, since=1_900_000_004, until="2030-03-17T17:46:46Z")
+    ] == [4, 5, 6]
     assert [e["key"] for e in read_events(url, limit=2)] == ["j", "k"]
     assert read_events(url, key="nope") == []
     assert requests.get(url + "/api/buckets/nope/keys", timeout=10).status_code == 404
     assert requests.get(url + "/api/buckets/nope/events", timeout=10).status_code == 404
-    assert requests.get(url + f"/api/buckets/{BUCKET}/events?limit=0", timeout=10).status_code == 400
-    assert requests.get(url + f"/api/buckets/{BUCKET}/events?since=soon", timeout=10).status_code == 400
+    assert (
+        requests.get(url + f"/api/buckets/{BUCKET}/events?limit=0", timeout=10).status_code == 400
+    )
+    assert (
+        requests.get(url + f"/api/buckets/{BUCKET}/events?since=soon", timeout=10).status_code
+        == 400
+    )
 
 
 def test_data_survives_restart(tmp_path: Path) -> None:
     """Stopping and starting a collector on the same database keeps buckets, keys and events."""
     db = tmp_path / "restart.db"
     with Collector(db, port=0, access_keys=[KEY]) as first:
-        assert post_events(first.url, [{"key": "k", "value": i} for i in range(50)]).status_code == 204
+        assert (
+            post_events(first.url, [{"key": "k", "value": i} for i in range(50)]).status_code == 204
+        )
         port = first.port
     with Collector(db, port=port, access_keys=[KEY]) as second:
         assert read_keys(second.url)["k"]["count"] == 50
@@ -290,7 +362,10 @@ def test_retention_deletes_old_rows_at_start_and_periodically(tmp_path: Path) ->
     now = time.time()
     with Collector(db, port=0, access_keys=[KEY]) as plain:
         old = [{"key": "k", "value": i, "epoch": now - 3 * day - i} for i in range(10)]
-        fresh = [{"key": "k", "value": 100, "epoch": now}, {"key": "gone", "value": 1, "epoch": now - 5 * day}]
+        fresh = [
+            {"key": "k", "value": 100, "epoch": now},
+            {"key": "gone", "value": 1, "epoch": now - 5 * day},
+        ]
         assert post_events(plain.url, old + fresh).status_code == 204
     with Collector(db, port=0, access_keys=[KEY], retention_days=2) as kept:
         wait_for(lambda: "gone" not in read_keys(kept.url), what="purge at start")
@@ -298,7 +373,10 @@ def test_retention_deletes_old_rows_at_start_and_periodically(tmp_path: Path) ->
     kept = Collector(db, port=0, access_keys=[KEY], retention_days=2)
     kept.retention_interval_s = 0.05
     with kept:
-        assert post_events(kept.url, [{"key": "late", "value": 1, "epoch": now - 4 * day}]).status_code == 204
+        assert (
+            post_events(kept.url, [{"key": "late", "value": 1, "epoch": now - 4 * day}]).status_code
+            == 204
+        )
         wait_for(lambda: "late" not in read_keys(kept.url), what="periodic purge")
         assert read_keys(kept.url)["k"]["count"] == 1
 
@@ -309,9 +387,16 @@ def test_reads_need_the_key_when_exposed(tmp_path: Path) -> None:
         local = f"http://127.0.0.1:{exposed.port}"
         assert not exposed.reads_open
         assert requests.get(local + "/api/buckets", timeout=10).status_code == 401
-        assert requests.get(local + "/api/buckets", headers={"X-IS-AccessKey": KEY}, timeout=10).status_code == 200
+        assert (
+            requests.get(
+                local + "/api/buckets", headers={"X-IS-AccessKey": KEY}, timeout=10
+            ).status_code
+            == 200
+        )
         assert requests.get(local + f"/api/buckets?accessKey={KEY}", timeout=10).status_code == 200
-        assert requests.get(local + "/api/buckets/b/keys?accessKey=no", timeout=10).status_code == 401
+        assert (
+            requests.get(local + "/api/buckets/b/keys?accessKey=no", timeout=10).status_code == 401
+        )
         assert requests.get(local + "/", timeout=10).status_code == 200
 
 
@@ -322,7 +407,10 @@ def test_dashboard_files_are_served(url: str) -> None:
     script = requests.get(url + "/static/uPlot.iife.min.js", timeout=10)
     assert index.headers["Content-Type"].startswith("text/html") and "Buckets" in index.text
     assert page.status_code == 200 and "uPlot" in page.text
-    assert script.headers["Content-Type"].startswith("text/javascript") and len(script.content) > 10_000
+    assert (
+        script.headers["Content-Type"].startswith("text/javascript")
+        and len(script.content) > 10_000
+    )
     assert requests.get(url + "/static/..%2Fstore.py", timeout=10).status_code == 404
     assert requests.get(url + "/static/nope.js", timeout=10).status_code == 404
     assert "https://" not in index.text + page.text  # no CDN: a Pi is often offline
@@ -330,9 +418,14 @@ def test_dashboard_files_are_served(url: str) -> None:
 
 # --- Streamers, concurrency, subprocess ----------------------------------------------------
 
-def stream(url: str, bucket: str, events: List[Tuple[str, Any]], key: str = KEY, **kwargs: Any) -> Dict[str, Any]:
+
+def stream(
+    url: str, bucket: str, events: List[Tuple[str, Any]], key: str = KEY, **kwargs: Any
+) -> Dict[str, Any]:
     """Log ``events`` with a Streamer into ``bucket``; return its stats after close()."""
-    streamer = Streamer(bucket_name=bucket.title(), bucket_key=bucket, access_key=key, api_base=url, **kwargs)
+    streamer = Streamer(
+        bucket_name=bucket.title(), bucket_key=bucket, access_key=key, api_base=url, **kwargs
+    )
     for key, value in events:
         streamer.log(key, value)
     assert streamer.close(timeout=30)
@@ -341,7 +434,21 @@ def stream(url: str, bucket: str, events: List[Tuple[str, Any]], key: str = KEY,
 
 def test_streamer_into_collector_subprocess_keeps_types(serve_process: ServeProcess) -> None:
     """The project's Streamer streams into a collector subprocess; every value keeps its type."""
-    values: List[Any] = [True, False, 0, 42, -3, 2**40, 3.5, -0.001, 1e-9, "text", "", "ünïcode", "42"]
+    values: List[Any] = [
+        True,
+        False,
+        0,
+        42,
+        -3,
+        2**40,
+        3.5,
+        -0.001,
+        1e-9,
+        "text",
+        "",
+        "ünïcode",
+        "42",
+    ]
     events = [(f"key{i % 4}", v) for i, v in enumerate(values)]
     stats = stream(serve_process.url, "typed", events, buffer_size=5)
     assert stats["sent"] == len(values)
@@ -359,7 +466,12 @@ def test_ten_concurrent_streamers_each_deliver_exactly_their_events(url: str) ->
 
     def run(n: int) -> None:
         try:
-            stream(url, f"s{n}", [(f"k{i % 3}", n * 10_000 + i) for i in range(per_streamer)], buffer_size=50)
+            stream(
+                url,
+                f"s{n}",
+                [(f"k{i % 3}", n * 10_000 + i) for i in range(per_streamer)],
+                buffer_size=50,
+            )
         except BaseException as exc:  # surfaced in the main thread below
             errors.append(exc)
 
@@ -375,7 +487,7 @@ def test_ten_concurrent_streamers_each_deliver_exactly_their_events(url: str) ->
 
 
 def test_sigterm_stops_the_subprocess_gracefully(tmp_path: Path) -> None:
-    """`python -m isstreamer.collector` prints a new key once, keeps it 0600, and exits 0 on SIGTERM."""
+    """`python -m isstreamer.collector` prints a new key once (kept 0600) and exits 0 on SIGTERM."""
     db = tmp_path / "gen" / "collector.db"
     first = ServeProcess(db)
     key = key_file_path(db).read_text().strip()
@@ -390,8 +502,9 @@ def test_sigterm_stops_the_subprocess_gracefully(tmp_path: Path) -> None:
 
 # --- embedded default ----------------------------------------------------------------------
 
+
 def test_ensure_local_collector_starts_one_then_reuses_it() -> None:
-    """With nothing listening it starts an in-process collector on the default db; then reuses it."""
+    """With nothing listening it starts a collector in-process on the default db, then reuses it."""
     port = free_port()
     base, key = ensure_local_collector(port=port)
     assert base == f"http://127.0.0.1:{port}"
@@ -406,8 +519,12 @@ def test_ensure_local_collector_reuses_a_running_collector() -> None:
     """A collector already answering on the port (another process) is reused with the stored key."""
     port = free_port()
     db = default_db_path()
-    proc = subprocess.Popen([sys.executable, "-m", "isstreamer.collector", "--port", str(port), "--db", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "isstreamer.collector", "--port", str(port), "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and "listening" in proc.stdout.readline()
         base, key = ensure_local_collector(port=port)

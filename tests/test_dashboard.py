@@ -3,6 +3,7 @@
 Run as a script to regenerate the README screenshot from realistic metrics-like data:
     python tests/test_dashboard.py docs/dashboard.png
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +25,16 @@ CHROMIUM = "/usr/bin/chromium"
 KEY = "dashboard-test-key"
 # Without the networking flags Chromium keeps dialling Google's hosts, which this network refuses.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=5000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
 ]
 
 
@@ -51,10 +59,17 @@ def browse(chromium: str, url: str, profile: Path, *args: str, size: str = "1280
 def send(url: str, bucket: str, name: str, events: List[Dict[str, Any]]) -> None:
     """Create ``bucket`` and post ``events`` to it through the ingest API."""
     headers = {"X-IS-AccessKey": KEY, "X-IS-BucketKey": bucket}
-    created = requests.post(url + "/api/buckets", json={"bucketKey": bucket, "bucketName": name}, headers=headers, timeout=10)
+    created = requests.post(
+        url + "/api/buckets",
+        json={"bucketKey": bucket, "bucketName": name},
+        headers=headers,
+        timeout=10,
+    )
     assert created.status_code in (201, 204)
     for start in range(0, len(events), 1000):
-        posted = requests.post(url + "/api/events", json=events[start:start + 1000], headers=headers, timeout=10)
+        posted = requests.post(
+            url + "/api/events", json=events[start : start + 1000], headers=headers, timeout=10
+        )
         assert posted.status_code == 204, posted.text
 
 
@@ -71,10 +86,26 @@ def metrics_events(minutes: int = 60, step: int = 10) -> List[Dict[str, Any]]:
         cpu = max(2.0, min(98.0, cpu + rng.gauss(0, 4) + burst - (cpu - 22) * 0.08))
         events += [
             {"key": "cpu_percent", "value": round(cpu, 1), "epoch": t},
-            {"key": "cpu_temp_c", "value": round(48 + cpu * 0.18 + rng.gauss(0, 0.4), 1), "epoch": t},
-            {"key": "memory_percent", "value": round(41 + 6 * math.sin(i / 60) + rng.random(), 1), "epoch": t},
-            {"key": "load_1m", "value": round(max(0.0, 0.4 + cpu / 40 + rng.gauss(0, 0.08)), 2), "epoch": t},
-            {"key": "net_recv_kbps", "value": round(max(0.0, 120 + 80 * math.sin(i / 17) + rng.gauss(0, 25)), 1), "epoch": t},
+            {
+                "key": "cpu_temp_c",
+                "value": round(48 + cpu * 0.18 + rng.gauss(0, 0.4), 1),
+                "epoch": t,
+            },
+            {
+                "key": "memory_percent",
+                "value": round(41 + 6 * math.sin(i / 60) + rng.random(), 1),
+                "epoch": t,
+            },
+            {
+                "key": "load_1m",
+                "value": round(max(0.0, 0.4 + cpu / 40 + rng.gauss(0, 0.08)), 2),
+                "epoch": t,
+            },
+            {
+                "key": "net_recv_kbps",
+                "value": round(max(0.0, 120 + 80 * math.sin(i / 17) + rng.gauss(0, 25)), 1),
+                "epoch": t,
+            },
             {"key": "disk_used_percent", "value": round(63.2 + i * 0.002, 2), "epoch": t},
         ]
     events += [
@@ -94,13 +125,25 @@ def filled(tmp_path: Path) -> Iterator[Collector]:
         yield collector
 
 
-def test_bucket_page_renders_keys_table_and_charts(chromium: str, filled: Collector, tmp_path: Path) -> None:
+def test_bucket_page_renders_keys_table_and_charts(
+    chromium: str, filled: Collector, tmp_path: Path
+) -> None:
     """The bucket page lists every key with its latest value and draws a canvas per numeric key."""
     dom = browse(chromium, filled.url + "/buckets/pi", tmp_path / "profile", "--dump-dom")
-    for key in ("cpu_percent", "cpu_temp_c", "memory_percent", "load_1m", "hostname", "throttled", "processes"):
+    for key in (
+        "cpu_percent",
+        "cpu_temp_c",
+        "memory_percent",
+        "load_1m",
+        "hostname",
+        "throttled",
+        "processes",
+    ):
         assert key in dom
     assert "raspberrypi" in dom and "false" in dom and "Kitchen Pi" in dom
-    assert dom.count('class="card chart"') == 7  # six metrics and the int key; not the str/bool ones
+    assert (
+        dom.count('class="card chart"') == 7
+    )  # six metrics and the int key; not the str/bool ones
     assert dom.count("<canvas") >= 7
     assert 'data-state="live"' in dom
 
@@ -124,10 +167,18 @@ def test_exposed_dashboard_asks_for_the_key(chromium: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("size", ["1280,800", "390,844"])
-def test_screenshot_laptop_and_phone(chromium: str, filled: Collector, tmp_path: Path, size: str) -> None:
+def test_screenshot_laptop_and_phone(
+    chromium: str, filled: Collector, tmp_path: Path, size: str
+) -> None:
     """Screenshots at laptop and phone size come out as real PNGs of a rendered page."""
     shot = tmp_path / "dashboard.png"
-    browse(chromium, filled.url + "/buckets/pi", tmp_path / "profile", f"--screenshot={shot}", size=size)
+    browse(
+        chromium,
+        filled.url + "/buckets/pi",
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        size=size,
+    )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
@@ -137,9 +188,14 @@ def test_screenshot_laptop_and_phone(chromium: str, filled: Collector, tmp_path:
 
 def make_docs_screenshot(out: Path) -> None:
     """Render the bucket page with an hour of metrics into ``out`` (1280x800)."""
-    with tempfile.TemporaryDirectory() as tmp, Collector(Path(tmp) / "docs.db", port=0, access_keys=[KEY]) as c:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Collector(Path(tmp) / "docs.db", port=0, access_keys=[KEY]) as c,
+    ):
         send(c.url, "pi", "Kitchen Pi", metrics_events())
-        browse(CHROMIUM, c.url + "/buckets/pi", Path(tmp) / "profile", f"--screenshot={out.resolve()}")
+        browse(
+            CHROMIUM, c.url + "/buckets/pi", Path(tmp) / "profile", f"--screenshot={out.resolve()}"
+        )
     print(f"wrote {out}")
 
 

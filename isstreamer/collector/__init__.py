@@ -1,5 +1,6 @@
 """The local collector behind `isstreamer serve`: Initial State's events API on SQLite, a read
 API and a live dashboard."""
+
 from .command import add_serve_arguments, run_serve
 from .keys import default_db_path, key_file_path
 from .local import ensure_local_collector

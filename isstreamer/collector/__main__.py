@@ -1,4 +1,5 @@
 """`python -m isstreamer.collector [serve options]`: the collector without the CLI."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,9 @@ from .command import add_serve_arguments, run_serve
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m isstreamer.collector", description="Run the local collector.")
+    parser = argparse.ArgumentParser(
+        prog="python -m isstreamer.collector", description="Run the local collector."
+    )
     add_serve_arguments(parser)
     return run_serve(parser.parse_args())
 

@@ -1,10 +1,10 @@
 """HTTP request handling: the Initial State ingest API, the read API and the dashboard files."""
+
 from __future__ import annotations
 
 import hmac
 import json
 import logging
-import math
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler
@@ -13,7 +13,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._version import __version__
 from . import pages
-from .validate import EventError, bucket_key_problem, check_events, parse_time, url_events
+from .validate import (
+    EventError,
+    bucket_key_problem,
+    check_events,
+    parse_limit,
+    parse_query_time,
+    url_events,
+)
 
 if TYPE_CHECKING:
     from .server import CollectorHTTPServer
@@ -29,7 +36,10 @@ SERVICE = "isstreamer-collector"
 _SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
-    ("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    ),
 )
 
 
@@ -196,7 +206,9 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(400, "bad Content-Length") from None
         if length > MAX_BODY_BYTES:
             self._discard(length)
-            raise HTTPError(413, f"request body larger than {MAX_BODY_BYTES} bytes; send fewer events")
+            raise HTTPError(
+                413, f"request body larger than {MAX_BODY_BYTES} bytes; send fewer events"
+            )
         body = self.rfile.read(length) if length > 0 else b""
         if len(body) < length:
             raise ConnectionError("client closed the connection mid-body")
@@ -207,7 +219,9 @@ class Handler(BaseHTTPRequestHandler):
             except zlib.error:
                 raise HTTPError(400, "body is not valid gzip") from None
             if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
-                raise HTTPError(413, f"request body larger than {MAX_BODY_BYTES} bytes once decompressed")
+                raise HTTPError(
+                    413, f"request body larger than {MAX_BODY_BYTES} bytes once decompressed"
+                )
         return body
 
     def _discard_body(self) -> None:
@@ -254,16 +268,14 @@ class Handler(BaseHTTPRequestHandler):
             result = store.keys(bucket_key)
         else:
             params = dict(query)
-            limit = _number(params, "limit", DEFAULT_LIMIT)
-            if limit is None or not 1 <= limit <= 1e12 or limit != int(limit):
-                raise HTTPError(400, "limit must be a positive integer")
-            result = store.events(
-                bucket_key,
-                key=params.get("key") or None,
-                since=_time_param(params, "since"),
-                until=_time_param(params, "until"),
-                limit=min(int(limit), MAX_LIMIT),
-            )
+            try:
+                limit = parse_limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
+                since = parse_query_time(params.get("since"), "since")
+                until = parse_query_time(params.get("until"), "until")
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
+            key = params.get("key") or None
+            result = store.events(bucket_key, key=key, since=since, until=until, limit=limit)
         if result is None:
             raise HTTPError(404, "no such bucket")
         self._send_json(200, result)
@@ -288,26 +300,3 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(body)
-
-
-def _number(params: Dict[str, str], name: str, default: float) -> Optional[float]:
-    text = params.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _time_param(params: Dict[str, str], name: str) -> Optional[float]:
-    text = params.get(name)
-    if not text:
-        return None
-    try:
-        moment: Optional[float] = float(text)
-    except ValueError:
-        moment = parse_time(text)
-    if moment is None or not math.isfinite(moment):
-        raise HTTPError(400, f"{name} must be epoch seconds or an ISO 8601 time")
-    return moment

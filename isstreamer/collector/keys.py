@@ -1,4 +1,5 @@
 """Where the collector keeps its database and its generated access key."""
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def default_db_path() -> Path:
-    """``<user data dir>/isstreamer/collector.db``, e.g. ``~/.local/share/isstreamer/collector.db``."""
+    """``<user data dir>/collector.db``, e.g. ``~/.local/share/isstreamer/collector.db``."""
     return Path(platformdirs.user_data_dir("isstreamer")) / "collector.db"
 
 

@@ -1,4 +1,5 @@
 """The embedded default: find or start the collector that keyless commands stream to."""
+
 from __future__ import annotations
 
 import http.client
@@ -32,7 +33,9 @@ def _probe(host: str, port: int, key: str) -> Optional[dict]:
     except ConnectionRefusedError:
         return None
     except (OSError, http.client.HTTPException) as exc:
-        raise RuntimeError(f"something at {host}:{port} answers, but not as an isstreamer collector") from exc
+        raise RuntimeError(
+            f"something at {host}:{port} answers, but not as an isstreamer collector"
+        ) from exc
     finally:
         conn.close()
     try:
@@ -40,7 +43,9 @@ def _probe(host: str, port: int, key: str) -> Optional[dict]:
     except ValueError:
         health = None
     if response.status != 200 or not isinstance(health, dict) or health.get("service") != SERVICE:
-        raise RuntimeError(f"something at {host}:{port} answers, but not as an isstreamer collector")
+        raise RuntimeError(
+            f"something at {host}:{port} answers, but not as an isstreamer collector"
+        )
     return health
 
 

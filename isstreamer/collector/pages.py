@@ -1,4 +1,5 @@
 """The dashboard's files: two HTML pages plus vendored uPlot, shipped in ``static/``."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """The collector: a threading HTTP server on the SQLite store, plus the retention timer."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -34,7 +35,7 @@ class CollectorHTTPServer(ThreadingHTTPServer):
         self.store = store
         self.access_keys = access_keys
         # Reads are open only when nobody but this machine can connect.
-        self.reads_open = _is_loopback(self.server_address[0])
+        self.reads_open = _is_loopback(str(self.server_address[0]))
         self._state = threading.Condition()
         self._inflight = 0
         self._closing = False
@@ -43,7 +44,8 @@ class CollectorHTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name, which can hang for seconds offline.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
 
     def track(self, conn: socket.socket) -> None:
         with self._state:
@@ -87,7 +89,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _poke(server: CollectorHTTPServer) -> None:
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     try:
         socket.create_connection((host, port), timeout=0.2).close()
@@ -136,7 +138,7 @@ class Collector:
         return self._server.reads_open if self._server else _is_loopback(self.host)
 
     def start(self) -> "Collector":
-        """Open the store, bind, and serve in a daemon thread; raises OSError if the port is taken."""
+        """Open the store, bind, serve in a daemon thread; OSError if the port is taken."""
         if self._server is not None:
             return self
         store = Store(self.db_path)
@@ -148,10 +150,14 @@ class Collector:
         self._store, self._server = store, server
         self.port = server.server_address[1]
         self._stopping.clear()
-        self._threads = [threading.Thread(target=server.serve_forever, name="isstreamer-collector", daemon=True)]
+        self._threads = [
+            threading.Thread(target=server.serve_forever, name="isstreamer-collector", daemon=True)
+        ]
         if self.retention_days:
             self._threads.append(
-                threading.Thread(target=self._retention_loop, name="isstreamer-retention", daemon=True)
+                threading.Thread(
+                    target=self._retention_loop, name="isstreamer-retention", daemon=True
+                )
             )
         for thread in self._threads:
             thread.start()
@@ -162,9 +168,13 @@ class Collector:
         """Apply the retention setting now; returns the number of events deleted."""
         if self._store is None or not self.retention_days:
             return 0
-        deleted = self._store.purge(time.time() - self.retention_days * 86400, self._stopping.is_set)
+        deleted = self._store.purge(
+            time.time() - self.retention_days * 86400, self._stopping.is_set
+        )
         if deleted:
-            log.info("retention: deleted %d events older than %g days", deleted, self.retention_days)
+            log.info(
+                "retention: deleted %d events older than %g days", deleted, self.retention_days
+            )
         return deleted
 
     def _retention_loop(self) -> None:

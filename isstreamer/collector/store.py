@@ -1,4 +1,5 @@
 """The collector's SQLite store: buckets, one series per (bucket, key), and the events."""
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,9 @@ class Store:
 
     def _connect(self, readonly: bool = False) -> sqlite3.Connection:
         # Autocommit mode (isolation_level=None): transactions are spelled out with BEGIN.
-        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
+        db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=10
+        )
         db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
         if readonly:
             db.execute("PRAGMA query_only=1")
@@ -110,7 +113,9 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _bucket_id(self, db: sqlite3.Connection, bucket_key: str, name: str, now: float) -> Tuple[int, bool]:
+    def _bucket_id(
+        self, db: sqlite3.Connection, bucket_key: str, name: str, now: float
+    ) -> Tuple[int, bool]:
         bucket_id = self._bucket_ids.get(bucket_key)
         if bucket_id is not None:
             return bucket_id, False
@@ -119,7 +124,9 @@ class Store:
             (bucket_key, name or bucket_key, now),
         )
         created = cur.rowcount == 1
-        bucket_id = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()[0]
+        bucket_id = db.execute(
+            "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
+        ).fetchone()[0]
         self._bucket_ids[bucket_key] = bucket_id
         return bucket_id, created
 
@@ -128,7 +135,10 @@ class Store:
         with self._transaction() as db:
             bucket_id, created = self._bucket_id(db, bucket_key, name, now)
             if not created and name:
-                db.execute("UPDATE buckets SET name = ? WHERE id = ? AND name != ?", (name, bucket_id, name))
+                db.execute(
+                    "UPDATE buckets SET name = ? WHERE id = ? AND name != ?",
+                    (name, bucket_id, name),
+                )
         return created
 
     def ingest(self, bucket_key: str, rows: Sequence[Row], now: float) -> None:
@@ -152,7 +162,9 @@ class Store:
                     if epoch >= last[1]:
                         last[1:4] = epoch, kind, value
                 params.append((series_id, epoch, kind, value))
-            db.executemany("INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params)
+            db.executemany(
+                "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
+            )
             db.executemany(_UPDATE_SERIES, [tuple(last) for last in latest.values()])
 
     def _new_series(self, db: sqlite3.Connection, bucket_id: int, key: str) -> int:
@@ -169,14 +181,19 @@ class Store:
             rows = db.execute(
                 "SELECT b.bucket_key, b.name, COALESCE(SUM(s.count), 0), MAX(s.last_epoch)"
                 " FROM buckets b LEFT JOIN series s ON s.bucket_id = b.id AND s.count > 0"
-                " GROUP BY b.id ORDER BY MAX(s.last_epoch) IS NULL, MAX(s.last_epoch) DESC, b.bucket_key"
+                " GROUP BY b.id"
+                " ORDER BY MAX(s.last_epoch) IS NULL, MAX(s.last_epoch) DESC, b.bucket_key"
             ).fetchall()
-        return [{"bucketKey": k, "bucketName": n, "events": c, "lastEpoch": e} for k, n, c, e in rows]
+        return [
+            {"bucketKey": k, "bucketName": n, "events": c, "lastEpoch": e} for k, n, c, e in rows
+        ]
 
     def keys(self, bucket_key: str) -> Optional[List[Dict[str, Any]]]:
         """The keys of a bucket with count and latest value, or None for an unknown bucket."""
         with self._reader() as db:
-            bucket = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()
+            bucket = db.execute(
+                "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
+            ).fetchone()
             if bucket is None:
                 return None
             rows = db.execute(
@@ -185,7 +202,8 @@ class Store:
                 bucket,
             ).fetchall()
         return [
-            {"key": k, "count": c, "lastValue": _decode(kind, v), "lastEpoch": e} for k, c, kind, v, e in rows
+            {"key": k, "count": c, "lastValue": _decode(kind, v), "lastEpoch": e}
+            for k, c, kind, v, e in rows
         ]
 
     def events(
@@ -196,15 +214,17 @@ class Store:
         until: Optional[float] = None,
         limit: int = 1000,
     ) -> Optional[List[Dict[str, Any]]]:
-        """The newest ``limit`` events in [since, until], oldest first; None for an unknown bucket."""
+        """The newest ``limit`` events in [since, until], oldest first; None: unknown bucket."""
         low = -1e300 if since is None else since
         high = 1e300 if until is None else until
         with self._reader() as db:
-            bucket = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()
+            bucket = db.execute(
+                "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
+            ).fetchone()
             if bucket is None:
                 return None
             if key is not None:
-                # Walks the (series_id, epoch) index backwards: cost grows with limit, not table size.
+                # Walks the (series_id, epoch) index backwards: cost follows limit, not table size.
                 rows = db.execute(
                     "SELECT epoch, kind, value FROM events WHERE series_id ="
                     " (SELECT id FROM series WHERE bucket_id = ? AND key = ?)"
@@ -214,8 +234,10 @@ class Store:
                 rows.reverse()
                 return [{"key": key, "value": _decode(k, v), "epoch": e} for e, k, v in rows]
             rows = db.execute(
-                "SELECT s.key, e.epoch, e.kind, e.value FROM series s JOIN events e ON e.series_id = s.id"
-                " WHERE s.bucket_id = ? AND e.epoch BETWEEN ? AND ? ORDER BY e.epoch DESC, e.id DESC LIMIT ?",
+                "SELECT s.key, e.epoch, e.kind, e.value"
+                " FROM series s JOIN events e ON e.series_id = s.id"
+                " WHERE s.bucket_id = ? AND e.epoch BETWEEN ? AND ?"
+                " ORDER BY e.epoch DESC, e.id DESC LIMIT ?",
                 (bucket[0], low, high, limit),
             ).fetchall()
         rows.reverse()
@@ -235,7 +257,9 @@ class Store:
                         (series_id, older_than, PURGE_CHUNK),
                     ).rowcount
                     if deleted:
-                        db.execute("UPDATE series SET count = count - ? WHERE id = ?", (deleted, series_id))
+                        db.execute(
+                            "UPDATE series SET count = count - ? WHERE id = ?", (deleted, series_id)
+                        )
                 total += deleted
                 if deleted < PURGE_CHUNK:
                     break

@@ -1,4 +1,5 @@
 """Incoming events checked against the Initial State rules, with errors that name the culprit."""
+
 from __future__ import annotations
 
 import json
@@ -90,7 +91,7 @@ def check_events(payload: Any, now: float) -> List[Row]:
             key = str(key)
         if not 0 < len(key) <= MAX_KEY_CHARS:
             raise EventError(index, key, "key must be a string of 1 to 250 characters")
-        value = event.get("value")
+        value: Any = event.get("value")
         kind = type(value)
         if kind is float:
             if not math.isfinite(value):
@@ -100,10 +101,12 @@ def check_events(payload: Any, now: float) -> List[Row]:
                 value = float(value)
         elif kind is str:
             if len(value) > MAX_STRING_CHARS:
-                raise EventError(index, key, f"string value longer than {MAX_STRING_CHARS} characters")
+                raise EventError(
+                    index, key, f"string value longer than {MAX_STRING_CHARS} characters"
+                )
         elif kind is not bool:
             raise EventError(index, key, "value must be a boolean, a finite number or a string")
-        epoch = event.get("epoch")
+        epoch: Any = event.get("epoch")
         if epoch is None:
             iso = event.get("iso8601")
             if iso is None:
@@ -151,3 +154,29 @@ def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int =
         rows.append((key, url_value(text), now))
         index += 1
     return rows
+
+
+def parse_limit(text: Optional[str], default: int, cap: int) -> int:
+    """The ``limit`` query parameter: a positive integer, at most ``cap``; ValueError if not."""
+    if not text:
+        return default
+    try:
+        number = float(text)
+    except ValueError:
+        number = 0.0
+    if not 1 <= number <= 1e12 or number != int(number):
+        raise ValueError("limit must be a positive integer")
+    return min(int(number), cap)
+
+
+def parse_query_time(text: Optional[str], name: str) -> Optional[float]:
+    """A ``since``/``until`` query parameter: epoch seconds or ISO 8601; ValueError if neither."""
+    if not text:
+        return None
+    try:
+        moment: Optional[float] = float(text)
+    except ValueError:
+        moment = parse_time(text)
+    if moment is None or not math.isfinite(moment):
+        raise ValueError(f"{name} must be epoch seconds or an ISO 8601 time")
+    return moment
