@@ -1,0 +1,257 @@
+"""Replaying by hand: spill files, whole spools, and the files ISStreamer left behind.
+
+Spill files go to the bucket recorded in them. Each is claimed before it is sent, so a
+running Streamer sharing the spool never sends the same file, and deleted only once every
+event in it was accepted. ISStreamer's ``err_missed_events.txt`` and offline CSV files carry
+no bucket, so they go to the configured one; they are read and never changed, and whatever
+cannot be delivered now is written to the spool, where the next replay (or any Streamer)
+picks it up. Sending, retrying, splitting and quarantining are Delivery's, as for live data.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from .config import Settings, load_settings
+from .delivery import Delivery
+from .errors import ConfigError
+from .legacy_files import parse_value, read_legacy, sniff
+from .retry import RetryPolicy
+from .sinks.base import Bucket, Event, Sink
+from .sinks.factory import needs_access_key, sink_factory
+from .spool import Spool, event_count
+from .stats import Stats
+
+__all__ = ["ReplayResult", "parse_value", "replay"]
+
+log = logging.getLogger("isstreamer")
+
+PathLike = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int, int, float], None]  # (events done, events in all, events per second)
+LEGACY_CHUNK = 500  # events per request when replaying a legacy file
+SEND_TIMEOUT = 10.0  # seconds per HTTP request
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a replay did, in events.
+
+    ``failed`` events were tried and refused or unreachable; they are kept, so they also
+    count in ``remaining`` (everything still waiting on disk after the call). ``skipped`` are
+    unreadable lines of legacy files, reported in the log.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    remaining: int = 0
+    skipped: int = 0
+    last_error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when everything was delivered."""
+        return not (self.failed or self.quarantined or self.remaining or self.skipped)
+
+
+class _Selection(Spool):
+    """A spool directory limited to some of its files, following files rewritten on release."""
+
+    def __init__(self, directory: Path, names: Optional[Set[str]], max_bytes: int) -> None:
+        super().__init__(directory, max_bytes)
+        self.names = names  # None: every file
+        self.last_claimed: Optional[Path] = None
+        self.last_written: Optional[Path] = None
+
+    def files(self) -> List[Path]:
+        return [p for p in super().files() if self.names is None or p.name in self.names]
+
+    def claim(self, path: Path) -> Optional[Path]:
+        self.last_claimed = path
+        return super().claim(path)
+
+    def write(self, *args: Any, **kwargs: Any) -> Path:
+        path = super().write(*args, **kwargs)
+        if self.names is not None:
+            self.names.add(path.name)  # a partly delivered file comes back under a new name
+        self.last_written = path
+        return path
+
+    def pending(self) -> int:
+        return sum(event_count(p) for p in self.files())
+
+
+def _as_paths(paths_or_dir: Union[None, PathLike, Iterable[PathLike]]) -> List[Path]:
+    if paths_or_dir is None:
+        return []
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        return [Path(os.path.expanduser(os.fspath(paths_or_dir)))]
+    return [Path(os.path.expanduser(os.fspath(p))) for p in paths_or_dir]
+
+
+_Plan = Tuple[Dict[Path, Optional[Set[str]]], List[Tuple[Path, str]]]
+
+
+def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
+    """Sort the paths into spool selections and legacy files; complain before sending anything."""
+    spools: Dict[Path, Optional[Set[str]]] = {}
+    legacy: List[Tuple[Path, str]] = []
+    if not paths:
+        spools[Path(os.path.expanduser(str(settings.spill_dir))).resolve()] = None
+    for path in paths:
+        if path.is_dir():
+            spools[path.resolve()] = None
+        elif path.is_file():
+            kind = sniff(path)
+            if kind == "spill":
+                if ".claim." in path.name:
+                    log.warning("%s is being sent by another process; skipped", path)
+                    continue
+                names = spools.setdefault(path.parent.resolve(), set())
+                if names is not None:
+                    names.add(path.name)
+            else:
+                legacy.append((path, kind))
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    if legacy and not settings.bucket_key:
+        raise ConfigError(f"{legacy[0][0]} has no bucket of its own: give a bucket key with --bucket-key, "
+                          "bucket_key=, ISSTREAMER_BUCKET_KEY or bucket_key in the ini file")
+    return spools, legacy
+
+
+class _Run:
+    """One replay call: a sink, shared counters, the stop event and the progress report."""
+
+    def __init__(self, sink: Sink, settings: Settings, policy: RetryPolicy, stop: threading.Event,
+                 progress: Optional[Progress], total: int) -> None:
+        self.sink, self.settings, self.policy, self.stop = sink, settings, policy, stop
+        self.stats = Stats()
+        self.progress = progress
+        self.total = total
+        self.started = time.monotonic()
+        self.failed = self.remaining = 0
+
+    def done(self) -> int:
+        counts = self.stats.snapshot()
+        return counts["replayed"] + counts["sent"] + counts["quarantined"]
+
+    def report(self) -> None:
+        if self.progress is not None:
+            done = self.done()
+            self.progress(done, self.total, done / max(1e-6, time.monotonic() - self.started))
+
+    def delivery(self, spool: Spool) -> Delivery:
+        return Delivery(self.sink, spool, self.stats, self.policy, stop_event=self.stop)
+
+    def wait_pace(self, delivery: Delivery) -> bool:
+        """Honour a rate limit (Retry-After) the receiver asked for; False when stopped."""
+        wait = delivery.probe_at - time.monotonic() if delivery.open else 0.0
+        if wait > 0:
+            log.info("replay: the receiver asked to slow down; waiting %.1f s", wait)
+            return not self.stop.wait(wait)
+        return not self.stop.is_set()
+
+    def spool_files(self, directory: Path, names: Optional[Set[str]]) -> None:
+        spool = _Selection(directory, names, int(self.settings.spill_max_bytes))
+        delivery = self.delivery(spool)
+        exhausted = False
+        try:
+            while self.wait_pace(delivery):
+                before = self.done()
+                spool.last_written = None
+                if not delivery.replay_step():
+                    exhausted = True
+                    break
+                self.report()
+                if delivery.open and self.done() == before:  # the receiver failed this file
+                    kept = spool.last_written or spool.last_claimed
+                    self.failed += event_count(kept) if kept is not None else 0
+                    break
+        finally:
+            delivery.release_replay("replay interrupted" if self.stop.is_set() else "")
+            spool.release_own_claims()
+        left = spool.pending()
+        if exhausted and left:  # nothing more could be claimed, yet files are left
+            log.warning("replay: %d events in %s were spilled for another receiver than %s; "
+                        "left as they are", left, directory, self.sink.address)
+        self.remaining += left
+
+    def legacy_events(self, path: Path, events: List[Event], bucket: Bucket) -> None:
+        spool = Spool(Path(os.path.expanduser(str(self.settings.spill_dir))), int(self.settings.spill_max_bytes))
+        delivery = self.delivery(spool)
+        spilled_before = self.stats.snapshot()["spilled"]
+        reason = ""
+        for start in range(0, len(events), LEGACY_CHUNK):
+            chunk = events[start:start + LEGACY_CHUNK]
+            if reason or not self.wait_pace(delivery):
+                # Not sent: kept in the spool so nothing is lost and nothing is sent twice.
+                delivery.spill(bucket, chunk, last_error=reason or f"replay of {path.name} interrupted")
+                continue
+            before = self.stats.snapshot()
+            delivery.deliver(bucket, chunk)
+            after = self.stats.snapshot()
+            if after["spilled"] > before["spilled"] or after["dropped"] > before["dropped"]:
+                self.failed += len(chunk)
+                reason = self.stats.last_error or "delivery failed"
+            self.report()
+        self.remaining += self.stats.snapshot()["spilled"] - spilled_before
+
+
+def replay(paths_or_dir: Union[None, PathLike, Iterable[PathLike]] = None, *,
+           access_key: Optional[str] = None, api_base: Optional[str] = None,
+           bucket_key: Optional[str] = None, bucket_name: Optional[str] = None,
+           ini_file_location: Optional[str] = None, spill_dir: Optional[PathLike] = None,
+           timeout: Optional[float] = None, progress: Optional[Progress] = None,
+           retry_policy: Optional[RetryPolicy] = None,
+           stop_event: Optional[threading.Event] = None) -> ReplayResult:
+    """Send spilled or legacy events now; with no path, the configured spool.
+
+    A path may be a spill file, a spool directory, ISStreamer's ``err_missed_events.txt`` or
+    an offline CSV (``epoch,key,value``). Settings not given here come from the environment
+    and the ini file, as for a Streamer. ``timeout`` (seconds) bounds the whole call, and
+    setting ``stop_event`` ends it early; what was not sent stays on disk either way.
+    Raises ConfigError (no access key, no bucket key for a legacy file) or FileNotFoundError
+    before anything is sent.
+    """
+    settings = load_settings({
+        "access_key": access_key or None, "api_base": api_base, "bucket_key": bucket_key or None,
+        "bucket_name": bucket_name or None, "spill_dir": os.fspath(spill_dir) if spill_dir else None,
+        "offline": False,  # a replay goes to the receiver, never into another CSV
+    }, ini_file_location)
+    if needs_access_key(settings.api_base) and not settings.access_key:
+        raise ConfigError("no access key: set ISSTREAMER_ACCESS_KEY, put access_key in the ini file "
+                          "(isstreamer config init) or pass access_key=")
+    spools, legacy_paths = _plan(_as_paths(paths_or_dir), settings)
+    legacy = [(path, *read_legacy(path, kind)) for path, kind in legacy_paths]
+    total = sum(_Selection(d, n, 1).pending() for d, n in spools.items()) + sum(len(e) for _, e, _ in legacy)
+    stop = stop_event or threading.Event()
+    timer = threading.Timer(timeout, stop.set) if timeout is not None else None
+    sink = sink_factory(settings, SEND_TIMEOUT)()
+    run = _Run(sink, settings, retry_policy or RetryPolicy(), stop, progress, total)
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        for directory, names in spools.items():
+            run.spool_files(directory, names)
+        bucket = Bucket(str(settings.bucket_key), str(settings.bucket_name or settings.bucket_key))
+        for path, events, _skipped in legacy:
+            run.legacy_events(path, events, bucket)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        sink.close()
+    counts = run.stats.snapshot()
+    result = ReplayResult(sent=counts["replayed"] + counts["sent"], failed=run.failed,
+                          quarantined=counts["quarantined"], remaining=run.remaining,
+                          skipped=sum(s for _, _, s in legacy), last_error=run.stats.last_error)
+    log.info("replay to %s: %d sent, %d failed, %d quarantined, %d remaining, %d skipped",
+             sink.address, result.sent, result.failed, result.quarantined, result.remaining, result.skipped)
+    return result
+
