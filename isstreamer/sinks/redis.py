@@ -13,9 +13,10 @@ twice (with new ids). Consumers that need exactly-once deduplicate on (key, epoc
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
-from typing import Any, Callable, Dict, Optional, Sequence, Set
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from .base import SENT, Bucket, Event, Outcome, SendResult
 
@@ -62,14 +63,20 @@ def _bulk(arg: str) -> str:
     return f"${len(arg.encode())}\r\n{arg}\r\n"
 
 
+def _encode_float(value: float) -> str:
+    if value - value != 0.0:  # NaN and ±inf (inf - inf is NaN): not JSON, consumers choke
+        raise ValueError(f"{value!r} is not a JSON number")
+    return float.__repr__(value)
+
+
 def _encode_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
 # JSON text of a value, by exact type: ~4x cheaper than json.dumps on the hot loop and
 # byte-identical to it for these types (json also writes floats with float.__repr__).
-_ENCODERS: Dict[type, Callable[[Any], str]] = {
-    float: float.__repr__,
+_ENCODERS: dict[type, Callable[[Any], str]] = {
+    float: _encode_float,
     int: int.__repr__,
     bool: _encode_bool,
     str: encode_basestring_ascii,
@@ -86,17 +93,29 @@ class RedisSink:
     """Deliver batches to Redis Streams with XADD, pipelined in one round trip per batch."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, prefix: str = "isstreamer:",
-                 maxlen: Optional[int] = None) -> None:
+                 maxlen: int | None = None) -> None:
         redis = _import_redis()
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"not a redis:// or rediss:// URL: {redact_url(url)}")
         self.address = redact_url(url)
+        # ?prefix=...&maxlen=... in the URL win over the arguments: the URL is the one
+        # setting that reaches the sink from the ini file or ISSTREAMER_API_BASE.
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if "prefix" in query:
+            prefix = query.pop("prefix")[-1]
+        if "maxlen" in query:
+            text = query.pop("maxlen")[-1]
+            maxlen = int(text) if text.isdigit() else -1
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"maxlen must be a whole number of entries above 0 ({self.address})")
+        url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
         self.prefix = prefix
         self.maxlen = maxlen
         self._registry = prefix + "buckets"
-        self._registered: Set[str] = set()
-        self._secret = unquote(parts.password) if parts.password else ""
+        self._registered: set[str] = set()
+        # Kept only to scrub it from error texts, in both spellings the URL may carry.
+        self._secrets = [p for p in {parts.password or "", unquote(parts.password or "")} if p]
         # One attempt per send(): the worker owns retries and backoff, so redis-py's own
         # retry (3 attempts with backoff by default since 6.0) is turned off. TLS for
         # rediss:// verifies the certificate and host name (redis-py's default).
@@ -106,11 +125,15 @@ class RedisSink:
             socket_connect_timeout=timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
         )
-        self._errors = redis.exceptions
+        self._errors = errors = redis.exceptions
+        # By class where redis-py has one (some appeared after 4.5), by reply code otherwise.
+        self._auth_types = tuple(getattr(errors, name) for name in (
+            "AuthenticationError", "AuthorizationError", "NoPermissionError",
+            "AuthenticationWrongNumberOfArgsError") if hasattr(errors, name))
         # redis-py < 5.3 wants a command name; newer versions deprecate passing one.
         version = tuple(int(p) for p in redis.__version__.split(".")[:2] if p.isdigit())
-        self._conn_args: tuple = ("XADD",) if version < (5, 3) else ()
-        self._key_parts: Dict[str, str] = {}  # event key -> its packed "key" field
+        self._conn_args: tuple[str, ...] = ("XADD",) if version < (5, 3) else ()
+        self._key_parts: dict[str, str] = {}  # event key -> its packed "key" field
 
     def __repr__(self) -> str:
         return f"RedisSink({self.address!r}, prefix={self.prefix!r}, maxlen={self.maxlen!r})"
@@ -133,7 +156,7 @@ class RedisSink:
         expected = len(events) + register
         pool = self._pool
         conn = pool.get_connection(*self._conn_args)
-        first_error: Optional[Exception] = None
+        first_error: Exception | None = None
         failed_at = 0
         try:
             # One write, then every reply read back before the socket goes back to the pool,
@@ -187,7 +210,8 @@ class RedisSink:
                 part = keys[key] = _bulk(str(key)) + "$5\r\nvalue\r\n"
             text = encoders.get(type(value), _encode_other)(value)
             stamp = repr(epoch)
-            append(f"{head}{part}${len(text)}\r\n{text}\r\n$5\r\nepoch\r\n${len(stamp)}\r\n{stamp}\r\n")
+            append(f"{head}{part}${len(text)}\r\n{text}\r\n"
+                   f"$5\r\nepoch\r\n${len(stamp)}\r\n{stamp}\r\n")
         return "".join(chunks).encode()
 
     def _failed(self, exc: BaseException) -> SendResult:
@@ -195,14 +219,13 @@ class RedisSink:
         errors = self._errors
         text = str(exc).split("\n", 1)[0]
         code = text.split(" ", 1)[0] if text else ""
-        if self._secret:
-            text = text.replace(self._secret, "***")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         message = f"{type(exc).__name__}: {text}"[:300]
-        if isinstance(exc, (errors.AuthenticationError, errors.AuthorizationError,
-                            errors.NoPermissionError,
-                            errors.AuthenticationWrongNumberOfArgsError)) or code in AUTH_ERRORS:
-            return SendResult(Outcome.AUTH, message=f"{self.address} refused the credentials: "
-                              f"{message}")
+        if isinstance(exc, self._auth_types) or code in AUTH_ERRORS:
+            hint = "" if self._secrets else " (the URL has no password)"
+            return SendResult(Outcome.AUTH, message=f"{self.address} refused the credentials"
+                              f"{hint}: {message}")
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError)):
             # The registry may be gone (a restarted server without persistence): redo it.
             self._registered.clear()
