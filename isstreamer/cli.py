@@ -1,18 +1,119 @@
-"""The `isstreamer` command."""
+"""The ``isstreamer`` command: global options, subcommands and exit statuses.
+
+Exit 0 when done, 1 when something failed (the message says what), 2 when the configuration
+cannot work or the command line is wrong. Each subcommand lives in a cli_* module.
+"""
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import logging
+import sys
+from typing import Any, Optional, Sequence
 
+from . import cli_config, cli_metrics, cli_send, cli_spool
 from ._version import __version__
+from .cli_common import EXIT_CONFIG, EXIT_FAILED, say
+from .errors import ConfigError
+
+log = logging.getLogger("isstreamer")
+
+EXAMPLES = """\
+examples:
+  isstreamer config init                      # store your access key (hidden prompt, mode 0600)
+  isstreamer log temperature 21.5             # one event; exit 0 once delivered or spooled
+  some_sensor | isstreamer pipe               # lines: key,value  key=value  key,value,epoch  {json}
+  isstreamer metrics                          # system metrics every 10 s to bucket metrics-<host>
+  isstreamer replay                           # send what is waiting in the spool now
+  isstreamer spool                            # what is waiting, and why
+
+The access key comes from ISSTREAMER_ACCESS_KEY or an ini file (isstreamer config init). With
+neither a key nor an api_base, log, pipe and metrics use the local collector (isstreamer serve).
+"""
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="INI", help="the ini file to read (default: $ISSTREAMER_CONFIG, "
+                        "./isstreamer.ini, ~/isstreamer.ini, then ~/.config/isstreamer/isstreamer.ini)")
+    parser.add_argument("--access-key", metavar="KEY",
+                        help="the Initial State access key; better kept in the ini file (isstreamer config "
+                             "init) or ISSTREAMER_ACCESS_KEY: a key on the command line is visible in ps "
+                             "and in your shell history")
+    parser.add_argument("--bucket-key", metavar="KEY", help="the bucket to stream to (ISSTREAMER_BUCKET_KEY)")
+    parser.add_argument("--bucket-name", metavar="NAME", help="its display name (ISSTREAMER_BUCKET_NAME)")
+    parser.add_argument("--api-base", metavar="URL",
+                        help="receiver URL (ISSTREAMER_API_BASE; default https://groker.init.st)")
+    parser.add_argument("--spill-dir", metavar="DIR", help="where undeliverable events wait (ISSTREAMER_SPILL_DIR)")
+    parser.add_argument("-v", "--verbose", action="count", help="more messages (-vv for debugging)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="isstreamer", description="Stream telemetry to Initial State or a local collector.")
+    # The global options are accepted before and after the subcommand; after it they are
+    # SUPPRESSed when absent, so they never overwrite what was given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _global_options(common)
+    parser = argparse.ArgumentParser(prog="isstreamer", epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Stream telemetry to Initial State or a local collector.")
+    _global_options(parser)
+    parser.set_defaults(verbose=0, quiet=False, func=None)
     parser.add_argument("--version", action="version", version=f"isstreamer {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    cli_send.add_parsers(sub, common)
+    cli_metrics.add_parsers(sub, common)
+    cli_spool.add_parsers(sub, common)
+    cli_config.add_parsers(sub, common)
+    _add_serve(sub)
     return parser
 
 
+def _add_serve(sub: Any) -> None:
+    # No global options after "serve": the collector has its own --access-key.
+    try:
+        from .collector import add_serve_arguments, run_serve
+    except Exception as exc:  # not part of this installation, or broken: the rest still works
+        reason = f"{type(exc).__name__}: {exc}"
+        p = sub.add_parser("serve", help="run the local collector (not available here)")
+        p.set_defaults(func=lambda args: _unavailable(args, reason))
+        return
+    p = sub.add_parser("serve", help="run the local collector: ingest API, SQLite store, dashboard")
+    add_serve_arguments(p)
+    p.set_defaults(func=run_serve)
+
+
+def _unavailable(args: argparse.Namespace, reason: str) -> int:
+    say(args, f"serve is not available in this installation ({reason})", always=True)
+    return EXIT_FAILED
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    log.setLevel(level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("isstreamer: %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    build_parser().parse_args(argv)
-    return 0
+    """Run the command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    args.verbose = args.verbose or 0
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        say(args, str(exc), always=True)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `isstreamer spool -l | head`
+        return EXIT_FAILED
+    except Exception as exc:  # anything else: one line, the traceback only when asked for
+        if args.verbose >= 2:
+            log.exception("unexpected error")
+        say(args, f"error: {exc if isinstance(exc, OSError) else f'{type(exc).__name__}: {exc}'}", always=True)
+        return EXIT_FAILED

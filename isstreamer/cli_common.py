@@ -1,0 +1,158 @@
+"""What the ``isstreamer`` subcommands share: settings from the global options, opening a
+Streamer (with the local collector as the receiver when nothing is configured), stopping on
+signals, and messages on stderr."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from types import FrameType
+from typing import Any, Dict, Optional
+
+from .config import Settings, load_settings
+from .errors import ConfigError
+from .streamer import Streamer
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SETTING_OPTIONS = ("access_key", "bucket_key", "bucket_name", "api_base", "spill_dir")
+HOW_TO_CONFIGURE = "to stream to Initial State instead, run: isstreamer config init"
+
+
+def say(args: argparse.Namespace, message: str, *, always: bool = False) -> None:
+    """One line on stderr, prefixed with the program name; -q silences all but errors."""
+    if always or not getattr(args, "quiet", False):
+        print(f"isstreamer: {message}", file=sys.stderr, flush=True)
+
+
+def setting_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+    """The global options that are settings, as load_settings() arguments."""
+    return {name: getattr(args, name, None) for name in SETTING_OPTIONS}
+
+
+def load(args: argparse.Namespace) -> Settings:
+    return load_settings(setting_arguments(args), getattr(args, "config", None))
+
+
+def host_bucket_key(prefix: str) -> str:
+    """``<prefix>-<hostname>``: stable across restarts, so one device keeps one bucket."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-.") or "localhost"
+    return f"{prefix}-{host}"[:250]
+
+
+def wants_local_collector(settings: Settings) -> bool:
+    """Neither an access key nor an api_base anywhere: a fresh machine."""
+    return not settings.offline and not settings.access_key and settings.sources.get("api_base") == "default"
+
+
+def start_local_collector() -> tuple:
+    """(api_base, access_key) of the collector on 127.0.0.1:8080, started in-process if needed."""
+    try:
+        from .collector import ensure_local_collector
+    except ImportError:
+        raise ConfigError("no access key is configured and this installation has no local collector; "
+                          + HOW_TO_CONFIGURE) from None
+    try:
+        return tuple(ensure_local_collector())
+    except ConfigError:
+        raise
+    except Exception as exc:  # port taken by something else, unwritable data dir, ...
+        raise ConfigError(f"no access key is configured and the local collector could not start "
+                          f"({exc}); {HOW_TO_CONFIGURE}") from None
+
+
+def receiver(args: argparse.Namespace, settings: Settings) -> Dict[str, str]:
+    """Streamer/replay keyword arguments for the local collector when nothing is configured."""
+    if not wants_local_collector(settings):
+        return {}
+    api_base, access_key = start_local_collector()
+    say(args, f"no access key configured, so events go to the local collector: open {api_base} "
+              f"({HOW_TO_CONFIGURE})")
+    return {"api_base": api_base, "access_key": access_key}
+
+
+def open_streamer(args: argparse.Namespace, *, default_bucket_key: str, default_bucket_name: str = "",
+                  buffer_size: Optional[int] = None) -> Streamer:
+    """A Streamer from the global options, the environment and the ini file, in that order."""
+    settings = load(args)
+    kwargs: Dict[str, Any] = {
+        "access_key": args.access_key or "", "bucket_key": args.bucket_key or "",
+        "bucket_name": args.bucket_name or "", "api_base": args.api_base,
+        "spill_dir": args.spill_dir, "ini_file_location": args.config,
+    }
+    kwargs.update(receiver(args, settings))
+    if not settings.bucket_key:
+        # Streamer would make a new uuid bucket per run: a cron job would fill the account.
+        kwargs["bucket_key"] = default_bucket_key
+        if not settings.bucket_name and default_bucket_name:
+            kwargs["bucket_name"] = default_bucket_name
+    if buffer_size and settings.sources.get("buffer_size") == "default":
+        kwargs["buffer_size"] = buffer_size
+    return Streamer(**kwargs)
+
+
+class StopSignal:
+    """Set by SIGINT/SIGTERM or by another thread; waited on like a threading.Event.
+
+    The handler only writes a byte to a pipe and a small thread sets the Event: a handler
+    calling Event.set() itself could deadlock if the signal lands while the main thread holds
+    the Event's internal lock. After the first signal the default handlers are back, so a
+    second Ctrl-C or SIGTERM ends the program at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: Optional[int] = None
+        self._read, self._write = os.pipe()
+        self._previous: Dict[int, Any] = {}
+        self._watcher = threading.Thread(target=self._watch, name="isstreamer-signals", daemon=True)
+
+    def __enter__(self) -> "StopSignal":
+        self._watcher.start()
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+        os.close(self._write)  # ends the watcher
+        self._watcher.join(1.0)
+        os.close(self._read)
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.signum = signum
+        self._restore()
+        try:
+            os.write(self._write, b"\0")
+        except OSError:
+            pass
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _watch(self) -> None:
+        try:
+            if os.read(self._read, 1):
+                self.event.set()
+        except OSError:
+            pass
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self.event.wait(timeout)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
