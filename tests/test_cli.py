@@ -1,0 +1,283 @@
+"""The `isstreamer` command, run as a subprocess against the local events server."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Dict, Optional
+
+import pytest
+from apiserver import ApiServer
+
+from isstreamer import cli_common
+from isstreamer.cli import main
+from isstreamer.cli_common import host_bucket_key
+from isstreamer.sinks.base import Bucket
+from isstreamer.spool import QUARANTINE, Spool
+
+NOW = 1_790_000_000.0
+SECRET = "ist_0123456789abcdef-very-secret-key"
+
+
+@pytest.fixture
+def env(api_server: ApiServer, access_key: str, tmp_path: Path) -> Dict[str, str]:
+    """The environment of a CLI run: the test server, its key, a spool in tmp_path."""
+    return dict(os.environ, ISSTREAMER_API_BASE=api_server.url, ISSTREAMER_ACCESS_KEY=access_key,
+                ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
+
+
+def run(env: Dict[str, str], *args: str, stdin: Optional[str] = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "isstreamer", *args], env=env, input=stdin, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def start(env: Dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "isstreamer", *args], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def read_until(stream: IO[str], text: str) -> str:
+    """Read lines until one contains ``text`` (the process says it got that far)."""
+    seen = ""
+    for line in stream:
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"{text!r} never appeared; output was:\n{seen}")
+
+
+def holding_ini(tmp_path: Path) -> Path:
+    """An ini whose batches never fill or age: events leave only on flush or close."""
+    ini = tmp_path / "holding.ini"
+    ini.write_text("[isstreamer.client_config]\nbuffer_size = 100000\nflush_interval = 3600\n")
+    return ini
+
+
+def test_log_delivers_a_float(env: Dict[str, str], api_server: ApiServer) -> None:
+    """`log temperature 21.5` sends the float 21.5 and exits 0."""
+    done = run(env, "log", "--bucket-key", "pi", "temperature", "21.5")
+    assert done.returncode == 0, done.stderr
+    [event] = api_server.events_for("pi")
+    assert event["key"] == "temperature" and event["value"] == 21.5 and isinstance(event["value"], float)
+
+
+def test_log_types_epoch_and_string(env: Dict[str, str], api_server: ApiServer) -> None:
+    """true is a bool, --string keeps the text, --epoch sets the time, the default bucket is per host."""
+    assert run(env, "log", "door_open", "true", "--epoch", str(NOW)).returncode == 0
+    assert run(env, "--bucket-key", "pi", "log", "code", "007", "--string").returncode == 0
+    [door] = api_server.events_for(host_bucket_key("log"))
+    assert door["value"] is True and door["epoch"] == NOW
+    assert api_server.events_for("pi")[0]["value"] == "007"
+
+
+def test_log_spills_when_the_receiver_is_down(env: Dict[str, str], tmp_path: Path) -> None:
+    """With the receiver gone, log keeps the event in the spool and still exits 0."""
+    server = ApiServer().start()
+    server.stop()
+    done = run(dict(env, ISSTREAMER_API_BASE=server.url), "log", "t", "1", "--deadline", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert "kept in the spool" in done.stderr
+    assert len(Spool(tmp_path / "spool").files()) == 1
+
+
+def test_config_problems_exit_2_without_traceback(env: Dict[str, str], tmp_path: Path) -> None:
+    """No key, a bad URL or a missing ini: exit 2 and one line that says what to do."""
+    no_key = {k: v for k, v in env.items() if k != "ISSTREAMER_ACCESS_KEY"}
+    for args, environ, words in ((("log", "t", "1"), no_key, "no access key"),
+                                 (("--api-base", "ftp://x", "log", "t", "1"), env, "api_base"),
+                                 (("--config", str(tmp_path / "missing.ini"), "config"), env, "does not exist")):
+        done = run(environ, *args)
+        assert done.returncode == 2, done.stderr
+        assert words in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_pipe_delivers_good_lines_and_names_the_bad_one(env: Dict[str, str], api_server: ApiServer) -> None:
+    """Every accepted format arrives; the bad line is named with its number; a summary ends it."""
+    lines = ["a,1", "b = 2.5", "c,hello,1790000000", '{"d": true, "e": {"f": 3}, "epoch": 1790000001}',
+             "this line has no separator", "", "# a comment", 'g,"x, y"', "h=yes"]
+    done = run(env, "--bucket-key", "p", "pipe", stdin="\n".join(lines) + "\n")
+    assert done.returncode == 0, done.stderr
+    got = {e["key"]: e for e in api_server.events_for("p")}
+    assert {k: e["value"] for k, e in got.items()} == {"a": 1, "b": 2.5, "c": "hello", "d": True, "e_f": 3,
+                                                       "g": "x, y", "h": "yes"}
+    assert got["c"]["epoch"] == NOW and got["e_f"]["epoch"] == NOW + 1
+    bad = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert len(bad) == 1 and "line 5:" in bad[0]
+    assert "9 lines, 1 bad, 7 events; 7 delivered" in done.stderr.splitlines()[-1]
+
+
+def test_pipe_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """Events read before SIGTERM are delivered, and pipe exits 0 within its deadline."""
+    proc = start(env, "--config", str(holding_ini(tmp_path)), "--bucket-key", "p", "-vv", "pipe", "--deadline", "5")
+    assert proc.stdin and proc.stderr
+    proc.stdin.write("a,1\nb,2\nc,3\n")
+    proc.stdin.flush()
+    read_until(proc.stderr, "3 lines read")
+    assert api_server.events == []  # held in the buffer: only the signal can send them now
+    sent_at = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - sent_at < 5
+    assert [e["key"] for e in api_server.events_for("p")] == ["a", "b", "c"]
+    assert "stopped by SIGTERM" in proc.stderr.read()
+    proc.stdin.close()
+
+
+def test_replay_of_a_spill_directory(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """`replay` with no path sends the spool to each file's bucket and empties it."""
+    spool = Spool(tmp_path / "spool")
+    spool.write(Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW + 1)], sink=api_server.url)
+    spool.write(Bucket("b2"), [("j", True, NOW)], sink=api_server.url)
+    done = run(env, "replay")
+    assert done.returncode == 0, done.stderr
+    assert "3 events delivered" in done.stderr
+    assert [e["value"] for e in api_server.events_for("b1")] == [1, 2]
+    assert api_server.events_for("b2")[0]["value"] is True
+    assert spool.files() == []
+    other = Spool(tmp_path / "elsewhere")
+    other.write(Bucket("b3"), [("x", 0.5, NOW)], sink=api_server.url)
+    assert run(env, "replay", str(other.directory)).returncode == 0
+    assert api_server.events_for("b3")[0]["value"] == 0.5
+
+
+def test_replay_of_legacy_missed_events(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """ISStreamer's err_missed_events.txt is sent to --bucket-key with its own epochs."""
+    missed = tmp_path / "err_missed_events.txt"
+    missed.write_text(json.dumps([{"key": "t", "value": 20.5, "epoch": NOW},
+                                  {"key": "t", "value": 21, "epoch": NOW + 60}]) + "\n")
+    done = run(env, "replay", "--bucket-key", "old-pi", str(missed))
+    assert done.returncode == 0, done.stderr
+    assert [(e["value"], e["epoch"]) for e in api_server.events_for("old-pi")] == [(20.5, NOW), (21, NOW + 60)]
+
+
+def test_replay_of_an_offline_csv(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """An offline-mode CSV, with or without its header, is sent with its types."""
+    with_header = tmp_path / "out.csv"
+    with_header.write_text(f"epoch,key,value\n{NOW},temp,21.5\n{NOW + 1},on,true\n{NOW + 2},word,hello\n")
+    bare = tmp_path / "bare.csv"
+    bare.write_text(f"{NOW + 3},count,7\n")
+    done = run(env, "--bucket-key", "csv", "replay", str(with_header), str(bare))
+    assert done.returncode == 0, done.stderr
+    assert [e["value"] for e in api_server.events_for("csv")] == [21.5, True, "hello", 7]
+
+
+def test_replay_exit_1_when_not_everything_was_delivered(env: Dict[str, str], tmp_path: Path) -> None:
+    """A replay that cannot reach the receiver exits 1, says so, and keeps the file."""
+    server = ApiServer().start()
+    spool = Spool(tmp_path / "spool")
+    spool.write(Bucket("b1"), [("k", 1, NOW)], sink=server.url)
+    server.stop()
+    done = run(dict(env, ISSTREAMER_API_BASE=server.url), "replay", "--timeout", "1")
+    assert done.returncode == 1
+    assert "still in the spool" in done.stderr
+    assert len(spool.files()) == 1
+    missing = run(env, "replay", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    no_bucket = run(env, "replay", str(tmp_path / "spool" / spool.files()[0].name), str(_csv(tmp_path)))
+    assert no_bucket.returncode == 2 and "bucket key" in no_bucket.stderr
+
+
+def _csv(tmp_path: Path) -> Path:
+    path = tmp_path / "one.csv"
+    path.write_text(f"{NOW},k,1\n")
+    return path
+
+
+def test_spool_lists_shows_and_purges(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """spool summarises files and quarantine, show prints one file, purge needs --yes off a terminal."""
+    spool = Spool(tmp_path / "spool")
+    first = spool.write(Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW)], sink=api_server.url, last_error="503 busy")
+    spool.write(Bucket("b1"), [("k", 3, NOW)], sink=api_server.url, last_error="cannot reach")
+    spool.quarantine_batch(Bucket("b1"), [("bad", 1, NOW)], sink=api_server.url, reason="400: bad value")
+    listed = run(env, "spool")
+    assert listed.returncode == 0, listed.stderr
+    assert "2 files, 3 events" in listed.stdout and "last error: cannot reach" in listed.stdout
+    assert "quarantine: 1 files, 1 events" in listed.stdout
+    long = run(env, "spool", "list", "-l")
+    assert first.name in long.stdout and "503 busy" in long.stdout
+    assert "400: bad value" in run(env, "spool", "list", "--quarantine").stdout
+    shown = run(env, "spool", "show", first.name)
+    assert shown.returncode == 0 and "bucket       b1" in shown.stdout and "k = 2" in shown.stdout
+    assert run(env, "spool", "show", "nope.json").returncode == 1
+    refused = run(env, "spool", "purge")
+    assert refused.returncode == 1 and "--yes" in refused.stderr and len(spool.files()) == 2
+    assert run(env, "spool", "purge", "--yes", "--all").returncode == 0
+    assert spool.files() == [] and not list((spool.directory / QUARANTINE).iterdir())
+
+
+def test_config_never_shows_the_key(env: Dict[str, str], tmp_path: Path) -> None:
+    """config shows every setting and where it came from, but never the access key itself."""
+    ini = tmp_path / "isstreamer.ini"
+    ini.write_text(f"[isstreamer.client_config]\naccess_key = {SECRET}\nbucket_key = from-ini\n")
+    environ = {k: v for k, v in env.items() if k != "ISSTREAMER_ACCESS_KEY"}
+    for args in (("config",), ("-vv", "config", "show"), ("--config", str(ini), "config")):
+        done = run(dict(environ, ISSTREAMER_CONFIG=str(ini)), *args)
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        assert "ist_" in done.stdout and "from-ini" in done.stdout and f"ini ({ini})" in done.stdout
+    from_env = run(dict(env, ISSTREAMER_ACCESS_KEY=SECRET), "config")
+    assert SECRET not in from_env.stdout and "environment (ISSTREAMER_ACCESS_KEY)" in from_env.stdout
+
+
+def test_config_init_writes_0600(env: Dict[str, str], tmp_path: Path) -> None:
+    """config init stores the key from stdin in the user config file, readable only by its owner."""
+    done = run(env, "--bucket-key", "kitchen", "config", "init", "--access-key-stdin", stdin=SECRET + "\n")
+    assert done.returncode == 0, done.stderr
+    ini = Path(os.environ["XDG_CONFIG_HOME"]) / "isstreamer" / "isstreamer.ini"
+    assert stat.S_IMODE(ini.stat().st_mode) == 0o600
+    text = ini.read_text()
+    assert f"access_key = {SECRET}" in text and "bucket_key = kitchen" in text
+    assert SECRET not in done.stdout + done.stderr
+    shown = run({k: v for k, v in env.items() if k != "ISSTREAMER_ACCESS_KEY"}, "config")
+    assert f"ini ({ini})" in shown.stdout
+    no_key = run(env, "config", "init", stdin="")
+    assert no_key.returncode == 2 and "--access-key-stdin" in no_key.stderr
+
+
+def test_metrics_once_sends_system_keys(env: Dict[str, str], api_server: ApiServer) -> None:
+    """`metrics --once` sends at least ten system keys, cpu and memory among them, to metrics-<host>."""
+    done = run(env, "metrics", "--once")
+    assert done.returncode == 0, done.stderr
+    bucket = host_bucket_key("metrics")
+    keys = {e["key"] for e in api_server.events_for(bucket)}
+    assert len(keys) >= 10, keys
+    assert {"cpu_total", "mem_percent", "load_1", "uptime_s", "process_count"} <= keys
+    assert any(k.startswith("disk_root_") for k in keys)
+    assert api_server.buckets[bucket].endswith(" metrics")
+
+
+def test_metrics_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+    """Samples held in memory are delivered on SIGTERM, and metrics exits 0 in time."""
+    proc = start(env, "--config", str(holding_ini(tmp_path)), "-v", "metrics", "--interval", "0.2",
+                 "--bucket-key", "m", "--deadline", "5")
+    assert proc.stderr
+    read_until(proc.stderr, "metrics: sample 1")
+    assert api_server.events == []
+    sent_at = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - sent_at < 5
+    assert "cpu_total" in {e["key"] for e in api_server.events_for("m")}
+    assert "stopped by SIGTERM" in proc.stderr.read()
+
+
+def test_embedded_default_streams_to_the_local_collector(
+        api_server: ApiServer, access_key: str, monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path) -> None:
+    """With neither key nor api_base, log goes to the local collector and says where to look."""
+    monkeypatch.setattr(cli_common, "start_local_collector", lambda: (api_server.url, access_key))
+    assert main(["--spill-dir", str(tmp_path / "spool"), "log", "t", "1"]) == 0
+    assert api_server.events_for(host_bucket_key("log"))[0]["value"] == 1
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and f"open {api_server.url}" in notice[0] and "config init" in notice[0]
+
+
+def test_serve_is_wired_to_the_collector(env: Dict[str, str]) -> None:
+    """`serve --help` shows the collector's own options."""
+    done = run(env, "serve", "--help")
+    assert done.returncode == 0 and "--port" in done.stdout and "--retention-days" in done.stdout
