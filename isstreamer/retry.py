@@ -49,8 +49,9 @@ def honour_retry_after(wait: float, result: Optional[SendResult], policy: RetryP
 def next_probe_interval(policy: RetryPolicy, previous: float, rng: Callable[[], float] = random.random) -> float:
     """Growing, jittered interval between probes of a failed sink, capped at probe_max."""
     grown = policy.probe_initial if previous <= 0 else min(policy.probe_max, previous * 2)
-    # Full jitter on the upper half keeps a fleet of devices from probing in lock-step.
-    return grown / 2 + grown / 2 * rng()
+    # Jitter on the upper quarter keeps a fleet of devices from probing in lock-step; callers
+    # feed the jittered value back, so a wider spread could stop the interval from growing.
+    return grown * 0.75 + grown * 0.25 * rng()
 
 
 class _Wait(tenacity.wait.wait_base):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from .events import normalise_epoch, normalise_key, normalise_value
 from .sinks.base import Bucket, Event
 
 log = logging.getLogger("isstreamer")
@@ -104,7 +105,7 @@ def decode_batch(path: Path, data: bytes) -> SpillBatch:
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
             raise CorruptSpillFile(f"unknown spill format {doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")
-        events = [(str(k), v, float(e)) for k, v, e in doc["events"]]
+        events = [(normalise_key(k), normalise_value(v), normalise_epoch(e)) for k, v, e in doc["events"]]
         return SpillBatch(path=path, id=str(doc["id"]), created=float(doc["created"]), sink=str(doc["sink"]),
                           bucket=Bucket(str(doc["bucket_key"]), str(doc.get("bucket_name", ""))),
                           events=events, attempts=int(doc.get("attempts", 0)),

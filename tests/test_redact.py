@@ -1,0 +1,40 @@
+"""How much of an access key may be shown: never more than a recognisable fragment."""
+from __future__ import annotations
+
+import pytest
+
+from isstreamer.redact import redact_key
+
+
+def test_long_key_shows_first_and_last_four() -> None:
+    """A key of 16 characters or more shows its first four and last four, e.g. ist_…a1b2."""
+    assert redact_key("ist_0123456789abcdefa1b2") == "ist_…a1b2"
+    assert redact_key("abcdefghijklmnop") == "abcd…mnop"
+
+
+def test_medium_key_shows_last_two() -> None:
+    """A key of 8 to 15 characters shows only its last two."""
+    assert redact_key("abcdefgh") == "…gh"
+    assert redact_key("test-access-key") == "…ey"
+
+
+@pytest.mark.parametrize("key", ["a", "abc", "abcdefg"])
+def test_short_key_shows_nothing(key: str) -> None:
+    """A key under 8 characters shows none of them."""
+    assert redact_key(key) == "…"
+
+
+@pytest.mark.parametrize("key", ["", None])
+def test_empty_key(key: str) -> None:
+    """No key at all is shown as (none)."""
+    assert redact_key(key) == "(none)"
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 15, 16, 24, 32, 64, 200])
+def test_never_reveals_the_key(length: int) -> None:
+    """The redacted form never contains the key, and shows at most half of it (and at most 8 characters)."""
+    key = "".join(chr(ord("a") + i % 26) for i in range(length))
+    shown = redact_key(key)
+    assert key not in shown or length == 0
+    visible = len(shown.replace("…", ""))
+    assert visible <= min(8, length // 2)

@@ -1,0 +1,424 @@
+"""Spill files: durable writes, naming, claiming, release, stale claims, quarantine, quota."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from isstreamer.sinks.base import Bucket
+from isstreamer.sinks.initialstate import InitialStateSink
+from isstreamer.spool import (
+    FORMAT_VERSION,
+    QUARANTINE,
+    CorruptSpillFile,
+    Spool,
+    decode_batch,
+    encode_batch,
+    event_count,
+)
+
+ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
+BUCKET = Bucket("bucket-key", "Bucket Name")
+EVENTS = [("temp", 21.5, 1700000000.25), ("on", True, 1700000001.0), ("n", 3, 1700000002.0),
+          ("s", "text, with comma", 1700000003.0)]
+SINK = "http://127.0.0.1:9/api"
+NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}-[0-9a-f]{12}-n(\d+)\.json$")
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return Spool(tmp_path / "spool")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def make_claim(path: Path, pid: int, token: str = "deadbeef") -> Path:
+    """Rename a spill file the way another process's Spool.claim() would have."""
+    claimed = path.with_name(f"{path.name}.claim.{pid}.{token}")
+    os.rename(path, claimed)
+    return claimed
+
+
+# ---- writing ----------------------------------------------------------------------------
+
+def test_write_creates_private_dir_and_file(spool: Spool) -> None:
+    """The spool dir is 0700 and each file 0600, whatever the umask."""
+    old = os.umask(0)
+    try:
+        path = spool.write(BUCKET, EVENTS, sink=SINK)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(spool.directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.parent == spool.directory
+
+
+def test_existing_open_dir_is_tightened(tmp_path: Path) -> None:
+    """A spool dir created 0755 by someone else is made 0700 before the first write."""
+    directory = tmp_path / "open"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    Spool(directory).write(BUCKET, EVENTS, sink=SINK)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_file_name_carries_time_and_count(spool: Spool) -> None:
+    """The name is <UTC stamp>-<id>-n<events>.json; event_count() reads the count from it."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.25)
+    m = NAME.match(path.name)
+    assert m, path.name
+    assert path.name.startswith("20231114T221320.250000-")
+    assert int(m.group(1)) == len(EVENTS) == event_count(path)
+    assert event_count(Path("not-a-spill-file.json")) == 0
+
+
+def test_names_sort_by_age(spool: Spool) -> None:
+    """A sort by name is a sort by creation time, across seconds, days and years."""
+    times = [1900000000.0, 1700000000.999999, 1700000001.0, 1600000000.5, 1700000000.000001]
+    written = {spool.write(BUCKET, EVENTS[:1], sink=SINK, created=t).name: t for t in times}
+    assert [written[n] for n in sorted(written)] == sorted(times)
+
+
+def test_file_content(spool: Spool) -> None:
+    """The file holds format, id, created, sink, bucket key and name, attempts, last_error and the events."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=3, last_error="503 Service Unavailable",
+                       created=1700000000.5, batch_id="abc123")
+    doc = json.loads(path.read_bytes())
+    assert doc == {
+        "format": FORMAT_VERSION, "id": "abc123", "created": 1700000000.5, "sink": SINK,
+        "bucket_key": "bucket-key", "bucket_name": "Bucket Name", "attempts": 3,
+        "last_error": "503 Service Unavailable", "events": [list(e) for e in EVENTS],
+    }
+
+
+def test_file_never_holds_the_access_key(spool: Spool) -> None:
+    """Written with the HTTP sink's own address (from a URL with credentials), no part of the key is on disk."""
+    sink = InitialStateSink(f"https://user:{ACCESS_KEY}@groker.example:8443/base/?accessKey={ACCESS_KEY}",
+                            ACCESS_KEY)
+    try:
+        path = spool.write(BUCKET, EVENTS, sink=sink.address, last_error="401 refused")
+    finally:
+        sink.close()
+    data = path.read_text()
+    assert json.loads(data)["sink"] == "https://groker.example:8443/base"
+    assert ACCESS_KEY not in data and "SECRET" not in data and "user" not in data
+
+
+def test_write_leaves_no_temp_files(spool: Spool) -> None:
+    """After a write only the final file is in the directory."""
+    spool.write(BUCKET, EVENTS, sink=SINK)
+    assert [p.name for p in spool.directory.iterdir()] == [p.name for p in spool.files()]
+
+
+def test_round_trip_keeps_types(spool: Spool) -> None:
+    """Loading a file gives back the bucket and the events with their types (bool, int, float, str)."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=2, last_error="x", batch_id="id1")
+    claimed = spool.claim(path)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    assert batch.path == claimed and batch.id == "id1" and batch.sink == SINK
+    assert batch.bucket == BUCKET and batch.attempts == 2 and batch.last_error == "x"
+    assert batch.events == EVENTS
+    assert [type(v) for _, v, _ in batch.events] == [float, bool, int, str]
+
+
+# ---- listing and usage ------------------------------------------------------------------
+
+def test_files_oldest_first_and_ignores_others(spool: Spool) -> None:
+    """files() lists only unclaimed spill files, oldest first."""
+    newer = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
+    older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0)
+    claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK, created=1600000000.0))
+    (spool.directory / ".partial.json.tmp").write_text("x")
+    (spool.directory / "notes.txt").write_text("x")
+    spool.quarantine(spool.write(BUCKET, EVENTS, sink=SINK, created=1500000000.0), "bad")
+    assert spool.files() == [older, newer]
+    assert claimed is not None and claimed.exists()
+
+
+def test_files_of_missing_dir_is_empty(tmp_path: Path) -> None:
+    """A spool whose directory does not exist yet lists nothing and uses nothing."""
+    spool = Spool(tmp_path / "not-yet")
+    assert spool.files() == [] and spool.usage() == (0, 0)
+    assert spool.reclaim_stale() == 0
+
+
+def test_usage_counts_claimed_but_not_quarantined(spool: Spool) -> None:
+    """usage() counts files being sent, but not quarantined ones."""
+    a = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK))
+    spool.quarantine(spool.write(BUCKET, EVENTS, sink=SINK), "bad")
+    assert claimed is not None
+    assert spool.usage() == (2, a.stat().st_size + claimed.stat().st_size)
+
+
+# ---- claiming ---------------------------------------------------------------------------
+
+def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) -> None:
+    """A claimed file leaves the listing; claiming the same path again (here or in another Spool) returns None."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(path)
+    assert claimed is not None and claimed.exists() and not path.exists()
+    assert f".claim.{os.getpid()}." in claimed.name
+    assert spool.files() == []
+    assert spool.claim(path) is None
+    assert Spool(spool.directory).claim(path) is None
+
+
+def test_claim_refreshes_mtime(spool: Spool) -> None:
+    """A claim's age starts at the claim, so an old file does not look like a stale claim."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    os.utime(path, (1, 1))
+    claimed = spool.claim(path)
+    assert claimed is not None and time.time() - claimed.stat().st_mtime < 60
+
+
+def test_release_unchanged_puts_file_back(spool: Spool) -> None:
+    """release() of an untouched batch gives the file back under its original name."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    spool.release(spool.load(claimed))
+    assert spool.files() == [path] and not claimed.exists()
+
+
+def test_release_with_fewer_events_rewrites(spool: Spool) -> None:
+    """release() with the undelivered remainder rewrites the file: same id and age, fewer events, one more attempt."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0, batch_id="b1", attempts=1)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    spool.release(batch, EVENTS[2:], last_error="503")
+    assert not claimed.exists()
+    [rewritten] = spool.files()
+    assert event_count(rewritten) == 2
+    assert rewritten.name[:22] == path.name[:22]  # the same UTC stamp: it keeps its place in line
+    doc = json.loads(rewritten.read_bytes())
+    assert doc["id"] == "b1" and doc["events"] == [list(e) for e in EVENTS[2:]]
+    assert doc["attempts"] == 2 and doc["last_error"] == "503"
+    assert spool.usage()[0] == 1
+
+
+def test_release_with_new_error_rewrites(spool: Spool) -> None:
+    """release() with a new last_error records it and counts the attempt."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    spool.release(spool.load(claimed), last_error="timeout")
+    [back] = spool.files()
+    doc = json.loads(back.read_bytes())
+    assert doc["last_error"] == "timeout" and doc["attempts"] == 1 and len(doc["events"]) == len(EVENTS)
+
+
+def test_release_with_nothing_remaining_deletes(spool: Spool) -> None:
+    """release() with an empty remainder leaves no file behind."""
+    claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK))
+    assert claimed is not None
+    spool.release(spool.load(claimed), [])
+    assert spool.files() == [] and spool.usage() == (0, 0)
+
+
+def test_delete_removes_claimed_file(spool: Spool) -> None:
+    """delete() removes a claimed file; deleting it twice is harmless."""
+    claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK))
+    assert claimed is not None
+    spool.delete(claimed)
+    spool.delete(claimed)
+    assert spool.usage() == (0, 0)
+
+
+def test_stale_claim_of_dead_process_is_reclaimed(spool: Spool) -> None:
+    """A claim left by a process that no longer exists is renamed back to a claimable file."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    make_claim(path, dead_pid())
+    assert spool.files() == []
+    assert spool.reclaim_stale() == 1
+    assert spool.files() == [path]
+    assert spool.claim(path) is not None
+
+
+def test_live_claim_is_not_reclaimed(spool: Spool) -> None:
+    """A claim held by a running process (another Spool in this one) is left alone."""
+    other = Spool(spool.directory)
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = other.claim(path)
+    assert claimed is not None
+    assert spool.reclaim_stale() == 0
+    assert claimed.exists() and spool.files() == []
+
+
+def test_own_claim_is_not_reclaimed(spool: Spool) -> None:
+    """A Spool never takes back its own claim, however old."""
+    claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK))
+    assert claimed is not None
+    os.utime(claimed, (1, 1))
+    assert spool.reclaim_stale(max_age=0) == 0 and claimed.exists()
+
+
+def test_very_old_live_claim_is_reclaimed(spool: Spool) -> None:
+    """A claim older than max_age is taken over even if its pid is alive (pids get reused)."""
+    other = Spool(spool.directory)
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = other.claim(path)
+    assert claimed is not None
+    os.utime(claimed, (time.time() - 7200, time.time() - 7200))
+    assert spool.reclaim_stale(max_age=3600) == 1
+    assert spool.files() == [path]
+
+
+def test_release_own_claims(spool: Spool) -> None:
+    """On close a Spool gives back its own claims but not another Spool's."""
+    other = Spool(spool.directory)
+    mine = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)
+    theirs = spool.write(BUCKET, EVENTS, sink=SINK, created=2.0)
+    spool.claim(mine)
+    other_claim = other.claim(theirs)
+    spool.release_own_claims()
+    assert spool.files() == [mine]
+    assert other_claim is not None and other_claim.exists()
+
+
+# ---- quarantine and corrupt files -------------------------------------------------------
+
+def test_quarantine_moves_file_and_writes_reason(spool: Spool, caplog: pytest.LogCaptureFixture) -> None:
+    """quarantine() moves a (claimed) file to quarantine/ under its original name with a .reason file, and logs it."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    with caplog.at_level(logging.ERROR, logger="isstreamer"):
+        target = spool.quarantine(claimed, "400 Bad Request: BUCKET_REMOVED")
+    assert target == spool.directory / QUARANTINE / path.name
+    assert target.exists() and not claimed.exists()
+    reason = target.with_name(target.name + ".reason")
+    assert reason.read_text() == "400 Bad Request: BUCKET_REMOVED\n"
+    assert stat.S_IMODE(reason.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert spool.files() == [] and spool.usage() == (0, 0)
+    assert any("BUCKET_REMOVED" in r.getMessage() and path.name in r.getMessage() for r in caplog.records)
+
+
+def test_quarantine_batch_writes_straight_to_quarantine(spool: Spool) -> None:
+    """A batch the receiver rejected is written directly into the quarantine with its reason."""
+    target = spool.quarantine_batch(BUCKET, EVENTS, sink=SINK, reason="400 bad")
+    assert target.parent.name == QUARANTINE
+    assert json.loads(target.read_bytes())["last_error"] == "400 bad"
+    assert target.with_name(target.name + ".reason").read_text() == "400 bad\n"
+    assert spool.files() == []
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00\xffgarbage", b"{not json", b"[]", b"null", b'{"format": 2, "events": []}',
+    b'{"format": 1}',
+    b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", "events": [["k", 1]]}',
+    b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", "events": 5}',
+    b'{"format": 1, "id": "x", "created": "later", "sink": "s", "bucket_key": "b", "events": []}',
+])
+def test_decode_garbage_raises_corrupt(data: bytes) -> None:
+    """Anything that is not a valid spill document raises CorruptSpillFile, never another error."""
+    with pytest.raises(CorruptSpillFile):
+        decode_batch(Path("x.json"), data)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "null", '{"a": 1}', "[1, 2]"])
+def test_decode_rejects_values_that_cannot_be_sent(value: str) -> None:
+    """An event value no receiver accepts (NaN, null, objects) makes the file corrupt, so it is quarantined rather than crashing a send."""
+    data = ('{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", '
+            f'"events": [["ok", 1, 1.0], ["k", {value}, 2.0]]}}').encode()
+    with pytest.raises(CorruptSpillFile):
+        decode_batch(Path("x.json"), data)
+
+
+def test_load_of_missing_claim_is_corrupt(spool: Spool) -> None:
+    """A claimed file that vanished loads as CorruptSpillFile, not OSError."""
+    with pytest.raises(CorruptSpillFile):
+        spool.load(spool.directory / "gone.json.claim.1.abc")
+
+
+def test_corrupt_file_on_disk_then_quarantined(spool: Spool) -> None:
+    """A truncated spill file fails to load and goes to quarantine; the others stay."""
+    good = spool.write(BUCKET, EVENTS, sink=SINK, created=2.0)
+    bad = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)
+    bad.write_bytes(bad.read_bytes()[:20])
+    claimed = spool.claim(bad)
+    assert claimed is not None
+    with pytest.raises(CorruptSpillFile) as info:
+        spool.load(claimed)
+    spool.quarantine(claimed, str(info.value))
+    assert spool.files() == [good]
+    assert (spool.directory / QUARANTINE / bad.name).exists()
+
+
+def test_encode_rejects_nan() -> None:
+    """encode_batch refuses NaN instead of writing a file no receiver would accept."""
+    with pytest.raises(ValueError):
+        encode_batch("i", 1.0, SINK, BUCKET, [("k", float("nan"), 1.0)], 0, "")
+
+
+# ---- quota ------------------------------------------------------------------------------
+
+def test_quota_evicts_oldest_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Past max_bytes the oldest files are deleted first, on_evict gets (files, events), and a warning says how many events were lost."""
+    evicted: list[tuple[int, int]] = []
+    probe = Spool(tmp_path / "probe").write(BUCKET, EVENTS, sink=SINK, created=1000.0)
+    size = probe.stat().st_size
+    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10, on_evict=lambda f, e: evicted.append((f, e)))
+    paths = [spool.write(BUCKET, EVENTS, sink=SINK, created=1000.0 + i) for i in range(3)]
+    assert evicted == [] and spool.files() == paths
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        newest = spool.write(BUCKET, EVENTS[:3], sink=SINK, created=2000.0)
+        assert evicted == []  # still fits: a smaller file
+        last = spool.write(BUCKET, EVENTS, sink=SINK, created=3000.0)
+    assert evicted == [(1, len(EVENTS))]
+    assert spool.files() == [paths[1], paths[2], newest, last]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"{len(EVENTS)} events lost" in warnings[0]
+
+
+def test_quota_evicts_several_and_counts_their_events(tmp_path: Path) -> None:
+    """A large file evicts as many old files as needed and reports the sum of their events."""
+    evicted: list[tuple[int, int]] = []
+    big_events = [("k", "x" * 100, float(i)) for i in range(80)]
+    big_size = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0).stat().st_size
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, on_evict=lambda f, e: evicted.append((f, e)))
+    small = [spool.write(BUCKET, EVENTS[:i + 1], sink=SINK, created=10.0 + i) for i in range(3)]
+    spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest small one
+    big = spool.write(BUCKET, big_events, sink=SINK, created=100.0)
+    assert evicted == [(2, 1 + 2)]
+    assert spool.files() == [small[2], big]
+
+
+def test_quota_never_evicts_the_new_file_or_claims(tmp_path: Path) -> None:
+    """A file larger than the whole quota is kept; files being sent are not evicted."""
+    evicted: list[tuple[int, int]] = []
+    spool = Spool(tmp_path / "spool", max_bytes=10, on_evict=lambda f, e: evicted.append((f, e)))
+    first = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)  # already over: nothing older to evict
+    claimed = spool.claim(first)
+    second = spool.write(BUCKET, EVENTS, sink=SINK, created=2.0)
+    third = spool.write(BUCKET, EVENTS, sink=SINK, created=3.0)
+    assert claimed is not None and claimed.exists()
+    assert spool.files() == [third] and not second.exists()
+    assert evicted == [(1, len(EVENTS))]
+
+
+def test_quota_counts_files_already_on_disk(tmp_path: Path) -> None:
+    """A new Spool over an existing directory counts the files already there toward the quota."""
+    old = Spool(tmp_path / "spool")
+    existing = [old.write(BUCKET, EVENTS, sink=SINK, created=1.0 + i) for i in range(3)]
+    size = existing[0].stat().st_size
+    evicted: list[tuple[int, int]] = []
+    spool = Spool(tmp_path / "spool", max_bytes=3 * size, on_evict=lambda f, e: evicted.append((f, e)))
+    spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # same size as the others
+    assert evicted == [(1, len(EVENTS))] and not existing[0].exists() and existing[1].exists()
