@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 import re
@@ -272,6 +273,31 @@ def test_url_variant_get_and_post(url: str) -> None:
         "temp": 22,
     }
     assert [e["value"] for e in read_events(url, "u", key="temp")] == [21.5, 22]
+
+
+def test_isstreamer_2_wire_format(url: str) -> None:
+    """Requests shaped exactly like ISStreamer 2.0.0's (http.client, str body, its headers) work."""
+    host, port = url[len("http://") :].split(":")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "PyStreamer v2.0.0",
+        "Accept-Version": "<=0.0.4",
+        "X-IS-AccessKey": KEY,
+        "X-IS-BucketKey": "legacy",
+    }
+    bodies = [
+        ("/api/buckets", {"bucketKey": "legacy", "bucketName": "Legacy"}, 201),
+        ("/api/events", [{"key": "temp", "value": 21.5, "epoch": time.time()}], 204),
+        ("/api/events", [{"key": 7, "value": "seven", "epoch": time.time()}], 204),
+    ]
+    for path, contents, status in bodies:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", path, json.dumps(contents), headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == status
+    assert {k: v["lastValue"] for k, v in read_keys(url, "legacy").items()} == {"7": "seven", "temp": 21.5}
 
 
 # --- read API and storage ------------------------------------------------------------------
@@ -557,3 +583,24 @@ def test_ensure_local_collector_refuses_a_foreign_server() -> None:
         threading.Thread(target=answer, daemon=True).start()
         with pytest.raises(RuntimeError, match="not as an isstreamer collector"):
             ensure_local_collector(port=port)
+
+
+def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> None:
+    """`isstreamer metrics --once` with no key or api_base streams into a collector it starts."""
+    pytest.importorskip("isstreamer.cli_metrics", reason="the metrics command is not in this tree")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8080))
+        except OSError:
+            pytest.skip("127.0.0.1:8080 is taken; the embedded default listens there")
+    cmd = [sys.executable, "-m", "isstreamer", "metrics", "--once"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "http://127.0.0.1:8080" in done.stdout + done.stderr
+    # The collector lived inside that process; its database (the default one) holds the data.
+    with Collector(default_db_path(), port=0) as collector:
+        buckets = requests.get(collector.url + "/api/buckets", timeout=10).json()
+        assert [b["bucketKey"][:8] for b in buckets] == ["metrics-"]
+        assert buckets[0]["events"] >= 10
+        keys = read_keys(collector.url, buckets[0]["bucketKey"])
+    assert any("cpu" in key for key in keys) and any("mem" in key for key in keys)

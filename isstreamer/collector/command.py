@@ -63,7 +63,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve in the foreground until SIGTERM or SIGINT; returns the exit code."""
-    if not logging.getLogger().handlers:
+    if not logging.getLogger().handlers and not logging.getLogger("isstreamer").handlers:
         logging.basicConfig(
             level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
