@@ -12,6 +12,7 @@ The receiver comes from the configuration, as for every Streamer: ISSTREAMER_ACC
 (plus ISSTREAMER_API_BASE for a local collector) or an isstreamer.ini. For a ready-made
 agent with rates per second and temperatures, run ``isstreamer metrics`` instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,13 @@ from isstreamer import Streamer
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=0, help="samples to send (default: until Ctrl-C)")
+    parser.add_argument(
+        "--iterations", type=int, default=0, help="samples to send (default: until Ctrl-C)"
+    )
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
-    parser.add_argument("--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "compute-metrics-example"))
+    parser.add_argument(
+        "--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "compute-metrics-example")
+    )
     args = parser.parse_args()
 
     streamer = Streamer(bucket_name="Compute metrics example", bucket_key=args.bucket_key)
@@ -41,7 +46,9 @@ def main() -> int:
             if sent:
                 done.wait(args.interval)
             streamer.log("cpu_total", psutil.cpu_percent())
-            streamer.log_object(psutil.cpu_percent(percpu=True), key_prefix="cpu")  # cpu_0, cpu_1, ...
+            streamer.log_object(
+                psutil.cpu_percent(percpu=True), key_prefix="cpu"
+            )  # cpu_0, cpu_1, ...
             streamer.log_object(psutil.virtual_memory(), key_prefix="mem")  # a namedtuple
             streamer.log_object(psutil.swap_memory(), key_prefix="swap")
             streamer.log_object(psutil.disk_usage("/"), key_prefix="disk_root")
@@ -53,7 +60,9 @@ def main() -> int:
     finally:
         # close() delivers what is buffered, or keeps it on disk for later; never hangs.
         ok = streamer.close()
-    print(f"sent {sent} samples to bucket {args.bucket_key}: {streamer.stats()['sent']} events delivered")
+    print(
+        f"sent {sent} samples to bucket {args.bucket_key}: {streamer.stats()['sent']} events delivered"
+    )
     return 0 if ok else 1
 
 

@@ -8,6 +8,7 @@ all values of one call share one timestamp. Values that are not numbers, boolean
     python object_logging.py
     python object_logging.py --iterations 5 --interval 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,19 +43,25 @@ class Weather:
 
 
 def log_everything(streamer: Streamer, step: int) -> None:
-    streamer.log_object({"visitors": 3 + step, "door": "closed", "alarm_armed": True}, key_prefix="shop")
+    streamer.log_object(
+        {"visitors": 3 + step, "door": "closed", "alarm_armed": True}, key_prefix="shop"
+    )
     streamer.log_object([1.5, 2.5, 3.5], key_prefix="channel")  # channel_0, channel_1, channel_2
     streamer.log_object(Reading(temperature=21.4, humidity=48.0))  # Reading_temperature, ...
     streamer.log_object(Battery(), key_prefix="battery")  # battery_volts, battery_cells_0, ...
     streamer.log_object(Weather(), key_prefix="")  # no prefix: beaufort, station, wind_kmh
-    streamer.log_object({"outside": {"temp": 7.5, "rain": False}}, key_prefix="garden")  # garden_outside_temp
+    streamer.log_object(
+        {"outside": {"temp": 7.5, "rain": False}}, key_prefix="garden"
+    )  # garden_outside_temp
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=1)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "object-logging-example"))
+    parser.add_argument(
+        "--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "object-logging-example")
+    )
     args = parser.parse_args()
 
     pause = threading.Event()
@@ -63,10 +70,14 @@ def main() -> int:
             if step:
                 pause.wait(args.interval)
             log_everything(streamer, step)
-            streamer.log_object({"sensor": None}, key_prefix="skipped")  # None is invalid: counted, not sent
+            streamer.log_object(
+                {"sensor": None}, key_prefix="skipped"
+            )  # None is invalid: counted, not sent
         streamer.flush(timeout=10.0)
         stats = streamer.stats()
-    print(f"bucket {args.bucket_key}: {stats['sent']} events delivered, {stats['invalid']} invalid skipped")
+    print(
+        f"bucket {args.bucket_key}: {stats['sent']} events delivered, {stats['invalid']} invalid skipped"
+    )
     return 0 if stats["sent"] and not stats["dropped"] else 1
 
 

@@ -13,6 +13,7 @@ that cannot be delivered at that moment go to the spool and are sent by the next
 The replay needs a configured receiver: ISSTREAMER_ACCESS_KEY (and ISSTREAMER_API_BASE)
 or isstreamer.ini.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,7 @@ from isstreamer.replay import replay
 def record_offline(csv_path: Path, count: int) -> None:
     """Stage 1: no network needed. The ini file switches offline mode on and names the file."""
     ini = csv_path.with_suffix(".ini")
-    ini.write_text("[isstreamer.client_config]\n"
-                   "offline_mode = true\n"
-                   f"offline_file = {csv_path}\n")
+    ini.write_text(f"[isstreamer.client_config]\noffline_mode = true\noffline_file = {csv_path}\n")
     start = time.time() - count  # pretend the readings were taken one per second until now
     with Streamer(bucket_key="offline", ini_file_location=str(ini), offline=True) as streamer:
         for i in range(count):
@@ -46,7 +45,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10, help="readings to record")
     parser.add_argument("--csv", type=Path, help="keep the CSV here (default: a temporary file)")
-    parser.add_argument("--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "offline-replay-example"))
+    parser.add_argument(
+        "--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "offline-replay-example")
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,10 +56,16 @@ def main() -> int:
         print(f"recorded {args.count} readings offline in {csv_path}")
 
         # Stage 2: upload. Progress arrives as (events done, events in all, events per second).
-        result = replay(csv_path, bucket_key=args.bucket_key, bucket_name="Offline then replay example",
-                        progress=lambda done, total, rate: None)
-    print(f"replayed to bucket {args.bucket_key}: {result.sent} sent, {result.failed} failed, "
-          f"{result.remaining} waiting in the spool")
+        result = replay(
+            csv_path,
+            bucket_key=args.bucket_key,
+            bucket_name="Offline then replay example",
+            progress=lambda done, total, rate: None,
+        )
+    print(
+        f"replayed to bucket {args.bucket_key}: {result.sent} sent, {result.failed} failed, "
+        f"{result.remaining} waiting in the spool"
+    )
     return 0 if result.ok else 1
 
 

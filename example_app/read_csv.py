@@ -13,6 +13,7 @@ service replaces timestamps more than 10 years old with the upload time.
     python read_csv.py                             # a small built-in sample
     python read_csv.py logger.csv --time-column timestamp
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import csv
 import io
 import os
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Union
 
 from isstreamer import Streamer
 
@@ -32,7 +33,9 @@ def sample_csv() -> str:
     rows = ["time,temperature_c,humidity_pct,window"]
     for i in range(12, 0, -1):
         when = now - timedelta(minutes=30 * i)
-        rows.append(f"{when.isoformat()},{18 + (12 - i) * 0.4:.1f},{55 - i},{'open' if i % 4 == 0 else 'closed'}")
+        rows.append(
+            f"{when.isoformat()},{18 + (12 - i) * 0.4:.1f},{55 - i},{'open' if i % 4 == 0 else 'closed'}"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -43,7 +46,7 @@ def parse_time(text: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def parse_cell(text: str) -> Union[int, float, str]:
+def parse_cell(text: str) -> int | float | str:
     for kind in (int, float):
         try:
             return kind(text)
@@ -70,20 +73,28 @@ def main() -> int:
     parser.add_argument("csv", nargs="?", help="the CSV file (default: a built-in sample)")
     parser.add_argument("--time-column", default="time")
     parser.add_argument("--count", type=int, default=0, help="rows to send at most (default: all)")
-    parser.add_argument("--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "read-csv-example"))
+    parser.add_argument(
+        "--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "read-csv-example")
+    )
     args = parser.parse_args()
 
     # A large buffer_size: a backfill is bulk data, fewer and larger requests are kinder.
-    with Streamer(bucket_name="CSV backfill example", bucket_key=args.bucket_key, buffer_size=200) as streamer:
+    with Streamer(
+        bucket_name="CSV backfill example", bucket_key=args.bucket_key, buffer_size=200
+    ) as streamer:
         if args.csv:
             with open(args.csv, newline="", encoding="utf-8") as fh:
                 rows = backfill(streamer, csv.DictReader(fh), args.time_column, args.count)
         else:
-            rows = backfill(streamer, csv.DictReader(io.StringIO(sample_csv())), args.time_column, args.count)
+            rows = backfill(
+                streamer, csv.DictReader(io.StringIO(sample_csv())), args.time_column, args.count
+            )
         delivered = streamer.flush(timeout=30.0)
         stats = streamer.stats()
-    print(f"backfilled {rows} rows to bucket {args.bucket_key}: {stats['sent']} events delivered"
-          + ("" if delivered else " (the rest is queued or on disk for later)"))
+    print(
+        f"backfilled {rows} rows to bucket {args.bucket_key}: {stats['sent']} events delivered"
+        + ("" if delivered else " (the rest is queued or on disk for later)")
+    )
     return 0 if not stats["dropped"] else 1
 
 

@@ -12,6 +12,7 @@ written to the spool on disk, so the loop never loses them, even to a power cut.
 
 Configure the receiver with ISSTREAMER_ACCESS_KEY (and ISSTREAMER_API_BASE) or isstreamer.ini.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,13 @@ def read_sensor(step: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=10, help="readings to take (0: until Ctrl-C)")
+    parser.add_argument(
+        "--iterations", type=int, default=10, help="readings to take (0: until Ctrl-C)"
+    )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
-    parser.add_argument("--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "sensor-loop-example"))
+    parser.add_argument(
+        "--bucket-key", default=os.environ.get("ISSTREAMER_BUCKET_KEY", "sensor-loop-example")
+    )
     args = parser.parse_args()
 
     streamer = Streamer(bucket_name="Sensor loop example", bucket_key=args.bucket_key)
@@ -62,8 +67,10 @@ def main() -> int:
     finally:
         ok = streamer.close()
     stats = streamer.stats()
-    print(f"{step} readings to bucket {args.bucket_key}: {stats['sent']} events delivered, "
-          f"{stats['spilled']} kept on disk for later")
+    print(
+        f"{step} readings to bucket {args.bucket_key}: {stats['sent']} events delivered, "
+        f"{stats['spilled']} kept on disk for later"
+    )
     return 0 if ok else 1
 
 

@@ -1,4 +1,5 @@
 """`python -m isstreamer` runs the command line."""
+
 from .cli import main
 
 if __name__ == "__main__":

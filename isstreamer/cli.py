@@ -3,14 +3,16 @@
 Exit 0 when done, 1 when something failed (the message says what), 2 when the configuration
 cannot work or the command line is wrong. Each subcommand lives in a cli_* module.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from . import cli_config, cli_metrics, cli_send, cli_spool
+from . import cli_config, cli_metrics, cli_replay, cli_send, cli_spool
 from ._version import __version__
 from .cli_common import EXIT_CONFIG, EXIT_FAILED, say
 from .errors import ConfigError
@@ -32,17 +34,33 @@ neither a key nor an api_base, log, pipe and metrics use the local collector (is
 
 
 def _global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="INI", help="the ini file to read (default: $ISSTREAMER_CONFIG, "
-                        "./isstreamer.ini, ~/isstreamer.ini, then ~/.config/isstreamer/isstreamer.ini)")
-    parser.add_argument("--access-key", metavar="KEY",
-                        help="the Initial State access key; better kept in the ini file (isstreamer config "
-                             "init) or ISSTREAMER_ACCESS_KEY: a key on the command line is visible in ps "
-                             "and in your shell history")
-    parser.add_argument("--bucket-key", metavar="KEY", help="the bucket to stream to (ISSTREAMER_BUCKET_KEY)")
-    parser.add_argument("--bucket-name", metavar="NAME", help="its display name (ISSTREAMER_BUCKET_NAME)")
-    parser.add_argument("--api-base", metavar="URL",
-                        help="receiver URL (ISSTREAMER_API_BASE; default https://groker.init.st)")
-    parser.add_argument("--spill-dir", metavar="DIR", help="where undeliverable events wait (ISSTREAMER_SPILL_DIR)")
+    parser.add_argument(
+        "--config",
+        metavar="INI",
+        help="the ini file to read (default: $ISSTREAMER_CONFIG, "
+        "./isstreamer.ini, ~/isstreamer.ini, then ~/.config/isstreamer/isstreamer.ini)",
+    )
+    parser.add_argument(
+        "--access-key",
+        metavar="KEY",
+        help="the Initial State access key; better kept in the ini file (isstreamer config "
+        "init) or ISSTREAMER_ACCESS_KEY: a key on the command line is visible in ps "
+        "and in your shell history",
+    )
+    parser.add_argument(
+        "--bucket-key", metavar="KEY", help="the bucket to stream to (ISSTREAMER_BUCKET_KEY)"
+    )
+    parser.add_argument(
+        "--bucket-name", metavar="NAME", help="its display name (ISSTREAMER_BUCKET_NAME)"
+    )
+    parser.add_argument(
+        "--api-base",
+        metavar="URL",
+        help="receiver URL (ISSTREAMER_API_BASE; default https://groker.init.st)",
+    )
+    parser.add_argument(
+        "--spill-dir", metavar="DIR", help="where undeliverable events wait (ISSTREAMER_SPILL_DIR)"
+    )
     parser.add_argument("-v", "--verbose", action="count", help="more messages (-vv for debugging)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
@@ -52,15 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESSed when absent, so they never overwrite what was given before it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _global_options(common)
-    parser = argparse.ArgumentParser(prog="isstreamer", epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Stream telemetry to Initial State or a local collector.")
+    parser = argparse.ArgumentParser(
+        prog="isstreamer",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Stream telemetry to Initial State or a local collector.",
+    )
     _global_options(parser)
     parser.set_defaults(verbose=0, quiet=False, func=None)
     parser.add_argument("--version", action="version", version=f"isstreamer {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     cli_send.add_parsers(sub, common)
     cli_metrics.add_parsers(sub, common)
+    cli_replay.add_parsers(sub, common)
     cli_spool.add_parsers(sub, common)
     cli_config.add_parsers(sub, common)
     _add_serve(sub)
@@ -87,14 +109,20 @@ def _unavailable(args: argparse.Namespace, reason: str) -> int:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.WARNING, logging.INFO)[verbose]
+        if verbose < 2
+        else logging.DEBUG
+    )
     log.setLevel(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("isstreamer: %(levelname)s: %(message)s"))
     log.addHandler(handler)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -115,5 +143,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # anything else: one line, the traceback only when asked for
         if args.verbose >= 2:
             log.exception("unexpected error")
-        say(args, f"error: {exc if isinstance(exc, OSError) else f'{type(exc).__name__}: {exc}'}", always=True)
+        say(
+            args,
+            f"error: {exc if isinstance(exc, OSError) else f'{type(exc).__name__}: {exc}'}",
+            always=True,
+        )
         return EXIT_FAILED

@@ -1,6 +1,7 @@
 """What the ``isstreamer`` subcommands share: settings from the global options, opening a
 Streamer (with the local collector as the receiver when nothing is configured), stopping on
 signals, and messages on stderr."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import socket
 import sys
 import threading
 from types import FrameType
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .config import Settings, load_settings
 from .errors import ConfigError
@@ -28,7 +29,7 @@ def say(args: argparse.Namespace, message: str, *, always: bool = False) -> None
         print(f"isstreamer: {message}", file=sys.stderr, flush=True)
 
 
-def setting_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+def setting_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The global options that are settings, as load_settings() arguments."""
     return {name: getattr(args, name, None) for name in SETTING_OPTIONS}
 
@@ -45,7 +46,11 @@ def host_bucket_key(prefix: str) -> str:
 
 def wants_local_collector(settings: Settings) -> bool:
     """Neither an access key nor an api_base anywhere: a fresh machine."""
-    return not settings.offline and not settings.access_key and settings.sources.get("api_base") == "default"
+    return (
+        not settings.offline
+        and not settings.access_key
+        and settings.sources.get("api_base") == "default"
+    )
 
 
 def start_local_collector() -> tuple:
@@ -53,35 +58,50 @@ def start_local_collector() -> tuple:
     try:
         from .collector import ensure_local_collector
     except ImportError:
-        raise ConfigError("no access key is configured and this installation has no local collector; "
-                          + HOW_TO_CONFIGURE) from None
+        raise ConfigError(
+            "no access key is configured and this installation has no local collector; "
+            + HOW_TO_CONFIGURE
+        ) from None
     try:
         return tuple(ensure_local_collector())
     except ConfigError:
         raise
     except Exception as exc:  # port taken by something else, unwritable data dir, ...
-        raise ConfigError(f"no access key is configured and the local collector could not start "
-                          f"({exc}); {HOW_TO_CONFIGURE}") from None
+        raise ConfigError(
+            f"no access key is configured and the local collector could not start "
+            f"({exc}); {HOW_TO_CONFIGURE}"
+        ) from None
 
 
-def receiver(args: argparse.Namespace, settings: Settings) -> Dict[str, str]:
+def receiver(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
     """Streamer/replay keyword arguments for the local collector when nothing is configured."""
     if not wants_local_collector(settings):
         return {}
     api_base, access_key = start_local_collector()
-    say(args, f"no access key configured, so events go to the local collector: open {api_base} "
-              f"({HOW_TO_CONFIGURE})")
+    say(
+        args,
+        f"no access key configured, so events go to the local collector: open {api_base} "
+        f"({HOW_TO_CONFIGURE})",
+    )
     return {"api_base": api_base, "access_key": access_key}
 
 
-def open_streamer(args: argparse.Namespace, *, default_bucket_key: str, default_bucket_name: str = "",
-                  buffer_size: Optional[int] = None) -> Streamer:
+def open_streamer(
+    args: argparse.Namespace,
+    *,
+    default_bucket_key: str,
+    default_bucket_name: str = "",
+    buffer_size: int | None = None,
+) -> Streamer:
     """A Streamer from the global options, the environment and the ini file, in that order."""
     settings = load(args)
-    kwargs: Dict[str, Any] = {
-        "access_key": args.access_key or "", "bucket_key": args.bucket_key or "",
-        "bucket_name": args.bucket_name or "", "api_base": args.api_base,
-        "spill_dir": args.spill_dir, "ini_file_location": args.config,
+    kwargs: dict[str, Any] = {
+        "access_key": args.access_key or "",
+        "bucket_key": args.bucket_key or "",
+        "bucket_name": args.bucket_name or "",
+        "api_base": args.api_base,
+        "spill_dir": args.spill_dir,
+        "ini_file_location": args.config,
     }
     kwargs.update(receiver(args, settings))
     if not settings.bucket_key:
@@ -107,12 +127,12 @@ class StopSignal:
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.signum: Optional[int] = None
+        self.signum: int | None = None
         self._read, self._write = os.pipe()
-        self._previous: Dict[int, Any] = {}
+        self._previous: dict[int, Any] = {}
         self._watcher = threading.Thread(target=self._watch, name="isstreamer-signals", daemon=True)
 
-    def __enter__(self) -> "StopSignal":
+    def __enter__(self) -> StopSignal:
         self._watcher.start()
         for signum in self.SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
@@ -124,7 +144,7 @@ class StopSignal:
         self._watcher.join(1.0)
         os.close(self._read)
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         self._restore()
         try:
@@ -150,7 +170,7 @@ class StopSignal:
     def is_set(self) -> bool:
         return self.event.is_set()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         return self.event.wait(timeout)
 
     @property

@@ -1,11 +1,12 @@
 """``isstreamer config``: show the effective settings (key redacted), or write an ini file."""
+
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from .cli_common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collector
 from .config import user_config_path, write_ini
@@ -16,20 +17,35 @@ URL_SCHEMES = ("http://", "https://", "redis://", "rediss://")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("config", parents=[common], help="show the settings, or write an ini file (config init)",
-                       description="Without an action: show the effective settings and where each came from.")
+    p = sub.add_parser(
+        "config",
+        parents=[common],
+        help="show the settings, or write an ini file (config init)",
+        description="Without an action: show the effective settings and where each came from.",
+    )
     p.set_defaults(func=run_show)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
-    show = actions.add_parser("show", parents=[common], help="show the effective settings (the default)")
+    show = actions.add_parser(
+        "show", parents=[common], help="show the effective settings (the default)"
+    )
     show.set_defaults(func=run_show)
-    init = actions.add_parser("init", parents=[common], help="write an ini file (mode 0600) with your access key",
-                              description="Write the access key (and any of --bucket-key, --bucket-name, "
-                                          "--api-base, --spill-dir given) to an ini file readable only by "
-                                          "you. The key is read from a hidden prompt, or from stdin with "
-                                          "--access-key-stdin.")
-    init.add_argument("--access-key-stdin", action="store_true",
-                      help="read the access key from the first line of stdin")
-    init.add_argument("--path", help=f"the file to write (default: --config if given, else {user_config_path()})")
+    init = actions.add_parser(
+        "init",
+        parents=[common],
+        help="write an ini file (mode 0600) with your access key",
+        description="Write the access key (and any of --bucket-key, --bucket-name, "
+        "--api-base, --spill-dir given) to an ini file readable only by "
+        "you. The key is read from a hidden prompt, or from stdin with "
+        "--access-key-stdin.",
+    )
+    init.add_argument(
+        "--access-key-stdin",
+        action="store_true",
+        help="read the access key from the first line of stdin",
+    )
+    init.add_argument(
+        "--path", help=f"the file to write (default: --config if given, else {user_config_path()})"
+    )
     init.set_defaults(func=run_init)
 
 
@@ -38,14 +54,22 @@ def run_show(args: argparse.Namespace) -> int:
     if settings.ini_path:
         print(f"config file: {settings.ini_path}")
     else:
-        print(f"config file: none found (looked for ./isstreamer.ini, ~/isstreamer.ini, {user_config_path()})")
+        print(
+            f"config file: none found (looked for ./isstreamer.ini, ~/isstreamer.ini, {user_config_path()})"
+        )
     width = max(len(name) for name in settings.values)
     for name, value in settings.values.items():
-        shown = redact_key(str(value)) if name == "access_key" else ("(none)" if value in ("", None) else value)
+        shown = (
+            redact_key(str(value))
+            if name == "access_key"
+            else ("(none)" if value in ("", None) else value)
+        )
         print(f"{name:<{width}}  {shown!s:<40}  {settings.sources.get(name, 'default')}")
     if wants_local_collector(settings):
-        print("no access key and no api_base: log, pipe and metrics stream to the local collector on "
-              "http://127.0.0.1:8080 (isstreamer config init sets up Initial State)")
+        print(
+            "no access key and no api_base: log, pipe and metrics stream to the local collector on "
+            "http://127.0.0.1:8080 (isstreamer config init sets up Initial State)"
+        )
     return EXIT_OK
 
 
@@ -56,18 +80,22 @@ def _read_key(args: argparse.Namespace) -> str:
         return str(args.access_key).strip()
     if sys.stdin.isatty():
         return getpass.getpass("Initial State access key (input hidden): ").strip()
-    raise ConfigError("no access key to write: pipe it in with --access-key-stdin, or run config init "
-                      "in a terminal to be asked for it")
+    raise ConfigError(
+        "no access key to write: pipe it in with --access-key-stdin, or run config init "
+        "in a terminal to be asked for it"
+    )
 
 
 def run_init(args: argparse.Namespace) -> int:
     target = Path(args.path or args.config or user_config_path()).expanduser()
     if args.api_base and not str(args.api_base).startswith(URL_SCHEMES):
-        raise ConfigError(f"--api-base must start with one of {', '.join(URL_SCHEMES)}; got {args.api_base!r}")
+        raise ConfigError(
+            f"--api-base must start with one of {', '.join(URL_SCHEMES)}; got {args.api_base!r}"
+        )
     key = _read_key(args)
     if not key:
         raise ConfigError("the access key is empty; nothing written")
-    values: Dict[str, str] = {"access_key": key}
+    values: dict[str, str] = {"access_key": key}
     for name in SETTING_OPTIONS:
         if name != "access_key" and getattr(args, name, None):
             values[name] = str(getattr(args, name))
@@ -75,5 +103,8 @@ def run_init(args: argparse.Namespace) -> int:
         path = write_ini(target, values)
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
-    say(args, f"wrote {path} (mode 0600, access key {redact_key(key)}); `isstreamer config` shows the result")
+    say(
+        args,
+        f"wrote {path} (mode 0600, access key {redact_key(key)}); `isstreamer config` shows the result",
+    )
     return EXIT_OK

@@ -1,4 +1,5 @@
 """``isstreamer metrics``: the long-running system-telemetry agent (made to run under systemd)."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,35 @@ BATCH_EVENTS = 200  # one request per sample instead of several (unless buffer_s
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("metrics", parents=[common], help="stream this machine's CPU, memory, disk, network...",
-                       description="Sample system metrics with psutil every --interval seconds and stream "
-                                   "them, by default to the bucket metrics-<hostname>. Stops cleanly on "
-                                   "SIGTERM/SIGINT.")
-    p.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
-                   help="seconds between samples (default 10)")
+    p = sub.add_parser(
+        "metrics",
+        parents=[common],
+        help="stream this machine's CPU, memory, disk, network...",
+        description="Sample system metrics with psutil every --interval seconds and stream "
+        "them, by default to the bucket metrics-<hostname>. Stops cleanly on "
+        "SIGTERM/SIGINT.",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between samples (default 10)",
+    )
     p.add_argument("--once", action="store_true", help="send one sample and exit")
-    p.add_argument("--no-per-cpu", dest="per_cpu", action="store_false", help="leave out the per-core cpu_N keys")
-    p.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
-                   help="at shutdown, how long to try before keeping the rest in the spool (default 10)")
+    p.add_argument(
+        "--no-per-cpu",
+        dest="per_cpu",
+        action="store_false",
+        help="leave out the per-core cpu_N keys",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at shutdown, how long to try before keeping the rest in the spool (default 10)",
+    )
     p.set_defaults(func=run_metrics)
 
 
@@ -35,8 +55,12 @@ def run_metrics(args: argparse.Namespace) -> int:
         say(args, "--interval must be more than 0 seconds", always=True)
         return EXIT_FAILED
     host = socket.gethostname()
-    streamer = open_streamer(args, default_bucket_key=host_bucket_key("metrics"),
-                             default_bucket_name=f"{host} metrics", buffer_size=BATCH_EVENTS)
+    streamer = open_streamer(
+        args,
+        default_bucket_key=host_bucket_key("metrics"),
+        default_bucket_name=f"{host} metrics",
+        buffer_size=BATCH_EVENTS,
+    )
     sampler = SystemSampler(per_cpu=args.per_cpu)
     samples = 0
     with StopSignal() as stop:
@@ -50,7 +74,12 @@ def run_metrics(args: argparse.Namespace) -> int:
                 for key, value in values.items():
                     streamer.log(key, value, epoch)
                 samples += 1
-                log.info("metrics: sample %d, %d keys, to bucket %s", samples, len(values), streamer.BucketKey)
+                log.info(
+                    "metrics: sample %d, %d keys, to bucket %s",
+                    samples,
+                    len(values),
+                    streamer.BucketKey,
+                )
                 if args.once:
                     break
                 next_at += args.interval
@@ -62,10 +91,17 @@ def run_metrics(args: argparse.Namespace) -> int:
             streamer.close(args.deadline)
     stats = streamer.stats()
     if not args.once:
-        say(args, f"metrics: {samples} samples, {stats['sent']} events delivered, "
-                  f"{stats['spilled']} kept in the spool" + (f", stopped by {stop.name}" if stop.signum else ""))
+        say(
+            args,
+            f"metrics: {samples} samples, {stats['sent']} events delivered, "
+            f"{stats['spilled']} kept in the spool"
+            + (f", stopped by {stop.name}" if stop.signum else ""),
+        )
     if stats["spilled"] and args.once:
-        say(args, f"{stats['spilled']} events not delivered yet ({stats['last_error']}); kept in the spool")
+        say(
+            args,
+            f"{stats['spilled']} events not delivered yet ({stats['last_error']}); kept in the spool",
+        )
     lost = stats["dropped"] + stats["quarantined"]
     if lost:
         say(args, f"{lost} events lost: {stats['last_error']}", always=True)

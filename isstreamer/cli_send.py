@@ -1,4 +1,5 @@
 """``isstreamer log`` (one event) and ``isstreamer pipe`` (events from stdin)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, List, Optional
+from typing import Any
 
 from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, host_bucket_key, open_streamer, say
 from .events import flatten, make_event
@@ -24,24 +25,49 @@ LINE_FORMATS = "key,value  key=value  key,value,epoch  or a JSON object"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("log", parents=[common], help="send one event",
-                       description="Send one event; exit 0 once it was delivered or kept in the spool.")
+    p = sub.add_parser(
+        "log",
+        parents=[common],
+        help="send one event",
+        description="Send one event; exit 0 once it was delivered or kept in the spool.",
+    )
     p.add_argument("key")
     p.add_argument("value", help="21.5 is sent as a number, true/false as booleans (see --string)")
-    p.add_argument("--epoch", help="the event's time: seconds since 1970 or ISO 8601 (default: now)")
-    p.add_argument("--string", action="store_true", help="send the value as a string, whatever it looks like")
-    p.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
-                   help="how long to try before keeping the event in the spool (default 10)")
+    p.add_argument(
+        "--epoch", help="the event's time: seconds since 1970 or ISO 8601 (default: now)"
+    )
+    p.add_argument(
+        "--string", action="store_true", help="send the value as a string, whatever it looks like"
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to try before keeping the event in the spool (default 10)",
+    )
     p.set_defaults(func=run_log)
 
-    p = sub.add_parser("pipe", parents=[common], help="send events read from stdin, one per line",
-                       description=f"Read events from stdin until EOF, SIGINT or SIGTERM. Lines: {LINE_FORMATS} "
-                                   "(several keys, one optional \"epoch\" field). Bad lines are reported "
-                                   "on stderr and skipped.")
-    p.add_argument("--string", action="store_true",
-                   help="send key,value and key=value values as strings (JSON keeps its own types)")
-    p.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
-                   help="at the end, how long to try before keeping the rest in the spool (default 10)")
+    p = sub.add_parser(
+        "pipe",
+        parents=[common],
+        help="send events read from stdin, one per line",
+        description=f"Read events from stdin until EOF, SIGINT or SIGTERM. Lines: {LINE_FORMATS} "
+        '(several keys, one optional "epoch" field). Bad lines are reported '
+        "on stderr and skipped.",
+    )
+    p.add_argument(
+        "--string",
+        action="store_true",
+        help="send key,value and key=value values as strings (JSON keeps its own types)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at the end, how long to try before keeping the rest in the spool (default 10)",
+    )
     p.set_defaults(func=run_pipe)
 
 
@@ -50,10 +76,17 @@ def _outcome(args: argparse.Namespace, streamer: Streamer) -> int:
     stats = streamer.stats()
     lost = stats["dropped"] + stats["quarantined"]
     if stats["spilled"]:
-        say(args, f"{stats['spilled']} event(s) not delivered yet ({stats['last_error'] or 'receiver unavailable'}); "
-                  "kept in the spool and sent by the next run or `isstreamer replay`")
+        say(
+            args,
+            f"{stats['spilled']} event(s) not delivered yet ({stats['last_error'] or 'receiver unavailable'}); "
+            "kept in the spool and sent by the next run or `isstreamer replay`",
+        )
     if lost:
-        say(args, f"{lost} event(s) lost: {stats['last_error'] or 'see the messages above'}", always=True)
+        say(
+            args,
+            f"{lost} event(s) lost: {stats['last_error'] or 'see the messages above'}",
+            always=True,
+        )
     return EXIT_FAILED if lost else EXIT_OK
 
 
@@ -74,7 +107,7 @@ def run_log(args: argparse.Namespace) -> int:
     return _outcome(args, streamer)
 
 
-def parse_line(text: str, force_string: bool = False) -> List[Event]:
+def parse_line(text: str, force_string: bool = False) -> list[Event]:
     """The events of one line; ValueError says why the line is bad."""
     if text.startswith("{"):
         try:
@@ -92,14 +125,16 @@ def parse_line(text: str, force_string: bool = False) -> List[Event]:
     eq, comma = text.find("="), text.find(",")
     epoch = None
     if eq > 0 and (comma < 0 or eq < comma):
-        key, value = text[:eq], text[eq + 1:]
+        key, value = text[:eq], text[eq + 1 :]
     elif comma > 0:
         fields = next(csv.reader([text]))  # so "msg,\"a, b\"" keeps its comma
         if len(fields) == 3:
             epoch = parse_epoch(fields[2])
         elif len(fields) != 2:
-            raise ValueError(f"expected 2 or 3 comma-separated fields, found {len(fields)} "
-                             "(quote a value that contains commas)")
+            raise ValueError(
+                f"expected 2 or 3 comma-separated fields, found {len(fields)} "
+                "(quote a value that contains commas)"
+            )
         key, value = fields[0], fields[1]
     else:
         raise ValueError(f"expected {LINE_FORMATS}")
@@ -173,15 +208,23 @@ class LineReader:
     def report(self, reason: str) -> None:
         self.bad += 1
         if self.bad <= MAX_BAD_REPORTED:
-            print(f"isstreamer pipe: line {self.lines}: {reason}; skipped", file=sys.stderr, flush=True)
+            print(
+                f"isstreamer pipe: line {self.lines}: {reason}; skipped",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
-def run_pipe(args: argparse.Namespace, stdin_fd: Optional[int] = None) -> int:
+def run_pipe(args: argparse.Namespace, stdin_fd: int | None = None) -> int:
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("log"))
     reader = LineReader(streamer, args.string)
     with StopSignal() as stop:
-        thread = threading.Thread(target=reader.run, args=(sys.stdin.fileno() if stdin_fd is None else stdin_fd, stop),
-                                  name="isstreamer-pipe", daemon=True)
+        thread = threading.Thread(
+            target=reader.run,
+            args=(sys.stdin.fileno() if stdin_fd is None else stdin_fd, stop),
+            name="isstreamer-pipe",
+            daemon=True,
+        )
         thread.start()
         stop.wait()
         with reader.lock:  # a chunk already read is logged completely, later ones not at all
@@ -191,6 +234,10 @@ def run_pipe(args: argparse.Namespace, stdin_fd: Optional[int] = None) -> int:
         streamer.close(args.deadline)
     stats = streamer.stats()
     bad = f", {reader.bad} bad" if reader.bad else ""
-    say(args, f"pipe: {reader.lines} lines{bad}, {reader.events} events; {stats['sent']} delivered, "
-              f"{stats['spilled']} kept in the spool" + (f", stopped by {stop.name}" if stop.signum else ""))
+    say(
+        args,
+        f"pipe: {reader.lines} lines{bad}, {reader.events} events; {stats['sent']} delivered, "
+        f"{stats['spilled']} kept in the spool"
+        + (f", stopped by {stop.name}" if stop.signum else ""),
+    )
     return _outcome(args, streamer)

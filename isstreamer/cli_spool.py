@@ -1,4 +1,5 @@
-"""``isstreamer replay`` (send what is on disk now) and ``isstreamer spool`` (look, purge)."""
+"""``isstreamer spool``: what is waiting on disk and why, one file in detail, and purging."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,103 +7,46 @@ import datetime as _dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, load, receiver, say
-from .replay import ReplayResult, replay
+from .cli_common import EXIT_FAILED, EXIT_OK, load, say
 from .spool import QUARANTINE, CorruptSpillFile, Spool, decode_batch, event_count
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("replay", parents=[common], help="send spilled events now (or legacy ISStreamer files)",
-                       description="Send spill files now: the spool by default, or the given spill files and "
-                                   "spool directories. ISStreamer's err_missed_events.txt and offline CSV "
-                                   "files (epoch,key,value) go to --bucket-key or the configured bucket. "
-                                   "Exit 0 only when everything was delivered.")
-    p.add_argument("paths", nargs="*", metavar="PATH")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after this long; the rest stays on disk")
-    p.set_defaults(func=run_replay)
-
-    p = sub.add_parser("spool", parents=[common], help="list, show or purge spill files and the quarantine",
-                       description="Without an action: a summary of the spool and the quarantine.")
+    p = sub.add_parser(
+        "spool",
+        parents=[common],
+        help="list, show or purge spill files and the quarantine",
+        description="Without an action: a summary of the spool and the quarantine.",
+    )
     p.set_defaults(func=run_list, quarantine=False, long=False)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     ls = actions.add_parser("list", parents=[common], help="summary, or one line per file with -l")
     ls.add_argument("-l", "--long", action="store_true", help="one line per file")
-    ls.add_argument("--quarantine", action="store_true", help="list the quarantine, with the reasons")
+    ls.add_argument(
+        "--quarantine", action="store_true", help="list the quarantine, with the reasons"
+    )
     ls.set_defaults(func=run_list)
-    show = actions.add_parser("show", parents=[common], help="one spill file's details and first events")
+    show = actions.add_parser(
+        "show", parents=[common], help="one spill file's details and first events"
+    )
     show.add_argument("file", help="a file name from `spool list -l`, or a path")
-    show.add_argument("--events", type=int, default=10, metavar="N", help="events to print (default 10)")
+    show.add_argument(
+        "--events", type=int, default=10, metavar="N", help="events to print (default 10)"
+    )
     show.add_argument("--json", action="store_true", help="print the file's JSON as it is")
     show.set_defaults(func=run_show)
-    purge = actions.add_parser("purge", parents=[common], help="delete spill files (asks first on a terminal)")
+    purge = actions.add_parser(
+        "purge", parents=[common], help="delete spill files (asks first on a terminal)"
+    )
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask")
     which = purge.add_mutually_exclusive_group()
     which.add_argument("--quarantine", action="store_true", help="purge the quarantine instead")
     which.add_argument("--all", action="store_true", help="purge spill files and the quarantine")
     purge.set_defaults(func=run_purge)
 
-
-# ---- replay ---------------------------------------------------------------------------------
-
-class ProgressLine:
-    """Progress on stderr for replays that take more than a second: in place on a terminal."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.enabled = not args.quiet
-        self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, done: int, total: int, rate: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.started < 1.0 or now - self.last < (0.25 if self.tty else 10.0):
-            return
-        self.last = now
-        line = f"replay: {done:,} of {total:,} events, {rate:,.0f}/s, {max(0, total - done):,} left"
-        sys.stderr.write(f"\r{line}\033[K" if self.tty else f"isstreamer: {line}\n")
-        sys.stderr.flush()
-        self.shown = True
-
-    def finish(self) -> None:
-        if self.shown and self.tty:
-            sys.stderr.write("\n")
-
-
-def _summary(result: ReplayResult) -> str:
-    if result.ok:
-        return f"replay: {result.sent:,} events delivered" if result.sent else "replay: nothing to replay"
-    parts = [f"{result.sent:,} delivered"]
-    for count, what in ((result.failed, "failed"), (result.quarantined, "quarantined"),
-                        (result.remaining, "still in the spool"), (result.skipped, "unreadable, skipped")):
-        if count:
-            parts.append(f"{count:,} {what}")
-    error = f" (last error: {result.last_error})" if result.last_error else ""
-    return "replay: " + ", ".join(parts) + error
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    settings = load(args)
-    chosen = receiver(args, settings)
-    progress = ProgressLine(args)
-    with StopSignal() as stop:
-        try:
-            result = replay(args.paths or None, access_key=chosen.get("access_key", args.access_key),
-                            api_base=chosen.get("api_base", args.api_base), bucket_key=args.bucket_key,
-                            bucket_name=args.bucket_name, ini_file_location=args.config,
-                            spill_dir=args.spill_dir, timeout=args.timeout, progress=progress,
-                            stop_event=stop.event)
-        finally:
-            progress.finish()
-    say(args, _summary(result) + (f"; stopped by {stop.name}" if stop.signum else ""), always=not result.ok)
-    return EXIT_OK if result.ok else EXIT_FAILED
-
-
-# ---- spool ----------------------------------------------------------------------------------
 
 def _spool(args: argparse.Namespace) -> Spool:
     return Spool(Path(os.path.expanduser(str(load(args).spill_dir))))
@@ -114,7 +58,9 @@ def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
 
 def _created(path: Path) -> str:
     try:  # spill file names start with their UTC creation time
-        return _dt.datetime.strptime(path.name[:22], "%Y%m%dT%H%M%S.%f").strftime("%Y-%m-%d %H:%M:%S UTC")
+        return _dt.datetime.strptime(path.name[:22], "%Y%m%dT%H%M%S.%f").strftime(
+            "%Y-%m-%d %H:%M:%S UTC"
+        )
     except ValueError:
         return _utc(path.stat().st_mtime)
 
@@ -127,19 +73,24 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _quarantined(spool: Spool) -> List[Path]:
+def _quarantined(spool: Spool) -> list[Path]:
     qdir = spool.directory / QUARANTINE
     return sorted(qdir.glob("*.json")) if qdir.is_dir() else []
 
 
 def _reason(path: Path) -> str:
     try:
-        return path.with_name(path.name + ".reason").read_text(encoding="utf-8").strip().splitlines()[0]
+        return (
+            path.with_name(path.name + ".reason")
+            .read_text(encoding="utf-8")
+            .strip()
+            .splitlines()[0]
+        )
     except (OSError, IndexError):
         return ""
 
 
-def _details(spool: Spool, path: Path) -> Tuple[str, str]:
+def _details(spool: Spool, path: Path) -> tuple[str, str]:
     """(bucket, last error) of one file, or a note that it cannot be read."""
     try:
         batch = spool.load(path)
@@ -152,7 +103,10 @@ def run_list(args: argparse.Namespace) -> int:
     spool = _spool(args)
     files = _quarantined(spool) if args.quarantine else spool.files()
     where = spool.directory / QUARANTINE if args.quarantine else spool.directory
-    events, size = sum(event_count(p) for p in files), sum(p.stat().st_size for p in files if p.exists())
+    events, size = (
+        sum(event_count(p) for p in files),
+        sum(p.stat().st_size for p in files if p.exists()),
+    )
     print(f"{'quarantine' if args.quarantine else 'spool'}: {where}")
     print(f"  {len(files)} files, {events:,} events, {_size(size)}")
     if files:
@@ -163,20 +117,28 @@ def run_list(args: argparse.Namespace) -> int:
         for path in files:
             bucket, error = _details(spool, path)
             note = _reason(path) if args.quarantine else error
-            print(f"{path.name}  {event_count(path):>6} events  {_created(path)}  bucket {bucket}  {note}")
+            print(
+                f"{path.name}  {event_count(path):>6} events  {_created(path)}  bucket {bucket}  {note}"
+            )
     if not args.quarantine:
         busy = spool.usage()[0] - len(files)
         if busy > 0:
             print(f"  {busy} more being sent by a running process")
         held = _quarantined(spool)
         if held:
-            print(f"quarantine: {len(held)} files, {sum(event_count(p) for p in held):,} events "
-                  "(isstreamer spool list --quarantine)")
+            print(
+                f"quarantine: {len(held)} files, {sum(event_count(p) for p in held):,} events "
+                "(isstreamer spool list --quarantine)"
+            )
     return EXIT_OK
 
 
-def _find(spool: Spool, name: str) -> Optional[Path]:
-    for candidate in (Path(name).expanduser(), spool.directory / name, spool.directory / QUARANTINE / name):
+def _find(spool: Spool, name: str) -> Path | None:
+    for candidate in (
+        Path(name).expanduser(),
+        spool.directory / name,
+        spool.directory / QUARANTINE / name,
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -186,7 +148,9 @@ def run_show(args: argparse.Namespace) -> int:
     spool = _spool(args)
     path = _find(spool, args.file)
     if path is None:
-        say(args, f"no spill file {args.file!r} in {spool.directory} or its quarantine", always=True)
+        say(
+            args, f"no spill file {args.file!r} in {spool.directory} or its quarantine", always=True
+        )
         return EXIT_FAILED
     data = path.read_bytes()
     if args.json:
@@ -198,14 +162,21 @@ def run_show(args: argparse.Namespace) -> int:
         say(args, f"{path} cannot be read as a spill file: {exc}", always=True)
         return EXIT_FAILED
     created = _utc(batch.created)
-    rows = [("file", str(path)), ("id", batch.id), ("created", created), ("receiver", batch.sink),
-            ("bucket", f"{batch.bucket.key} ({batch.bucket.name})"), ("events", str(len(batch.events))),
-            ("attempts", str(batch.attempts)), ("last error", batch.last_error or "(none)")]
+    rows = [
+        ("file", str(path)),
+        ("id", batch.id),
+        ("created", created),
+        ("receiver", batch.sink),
+        ("bucket", f"{batch.bucket.key} ({batch.bucket.name})"),
+        ("events", str(len(batch.events))),
+        ("attempts", str(batch.attempts)),
+        ("last error", batch.last_error or "(none)"),
+    ]
     if path.parent.name == QUARANTINE:
         rows.append(("quarantined", _reason(path) or "(no reason recorded)"))
-    for label, value in rows:
-        print(f"{label:<12} {value}")
-    for key, value, epoch in batch.events[:max(0, args.events)]:
+    for label, text in rows:
+        print(f"{label:<12} {text}")
+    for key, value, epoch in batch.events[: max(0, args.events)]:
         stamp = _utc(epoch, "%Y-%m-%d %H:%M:%S.%f")[:-3]
         print(f"  {stamp}Z  {key} = {json.dumps(value)}")
     if len(batch.events) > args.events > 0:

@@ -9,6 +9,7 @@
 
 Unreadable lines are skipped and reported in the log with their line number.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any
 
 from .events import make_event
 from .sinks.base import Event, Value
@@ -61,7 +62,7 @@ def parse_epoch(text: str) -> float:
 
 
 def sniff(path: Path) -> str:
-    """"spill" for our own spill files, "missed" for err_missed_events.txt, else "csv"."""
+    """ "spill" for our own spill files, "missed" for err_missed_events.txt, else "csv"."""
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith(b"{") and b'"format"' in head and b'"events"' in head:
@@ -76,7 +77,7 @@ class _Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.events: List[Event] = []
+        self.events: list[Event] = []
         self.skipped = 0
         self.mtime = path.stat().st_mtime
 
@@ -91,13 +92,13 @@ class _Reader:
         if self.skipped <= MAX_REPORTED:
             log.warning("%s line %d: %s; skipped", self.path, lineno, reason)
 
-    def result(self) -> Tuple[List[Event], int]:
+    def result(self) -> tuple[list[Event], int]:
         if self.skipped > MAX_REPORTED:
             log.warning("%s: %d unreadable events skipped in all", self.path, self.skipped)
         return self.events, self.skipped
 
 
-def read_missed_events(path: Path) -> Tuple[List[Event], int]:
+def read_missed_events(path: Path) -> tuple[list[Event], int]:
     """(events, skipped) from an ISStreamer err_missed_events.txt."""
     reader = _Reader(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -131,7 +132,7 @@ def _event_time(item: dict, fallback: float) -> Any:
     return fallback  # no time recorded: the file's last change is the closest we know
 
 
-def read_offline_csv(path: Path) -> Tuple[List[Event], int]:
+def read_offline_csv(path: Path) -> tuple[list[Event], int]:
     """(events, skipped) from an offline-mode CSV, with or without its header."""
     reader = _Reader(path)
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -152,7 +153,7 @@ def read_offline_csv(path: Path) -> Tuple[List[Event], int]:
     return reader.result()
 
 
-def read_legacy(path: Path, kind: str) -> Tuple[List[Event], int]:
+def read_legacy(path: Path, kind: str) -> tuple[list[Event], int]:
     """(events, skipped) from a legacy file of the given kind (see sniff())."""
     if kind == "missed":
         return read_missed_events(path)

@@ -8,25 +8,53 @@ rates can be tested with made-up counters.
 Units are in the key names: percentages end in ``_percent`` (``cpu_*`` are percentages too),
 sizes in ``_mib`` or ``_gib``, rates in ``_kib_per_s`` or ``_per_s``, times in ``_s``.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Union
 
 log = logging.getLogger("isstreamer")
 
 Number = Union[int, float]
-Sample = Dict[str, Number]
+Sample = dict[str, Number]
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # Pseudo and image file systems: their usage says nothing about the device's disks.
-SKIP_FSTYPES = frozenset({"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "cgroup",
-                          "cgroup2", "autofs", "ramfs", "iso9660", "nsfs", "fuse.lxcfs"})
+SKIP_FSTYPES = frozenset(
+    {
+        "squashfs",
+        "tmpfs",
+        "devtmpfs",
+        "overlay",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "autofs",
+        "ramfs",
+        "iso9660",
+        "nsfs",
+        "fuse.lxcfs",
+    }
+)
 # Virtual interfaces (containers, bridges) count in the totals but get no keys of their own,
 # or a Docker host would grow a key pair per container.
-VIRTUAL_NICS = ("lo", "veth", "docker", "br-", "virbr", "ifb", "vnet", "tun", "tap", "cni", "flannel")
+VIRTUAL_NICS = (
+    "lo",
+    "veth",
+    "docker",
+    "br-",
+    "virbr",
+    "ifb",
+    "vnet",
+    "tun",
+    "tap",
+    "cni",
+    "flannel",
+)
 
 
 def key_part(name: str) -> str:
@@ -35,7 +63,7 @@ def key_part(name: str) -> str:
     return part or "root"
 
 
-def _cpu_busy_total(times: Any) -> Tuple[float, float]:
+def _cpu_busy_total(times: Any) -> tuple[float, float]:
     # As psutil.cpu_percent() does: guest time is already inside user/nice, so it is taken
     # out of the total, and waiting for I/O counts as idle.
     total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
@@ -43,7 +71,7 @@ def _cpu_busy_total(times: Any) -> Tuple[float, float]:
     return total - idle, total
 
 
-def _percent(busy: float, total: float) -> Optional[float]:
+def _percent(busy: float, total: float) -> float | None:
     if total <= 0 or busy < 0:
         return None  # no time passed, or the counters went backwards (suspend, wrap)
     return round(min(100.0, max(0.0, 100.0 * busy / total)), 1)
@@ -52,8 +80,9 @@ def _percent(busy: float, total: float) -> Optional[float]:
 class _Counters:
     """The cumulative counters of one moment; rates come from two of these."""
 
-    def __init__(self, at: float, cpus: List[Tuple[float, float]], disk: Optional[Any],
-                 nics: Dict[str, Any]) -> None:
+    def __init__(
+        self, at: float, cpus: list[tuple[float, float]], disk: Any | None, nics: dict[str, Any]
+    ) -> None:
         self.at = at
         self.cpus = cpus
         self.disk = disk
@@ -63,8 +92,14 @@ class _Counters:
 class SystemSampler:
     """Reads psutil and turns it into ``{key: number}``; keeps one reading for the rates."""
 
-    def __init__(self, *, source: Any = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, per_cpu: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        source: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        per_cpu: bool = True,
+    ) -> None:
         if source is None:
             import psutil  # a dependency of the package, imported only where it is used
 
@@ -73,7 +108,7 @@ class SystemSampler:
         self._clock = clock
         self._wall = wall
         self._per_cpu = per_cpu
-        self._previous: Optional[_Counters] = None
+        self._previous: _Counters | None = None
         self._failed: set = set()  # sources already reported as unavailable
 
     def prime(self) -> None:
@@ -106,8 +141,12 @@ class SystemSampler:
 
     def _counters(self) -> _Counters:
         cpus = [_cpu_busy_total(t) for t in self._call("cpu_times", percpu=True) or []]
-        return _Counters(self._clock(), cpus, self._call("disk_io_counters", perdisk=False),
-                         self._call("net_io_counters", pernic=True) or {})
+        return _Counters(
+            self._clock(),
+            cpus,
+            self._call("disk_io_counters", perdisk=False),
+            self._call("net_io_counters", pernic=True) or {},
+        )
 
     def _gauges(self) -> Sample:
         out: Sample = {}
@@ -138,8 +177,11 @@ class SystemSampler:
     def _disk_usage(self) -> Sample:
         mounts = ["/"]  # always, even when "/" is an overlay (containers)
         for part in self._call("disk_partitions", all=False) or []:
-            if part.fstype not in SKIP_FSTYPES and "/snap/" not in part.mountpoint \
-                    and part.mountpoint not in mounts:
+            if (
+                part.fstype not in SKIP_FSTYPES
+                and "/snap/" not in part.mountpoint
+                and part.mountpoint not in mounts
+            ):
                 mounts.append(part.mountpoint)
         out: Sample = {}
         for mount in mounts:
@@ -180,10 +222,12 @@ class SystemSampler:
                 if core is not None:
                     out[f"cpu_{i}"] = core
         if old.disk is not None and new.disk is not None:
-            for field, key, scale in (("read_bytes", "disk_read_kib_per_s", 1024),
-                                      ("write_bytes", "disk_write_kib_per_s", 1024),
-                                      ("read_count", "disk_reads_per_s", 1),
-                                      ("write_count", "disk_writes_per_s", 1)):
+            for field, key, scale in (
+                ("read_bytes", "disk_read_kib_per_s", 1024),
+                ("write_bytes", "disk_write_kib_per_s", 1024),
+                ("read_count", "disk_reads_per_s", 1),
+                ("write_count", "disk_writes_per_s", 1),
+            ):
                 _rate(out, key, getattr(old.disk, field), getattr(new.disk, field), seconds, scale)
         sums = {"recv": [0, 0], "sent": [0, 0]}
         for nic, now in sorted(new.nics.items()):

@@ -7,15 +7,17 @@ no bucket, so they go to the configured one; they are read and never changed, an
 cannot be delivered now is written to the spool, where the next replay (or any Streamer)
 picks it up. Sending, retrying, splitting and quarantining are Delivery's, as for live data.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Optional, Union
 
 from .config import Settings, load_settings
 from .delivery import Delivery
@@ -62,16 +64,16 @@ class ReplayResult:
 class _Selection(Spool):
     """A spool directory limited to some of its files, following files rewritten on release."""
 
-    def __init__(self, directory: Path, names: Optional[Set[str]], max_bytes: int) -> None:
+    def __init__(self, directory: Path, names: set[str] | None, max_bytes: int) -> None:
         super().__init__(directory, max_bytes)
         self.names = names  # None: every file
-        self.last_claimed: Optional[Path] = None
-        self.last_written: Optional[Path] = None
+        self.last_claimed: Path | None = None
+        self.last_written: Path | None = None
 
-    def files(self) -> List[Path]:
+    def files(self) -> list[Path]:
         return [p for p in super().files() if self.names is None or p.name in self.names]
 
-    def claim(self, path: Path) -> Optional[Path]:
+    def claim(self, path: Path) -> Path | None:
         self.last_claimed = path
         return super().claim(path)
 
@@ -86,7 +88,7 @@ class _Selection(Spool):
         return sum(event_count(p) for p in self.files())
 
 
-def _as_paths(paths_or_dir: Union[None, PathLike, Iterable[PathLike]]) -> List[Path]:
+def _as_paths(paths_or_dir: None | PathLike | Iterable[PathLike]) -> list[Path]:
     if paths_or_dir is None:
         return []
     if isinstance(paths_or_dir, (str, os.PathLike)):
@@ -94,13 +96,13 @@ def _as_paths(paths_or_dir: Union[None, PathLike, Iterable[PathLike]]) -> List[P
     return [Path(os.path.expanduser(os.fspath(p))) for p in paths_or_dir]
 
 
-_Plan = Tuple[Dict[Path, Optional[Set[str]]], List[Tuple[Path, str]]]
+_Plan = tuple[dict[Path, Optional[set[str]]], list[tuple[Path, str]]]
 
 
 def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
     """Sort the paths into spool selections and legacy files; complain before sending anything."""
-    spools: Dict[Path, Optional[Set[str]]] = {}
-    legacy: List[Tuple[Path, str]] = []
+    spools: dict[Path, set[str] | None] = {}
+    legacy: list[tuple[Path, str]] = []
     if not paths:
         spools[Path(os.path.expanduser(str(settings.spill_dir))).resolve()] = None
     for path in paths:
@@ -120,16 +122,25 @@ def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     if legacy and not settings.bucket_key:
-        raise ConfigError(f"{legacy[0][0]} has no bucket of its own: give a bucket key with --bucket-key, "
-                          "bucket_key=, ISSTREAMER_BUCKET_KEY or bucket_key in the ini file")
+        raise ConfigError(
+            f"{legacy[0][0]} has no bucket of its own: give a bucket key with --bucket-key, "
+            "bucket_key=, ISSTREAMER_BUCKET_KEY or bucket_key in the ini file"
+        )
     return spools, legacy
 
 
 class _Run:
     """One replay call: a sink, shared counters, the stop event and the progress report."""
 
-    def __init__(self, sink: Sink, settings: Settings, policy: RetryPolicy, stop: threading.Event,
-                 progress: Optional[Progress], total: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        settings: Settings,
+        policy: RetryPolicy,
+        stop: threading.Event,
+        progress: Progress | None,
+        total: int,
+    ) -> None:
         self.sink, self.settings, self.policy, self.stop = sink, settings, policy, stop
         self.stats = Stats()
         self.progress = progress
@@ -157,7 +168,7 @@ class _Run:
             return not self.stop.wait(wait)
         return not self.stop.is_set()
 
-    def spool_files(self, directory: Path, names: Optional[Set[str]]) -> None:
+    def spool_files(self, directory: Path, names: set[str] | None) -> None:
         spool = _Selection(directory, names, int(self.settings.spill_max_bytes))
         delivery = self.delivery(spool)
         exhausted = False
@@ -178,20 +189,30 @@ class _Run:
             spool.release_own_claims()
         left = spool.pending()
         if exhausted and left:  # nothing more could be claimed, yet files are left
-            log.warning("replay: %d events in %s were spilled for another receiver than %s; "
-                        "left as they are", left, directory, self.sink.address)
+            log.warning(
+                "replay: %d events in %s were spilled for another receiver than %s; "
+                "left as they are",
+                left,
+                directory,
+                self.sink.address,
+            )
         self.remaining += left
 
-    def legacy_events(self, path: Path, events: List[Event], bucket: Bucket) -> None:
-        spool = Spool(Path(os.path.expanduser(str(self.settings.spill_dir))), int(self.settings.spill_max_bytes))
+    def legacy_events(self, path: Path, events: list[Event], bucket: Bucket) -> None:
+        spool = Spool(
+            Path(os.path.expanduser(str(self.settings.spill_dir))),
+            int(self.settings.spill_max_bytes),
+        )
         delivery = self.delivery(spool)
         spilled_before = self.stats.snapshot()["spilled"]
         reason = ""
         for start in range(0, len(events), LEGACY_CHUNK):
-            chunk = events[start:start + LEGACY_CHUNK]
+            chunk = events[start : start + LEGACY_CHUNK]
             if reason or not self.wait_pace(delivery):
                 # Not sent: kept in the spool so nothing is lost and nothing is sent twice.
-                delivery.spill(bucket, chunk, last_error=reason or f"replay of {path.name} interrupted")
+                delivery.spill(
+                    bucket, chunk, last_error=reason or f"replay of {path.name} interrupted"
+                )
                 continue
             before = self.stats.snapshot()
             delivery.deliver(bucket, chunk)
@@ -203,13 +224,20 @@ class _Run:
         self.remaining += self.stats.snapshot()["spilled"] - spilled_before
 
 
-def replay(paths_or_dir: Union[None, PathLike, Iterable[PathLike]] = None, *,
-           access_key: Optional[str] = None, api_base: Optional[str] = None,
-           bucket_key: Optional[str] = None, bucket_name: Optional[str] = None,
-           ini_file_location: Optional[str] = None, spill_dir: Optional[PathLike] = None,
-           timeout: Optional[float] = None, progress: Optional[Progress] = None,
-           retry_policy: Optional[RetryPolicy] = None,
-           stop_event: Optional[threading.Event] = None) -> ReplayResult:
+def replay(
+    paths_or_dir: None | PathLike | Iterable[PathLike] = None,
+    *,
+    access_key: str | None = None,
+    api_base: str | None = None,
+    bucket_key: str | None = None,
+    bucket_name: str | None = None,
+    ini_file_location: str | None = None,
+    spill_dir: PathLike | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    retry_policy: RetryPolicy | None = None,
+    stop_event: threading.Event | None = None,
+) -> ReplayResult:
     """Send spilled or legacy events now; with no path, the configured spool.
 
     A path may be a spill file, a spool directory, ISStreamer's ``err_missed_events.txt`` or
@@ -219,17 +247,27 @@ def replay(paths_or_dir: Union[None, PathLike, Iterable[PathLike]] = None, *,
     Raises ConfigError (no access key, no bucket key for a legacy file) or FileNotFoundError
     before anything is sent.
     """
-    settings = load_settings({
-        "access_key": access_key or None, "api_base": api_base, "bucket_key": bucket_key or None,
-        "bucket_name": bucket_name or None, "spill_dir": os.fspath(spill_dir) if spill_dir else None,
-        "offline": False,  # a replay goes to the receiver, never into another CSV
-    }, ini_file_location)
+    settings = load_settings(
+        {
+            "access_key": access_key or None,
+            "api_base": api_base,
+            "bucket_key": bucket_key or None,
+            "bucket_name": bucket_name or None,
+            "spill_dir": os.fspath(spill_dir) if spill_dir else None,
+            "offline": False,  # a replay goes to the receiver, never into another CSV
+        },
+        ini_file_location,
+    )
     if needs_access_key(settings.api_base) and not settings.access_key:
-        raise ConfigError("no access key: set ISSTREAMER_ACCESS_KEY, put access_key in the ini file "
-                          "(isstreamer config init) or pass access_key=")
+        raise ConfigError(
+            "no access key: set ISSTREAMER_ACCESS_KEY, put access_key in the ini file "
+            "(isstreamer config init) or pass access_key="
+        )
     spools, legacy_paths = _plan(_as_paths(paths_or_dir), settings)
     legacy = [(path, *read_legacy(path, kind)) for path, kind in legacy_paths]
-    total = sum(_Selection(d, n, 1).pending() for d, n in spools.items()) + sum(len(e) for _, e, _ in legacy)
+    total = sum(_Selection(d, n, 1).pending() for d, n in spools.items()) + sum(
+        len(e) for _, e, _ in legacy
+    )
     stop = stop_event or threading.Event()
     timer = threading.Timer(timeout, stop.set) if timeout is not None else None
     sink = sink_factory(settings, SEND_TIMEOUT)()
@@ -248,10 +286,21 @@ def replay(paths_or_dir: Union[None, PathLike, Iterable[PathLike]] = None, *,
             timer.cancel()
         sink.close()
     counts = run.stats.snapshot()
-    result = ReplayResult(sent=counts["replayed"] + counts["sent"], failed=run.failed,
-                          quarantined=counts["quarantined"], remaining=run.remaining,
-                          skipped=sum(s for _, _, s in legacy), last_error=run.stats.last_error)
-    log.info("replay to %s: %d sent, %d failed, %d quarantined, %d remaining, %d skipped",
-             sink.address, result.sent, result.failed, result.quarantined, result.remaining, result.skipped)
+    result = ReplayResult(
+        sent=counts["replayed"] + counts["sent"],
+        failed=run.failed,
+        quarantined=counts["quarantined"],
+        remaining=run.remaining,
+        skipped=sum(s for _, _, s in legacy),
+        last_error=run.stats.last_error,
+    )
+    log.info(
+        "replay to %s: %d sent, %d failed, %d quarantined, %d remaining, %d skipped",
+        sink.address,
+        result.sent,
+        result.failed,
+        result.quarantined,
+        result.remaining,
+        result.skipped,
+    )
     return result
-

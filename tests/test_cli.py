@@ -1,4 +1,5 @@
 """The `isstreamer` command, run as a subprocess against the local events server."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any
 
 import pytest
 from apiserver import ApiServer
@@ -25,20 +26,39 @@ SECRET = "ist_0123456789abcdef-very-secret-key"
 
 
 @pytest.fixture
-def env(api_server: ApiServer, access_key: str, tmp_path: Path) -> Dict[str, str]:
+def env(api_server: ApiServer, access_key: str, tmp_path: Path) -> dict[str, str]:
     """The environment of a CLI run: the test server, its key, a spool in tmp_path."""
-    return dict(os.environ, ISSTREAMER_API_BASE=api_server.url, ISSTREAMER_ACCESS_KEY=access_key,
-                ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
+    return dict(
+        os.environ,
+        ISSTREAMER_API_BASE=api_server.url,
+        ISSTREAMER_ACCESS_KEY=access_key,
+        ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"),
+        PYTHONUNBUFFERED="1",
+    )
 
 
-def run(env: Dict[str, str], *args: str, stdin: Optional[str] = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "isstreamer", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+def run(
+    env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: PLW1510 (callers assert the exit status)
+        [sys.executable, "-m", "isstreamer", *args],
+        env=env,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
-def start(env: Dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "isstreamer", *args], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "isstreamer", *args],
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def read_until(stream: IO[str], text: str) -> str:
@@ -58,15 +78,19 @@ def holding_ini(tmp_path: Path) -> Path:
     return ini
 
 
-def test_log_delivers_a_float(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_log_delivers_a_float(env: dict[str, str], api_server: ApiServer) -> None:
     """`log temperature 21.5` sends the float 21.5 and exits 0."""
     done = run(env, "log", "--bucket-key", "pi", "temperature", "21.5")
     assert done.returncode == 0, done.stderr
     [event] = api_server.events_for("pi")
-    assert event["key"] == "temperature" and event["value"] == 21.5 and isinstance(event["value"], float)
+    assert (
+        event["key"] == "temperature"
+        and event["value"] == 21.5
+        and isinstance(event["value"], float)
+    )
 
 
-def test_log_types_epoch_and_string(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_log_types_epoch_and_string(env: dict[str, str], api_server: ApiServer) -> None:
     """true is a bool, --string keeps the text, --epoch sets the time, the default bucket is per host."""
     assert run(env, "log", "door_open", "true", "--epoch", str(NOW)).returncode == 0
     assert run(env, "--bucket-key", "pi", "log", "code", "007", "--string").returncode == 0
@@ -75,7 +99,7 @@ def test_log_types_epoch_and_string(env: Dict[str, str], api_server: ApiServer) 
     assert api_server.events_for("pi")[0]["value"] == "007"
 
 
-def test_log_spills_when_the_receiver_is_down(env: Dict[str, str], tmp_path: Path) -> None:
+def test_log_spills_when_the_receiver_is_down(env: dict[str, str], tmp_path: Path) -> None:
     """With the receiver gone, log keeps the event in the spool and still exits 0."""
     server = ApiServer().start()
     server.stop()
@@ -85,36 +109,68 @@ def test_log_spills_when_the_receiver_is_down(env: Dict[str, str], tmp_path: Pat
     assert len(Spool(tmp_path / "spool").files()) == 1
 
 
-def test_config_problems_exit_2_without_traceback(env: Dict[str, str], tmp_path: Path) -> None:
+def test_config_problems_exit_2_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
     """No key, a bad URL or a missing ini: exit 2 and one line that says what to do."""
     no_key = {k: v for k, v in env.items() if k != "ISSTREAMER_ACCESS_KEY"}
-    for args, environ, words in ((("log", "t", "1"), no_key, "no access key"),
-                                 (("--api-base", "ftp://x", "log", "t", "1"), env, "api_base"),
-                                 (("--config", str(tmp_path / "missing.ini"), "config"), env, "does not exist")):
+    for args, environ, words in (
+        (("log", "t", "1"), no_key, "no access key"),
+        (("--api-base", "ftp://x", "log", "t", "1"), env, "api_base"),
+        (("--config", str(tmp_path / "missing.ini"), "config"), env, "does not exist"),
+    ):
         done = run(environ, *args)
         assert done.returncode == 2, done.stderr
         assert words in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_pipe_delivers_good_lines_and_names_the_bad_one(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_pipe_delivers_good_lines_and_names_the_bad_one(
+    env: dict[str, str], api_server: ApiServer
+) -> None:
     """Every accepted format arrives; the bad line is named with its number; a summary ends it."""
-    lines = ["a,1", "b = 2.5", "c,hello,1790000000", '{"d": true, "e": {"f": 3}, "epoch": 1790000001}',
-             "this line has no separator", "", "# a comment", 'g,"x, y"', "h=yes"]
+    lines = [
+        "a,1",
+        "b = 2.5",
+        "c,hello,1790000000",
+        '{"d": true, "e": {"f": 3}, "epoch": 1790000001}',
+        "this line has no separator",
+        "",
+        "# a comment",
+        'g,"x, y"',
+        "h=yes",
+    ]
     done = run(env, "--bucket-key", "p", "pipe", stdin="\n".join(lines) + "\n")
     assert done.returncode == 0, done.stderr
     got = {e["key"]: e for e in api_server.events_for("p")}
-    assert {k: e["value"] for k, e in got.items()} == {"a": 1, "b": 2.5, "c": "hello", "d": True, "e_f": 3,
-                                                       "g": "x, y", "h": "yes"}
+    assert {k: e["value"] for k, e in got.items()} == {
+        "a": 1,
+        "b": 2.5,
+        "c": "hello",
+        "d": True,
+        "e_f": 3,
+        "g": "x, y",
+        "h": "yes",
+    }
     assert got["c"]["epoch"] == NOW and got["e_f"]["epoch"] == NOW + 1
     bad = [line for line in done.stderr.splitlines() if "skipped" in line]
     assert len(bad) == 1 and "line 5:" in bad[0]
     assert "9 lines, 1 bad, 7 events; 7 delivered" in done.stderr.splitlines()[-1]
 
 
-def test_pipe_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_pipe_sigterm_flushes_within_the_deadline(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """Events read before SIGTERM are delivered, and pipe exits 0 within its deadline."""
-    proc = start(env, "--config", str(holding_ini(tmp_path)), "--bucket-key", "p", "-vv", "pipe", "--deadline", "5")
+    proc = start(
+        env,
+        "--config",
+        str(holding_ini(tmp_path)),
+        "--bucket-key",
+        "p",
+        "-vv",
+        "pipe",
+        "--deadline",
+        "5",
+    )
     assert proc.stdin and proc.stderr
     proc.stdin.write("a,1\nb,2\nc,3\n")
     proc.stdin.flush()
@@ -129,7 +185,9 @@ def test_pipe_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_serve
     proc.stdin.close()
 
 
-def test_replay_of_a_spill_directory(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_replay_of_a_spill_directory(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """`replay` with no path sends the spool to each file's bucket and empties it."""
     spool = Spool(tmp_path / "spool")
     spool.write(Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW + 1)], sink=api_server.url)
@@ -146,20 +204,36 @@ def test_replay_of_a_spill_directory(env: Dict[str, str], api_server: ApiServer,
     assert api_server.events_for("b3")[0]["value"] == 0.5
 
 
-def test_replay_of_legacy_missed_events(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_replay_of_legacy_missed_events(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """ISStreamer's err_missed_events.txt is sent to --bucket-key with its own epochs."""
     missed = tmp_path / "err_missed_events.txt"
-    missed.write_text(json.dumps([{"key": "t", "value": 20.5, "epoch": NOW},
-                                  {"key": "t", "value": 21, "epoch": NOW + 60}]) + "\n")
+    missed.write_text(
+        json.dumps(
+            [
+                {"key": "t", "value": 20.5, "epoch": NOW},
+                {"key": "t", "value": 21, "epoch": NOW + 60},
+            ]
+        )
+        + "\n"
+    )
     done = run(env, "replay", "--bucket-key", "old-pi", str(missed))
     assert done.returncode == 0, done.stderr
-    assert [(e["value"], e["epoch"]) for e in api_server.events_for("old-pi")] == [(20.5, NOW), (21, NOW + 60)]
+    assert [(e["value"], e["epoch"]) for e in api_server.events_for("old-pi")] == [
+        (20.5, NOW),
+        (21, NOW + 60),
+    ]
 
 
-def test_replay_of_an_offline_csv(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_replay_of_an_offline_csv(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """An offline-mode CSV, with or without its header, is sent with its types."""
     with_header = tmp_path / "out.csv"
-    with_header.write_text(f"epoch,key,value\n{NOW},temp,21.5\n{NOW + 1},on,true\n{NOW + 2},word,hello\n")
+    with_header.write_text(
+        f"epoch,key,value\n{NOW},temp,21.5\n{NOW + 1},on,true\n{NOW + 2},word,hello\n"
+    )
     bare = tmp_path / "bare.csv"
     bare.write_text(f"{NOW + 3},count,7\n")
     done = run(env, "--bucket-key", "csv", "replay", str(with_header), str(bare))
@@ -167,7 +241,9 @@ def test_replay_of_an_offline_csv(env: Dict[str, str], api_server: ApiServer, tm
     assert [e["value"] for e in api_server.events_for("csv")] == [21.5, True, "hello", 7]
 
 
-def test_replay_exit_1_when_not_everything_was_delivered(env: Dict[str, str], tmp_path: Path) -> None:
+def test_replay_exit_1_when_not_everything_was_delivered(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     """A replay that cannot reach the receiver exits 1, says so, and keeps the file."""
     server = ApiServer().start()
     spool = Spool(tmp_path / "spool")
@@ -179,7 +255,9 @@ def test_replay_exit_1_when_not_everything_was_delivered(env: Dict[str, str], tm
     assert len(spool.files()) == 1
     missing = run(env, "replay", str(tmp_path / "nope.csv"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
-    no_bucket = run(env, "replay", str(tmp_path / "spool" / spool.files()[0].name), str(_csv(tmp_path)))
+    no_bucket = run(
+        env, "replay", str(tmp_path / "spool" / spool.files()[0].name), str(_csv(tmp_path))
+    )
     assert no_bucket.returncode == 2 and "bucket key" in no_bucket.stderr
 
 
@@ -189,12 +267,18 @@ def _csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_spool_lists_shows_and_purges(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_spool_lists_shows_and_purges(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """spool summarises files and quarantine, show prints one file, purge needs --yes off a terminal."""
     spool = Spool(tmp_path / "spool")
-    first = spool.write(Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW)], sink=api_server.url, last_error="503 busy")
+    first = spool.write(
+        Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW)], sink=api_server.url, last_error="503 busy"
+    )
     spool.write(Bucket("b1"), [("k", 3, NOW)], sink=api_server.url, last_error="cannot reach")
-    spool.quarantine_batch(Bucket("b1"), [("bad", 1, NOW)], sink=api_server.url, reason="400: bad value")
+    spool.quarantine_batch(
+        Bucket("b1"), [("bad", 1, NOW)], sink=api_server.url, reason="400: bad value"
+    )
     listed = run(env, "spool")
     assert listed.returncode == 0, listed.stderr
     assert "2 files, 3 events" in listed.stdout and "last error: cannot reach" in listed.stdout
@@ -211,7 +295,7 @@ def test_spool_lists_shows_and_purges(env: Dict[str, str], api_server: ApiServer
     assert spool.files() == [] and not list((spool.directory / QUARANTINE).iterdir())
 
 
-def test_config_never_shows_the_key(env: Dict[str, str], tmp_path: Path) -> None:
+def test_config_never_shows_the_key(env: dict[str, str], tmp_path: Path) -> None:
     """config shows every setting and where it came from, but never the access key itself."""
     ini = tmp_path / "isstreamer.ini"
     ini.write_text(f"[isstreamer.client_config]\naccess_key = {SECRET}\nbucket_key = from-ini\n")
@@ -222,12 +306,16 @@ def test_config_never_shows_the_key(env: Dict[str, str], tmp_path: Path) -> None
         assert SECRET not in done.stdout + done.stderr
         assert "ist_" in done.stdout and "from-ini" in done.stdout and f"ini ({ini})" in done.stdout
     from_env = run(dict(env, ISSTREAMER_ACCESS_KEY=SECRET), "config")
-    assert SECRET not in from_env.stdout and "environment (ISSTREAMER_ACCESS_KEY)" in from_env.stdout
+    assert (
+        SECRET not in from_env.stdout and "environment (ISSTREAMER_ACCESS_KEY)" in from_env.stdout
+    )
 
 
-def test_config_init_writes_0600(env: Dict[str, str], tmp_path: Path) -> None:
+def test_config_init_writes_0600(env: dict[str, str], tmp_path: Path) -> None:
     """config init stores the key from stdin in the user config file, readable only by its owner."""
-    done = run(env, "--bucket-key", "kitchen", "config", "init", "--access-key-stdin", stdin=SECRET + "\n")
+    done = run(
+        env, "--bucket-key", "kitchen", "config", "init", "--access-key-stdin", stdin=SECRET + "\n"
+    )
     assert done.returncode == 0, done.stderr
     ini = Path(os.environ["XDG_CONFIG_HOME"]) / "isstreamer" / "isstreamer.ini"
     assert stat.S_IMODE(ini.stat().st_mode) == 0o600
@@ -240,7 +328,7 @@ def test_config_init_writes_0600(env: Dict[str, str], tmp_path: Path) -> None:
     assert no_key.returncode == 2 and "--access-key-stdin" in no_key.stderr
 
 
-def test_metrics_once_sends_system_keys(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_metrics_once_sends_system_keys(env: dict[str, str], api_server: ApiServer) -> None:
     """`metrics --once` sends at least ten system keys, cpu and memory among them, to metrics-<host>."""
     done = run(env, "metrics", "--once")
     assert done.returncode == 0, done.stderr
@@ -252,10 +340,23 @@ def test_metrics_once_sends_system_keys(env: Dict[str, str], api_server: ApiServ
     assert api_server.buckets[bucket].endswith(" metrics")
 
 
-def test_metrics_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_metrics_sigterm_flushes_within_the_deadline(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
     """Samples held in memory are delivered on SIGTERM, and metrics exits 0 in time."""
-    proc = start(env, "--config", str(holding_ini(tmp_path)), "-v", "metrics", "--interval", "0.2",
-                 "--bucket-key", "m", "--deadline", "5")
+    proc = start(
+        env,
+        "--config",
+        str(holding_ini(tmp_path)),
+        "-v",
+        "metrics",
+        "--interval",
+        "0.2",
+        "--bucket-key",
+        "m",
+        "--deadline",
+        "5",
+    )
     assert proc.stderr
     read_until(proc.stderr, "metrics: sample 1")
     assert api_server.events == []
@@ -268,7 +369,12 @@ def test_metrics_sigterm_flushes_within_the_deadline(env: Dict[str, str], api_se
 
 
 def test_embedded_default_streams_to_the_local_collector(
-        api_server: ApiServer, access_key: str, monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path) -> None:
+    api_server: ApiServer,
+    access_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    tmp_path: Path,
+) -> None:
     """With neither key nor api_base, log goes to the local collector and says where to look."""
     monkeypatch.setattr(cli_common, "start_local_collector", lambda: (api_server.url, access_key))
     assert main(["--spill-dir", str(tmp_path / "spool"), "log", "t", "1"]) == 0
@@ -277,7 +383,7 @@ def test_embedded_default_streams_to_the_local_collector(
     assert len(notice) == 1 and f"open {api_server.url}" in notice[0] and "config init" in notice[0]
 
 
-def test_serve_is_wired_to_the_collector(env: Dict[str, str]) -> None:
+def test_serve_is_wired_to_the_collector(env: dict[str, str]) -> None:
     """`serve --help` shows the collector's own options."""
     done = run(env, "serve", "--help")
     assert done.returncode == 0 and "--port" in done.stdout and "--retention-days" in done.stdout

@@ -1,11 +1,11 @@
 """Every example_app/ script runs against the local events server and its data arrives."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 from apiserver import ApiServer
@@ -14,33 +14,50 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "example_app"
 
 
 @pytest.fixture
-def env(api_server: ApiServer, access_key: str, tmp_path: Path) -> Dict[str, str]:
+def env(api_server: ApiServer, access_key: str, tmp_path: Path) -> dict[str, str]:
     """The configuration every example reads: the test server, its key, a private spool."""
-    return dict(os.environ, ISSTREAMER_API_BASE=api_server.url, ISSTREAMER_ACCESS_KEY=access_key,
-                ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"))
+    return dict(
+        os.environ,
+        ISSTREAMER_API_BASE=api_server.url,
+        ISSTREAMER_ACCESS_KEY=access_key,
+        ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"),
+    )
 
 
-def run_example(env: Dict[str, str], script: str, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], env=env, text=True,
-                          capture_output=True, timeout=60)
+def run_example(env: dict[str, str], script: str, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(  # noqa: PLW1510 (the exit status is asserted)
+        [sys.executable, str(EXAMPLES / script), *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
 
-def keys(server: ApiServer, bucket: str) -> List[str]:
+def keys(server: ApiServer, bucket: str) -> list[str]:
     return [e["key"] for e in server.events_for(bucket)]
 
 
-def test_compute_metrics(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_compute_metrics(env: dict[str, str], api_server: ApiServer) -> None:
     """compute_metrics.py logs psutil's namedtuples, so memory, swap, disk and network arrive."""
     run_example(env, "compute_metrics.py", "--iterations", "2", "--interval", "0")
     got = set(keys(api_server, "compute-metrics-example"))
-    assert {"cpu_total", "cpu_0", "mem_percent", "mem_available", "swap_total", "disk_root_percent",
-            "net_bytes_recv", "process_count"} <= got
+    assert {
+        "cpu_total",
+        "cpu_0",
+        "mem_percent",
+        "mem_available",
+        "swap_total",
+        "disk_root_percent",
+        "net_bytes_recv",
+        "process_count",
+    } <= got
     assert keys(api_server, "compute-metrics-example").count("mem_percent") == 2
 
 
-def test_sensor_loop(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_sensor_loop(env: dict[str, str], api_server: ApiServer) -> None:
     """sensor_loop.py sends each iteration's readings, plus one back-dated reading first."""
     run_example(env, "sensor_loop.py", "--iterations", "3", "--interval", "0")
     events = api_server.events_for("sensor-loop-example")
@@ -49,16 +66,22 @@ def test_sensor_loop(env: Dict[str, str], api_server: ApiServer) -> None:
     assert {type(e["value"]) for e in events if e["key"] == "heater_on"} == {bool}
 
 
-def test_object_logging(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_object_logging(env: dict[str, str], api_server: ApiServer) -> None:
     """object_logging.py flattens dicts, lists, namedtuples, dataclasses and objects."""
     done = run_example(env, "object_logging.py")
     got = set(keys(api_server, "object-logging-example"))
-    assert {"shop_visitors", "channel_2", "Reading_temperature", "battery_cells_1", "beaufort",
-            "garden_outside_temp"} <= got
+    assert {
+        "shop_visitors",
+        "channel_2",
+        "Reading_temperature",
+        "battery_cells_1",
+        "beaufort",
+        "garden_outside_temp",
+    } <= got
     assert "skipped_sensor" not in got and "1 invalid skipped" in done.stdout
 
 
-def test_offline_then_replay(env: Dict[str, str], api_server: ApiServer) -> None:
+def test_offline_then_replay(env: dict[str, str], api_server: ApiServer) -> None:
     """offline_then_replay.py records a CSV offline, then replays it with its own timestamps."""
     run_example(env, "offline_then_replay.py", "--count", "4")
     events = api_server.events_for("offline-replay-example")
@@ -67,7 +90,7 @@ def test_offline_then_replay(env: Dict[str, str], api_server: ApiServer) -> None
     assert sorted(e["epoch"] for e in events) == [e["epoch"] for e in events]
 
 
-def test_read_csv(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
+def test_read_csv(env: dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
     """read_csv.py backfills the built-in sample and a given file with each row's own time."""
     run_example(env, "read_csv.py")
     assert keys(api_server, "read-csv-example").count("temperature_c") == 12
@@ -75,5 +98,8 @@ def test_read_csv(env: Dict[str, str], api_server: ApiServer, tmp_path: Path) ->
     data.write_text("timestamp,level_cm,pump\n1790000000,12.5,on\n1790000060,12,off\n")
     run_example(env, "read_csv.py", str(data), "--time-column", "timestamp", "--bucket-key", "tank")
     assert [(e["key"], e["value"], e["epoch"]) for e in api_server.events_for("tank")] == [
-        ("level_cm", 12.5, 1790000000.0), ("pump", "on", 1790000000.0),
-        ("level_cm", 12, 1790000060.0), ("pump", "off", 1790000060.0)]
+        ("level_cm", 12.5, 1790000000.0),
+        ("pump", "on", 1790000000.0),
+        ("level_cm", 12, 1790000060.0),
+        ("pump", "off", 1790000060.0),
+    ]

@@ -1,4 +1,5 @@
 """The psutil sampler behind `isstreamer metrics`: gauges, and rates from two samples."""
+
 from __future__ import annotations
 
 from collections import namedtuple
@@ -29,11 +30,16 @@ class FakePsutil:
     def __init__(self) -> None:
         self.cpus = [cpu(100, 900), cpu(200, 800)]
         self.disk: Any = DiskIO(10, 20, 1000 * MIB, 2000 * MIB)
-        self.nics = {"lo": NetIO(0, 0, 0, 0), "eth0": NetIO(5 * MIB, 50 * MIB, 0, 0),
-                     "docker0": NetIO(0, 0, 0, 0)}
-        self.partitions = [Partition("/dev/mmcblk0p2", "/", "ext4", "rw"),
-                           Partition("/dev/mmcblk0p1", "/boot/firmware", "vfat", "rw"),
-                           Partition("/dev/loop0", "/snap/core/1", "squashfs", "ro")]
+        self.nics = {
+            "lo": NetIO(0, 0, 0, 0),
+            "eth0": NetIO(5 * MIB, 50 * MIB, 0, 0),
+            "docker0": NetIO(0, 0, 0, 0),
+        }
+        self.partitions = [
+            Partition("/dev/mmcblk0p2", "/", "ext4", "rw"),
+            Partition("/dev/mmcblk0p1", "/boot/firmware", "vfat", "rw"),
+            Partition("/dev/loop0", "/snap/core/1", "squashfs", "ro"),
+        ]
         self.temps = {"cpu_thermal": [Temp("", 48.312, None, None)]}
 
     def cpu_times(self, percpu: bool) -> list:
@@ -109,8 +115,11 @@ def test_rates_come_from_two_samples_and_the_clock(fake: FakePsutil) -> None:
     sampler.prime()
     clock.now = 110.0
     fake.disk = DiskIO(60, 20, 1010 * MIB, 2000 * MIB)  # +10 MiB read, +50 reads in 10 s
-    fake.nics = {"lo": NetIO(99 * MIB, 99 * MIB, 0, 0), "eth0": NetIO(5 * MIB + 20480, 51 * MIB, 0, 0),
-                 "docker0": NetIO(10240, 0, 0, 0)}
+    fake.nics = {
+        "lo": NetIO(99 * MIB, 99 * MIB, 0, 0),
+        "eth0": NetIO(5 * MIB + 20480, 51 * MIB, 0, 0),
+        "docker0": NetIO(10240, 0, 0, 0),
+    }
     sample = sampler.sample()
     assert sample["disk_read_kib_per_s"] == 1024.0 and sample["disk_write_kib_per_s"] == 0.0
     assert sample["disk_reads_per_s"] == 5.0
@@ -156,12 +165,12 @@ def test_no_time_passed_means_no_rates(fake: FakePsutil) -> None:
 
 def test_missing_or_failing_sources_are_skipped(fake: FakePsutil) -> None:
     """A psutil function this system lacks, or one that raises, leaves the other keys intact."""
-    fake.sensors_temperatures = None  # type: ignore[assignment]
+    fake.sensors_temperatures = None  # type: ignore[assignment, method-assign]
 
     def denied(perdisk: bool) -> Any:
         raise PermissionError("no /proc/diskstats in this container")
 
-    fake.disk_io_counters = denied  # type: ignore[assignment]
+    fake.disk_io_counters = denied  # type: ignore[method-assign]
     clock = Clock()
     sampler = sampler_for(fake, clock)
     sampler.prime()

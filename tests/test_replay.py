@@ -1,4 +1,5 @@
 """Module-level replay(): spill files, spool directories and legacy ISStreamer files."""
+
 from __future__ import annotations
 
 import json
@@ -21,24 +22,35 @@ NOW = 1_790_000_000.0
 FAST = RetryPolicy(attempts=1)  # a failed send is final at once: no backoff waits in tests
 
 
-def spill(directory: Path, server: ApiServer, bucket: str, n: int, *, start: int = 0, sink: str = "") -> Path:
+def spill(
+    directory: Path, server: ApiServer, bucket: str, n: int, *, start: int = 0, sink: str = ""
+) -> Path:
     """One spill file of ``n`` events for ``bucket``, as a Streamer would have written it."""
     events = [(f"k{i}", start + i, NOW + start + i) for i in range(n)]
     return Spool(directory).write(Bucket(bucket, bucket.upper()), events, sink=sink or server.url)
 
 
 def settings(server: ApiServer, key: str, tmp_path: Path, **extra: Any) -> dict:
-    return dict(access_key=key, api_base=server.url, spill_dir=tmp_path / "configured-spool",
-                retry_policy=FAST, **extra)
+    return dict(
+        access_key=key,
+        api_base=server.url,
+        spill_dir=tmp_path / "configured-spool",
+        retry_policy=FAST,
+        **extra,
+    )
 
 
-def test_spool_directory_goes_to_each_files_bucket(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_spool_directory_goes_to_each_files_bucket(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """Every file's events reach the bucket recorded in it, and the files are deleted."""
     spool = tmp_path / "spool"
     spill(spool, api_server, "b1", 3)
     spill(spool, api_server, "b2", 2, start=10)
     seen: list = []
-    result = replay(spool, **settings(api_server, access_key, tmp_path), progress=lambda *a: seen.append(a))
+    result = replay(
+        spool, **settings(api_server, access_key, tmp_path), progress=lambda *a: seen.append(a)
+    )
     assert result == ReplayResult(sent=5) and result.ok
     assert [e["value"] for e in api_server.events_for("b1")] == [0, 1, 2]
     assert [e["epoch"] for e in api_server.events_for("b2")] == [NOW + 10, NOW + 11]
@@ -47,7 +59,9 @@ def test_spool_directory_goes_to_each_files_bucket(api_server: ApiServer, access
     assert seen[-1][:2] == (5, 5)
 
 
-def test_no_path_replays_the_configured_spool(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_no_path_replays_the_configured_spool(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """With no path, the spill_dir from the arguments (or environment, or ini) is replayed."""
     configured = tmp_path / "configured-spool"
     spill(configured, api_server, "b1", 4)
@@ -55,7 +69,9 @@ def test_no_path_replays_the_configured_spool(api_server: ApiServer, access_key:
     assert len(api_server.events) == 4
 
 
-def test_a_single_file_replays_only_that_file(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_a_single_file_replays_only_that_file(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """Naming one spill file leaves its neighbours in the spool."""
     spool = tmp_path / "spool"
     chosen = spill(spool, api_server, "b1", 2)
@@ -78,7 +94,9 @@ def test_receiver_down_keeps_the_files(access_key: str, tmp_path: Path) -> None:
     assert sorted(event_count(p) for p in Spool(spool).files()) == [2, 3]
 
 
-def test_bad_batch_is_quarantined_and_the_rest_replayed(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_bad_batch_is_quarantined_and_the_rest_replayed(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A 400 moves that file's events to the quarantine; the next file is still sent."""
     spool = tmp_path / "spool"
     spill(spool, api_server, "b1", 2)
@@ -89,7 +107,9 @@ def test_bad_batch_is_quarantined_and_the_rest_replayed(api_server: ApiServer, a
     assert len(list((spool / QUARANTINE).glob("*.json"))) == 1
 
 
-def test_corrupt_file_is_quarantined(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_corrupt_file_is_quarantined(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """An unreadable spill file goes to the quarantine and does not stop the others."""
     spool = tmp_path / "spool"
     bad = spill(spool, api_server, "b1", 4)
@@ -100,7 +120,9 @@ def test_corrupt_file_is_quarantined(api_server: ApiServer, access_key: str, tmp
     assert (spool / QUARANTINE / bad.name).exists()
 
 
-def test_files_for_another_receiver_are_left_alone(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_files_for_another_receiver_are_left_alone(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A spill file recorded for another receiver is not sent here and counts as remaining."""
     spool = tmp_path / "spool"
     foreign = spill(spool, api_server, "b1", 3, sink="https://groker.init.st")
@@ -110,7 +132,9 @@ def test_files_for_another_receiver_are_left_alone(api_server: ApiServer, access
     assert foreign.exists()
 
 
-def test_a_file_claimed_by_a_live_sender_is_not_sent(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_a_file_claimed_by_a_live_sender_is_not_sent(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A file another sender holds is skipped, so no event is sent twice."""
     spool = tmp_path / "spool"
     held = Spool(spool).claim(spill(spool, api_server, "b1", 3))
@@ -120,7 +144,9 @@ def test_a_file_claimed_by_a_live_sender_is_not_sent(api_server: ApiServer, acce
     assert [e["value"] for e in api_server.events] == [9]
 
 
-def test_stop_event_leaves_everything_on_disk(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_stop_event_leaves_everything_on_disk(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A replay told to stop before it starts sends nothing and keeps every file."""
     spool = tmp_path / "spool"
     spill(spool, api_server, "b1", 3)
@@ -131,29 +157,53 @@ def test_stop_event_leaves_everything_on_disk(api_server: ApiServer, access_key:
     assert api_server.requests == []
 
 
-def test_missed_events_file_goes_to_the_given_bucket(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_missed_events_file_goes_to_the_given_bucket(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """err_missed_events.txt lines reach bucket_key with their own epochs; the file is untouched."""
     missed = tmp_path / "err_missed_events.txt"
-    lines = [json.dumps([{"key": "t", "value": 21.5, "epoch": NOW}, {"key": "on", "value": True, "epoch": NOW + 1}]),
-             json.dumps({"bucketKey": "old", "bucketName": "Old"}),
-             json.dumps([{"key": "s", "value": "hi", "epoch": NOW + 2}])]
+    lines = [
+        json.dumps(
+            [
+                {"key": "t", "value": 21.5, "epoch": NOW},
+                {"key": "on", "value": True, "epoch": NOW + 1},
+            ]
+        ),
+        json.dumps({"bucketKey": "old", "bucketName": "Old"}),
+        json.dumps([{"key": "s", "value": "hi", "epoch": NOW + 2}]),
+    ]
     missed.write_text("\n".join(lines) + "\n")
     before = missed.read_bytes()
     result = replay(missed, **settings(api_server, access_key, tmp_path, bucket_key="legacy"))
     assert result == ReplayResult(sent=3)
     assert [(e["key"], e["value"], e["epoch"]) for e in api_server.events_for("legacy")] == [
-        ("t", 21.5, NOW), ("on", True, NOW + 1), ("s", "hi", NOW + 2)]
+        ("t", 21.5, NOW),
+        ("on", True, NOW + 1),
+        ("s", "hi", NOW + 2),
+    ]
     assert missed.read_bytes() == before
 
 
-def test_offline_csv_from_offline_mode_round_trips(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_offline_csv_from_offline_mode_round_trips(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A CSV written by offline mode replays with its types: int, float, bool and string."""
     ini = tmp_path / "offline.ini"
-    ini.write_text(f"[isstreamer.client_config]\noffline_mode = true\noffline_file = {tmp_path / 'out'}\n")
+    ini.write_text(
+        f"[isstreamer.client_config]\noffline_mode = true\noffline_file = {tmp_path / 'out'}\n"
+    )
     with Streamer(bucket_key="x", ini_file_location=str(ini)) as streamer:
-        for key, value in (("count", 3), ("temp", 21.5), ("on", True), ("word", "True"), ("n", "007x")):
+        for key, value in (
+            ("count", 3),
+            ("temp", 21.5),
+            ("on", True),
+            ("word", "True"),
+            ("n", "007x"),
+        ):
             streamer.log(key, value, epoch=NOW)
-    result = replay(tmp_path / "out.csv", **settings(api_server, access_key, tmp_path, bucket_key="csv"))
+    result = replay(
+        tmp_path / "out.csv", **settings(api_server, access_key, tmp_path, bucket_key="csv")
+    )
     assert result == ReplayResult(sent=5)
     assert [e["value"] for e in api_server.events_for("csv")] == [3, 21.5, True, "True", "007x"]
 
@@ -179,7 +229,9 @@ def test_legacy_failure_goes_to_the_spool_for_later(access_key: str, tmp_path: P
         server.stop()
 
 
-def test_legacy_file_needs_a_bucket_key(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_legacy_file_needs_a_bucket_key(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """Without a bucket key, a legacy file is refused before anything is sent."""
     csv_file = tmp_path / "readings.csv"
     csv_file.write_text(f"{NOW},k,1\n")
@@ -200,9 +252,11 @@ def test_no_access_key_and_missing_path_are_refused(api_server: ApiServer, tmp_p
 def test_legacy_readers_skip_and_count_bad_lines(tmp_path: Path) -> None:
     """Unreadable lines are skipped with a count; headers and bucket lines are not events."""
     missed = tmp_path / "err_missed_events.txt"
-    missed.write_text('[{"key": "a", "value": 1, "epoch": 5}]\nnot json\n[{"key": "b"}]\n'
-                      '[{"key": "c", "value": null, "epoch": 5}]\n[{"key": "d", "value": 2, '
-                      '"iso8601": "2026-01-01T00:00:00Z"}]\n')
+    missed.write_text(
+        '[{"key": "a", "value": 1, "epoch": 5}]\nnot json\n[{"key": "b"}]\n'
+        '[{"key": "c", "value": null, "epoch": 5}]\n[{"key": "d", "value": 2, '
+        '"iso8601": "2026-01-01T00:00:00Z"}]\n'
+    )
     events, skipped = read_missed_events(missed)
     assert [(k, v) for k, v, _ in events] == [("a", 1), ("d", 2)] and skipped == 3
     assert events[1][2] == parse_epoch("2026-01-01T00:00:00+00:00")
@@ -212,18 +266,33 @@ def test_legacy_readers_skip_and_count_bad_lines(tmp_path: Path) -> None:
     assert events == [("a", 1.5, 1.0), ("c", "x, y", 3.0), ("e", False, 4.0)] and skipped == 2
 
 
-@pytest.mark.parametrize("text, value", [
-    ("21.5", 21.5), ("-3", -3), ("1e3", 1000.0), (".5", 0.5), ("true", True), ("false", False),
-    ("True", "True"), ("nan", "nan"), ("inf", "inf"), ("0x10", "0x10"), ("1_000", "1_000"),
-    ("", ""), ("hello world", "hello world"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("21.5", 21.5),
+        ("-3", -3),
+        ("1e3", 1000.0),
+        (".5", 0.5),
+        ("true", True),
+        ("false", False),
+        ("True", "True"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+        ("0x10", "0x10"),
+        ("1_000", "1_000"),
+        ("", ""),
+        ("hello world", "hello world"),
+    ],
+)
 def test_parse_value(text: str, value: Any) -> None:
     """Numbers and lower-case true/false are typed; everything else stays the string it was."""
     parsed = parse_value(text)
     assert parsed == value and type(parsed) is type(value)
 
 
-def test_spill_files_keep_their_mode(api_server: ApiServer, access_key: str, tmp_path: Path) -> None:
+def test_spill_files_keep_their_mode(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
     """A partly failed replay rewrites what is left with mode 0600, never wider."""
     spool = tmp_path / "spool"
     spill(spool, api_server, "b1", 2)

@@ -1,0 +1,108 @@
+"""``isstreamer replay``: send what is waiting on disk now, with progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, load, receiver, say
+from .replay import ReplayResult, replay
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="send spilled events now (or legacy ISStreamer files)",
+        description="Send spill files now: the spool by default, or the given spill files and "
+        "spool directories. ISStreamer's err_missed_events.txt and offline CSV "
+        "files (epoch,key,value) go to --bucket-key or the configured bucket. "
+        "Exit 0 only when everything was delivered.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long; the rest stays on disk",
+    )
+    p.set_defaults(func=run_replay)
+
+
+class ProgressLine:
+    """Progress on stderr for replays that take more than a second: in place on a terminal."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.enabled = not args.quiet
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int, rate: float) -> None:
+        now = time.monotonic()
+        if (
+            not self.enabled
+            or now - self.started < 1.0
+            or now - self.last < (0.25 if self.tty else 10.0)
+        ):
+            return
+        self.last = now
+        line = f"replay: {done:,} of {total:,} events, {rate:,.0f}/s, {max(0, total - done):,} left"
+        sys.stderr.write(f"\r{line}\033[K" if self.tty else f"isstreamer: {line}\n")
+        sys.stderr.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown and self.tty:
+            sys.stderr.write("\n")
+
+
+def _summary(result: ReplayResult) -> str:
+    if result.ok:
+        return (
+            f"replay: {result.sent:,} events delivered"
+            if result.sent
+            else "replay: nothing to replay"
+        )
+    parts = [f"{result.sent:,} delivered"]
+    for count, what in (
+        (result.failed, "failed"),
+        (result.quarantined, "quarantined"),
+        (result.remaining, "still in the spool"),
+        (result.skipped, "unreadable, skipped"),
+    ):
+        if count:
+            parts.append(f"{count:,} {what}")
+    error = f" (last error: {result.last_error})" if result.last_error else ""
+    return "replay: " + ", ".join(parts) + error
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    settings = load(args)
+    chosen = receiver(args, settings)
+    progress = ProgressLine(args)
+    with StopSignal() as stop:
+        try:
+            result = replay(
+                args.paths or None,
+                access_key=chosen.get("access_key", args.access_key),
+                api_base=chosen.get("api_base", args.api_base),
+                bucket_key=args.bucket_key,
+                bucket_name=args.bucket_name,
+                ini_file_location=args.config,
+                spill_dir=args.spill_dir,
+                timeout=args.timeout,
+                progress=progress,
+                stop_event=stop.event,
+            )
+        finally:
+            progress.finish()
+    say(
+        args,
+        _summary(result) + (f"; stopped by {stop.name}" if stop.signum else ""),
+        always=not result.ok,
+    )
+    return EXIT_OK if result.ok else EXIT_FAILED
