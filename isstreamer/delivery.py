@@ -50,6 +50,7 @@ class Delivery:
         self._scan_needed = spool is not None
         self._last_scan = float("-inf")
         self._skip: Set[str] = set()
+        self.drained = threading.Event()  # set while the spool holds nothing this sink can send
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -153,6 +154,7 @@ class Delivery:
                 log.error("cannot write spill file in %s (%s): %d events lost", self.spool.directory, exc, len(events))
             else:
                 self.stats.add("spilled", len(events))
+                self.drained.clear()
                 self._scan_needed = True
                 return path
         else:
@@ -184,7 +186,17 @@ class Delivery:
             return False
         if self._replaying is not None or self._replay_queue or self._scan_needed:
             return True
-        return self._clock() - self._last_scan > RESCAN_INTERVAL
+        if self._clock() - self._last_scan > RESCAN_INTERVAL:
+            return True
+        self.drained.set()
+        return False
+
+    def request_replay(self) -> None:
+        """Ask for a fresh look at the spool now, even while the circuit is open."""
+        self.drained.clear()
+        self._scan_needed = True
+        if self.open:
+            self.probe_at = self._clock()
 
     def replay_step(self) -> bool:
         """Send one chunk of spilled events; False when there was nothing to send."""
@@ -229,12 +241,14 @@ class Delivery:
         while True:
             if not self._replay_queue:
                 if not self._scan_needed and self._clock() - self._last_scan <= RESCAN_INTERVAL:
+                    self.drained.set()
                     return None
                 self._scan_needed = False
                 self._last_scan = self._clock()
                 self.spool.reclaim_stale()
                 self._replay_queue.extend(p for p in self.spool.files() if p.name not in self._skip)
                 if not self._replay_queue:
+                    self.drained.set()
                     return None
             path = self._replay_queue.popleft()
             claimed = self.spool.claim(path)
@@ -255,9 +269,7 @@ class Delivery:
 
     def replay_all(self, deadline: Optional[float] = None) -> bool:
         """Replay until the spool is empty, the sink fails or the deadline; True when empty."""
-        self._scan_needed = True
-        if self.open:
-            self.probe_at = self._clock()  # asked by hand: try now, whatever the circuit says
+        self.request_replay()  # asked by hand: try now, whatever the circuit says
         while deadline is None or self._clock() < deadline:
             if self.stopping() or (self.open and self._clock() < self.probe_at):
                 break

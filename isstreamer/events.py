@@ -111,18 +111,34 @@ def default_prefix(obj: Any) -> str:
     return type(obj).__name__
 
 
-def flatten(obj: Any, prefix: Optional[str], _depth: int = 0) -> Iterator[Tuple[str, Any]]:
+def flatten(obj: Any, prefix: Optional[str]) -> Iterator[Tuple[str, Any]]:
     """Yield (key, value) pairs for every leaf of ``obj``, nested names joined with ``_``.
 
-    Handles dicts, lists/tuples/sets, namedtuples (psutil's results), dataclasses, and plain
-    objects (properties and public attributes). A prefix of "" means no prefix.
+    The top-level object may be a dict, list/tuple/set, namedtuple (psutil's results),
+    dataclass, or plain object (properties and public attributes). Below it only containers,
+    namedtuples and dataclasses are walked into: an object an attribute holds (a logger, a
+    file, a connection) is skipped rather than flattened into hundreds of meaningless keys.
+    A prefix of "" means no prefix.
     """
-    for name, value in _members(obj):
+    return _flatten(obj, prefix, {id(obj)}, top=True)
+
+
+def _flatten(obj: Any, prefix: Optional[str], path: set, top: bool = False) -> Iterator[Tuple[str, Any]]:
+    for name, value in _members(obj, top):
         key = f"{prefix}_{name}" if prefix else str(name)
-        if _is_leaf(value) or _depth >= 8:  # the depth cap stops reference cycles
+        if _is_leaf(value):
             yield key, value
+        elif id(value) in path or not _is_container(value):
+            continue  # a reference cycle, or an object that is not data
         else:
-            yield from flatten(value, key, _depth + 1)
+            path.add(id(value))
+            yield from _flatten(value, key, path)
+            path.discard(id(value))
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple, set, frozenset)) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type))
 
 
 def _is_leaf(value: Any) -> bool:
@@ -133,7 +149,7 @@ def _is_leaf(value: Any) -> bool:
     return isinstance(value, (_dt.date, bytes))
 
 
-def _members(obj: Any) -> Iterator[Tuple[Any, Any]]:
+def _members(obj: Any, top: bool = True) -> Iterator[Tuple[Any, Any]]:
     if isinstance(obj, dict):
         yield from obj.items()
     elif isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
@@ -145,7 +161,7 @@ def _members(obj: Any) -> Iterator[Tuple[Any, Any]]:
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for field in dataclasses.fields(obj):
             yield field.name, getattr(obj, field.name)
-    else:
+    elif top:
         yield from _object_members(obj)
 
 

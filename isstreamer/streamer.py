@@ -308,9 +308,17 @@ class Streamer:
         return self._close_result
 
     def replay(self, timeout: Optional[float] = None) -> bool:
-        """Replay the spool now, on this thread; True when nothing is left for this sink."""
+        """Replay the spool now; True when nothing is left for this receiver.
+
+        With a running worker the worker does it (so the two never compete for files and a
+        file the worker already claimed counts as pending); otherwise it runs on this thread.
+        """
         if self._spool is None:
             return True
+        if self.Async and not self._closed:
+            self._delivery.request_replay()
+            self._kick()
+            return self._delivery.drained.wait(timeout) and not self._delivery.open
         deadline = None if timeout is None else time.monotonic() + timeout
         sink = self._make_sink() if self._user_sink is None else self._user_sink
         delivery = Delivery(sink, self._spool, self._stats, self._policy, stop_event=threading.Event(),

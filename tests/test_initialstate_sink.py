@@ -332,8 +332,6 @@ def test_hang_times_out_as_retry(api_server: ApiServer, access_key: str) -> None
     assert "0.3 s" in result.message
 
 
-@pytest.mark.xfail(reason="InitialStateSink.send() lets json.dumps' ValueError escape for a NaN value "
-                          "instead of returning a result (sinks/initialstate.py send)", strict=True)
 def test_unencodable_batch_is_a_result_not_an_exception(sink: InitialStateSink) -> None:
     """A batch that cannot be encoded as JSON is answered BAD, never raised across the thread."""
     result = sink.send(BUCKET, [("k", float("nan"), 1.0)])
