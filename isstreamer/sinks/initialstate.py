@@ -114,8 +114,11 @@ class InitialStateSink:
             created = self.create_bucket(bucket)
             if not created.ok:
                 return created
-        body = json.dumps([{"key": k, "value": v, "epoch": e} for k, v, e in events],
-                          separators=(",", ":"), allow_nan=False).encode()
+        try:
+            body = json.dumps([{"key": k, "value": v, "epoch": e} for k, v, e in events],
+                              separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:  # only events that skipped validation get here
+            return SendResult(Outcome.BAD, message=f"batch cannot be encoded as JSON: {exc}")
         return self._post("/api/events", bucket.key, body)
 
     def create_bucket(self, bucket: Bucket) -> SendResult:
