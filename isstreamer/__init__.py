@@ -2,11 +2,12 @@
 from ._version import __version__
 from .errors import ConfigError, IsStreamerError
 from .events import InvalidEvent, InvalidEventType
+from .replay import ReplayResult, replay
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Outcome, SendResult, Sink
 from .streamer import Streamer
 
 __all__ = [
     "Bucket", "ConfigError", "InvalidEvent", "InvalidEventType", "IsStreamerError", "Outcome",
-    "RetryPolicy", "SendResult", "Sink", "Streamer", "__version__",
+    "ReplayResult", "RetryPolicy", "SendResult", "Sink", "Streamer", "__version__", "replay",
 ]
