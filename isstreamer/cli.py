@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -138,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `isstreamer spool -l | head`
+    except BrokenPipeError:  # `isstreamer spool list -l | head`
+        # stdout is gone: point it at /dev/null, or the final flush at exit fails once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as exc:  # anything else: one line, the traceback only when asked for
         if args.verbose >= 2:

@@ -28,6 +28,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop after this long; the rest stays on disk",
     )
+    p.add_argument(
+        "--any-receiver",
+        action="store_true",
+        help="also send spill files recorded for another receiver (after switching from the "
+        "local collector to Initial State, say) to the configured one",
+    )
     p.set_defaults(func=run_replay)
 
 
@@ -97,6 +103,7 @@ def run_replay(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 progress=progress,
                 stop_event=stop.event,
+                any_receiver=args.any_receiver,
             )
         finally:
             progress.finish()

@@ -63,26 +63,28 @@ def key_part(name: str) -> str:
     return part or "root"
 
 
-def _cpu_busy_total(times: Any) -> tuple[float, float]:
-    # As psutil.cpu_percent() does: guest time is already inside user/nice, so it is taken
-    # out of the total, and waiting for I/O counts as idle.
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return total - idle, total
+def _cpu_busy_total(old: Any, new: Any) -> tuple[float, float]:
+    """Busy and all CPU time between two readings of one CPU, as psutil.cpu_percent() counts.
+
+    Each field's change is clamped at zero: per-CPU idle and iowait are known to step back
+    now and then on Linux. Guest time is already inside user/nice, so it is taken out of the
+    total, and waiting for I/O counts as idle.
+    """
+    delta = {name: max(0.0, b - a) for name, a, b in zip(new._fields, old, new)}
+    total = sum(delta.values()) - delta.get("guest", 0.0) - delta.get("guest_nice", 0.0)
+    return total - delta["idle"] - delta.get("iowait", 0.0), total
 
 
 def _percent(busy: float, total: float) -> float | None:
-    if total <= 0 or busy < 0:
-        return None  # no time passed, or the counters went backwards (suspend, wrap)
+    if total <= 0:
+        return None  # no time passed, or every counter stepped back (suspend, wrap)
     return round(min(100.0, max(0.0, 100.0 * busy / total)), 1)
 
 
 class _Counters:
     """The cumulative counters of one moment; rates come from two of these."""
 
-    def __init__(
-        self, at: float, cpus: list[tuple[float, float]], disk: Any | None, nics: dict[str, Any]
-    ) -> None:
+    def __init__(self, at: float, cpus: list[Any], disk: Any | None, nics: dict[str, Any]) -> None:
         self.at = at
         self.cpus = cpus
         self.disk = disk
@@ -140,7 +142,7 @@ class SystemSampler:
             return None
 
     def _counters(self) -> _Counters:
-        cpus = [_cpu_busy_total(t) for t in self._call("cpu_times", percpu=True) or []]
+        cpus = list(self._call("cpu_times", percpu=True) or [])
         return _Counters(
             self._clock(),
             cpus,
@@ -213,7 +215,7 @@ class SystemSampler:
         if seconds <= 0:
             return out
         if old.cpus and len(old.cpus) == len(new.cpus):  # a CPU hot-plugged: skip one sample
-            deltas = [(nb - ob, nt - ot) for (ob, ot), (nb, nt) in zip(old.cpus, new.cpus)]
+            deltas = [_cpu_busy_total(a, b) for a, b in zip(old.cpus, new.cpus)]
             total = _percent(sum(b for b, _ in deltas), sum(t for _, t in deltas))
             if total is not None:
                 out["cpu_total"] = total

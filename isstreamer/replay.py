@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -26,7 +26,7 @@ from .legacy_files import parse_value, read_legacy, sniff
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Event, Sink
 from .sinks.factory import needs_access_key, sink_factory
-from .spool import Spool, event_count
+from .spool import SpillBatch, Spool, event_count
 from .stats import Stats
 
 __all__ = ["ReplayResult", "parse_value", "replay"]
@@ -64,9 +64,12 @@ class ReplayResult:
 class _Selection(Spool):
     """A spool directory limited to some of its files, following files rewritten on release."""
 
-    def __init__(self, directory: Path, names: set[str] | None, max_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, names: set[str] | None, max_bytes: int, retarget: str | None = None
+    ) -> None:
         super().__init__(directory, max_bytes)
         self.names = names  # None: every file
+        self.retarget = retarget  # send files spilled for another receiver to this one
         self.last_claimed: Path | None = None
         self.last_written: Path | None = None
 
@@ -76,6 +79,18 @@ class _Selection(Spool):
     def claim(self, path: Path) -> Path | None:
         self.last_claimed = path
         return super().claim(path)
+
+    def load(self, claimed: Path) -> SpillBatch:
+        batch = super().load(claimed)
+        if self.retarget is not None and batch.sink != self.retarget:
+            log.info(
+                "replay: %s was spilled for %s; sending it to %s",
+                claimed.name,
+                batch.sink,
+                self.retarget,
+            )
+            batch.sink = self.retarget  # Delivery only sends batches meant for its own sink
+        return batch
 
     def write(self, *args: Any, **kwargs: Any) -> Path:
         path = super().write(*args, **kwargs)
@@ -129,24 +144,21 @@ def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
     return spools, legacy
 
 
+@dataclass
 class _Run:
     """One replay call: a sink, shared counters, the stop event and the progress report."""
 
-    def __init__(
-        self,
-        sink: Sink,
-        settings: Settings,
-        policy: RetryPolicy,
-        stop: threading.Event,
-        progress: Progress | None,
-        total: int,
-    ) -> None:
-        self.sink, self.settings, self.policy, self.stop = sink, settings, policy, stop
-        self.stats = Stats()
-        self.progress = progress
-        self.total = total
-        self.started = time.monotonic()
-        self.failed = self.remaining = 0
+    sink: Sink
+    settings: Settings
+    policy: RetryPolicy
+    stop: threading.Event
+    progress: Progress | None
+    total: int
+    any_receiver: bool
+    stats: Stats = field(default_factory=Stats)
+    started: float = field(default_factory=time.monotonic)
+    failed: int = 0
+    remaining: int = 0
 
     def done(self) -> int:
         counts = self.stats.snapshot()
@@ -169,7 +181,8 @@ class _Run:
         return not self.stop.is_set()
 
     def spool_files(self, directory: Path, names: set[str] | None) -> None:
-        spool = _Selection(directory, names, int(self.settings.spill_max_bytes))
+        retarget = self.sink.address if self.any_receiver else None
+        spool = _Selection(directory, names, int(self.settings.spill_max_bytes), retarget)
         delivery = self.delivery(spool)
         exhausted = False
         try:
@@ -190,8 +203,8 @@ class _Run:
         left = spool.pending()
         if exhausted and left:  # nothing more could be claimed, yet files are left
             log.warning(
-                "replay: %d events in %s were spilled for another receiver than %s; "
-                "left as they are",
+                "replay: %d events in %s were spilled for another receiver than %s; left as "
+                "they are (replay with any_receiver=True, or --any-receiver, sends them here)",
                 left,
                 directory,
                 self.sink.address,
@@ -237,6 +250,7 @@ def replay(
     progress: Progress | None = None,
     retry_policy: RetryPolicy | None = None,
     stop_event: threading.Event | None = None,
+    any_receiver: bool = False,
 ) -> ReplayResult:
     """Send spilled or legacy events now; with no path, the configured spool.
 
@@ -244,6 +258,7 @@ def replay(
     an offline CSV (``epoch,key,value``). Settings not given here come from the environment
     and the ini file, as for a Streamer. ``timeout`` (seconds) bounds the whole call, and
     setting ``stop_event`` ends it early; what was not sent stays on disk either way.
+    Spill files recorded for another receiver are left alone unless ``any_receiver``.
     Raises ConfigError (no access key, no bucket key for a legacy file) or FileNotFoundError
     before anything is sent.
     """
@@ -271,7 +286,8 @@ def replay(
     stop = stop_event or threading.Event()
     timer = threading.Timer(timeout, stop.set) if timeout is not None else None
     sink = sink_factory(settings, SEND_TIMEOUT)()
-    run = _Run(sink, settings, retry_policy or RetryPolicy(), stop, progress, total)
+    policy = retry_policy or RetryPolicy()
+    run = _Run(sink, settings, policy, stop, progress, total, any_receiver)
     if timer is not None:
         timer.daemon = True
         timer.start()
@@ -294,13 +310,5 @@ def replay(
         skipped=sum(s for _, _, s in legacy),
         last_error=run.stats.last_error,
     )
-    log.info(
-        "replay to %s: %d sent, %d failed, %d quarantined, %d remaining, %d skipped",
-        sink.address,
-        result.sent,
-        result.failed,
-        result.quarantined,
-        result.remaining,
-        result.skipped,
-    )
+    log.info("replay to %s: %s", sink.address, result)
     return result

@@ -156,6 +156,18 @@ def test_counters_going_backwards_give_no_rate(fake: FakePsutil) -> None:
     assert "cpu_0" not in sample and sample["cpu_1"] == 50.0
 
 
+def test_a_field_stepping_back_is_clamped(fake: FakePsutil) -> None:
+    """Per-CPU iowait that steps back (a Linux quirk) counts as zero, not as a missing sample."""
+    clock = Clock()
+    sampler = sampler_for(fake, clock)
+    fake.cpus = [CpuTimes(100, 0, 0, 900, 5, 0, 0, 0, 0, 0)] * 2
+    sampler.prime()
+    clock.now += 1
+    fake.cpus = [CpuTimes(105, 0, 0, 905, 4, 0, 0, 0, 0, 0)] * 2
+    sample = sampler.sample()
+    assert sample["cpu_total"] == 50.0 and sample["cpu_0"] == 50.0
+
+
 def test_no_time_passed_means_no_rates(fake: FakePsutil) -> None:
     """Two samples at the same instant have no rates rather than a division by zero."""
     sampler = sampler_for(fake, Clock())
