@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from isstreamer import Streamer
-from isstreamer.replay import replay
+from isstreamer import Streamer, replay
 
 
 def record_offline(csv_path: Path, count: int) -> None:

@@ -123,13 +123,16 @@ def test_corrupt_file_is_quarantined(
 def test_files_for_another_receiver_are_left_alone(
     api_server: ApiServer, access_key: str, tmp_path: Path
 ) -> None:
-    """A spill file recorded for another receiver is not sent here and counts as remaining."""
+    """A file spilled for another receiver stays unless any_receiver sends it here."""
     spool = tmp_path / "spool"
     foreign = spill(spool, api_server, "b1", 3, sink="https://groker.init.st")
     spill(spool, api_server, "b1", 1, start=9)
     result = replay(spool, **settings(api_server, access_key, tmp_path))
     assert (result.sent, result.remaining) == (1, 3)
     assert foreign.exists()
+    again = replay(spool, **settings(api_server, access_key, tmp_path), any_receiver=True)
+    assert again == ReplayResult(sent=3)
+    assert [e["value"] for e in api_server.events] == [9, 0, 1, 2]
 
 
 def test_a_file_claimed_by_a_live_sender_is_not_sent(
