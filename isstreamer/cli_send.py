@@ -20,6 +20,10 @@ from .streamer import Streamer
 log = logging.getLogger("isstreamer")
 
 MAX_LINE_BYTES = 1024 * 1024
+# Events logged between flushes, plus what one read can hold (~4000 lines of 16 KiB), stay
+# well below the Streamer's max_buffer, so reading faster than the receiver never spills.
+BACKPRESSURE_EVENTS = 2000
+READ_BYTES = 16384
 MAX_BAD_REPORTED = 100  # bad lines named one by one on stderr; later ones are only counted
 LINE_FORMATS = "key,value  key=value  key,value,epoch  or a JSON object"
 
@@ -76,10 +80,11 @@ def _outcome(args: argparse.Namespace, streamer: Streamer) -> int:
     stats = streamer.stats()
     lost = stats["dropped"] + stats["quarantined"]
     if stats["spilled"]:
+        why = f" ({stats['last_error']})" if stats["last_error"] else ""
         say(
             args,
-            f"{stats['spilled']} event(s) not delivered yet ({stats['last_error'] or 'receiver unavailable'}); "
-            "kept in the spool and sent by the next run or `isstreamer replay`",
+            f"{stats['spilled']} event(s) not delivered yet{why}; kept in the spool and sent "
+            "by the next run or `isstreamer replay`",
         )
     if lost:
         say(
@@ -151,18 +156,20 @@ class LineReader:
     file object would make the interpreter abort at exit when it tries to take its lock.
     """
 
-    def __init__(self, streamer: Streamer, force_string: bool) -> None:
+    def __init__(self, streamer: Streamer, force_string: bool, wait: float) -> None:
         self.streamer = streamer
         self.force_string = force_string
+        self.wait = wait  # seconds to wait for the receiver before reading on
         self.lock = threading.Lock()  # held while a chunk is logged; close() waits for it
         self.closed = False
         self.lines = self.events = self.bad = 0
+        self._flushed = 0  # self.events at the last flush
 
     def run(self, fd: int, stop: StopSignal) -> None:
         pending, skipping = b"", False
         try:
             while True:
-                chunk = os.read(fd, 65536)
+                chunk = os.read(fd, READ_BYTES)
                 with self.lock:
                     if self.closed:
                         return
@@ -183,6 +190,11 @@ class LineReader:
                     elif skipping:
                         pending = b""
                     log.debug("pipe: %d lines read", self.lines)
+                if self.events - self._flushed >= BACKPRESSURE_EVENTS:
+                    # Input faster than the receiver: stop reading until it has caught up, so
+                    # the producer slows down instead of the memory bound sending events to disk.
+                    self._flushed = self.events
+                    self.streamer.flush(self.wait)
         except OSError as exc:
             log.error("cannot read stdin: %s", exc)
         finally:
@@ -217,7 +229,7 @@ class LineReader:
 
 def run_pipe(args: argparse.Namespace, stdin_fd: int | None = None) -> int:
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("log"))
-    reader = LineReader(streamer, args.string)
+    reader = LineReader(streamer, args.string, args.deadline)
     with StopSignal() as stop:
         thread = threading.Thread(
             target=reader.run,

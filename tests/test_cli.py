@@ -156,6 +156,19 @@ def test_pipe_delivers_good_lines_and_names_the_bad_one(
     assert "9 lines, 1 bad, 7 events; 7 delivered" in done.stderr.splitlines()[-1]
 
 
+def test_pipe_faster_than_the_receiver_waits_for_it(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
+    """A bulk pipe is slowed to the receiver's pace: everything is delivered, nothing spilled."""
+    ini = tmp_path / "bulk.ini"
+    ini.write_text("[isstreamer.client_config]\nbuffer_size = 500\n")
+    lines = "".join(f"k,{i}\n" for i in range(60_000))
+    done = run(env, "--config", str(ini), "--bucket-key", "bulk", "pipe", stdin=lines)
+    assert done.returncode == 0, done.stderr
+    assert "60000 delivered, 0 kept in the spool" in done.stderr
+    assert [e["value"] for e in api_server.events_for("bulk")] == list(range(60_000))
+
+
 def test_pipe_sigterm_flushes_within_the_deadline(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
