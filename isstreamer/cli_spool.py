@@ -65,6 +65,10 @@ def _created(path: Path) -> str:
         return _utc(path.stat().st_mtime)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB"):
         if n < 1024 or unit == "MiB":
@@ -108,7 +112,7 @@ def run_list(args: argparse.Namespace) -> int:
         sum(p.stat().st_size for p in files if p.exists()),
     )
     print(f"{'quarantine' if args.quarantine else 'spool'}: {where}")
-    print(f"  {len(files)} files, {events:,} events, {_size(size)}")
+    print(f"  {_count(len(files), 'file')}, {_count(events, 'event')}, {_size(size)}")
     if files:
         print(f"  oldest: {_created(files[0])}")
         note = _reason(files[-1]) if args.quarantine else _details(spool, files[-1])[1]
@@ -127,7 +131,8 @@ def run_list(args: argparse.Namespace) -> int:
         held = _quarantined(spool)
         if held:
             print(
-                f"quarantine: {len(held)} files, {sum(event_count(p) for p in held):,} events "
+                f"quarantine: {_count(len(held), 'file')}, "
+                f"{_count(sum(event_count(p) for p in held), 'event')} "
                 "(isstreamer spool list --quarantine)"
             )
     return EXIT_OK
@@ -193,7 +198,7 @@ def run_purge(args: argparse.Namespace) -> int:
         say(args, f"nothing to purge in {spool.directory}")
         return EXIT_OK
     events = sum(event_count(p) for p in files)
-    what = f"{len(files)} files ({events:,} events) in {spool.directory}"
+    what = f"{_count(len(files), 'file')} ({_count(events, 'event')}) in {spool.directory}"
     if not args.yes:
         if not sys.stdin.isatty():
             say(args, f"not deleting {what} without --yes (no terminal to ask on)", always=True)

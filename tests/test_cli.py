@@ -295,7 +295,7 @@ def test_spool_lists_shows_and_purges(
     listed = run(env, "spool")
     assert listed.returncode == 0, listed.stderr
     assert "2 files, 3 events" in listed.stdout and "last error: cannot reach" in listed.stdout
-    assert "quarantine: 1 files, 1 events" in listed.stdout
+    assert "quarantine: 1 file, 1 event" in listed.stdout
     long = run(env, "spool", "list", "-l")
     assert first.name in long.stdout and "503 busy" in long.stdout
     assert "400: bad value" in run(env, "spool", "list", "--quarantine").stdout
