@@ -23,7 +23,9 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["isstreamer", "isstreamer.*"]),
     include_package_data=True,
-    package_data={"isstreamer": ["py.typed", "collector/static/*", "collector/static/**/*"]},
+    # The dashboard's files are data of the collector package, not a package of their own.
+    package_data={"isstreamer": ["py.typed"], "isstreamer.collector": ["static/*"]},
+    exclude_package_data={"isstreamer.collector": ["static/__pycache__/*"]},
     install_requires=[
         "requests>=2.25",
         "tenacity>=8.0",
