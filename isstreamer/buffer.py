@@ -29,6 +29,11 @@ class Buffer:
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def taken(self) -> int:
+        """Items ever taken out; read without the lock (a stale value only delays a wake-up)."""
+        return self._taken
+
     def take(self, max_items: int) -> Tuple[int, List[Any]]:
         """Remove up to ``max_items`` of the oldest items; report them with done(token)."""
         with self._lock:

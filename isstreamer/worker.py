@@ -82,7 +82,7 @@ class Worker:
             elif first_seen is None:
                 first_seen = now
             limit, age = self._limits()
-            flushing = self.flush_mark > buffer._taken
+            flushing = self.flush_mark > buffer.taken
             if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
                 self.ship(limit)
                 first_seen = now if len(buffer) else None
