@@ -297,7 +297,10 @@ def test_isstreamer_2_wire_format(url: str) -> None:
         response.read()
         conn.close()
         assert response.status == status
-    assert {k: v["lastValue"] for k, v in read_keys(url, "legacy").items()} == {"7": "seven", "temp": 21.5}
+    assert {k: v["lastValue"] for k, v in read_keys(url, "legacy").items()} == {
+        "7": "seven",
+        "temp": 21.5,
+    }
 
 
 # --- read API and storage ------------------------------------------------------------------
@@ -424,6 +427,24 @@ def test_reads_need_the_key_when_exposed(tmp_path: Path) -> None:
             requests.get(local + "/api/buckets/b/keys?accessKey=no", timeout=10).status_code == 401
         )
         assert requests.get(local + "/", timeout=10).status_code == 200
+
+
+def test_reads_refuse_a_foreign_host_header_without_the_key(url: str) -> None:
+    """A page reaching 127.0.0.1 under another name (DNS rebinding) needs the key to read."""
+    assert post_events(url, [{"key": "k", "value": 1}]).status_code == 204
+    for host in ("localhost", "127.0.0.1:8080", "[::1]:8080", "app.localhost"):
+        assert (
+            requests.get(url + "/api/buckets", headers={"Host": host}, timeout=10).status_code
+            == 200
+        )
+    evil = {"Host": "attacker.example:8080"}
+    assert requests.get(url + "/api/buckets", headers=evil, timeout=10).status_code == 401
+    assert (
+        requests.get(url + f"/api/buckets/{BUCKET}/keys", headers=evil, timeout=10).status_code
+        == 401
+    )
+    keyed = dict(evil, **{"X-IS-AccessKey": KEY})
+    assert requests.get(url + "/api/buckets", headers=keyed, timeout=10).status_code == 200
 
 
 def test_dashboard_files_are_served(url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -73,9 +74,10 @@ def run_serve(args: argparse.Namespace) -> int:
         collector = Collector(
             db, args.host, args.port, keys, getattr(args, "retention_days", None)
         ).start()
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         print(
-            f"isstreamer serve: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+            f"isstreamer serve: cannot serve on {args.host}:{args.port}: {reason}",
             file=sys.stderr,
         )
         return 1

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import zlib
+import ipaddress
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -150,7 +151,9 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(401, "access key missing or not accepted")
 
     def _require_read_access(self, query: Sequence[Tuple[str, str]]) -> None:
-        if not self.server.reads_open:
+        # Open reads also need a loopback Host header: a web page using DNS rebinding reaches
+        # 127.0.0.1 under its own host name, and must not read the data without the key.
+        if not (self.server.reads_open and _loopback_host(self.headers.get("Host", ""))):
             self._require_key(query)
 
     # --- ingest ---------------------------------------------------------------------------
@@ -300,3 +303,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(body)
+
+
+def _loopback_host(host: str) -> bool:
+    """True for Host headers naming this machine: localhost, 127.x.y.z, [::1], with any port."""
+    name = host.strip().lower()
+    name = name[1 : name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
