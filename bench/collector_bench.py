@@ -5,6 +5,10 @@
 
 Goals (issue 7): ingest >= 50,000 events/s from one keep-alive client; the last 10,000 points
 of one key at 1M stored rows in < 50 ms.
+
+Measured on the 2-core development machine (Python 3.11, full run, client and server sharing
+the two cores): ingest 147,000-207,000 events/s; last 10,000 points at 1M rows 10-11 ms through
+the store, 32-34 ms through the read API including JSON encoding and the client's decoding.
 """
 
 from __future__ import annotations
