@@ -99,13 +99,12 @@ def test_log_types_epoch_and_string(env: dict[str, str], api_server: ApiServer) 
     assert api_server.events_for("pi")[0]["value"] == "007"
 
 
-def test_log_spills_when_the_receiver_is_down(env: dict[str, str], tmp_path: Path) -> None:
-    """With the receiver gone, log keeps the event in the spool and still exits 0."""
-    server = ApiServer().start()
-    server.stop()
-    done = run(dict(env, ISSTREAMER_API_BASE=server.url), "log", "t", "1", "--deadline", "0.5")
+def test_log_spills_when_the_receiver_refuses(env: dict[str, str], tmp_path: Path) -> None:
+    """A refused key (401) keeps the event in the spool, exits 0, and never prints the key."""
+    done = run(dict(env, ISSTREAMER_ACCESS_KEY=SECRET), "log", "t", "1")
     assert done.returncode == 0, done.stderr
-    assert "kept in the spool" in done.stderr
+    assert "kept in the spool" in done.stderr and "401" in done.stderr
+    assert SECRET not in done.stderr
     assert len(Spool(tmp_path / "spool").files()) == 1
 
 
