@@ -5,6 +5,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apiserver import ApiServer
@@ -17,6 +18,27 @@ def api_server() -> Iterator[ApiServer]:
     """A started ApiServer on a free port, accepting ACCESS_KEY; stopped after the test."""
     with ApiServer(access_keys=(ACCESS_KEY,)) as server:
         yield server
+
+
+@pytest.fixture
+def make_streamer(api_server: ApiServer, tmp_path: Path) -> Iterator[Any]:
+    """Build Streamers aimed at api_server with a tmp spool; all are closed after the test."""
+    from isstreamer import Streamer
+
+    made: list = []
+
+    def build(**kwargs: Any) -> Streamer:
+        kwargs.setdefault("access_key", ACCESS_KEY)
+        kwargs.setdefault("api_base", api_server.url)
+        kwargs.setdefault("bucket_key", "bucket-1")
+        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
+        streamer = Streamer(**kwargs)
+        made.append(streamer)
+        return streamer
+
+    yield build
+    for streamer in made:
+        streamer.close(timeout=2)
 
 
 @pytest.fixture

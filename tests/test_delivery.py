@@ -32,22 +32,9 @@ class SleepRecorder:
 
 
 @pytest.fixture
-def make(api_server, access_key, tmp_path):
-    made = []
-
-    def build(**kwargs):
-        kwargs.setdefault("access_key", access_key)
-        kwargs.setdefault("api_base", api_server.url)
-        kwargs.setdefault("bucket_key", "bucket-1")
-        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
-        kwargs.setdefault("retry_policy", RetryPolicy(**FAST))
-        streamer = Streamer(**kwargs)
-        made.append(streamer)
-        return streamer
-
-    yield build
-    for streamer in made:
-        streamer.close(timeout=2)
+def make(make_streamer):
+    """Streamers aimed at the test server, with retry and probe waits of milliseconds."""
+    return lambda **kwargs: make_streamer(**{"retry_policy": RetryPolicy(**FAST), **kwargs})
 
 
 def run_child(code: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:

@@ -19,22 +19,9 @@ from isstreamer import ConfigError, Streamer
 
 
 @pytest.fixture
-def make(api_server, access_key, tmp_path):
-    """Build Streamers pointed at the test server; closes them all after the test."""
-    made = []
-
-    def build(**kwargs):
-        kwargs.setdefault("access_key", access_key)
-        kwargs.setdefault("api_base", api_server.url)
-        kwargs.setdefault("bucket_key", "bucket-1")
-        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
-        streamer = Streamer(**kwargs)
-        made.append(streamer)
-        return streamer
-
-    yield build
-    for streamer in made:
-        streamer.close(timeout=2)
+def make(make_streamer):
+    """Streamers aimed at the test server (see conftest.make_streamer)."""
+    return make_streamer
 
 
 def test_readme_example_end_to_end(make, api_server):

@@ -17,21 +17,9 @@ def workers():
 
 
 @pytest.fixture
-def make(api_server, access_key, tmp_path):
-    made = []
-
-    def build(**kwargs):
-        kwargs.setdefault("access_key", access_key)
-        kwargs.setdefault("api_base", api_server.url)
-        kwargs.setdefault("bucket_key", "b")
-        kwargs.setdefault("spill_dir", str(tmp_path / "spool"))
-        streamer = Streamer(**kwargs)
-        made.append(streamer)
-        return streamer
-
-    yield build
-    for streamer in made:
-        streamer.close(timeout=2)
+def make(make_streamer):
+    """Streamers aimed at the test server, bucket "b"."""
+    return lambda **kwargs: make_streamer(**{"bucket_key": "b", **kwargs})
 
 
 def test_worker_starts_lazily_and_only_once(make, api_server):
