@@ -115,10 +115,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 raise ValueError("must be at least 1")
             return number
         if name == "flush_interval":
-            number = float(value)
-            if not number > 0:
+            seconds = float(value)
+            if not seconds > 0:
                 raise ValueError("must be more than 0")
-            return number
+            return seconds
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} from {origin} is invalid ({value!r}): {exc}") from None
     if name == "api_base":

@@ -37,7 +37,7 @@ class Delivery:
         self.replay_batch = max(1, replay_batch)
         self.stop_event = stop_event
         self._clock = clock
-        self._sleep = policy.sleep or stop_event.wait
+        self._sleep = policy.sleep or self._wait
         self.open = False  # the circuit: True while the sink is considered down
         self.probe_at = 0.0
         self._probe_interval = 0.0
@@ -51,6 +51,9 @@ class Delivery:
         self._last_scan = float("-inf")
         self._skip: Set[str] = set()
         self.drained = threading.Event()  # set while the spool holds nothing this sink can send
+
+    def _wait(self, seconds: float) -> None:
+        self.stop_event.wait(seconds)  # close() sets the event: a backoff ends at once
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()

@@ -43,11 +43,11 @@ def normalise_value(value: Any) -> Value:
     """Return a JSON-safe bool/int/float/str, or raise InvalidEvent / InvalidEventType."""
     t = type(value)
     if t is bool or t is int:
-        return value  # type: ignore[no-any-return]
+        return value
     if t is str:
         if len(value) > MAX_STRING_CHARS:
             raise InvalidEvent(f"string value is {len(value)} characters; the limit is {MAX_STRING_CHARS}")
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEvent(f"value {value!r} is not a finite number")

@@ -75,30 +75,42 @@ def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: 
     first = send()
     if first.outcome is not Outcome.RETRY or policy.attempts <= 1 or should_stop():
         return first
-    state = {"attempt": 1, "last": first}
+    results = [first]  # the first entry is replayed so tenacity computes the first wait from it
+    replayed = False
 
     def attempt() -> SendResult:
-        if state["attempt"] == 1:
-            state["attempt"] = 2
-            return first  # replay the first result so tenacity computes the first wait from it
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
         if should_stop():
-            return state["last"]  # closing: don't start a request that could hang past the deadline
-        result = send()
-        state["last"] = result
-        return result
+            return results[-1]  # closing: don't start a request that could hang past the deadline
+        results.append(send())
+        return results[-1]
 
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         if on_retry is not None and retry_state.next_action is not None:
-            on_retry(retry_state.outcome.result(), retry_state.next_action.sleep)
+            on_retry(results[-1], retry_state.next_action.sleep)
 
     retrying = tenacity.Retrying(
         # attempt 1 is the replayed first result, so policy.attempts real sends in all
-        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), lambda _state: should_stop()),
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), _StopWhen(should_stop)),
         wait=_Wait(policy),
         retry=tenacity.retry_if_result(lambda r: r.outcome is Outcome.RETRY),
         sleep=sleep,
         before_sleep=before_sleep,
-        retry_error_callback=lambda retry_state: retry_state.outcome.result(),
+        retry_error_callback=lambda _state: results[-1],
         reraise=False,
     )
-    return retrying(attempt)  # type: ignore[no-any-return]
+    retrying(attempt)
+    return results[-1]
+
+
+class _StopWhen(tenacity.stop.stop_base):
+    """Stop retrying as soon as a predicate says so (the Streamer is closing)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.predicate()

@@ -189,7 +189,8 @@ class Streamer:
             try:
                 epoch = _events.normalise_epoch(epoch)
             except ValueError as exc:
-                return self._invalid(key_prefix or _events.default_prefix(obj), exc)
+                self._invalid(key_prefix or _events.default_prefix(obj), exc)
+                return None
         prefix = _events.default_prefix(obj) if key_prefix is None else key_prefix
         for key, value in _events.flatten(obj, prefix):
             self.log(key, value, epoch)
@@ -199,7 +200,8 @@ class Streamer:
         try:
             return _events.make_event(key, value, epoch)
         except ValueError as exc:  # InvalidEvent and InvalidEventType both
-            return self._invalid(key, exc)
+            self._invalid(key, exc)
+            return None
 
     def _invalid(self, key: Any, exc: Exception) -> None:
         self._stats.add("invalid")

@@ -4,12 +4,10 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
 import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from apiserver import ApiServer

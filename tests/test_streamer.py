@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import psutil
 import pytest

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from isstreamer import RetryPolicy, Streamer
+from isstreamer import RetryPolicy
 
 
 def workers():

@@ -92,7 +92,7 @@ def as_sink(obj: Any) -> Sink:
             obj.address = type(obj).__name__
         if not callable(getattr(obj, "close", None)):
             obj.close = lambda: None
-        return obj  # type: ignore[no-any-return]
+        return obj
     if callable(obj):
         return CallableSink(obj)
     raise TypeError(f"sink must have a send(bucket, events) method or be callable, not {type(obj).__name__}")
