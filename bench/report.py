@@ -1,0 +1,316 @@
+"""Goals of DESIGN.md checked against the figures, and the markdown tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+OURS, LEGACY, CEILING = "isstreamer", "ISStreamer", "requests"
+
+
+def _get(tree: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def _known(values: Any) -> list[float] | None:
+    """The values, or None when any is missing (a failed or skipped run)."""
+    values = list(values)
+    return None if any(v is None for v in values) else values
+
+
+def _check(values: list[float] | None, test: Any) -> bool | None:
+    return None if values is None else bool(test(values))
+
+
+def _goal(goal: str, figure: str, met: bool | None) -> dict[str, Any]:
+    return {"goal": goal, "figure": figure, "met": met}
+
+
+def evaluate_goals(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per goal: its text, the measured figure and met (None: could not measure)."""
+    goals = []
+    med = {b: _get(r, "log_cost", OURS, b, "log", "median_ns") for b in ("10", "1000")}
+    p99 = {b: _get(r, "log_cost", OURS, b, "log", "p99_ns") for b in ("10", "1000")}
+    floor = _get(r, "log_cost", OURS, "10", "floor", "median_ns")
+    goals.append(
+        _goal(
+            "log() median ≤ 1 µs (buffer_size 10 / 1000)",
+            f"{_num(med['10'], 0)} / {_num(med['1000'], 0)} ns (floor {_num(floor, 0)} ns)",
+            _check(_known(med.values()), lambda v: max(v) <= 1000),
+        )
+    )
+    goals.append(
+        _goal(
+            "log() p99 ≤ 20 µs (buffer_size 10 / 1000)",
+            f"{_num(p99['10'], 0)} / {_num(p99['1000'], 0)} ns",
+            _check(_known(p99.values()), lambda v: max(v) <= 20_000),
+        )
+    )
+    ratios = {
+        b: _ratio(_get(r, "log_cost", LEGACY, b, "log", "median_ns"), med[b])
+        for b in ("10", "1000")
+    }
+    goals.append(
+        _goal(
+            "log() ≥ 8× cheaper than ISStreamer (median, buffer_size 10 / 1000)",
+            f"{_num(ratios['10'], 1)}× / {_num(ratios['1000'], 1)}×",
+            _check(_known(ratios.values()), lambda v: min(v) >= 8),
+        )
+    )
+    ours_cpu = _get(r, "cpu_per_10k", OURS, "10", "cpu_per_10k_s")
+    legacy_cpu = _get(r, "cpu_per_10k", LEGACY, "10", "cpu_per_10k_s")
+    cpu_ratio = _ratio(legacy_cpu, ours_cpu)
+    goals.append(
+        _goal(
+            "CPU per delivered event at buffer_size 10 ≥ 2× less than ISStreamer",
+            f"{_num(ours_cpu, 3)} s vs {_num(legacy_cpu, 3)} s per 10k events: "
+            f"{_num(cpu_ratio, 2)}×",
+            cpu_ratio >= 2 if cpu_ratio is not None else None,
+        )
+    )
+    ours_e2e = _get(r, "end_to_end", OURS, "1000", "events_per_s")
+    share = _ratio(ours_e2e, _get(r, "end_to_end", CEILING, "1000", "events_per_s"))
+    goals.append(
+        _goal(
+            "end to end at buffer_size 1000 ≥ 85 % of a bare requests.Session",
+            f"{_num(ours_e2e, 0)} events/s = {_num(share * 100 if share else None, 0)} % of "
+            f"{_num(_get(r, 'end_to_end', CEILING, '1000', 'events_per_s'), 0)}",
+            share >= 0.85 if share is not None else None,
+        )
+    )
+    e2e_ratio = _ratio(ours_e2e, _get(r, "end_to_end", LEGACY, "1000", "events_per_s"))
+    goals.append(
+        _goal(
+            "end to end at buffer_size 1000 ≥ 1.8× ISStreamer",
+            f"{_num(e2e_ratio, 2)}× "
+            f"({_num(_get(r, 'end_to_end', LEGACY, '1000', 'events_per_s'), 0)} events/s)",
+            e2e_ratio >= 1.8 if e2e_ratio is not None else None,
+        )
+    )
+    growth = [_get(r, "outage", OURS, b, "rss_growth_down_mib") for b in ("10", "1000")]
+    events = _get(r, "outage", OURS, "10", "events")
+    goals.append(
+        _goal(
+            f"RSS growth < 60 MiB through a {_num(events)}-event outage (buffer_size 10 / 1000)",
+            f"{_num(growth[0], 1)} / {_num(growth[1], 1)} MiB",
+            _check(_known(growth), lambda v: max(v) < 60),
+        )
+    )
+    idle = _get(r, "idle", OURS, "cpu_per_10s")
+    goals.append(
+        _goal(
+            "idle CPU < 0.1 s per 10 s",
+            f"{_num(idle, 4)} s",
+            idle < 0.1 if idle is not None else None,
+        )
+    )
+    return goals
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _errors(section: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            if "error" in value:
+                out.append(f"- {prefix}{key}: **error** {value['error']}")
+            else:
+                out += _errors(value, f"{prefix}{key} ")
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r.get("machine", {})
+    verdict = {True: "met", False: "**not met**", None: "n/a"}
+    legacy = r["legacy"]["version"] if r["legacy"]["available"] else "not run"
+    kind = "quick" if r.get("quick") else "full"
+    lines = [
+        (
+            f"Machine: {m.get('nproc')} CPUs, {m.get('cpu')}, Python {m.get('python')}; "
+            f"ISStreamer {legacy}; `{r.get('command')}` ({kind} run, {r.get('seconds')} s)"
+        ),
+        "",
+    ]
+    lines += _table(
+        ["goal", "measured", "verdict"],
+        [[g["goal"], g["figure"], verdict[g["met"]]] for g in r["goals"]],
+    )
+    impls = [i for i in (OURS, LEGACY) if i in r["log_cost"]]
+
+    lines += ["", "log() per call, ns (batches of 100 calls timed with perf_counter_ns)", ""]
+    rows = []
+    for impl in impls:
+        for b, run in r["log_cost"][impl].items():
+            log, floor = run.get("log", {}), run.get("floor", {})
+            rows.append(
+                [
+                    impl,
+                    b,
+                    _num(log.get("median_ns"), 0),
+                    _num(log.get("p99_ns"), 0),
+                    _num(log.get("mean_ns"), 0),
+                    _num(floor.get("median_ns"), 0),
+                    _num(floor.get("p99_ns"), 0),
+                    _num(_ratio(log.get("median_ns"), floor.get("median_ns")), 1),
+                ]
+            )
+    lines += _table(
+        ["client", "buffer_size", "median", "p99", "mean", "floor median", "floor p99", "× floor"],
+        rows,
+    )
+
+    sizes = ["10", "100", "1000"]
+    lines += ["", "CPU (user+sys, whole process) per 10,000 delivered events, s", ""]
+    rows = [
+        [impl] + [_num(_get(r, "cpu_per_10k", impl, b, "cpu_per_10k_s"), 3) for b in sizes]
+        for impl in r["cpu_per_10k"]
+    ]
+    if LEGACY in r["cpu_per_10k"]:
+        rows.append(
+            ["ISStreamer ÷ isstreamer"]
+            + [
+                _num(
+                    _ratio(
+                        _get(r, "cpu_per_10k", LEGACY, b, "cpu_per_10k_s"),
+                        _get(r, "cpu_per_10k", OURS, b, "cpu_per_10k_s"),
+                    ),
+                    2,
+                )
+                + "×"
+                for b in sizes
+            ]
+        )
+    lines += _table(["client"] + [f"buffer_size {b}" for b in sizes], rows)
+
+    lines += ["", "End to end, events/s (first log() to last event in the receiver process)", ""]
+    rows = [
+        [impl + (" (pre-built batches)" if impl in ("requests", "http.client") else "")]
+        + [_num(_get(r, "end_to_end", impl, b, "events_per_s"), 0) for b in sizes]
+        for impl in r["end_to_end"]
+    ]
+    rows.append(
+        ["isstreamer ÷ requests"]
+        + [
+            _num(
+                _ratio(
+                    _get(r, "end_to_end", OURS, b, "events_per_s"),
+                    _get(r, "end_to_end", CEILING, b, "events_per_s"),
+                ),
+                2,
+            )
+            for b in sizes
+        ]
+    )
+    if LEGACY in r["end_to_end"]:
+        rows.append(
+            ["isstreamer ÷ ISStreamer"]
+            + [
+                _num(
+                    _ratio(
+                        _get(r, "end_to_end", OURS, b, "events_per_s"),
+                        _get(r, "end_to_end", LEGACY, b, "events_per_s"),
+                    ),
+                    2,
+                )
+                + "×"
+                for b in sizes
+            ]
+        )
+    lines += _table(["client"] + [f"buffer_size {b}" for b in sizes], rows)
+
+    lines += [
+        "",
+        (
+            "Outage: events logged with the receiver down, which stays down "
+            f"{_get(r, 'sizes', 'down_s')} s more and is then started "
+            "(RSS growth is peak RSS minus RSS before)"
+        ),
+        "",
+    ]
+    rows = []
+    for impl, runs in r["outage"].items():
+        for b, o in runs.items():
+            rows.append(
+                [
+                    impl,
+                    b,
+                    _num(o.get("events")),
+                    _num(o.get("log_seconds"), 2),
+                    _num(o.get("rss_growth_mib"), 1),
+                    _num(o.get("rss_growth_down_mib"), 1),
+                    _num(o.get("peak_rss_growth_mib"), 1),
+                    _num(o.get("first_delivery_after_up_s"), 1),
+                    _num(o.get("drain_s"), 1) if "drain_s" in o else "never",
+                    _num(o.get("delivered")),
+                ]
+            )
+    lines += _table(
+        [
+            "client",
+            "buffer_size",
+            "events",
+            "logging s",
+            "RSS growth: logging MiB",
+            "… through the outage MiB",
+            "… until drained MiB",
+            "first delivery after up s",
+            "all delivered after s",
+            "delivered",
+        ],
+        rows,
+    )
+
+    lines += ["", "Idle and replay", ""]
+    rows = [
+        [
+            f"idle {impl}",
+            (
+                f"{_num(i.get('cpu_per_10s'), 4)} s CPU per 10 s, "
+                f"{_num(i.get('wakeups'))} wake-ups in {i.get('seconds')} s"
+            ),
+        ]
+        for impl, i in r["idle"].items()
+    ]
+    rep = r["replay"].get(OURS, {})
+    rows.append(
+        [
+            "replay from spill files",
+            (
+                f"{_num(rep.get('events_per_s'), 0)} events/s ({_num(rep.get('events'))} events "
+                f"in {_num(rep.get('files'))} files, "
+                f"{_num(rep.get('cpu_per_10k_s'), 3)} s CPU per 10k)"
+            ),
+        ]
+    )
+    lines += _table(["workload", "figure"], rows)
+
+    for name in ("collector", "redis"):
+        section = r.get(name, {})
+        lines += ["", f"{name} benchmark: " + ", ".join(f"{k} {v}" for k, v in section.items())]
+    problems = []
+    for name in ("log_cost", "cpu_per_10k", "end_to_end", "outage", "idle", "replay"):
+        problems += _errors(r[name], f"{name} ")
+    if problems:
+        lines += ["", "Errors:"] + problems
+    return "\n".join(lines)
