@@ -185,7 +185,7 @@ class Delivery:
     # ---- replay -------------------------------------------------------------------------
 
     def has_replay_work(self) -> bool:
-        if self.spool is None or (self.open and self._clock() < self.probe_at):
+        if self.spool is None or self.stopping() or (self.open and self._clock() < self.probe_at):
             return False
         if self._replaying is not None or self._replay_queue or self._scan_needed:
             return True
@@ -203,6 +203,8 @@ class Delivery:
 
     def replay_step(self) -> bool:
         """Send one chunk of spilled events; False when there was nothing to send."""
+        if self.stopping():
+            return False  # closing: a claimed file would be left behind half-replayed
         batch = self._replaying or self._claim_next()
         if batch is None:
             return False
