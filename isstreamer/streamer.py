@@ -98,8 +98,12 @@ class Streamer:
         self._timeout = float(timeout)
         self._policy = retry_policy or RetryPolicy()
         self._user_sink = as_sink(sink) if sink is not None else None
-        self._make_sink: Callable[[], Sink] = (
-            (lambda: self._user_sink) if self._user_sink is not None else sink_factory(settings, self._timeout))  # type: ignore[assignment,return-value]
+        self._make_sink: Callable[[], Sink]
+        if self._user_sink is not None:
+            user_sink = self._user_sink
+            self._make_sink = lambda: user_sink  # the caller's sink is reused, also after fork
+        else:
+            self._make_sink = sink_factory(settings, self._timeout)
         self._stats = Stats()
         self._warned: set = set()
         self._markers = 0  # set_bucket() markers in the buffer, not events
