@@ -1,19 +1,23 @@
 """The Initial State events API over one keep-alive requests.Session."""
+
 from __future__ import annotations
 
 import email.utils
 import json
 import logging
 import time
-from typing import Dict, Optional, Sequence, Set
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
 from ..redact import redact_key
 from .base import SENT, Bucket, Event, Outcome, SendResult
+from .lean import LeanAdapter, encode_events
 
 log = logging.getLogger("isstreamer")
 
@@ -38,7 +42,7 @@ def public_address(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
     if not value:
         return None
@@ -56,7 +60,9 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def rate_limit_wait(headers: "requests.structures.CaseInsensitiveDict[str]", now: Optional[float] = None) -> Optional[float]:
+def rate_limit_wait(
+    headers: requests.structures.CaseInsensitiveDict[str], now: float | None = None
+) -> float | None:
     """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset."""
     remaining = headers.get("X-RateLimit-Remaining")
     reset = headers.get("X-RateLimit-Reset")
@@ -87,24 +93,37 @@ def server_message(response: requests.Response) -> str:
 class InitialStateSink:
     """Sends batches as JSON arrays to ``POST /api/events``, creating each bucket first."""
 
-    def __init__(self, api_base: str, access_key: str, *, timeout: float = 10.0,
-                 session: Optional[requests.Session] = None) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        access_key: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self.address = public_address(self.api_base)
         self.timeout = timeout
         self._access_key = access_key
-        self._session = session or requests.Session()
-        self._created: Set[str] = set()
+        if session is None:
+            session = requests.Session()
+            session.mount("https://", LeanAdapter())
+            session.mount("http://", LeanAdapter())
+        self._session = session
+        # Requests go straight to the adapter: Session.send would add hooks, two rounds of
+        # cookie extraction and a redirect check to every request, none of which apply here.
+        self._adapter = session.get_adapter(self.api_base + "/")
+        self._created: set[str] = set()
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
         self._proxies = get_environ_proxies(self.api_base) if self._session.trust_env else {}
-        self._headers: Dict[str, str] = {
+        self._headers: dict[str, str] = {
             "Content-Type": "application/json",
             "Accept-Version": "~0",
             "User-Agent": f"isstreamer/{__version__}",
             "X-IS-AccessKey": access_key,
         }
-        self._templates: Dict[tuple, requests.PreparedRequest] = {}
+        self._templates: dict[tuple, tuple[str, CaseInsensitiveDict]] = {}
 
     def __repr__(self) -> str:
         return f"InitialStateSink({self.address!r}, access_key={redact_key(self._access_key)!r})"
@@ -115,44 +134,64 @@ class InitialStateSink:
             if not created.ok:
                 return created
         try:
-            body = json.dumps([{"key": k, "value": v, "epoch": e} for k, v, e in events],
-                              separators=(",", ":"), allow_nan=False).encode()
+            body = encode_events(events)
         except (TypeError, ValueError) as exc:  # only events that skipped validation get here
             return SendResult(Outcome.BAD, message=f"batch cannot be encoded as JSON: {exc}")
         return self._post("/api/events", bucket.key, body)
 
     def create_bucket(self, bucket: Bucket) -> SendResult:
-        body = json.dumps({"bucketKey": bucket.key, "bucketName": bucket.name or bucket.key}).encode()
+        body = json.dumps(
+            {"bucketKey": bucket.key, "bucketName": bucket.name or bucket.key}
+        ).encode()
         result = self._post("/api/buckets", bucket.key, body)
         if result.ok:
             self._created.add(bucket.key)
             log.info("bucket %r ready at %s", bucket.key, self.address)
         return result
 
-    def _request(self, path: str, bucket_key: str, body: bytes) -> requests.PreparedRequest:
-        # A prepared template per (path, bucket) is copied and given a body: preparing a
-        # request from scratch (URL parsing, header merging) is a large share of its CPU cost.
+    def _request(self, path: str, bucket_key: str, body: bytes) -> PreparedRequest:
+        # The URL and headers are prepared once per (path, bucket); each request only copies
+        # them and adds its body. Preparing from scratch (URL parsing and quoting, header
+        # validation and merging), or PreparedRequest.copy() with its cookie jar, costs more.
         key = (path, bucket_key)
         template = self._templates.get(key)
         if template is None:
             headers = dict(self._headers, **{"X-IS-BucketKey": bucket_key})
-            template = requests.Request("POST", self.api_base + path, headers=headers, data=b"x").prepare()
-            self._templates[key] = template
-        req = template.copy()
-        req.body = body
+            prepared = requests.Request(
+                "POST", self.api_base + path, headers=headers, data=b"x"
+            ).prepare()
+            template = self._templates[key] = (str(prepared.url), prepared.headers)
+        req = PreparedRequest()
+        req.method = "POST"
+        req.url = template[0]
+        req.headers = template[1].copy()
         req.headers["Content-Length"] = str(len(body))
+        req.body = body
         return req
 
     def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
         try:
-            response = self._session.send(self._request(path, bucket_key, body), timeout=self.timeout,
-                                          allow_redirects=False, proxies=self._proxies)
+            response = self._adapter.send(
+                self._request(path, bucket_key, body),
+                timeout=self.timeout,
+                verify=self._session.verify,
+                cert=self._session.cert,
+                proxies=self._proxies,
+            )
+            _ = response.content  # read to the end, so the connection goes back to the pool
         except requests.Timeout:
-            return SendResult(Outcome.RETRY, message=f"no answer from {self.address} within {self.timeout:g} s")
+            return SendResult(
+                Outcome.RETRY, message=f"no answer from {self.address} within {self.timeout:g} s"
+            )
         except requests.ConnectionError as exc:
-            return SendResult(Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}")
+            return SendResult(
+                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
+            )
         except requests.RequestException as exc:
-            return SendResult(Outcome.RETRY, message=f"request to {self.address} failed: {type(exc).__name__}: {exc}")
+            return SendResult(
+                Outcome.RETRY,
+                message=f"request to {self.address} failed: {type(exc).__name__}: {exc}",
+            )
         try:
             return self._classify(response)
         finally:
@@ -167,20 +206,30 @@ class InitialStateSink:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             if wait is None:
                 wait = rate_limit_wait(response.headers)
-            return SendResult(Outcome.RETRY, status, f"{status} {response.reason}: {server_message(response)}",
-                              retry_after=wait)
+            return SendResult(
+                Outcome.RETRY,
+                status,
+                f"{status} {response.reason}: {server_message(response)}",
+                retry_after=wait,
+            )
         if status in AUTH_STATUS:
             cause = _AUTH_CAUSE[status]
-            return SendResult(Outcome.AUTH, status,
-                              f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
-                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            return SendResult(
+                Outcome.AUTH,
+                status,
+                f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         if status == 413:
             return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
         if status == 400:
             return SendResult(Outcome.BAD, status, f"400 Bad Request: {server_message(response)}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
-        return SendResult(Outcome.AUTH, status,
-                          f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept")
+        return SendResult(
+            Outcome.AUTH,
+            status,
+            f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept",
+        )
 
     def close(self) -> None:
         self._session.close()

@@ -1,0 +1,136 @@
+"""The HTTP sink's fast path: its JSON body is exactly json.dumps's, its adapter keeps requests' behaviour."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from decimal import Decimal
+
+import pytest
+import requests
+from apiserver import ApiServer
+
+from isstreamer.sinks.base import Bucket
+from isstreamer.sinks.initialstate import InitialStateSink, LeanAdapter, encode_events
+
+
+def reference(events: list) -> bytes:
+    """What the sink used to send: the C encoder over one dict per event."""
+    return json.dumps(
+        [{"key": k, "value": v, "epoch": e} for k, v, e in events],
+        separators=(",", ":"),
+        allow_nan=False,
+    ).encode()
+
+
+class MyFloat(float):
+    pass
+
+
+class MyStr(str):
+    pass
+
+
+SAMPLES = [
+    ("temp", 21.5, 1700000000.25),
+    ("on", True, 1700000001),
+    ("off", False, 1.0),
+    ("count", 3, 2.5),
+    ("big", 10**30, 0.1),
+    ("neg", -0.0, 1e-7),
+    ("tiny", 5e-324, 1e300),
+    ("huge", 1.7976931348623157e308, 3),
+    ("name", 'kitchen "north" \\ \n\t', 1700000003.0),
+    ("ünïcödé ☃", "温度 🌡", 1700000004.5),
+    ("", "", 0),
+    ("control\x00\x1f", "\u2028\u2029", -1.5),
+    (MyStr("sub"), MyFloat(1.25), MyFloat(2.0)),
+    ("zero", 0, 0.0),
+    ("negint", -12, -1700000000.123456789),
+]
+
+
+def test_identical_to_json_dumps_on_edge_cases() -> None:
+    """Quotes, escapes, unicode, bool/int/float edge values and subclasses encode byte for byte as json.dumps."""
+    assert encode_events(SAMPLES) == reference(SAMPLES)
+    for sample in SAMPLES:
+        assert encode_events([sample]) == reference([sample])
+
+
+def test_identical_to_json_dumps_on_random_batches() -> None:
+    """Random batches of every value type, shared and distinct epochs, match json.dumps exactly."""
+    rng = random.Random(7)
+    makers = [
+        lambda: rng.uniform(-1e6, 1e6),
+        lambda: rng.randint(-(2**63), 2**63),
+        lambda: rng.random() < 0.5,
+        lambda: "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(0, 20))),
+        lambda: round(rng.uniform(0, 100), 2),
+    ]
+    for _ in range(200):
+        shared = rng.uniform(1e9, 2e9)
+        batch = [
+            (
+                f"k{rng.randint(0, 30)}",
+                rng.choice(makers)(),
+                shared if rng.random() < 0.5 else rng.uniform(1e9, 2e9),
+            )
+            for _ in range(rng.randint(0, 50))
+        ]
+        assert encode_events(batch) == reference(batch)
+
+
+def test_empty_batch() -> None:
+    """No events is an empty JSON array."""
+    assert encode_events([]) == b"[]"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ("k", math.nan, 1.0),
+        ("k", math.inf, 1.0),
+        ("k", 1.0, -math.inf),
+        ("k", Decimal("1.5"), 1.0),
+        ("k", object(), 1.0),
+    ],
+)
+def test_refuses_what_json_dumps_refuses(event: tuple) -> None:
+    """NaN, infinity and types JSON lacks raise ValueError/TypeError, as json.dumps does."""
+    with pytest.raises((ValueError, TypeError)):
+        reference([event])
+    with pytest.raises((ValueError, TypeError)):
+        encode_events([event])
+
+
+def test_own_session_uses_lean_adapter(api_server: ApiServer, access_key: str) -> None:
+    """A sink without a given session sends through LeanAdapter over one kept-alive connection."""
+    sink = InitialStateSink(api_server.url, access_key)
+    try:
+        assert isinstance(sink._adapter, LeanAdapter)
+        for _ in range(3):
+            assert sink.send(Bucket("b"), SAMPLES[:2]).ok
+    finally:
+        sink.close()
+    assert len({r.conn for r in api_server.requests}) == 1
+    assert api_server.requests[-1].body == reference(SAMPLES[:2])
+
+
+def test_given_session_adapter_is_used(api_server: ApiServer, access_key: str) -> None:
+    """A session passed in keeps the adapter mounted on it."""
+    calls = []
+
+    class Counting(requests.adapters.HTTPAdapter):
+        def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(request.url)
+            return super().send(request, **kwargs)
+
+    session = requests.Session()
+    session.mount("http://", Counting())
+    sink = InitialStateSink(api_server.url, access_key, session=session)
+    try:
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+    finally:
+        sink.close()
+    assert [url.rsplit("/", 2)[-2:] for url in calls] == [["api", "buckets"], ["api", "events"]]
