@@ -103,7 +103,10 @@ def deliver(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
         cpu0, start = cpu_seconds(), time.monotonic()
         for i in range(events):
             log(KEY, float(i))
-        flush()
+        if impl != "isstreamer":
+            flush()  # ISStreamer ships its last batch only when flushed
+        # Our worker ships full batches by itself; waiting in flush() instead of on the
+        # receiver would add a wake-up of the waiting thread per batch to the CPU measured.
     info = receiver.wait(base + warm + events, WAIT_TIMEOUT)
     cpu = cpu_seconds() - cpu0
     delivered = info["events"] - base - warm
