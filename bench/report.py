@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 OURS, LEGACY, CEILING = "isstreamer", "ISStreamer", "requests"
+_BASELINE_NOTES = {
+    "requests": " (pre-built batches)",
+    "http.client": " (pre-built batches)",
+    "requests+json": " (json.dumps per batch)",
+}
 
 
 def _get(tree: dict[str, Any], *path: str) -> Any:
@@ -140,6 +145,11 @@ def _errors(section: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+def _e2e_ratio(r: dict[str, Any], other: str, size: str) -> str:
+    ours = _get(r, "end_to_end", OURS, size, "events_per_s")
+    return _num(_ratio(ours, _get(r, "end_to_end", other, size, "events_per_s")), 2) + "×"
+
+
 def render(r: dict[str, Any]) -> str:
     m = r.get("machine", {})
     verdict = {True: "met", False: "**not met**", None: "n/a"}
@@ -205,38 +215,13 @@ def render(r: dict[str, Any]) -> str:
 
     lines += ["", "End to end, events/s (first log() to last event in the receiver process)", ""]
     rows = [
-        [impl + (" (pre-built batches)" if impl in ("requests", "http.client") else "")]
+        [impl + _BASELINE_NOTES.get(impl, "")]
         + [_num(_get(r, "end_to_end", impl, b, "events_per_s"), 0) for b in sizes]
         for impl in r["end_to_end"]
     ]
-    rows.append(
-        ["isstreamer ÷ requests"]
-        + [
-            _num(
-                _ratio(
-                    _get(r, "end_to_end", OURS, b, "events_per_s"),
-                    _get(r, "end_to_end", CEILING, b, "events_per_s"),
-                ),
-                2,
-            )
-            for b in sizes
-        ]
-    )
-    if LEGACY in r["end_to_end"]:
-        rows.append(
-            ["isstreamer ÷ ISStreamer"]
-            + [
-                _num(
-                    _ratio(
-                        _get(r, "end_to_end", OURS, b, "events_per_s"),
-                        _get(r, "end_to_end", LEGACY, b, "events_per_s"),
-                    ),
-                    2,
-                )
-                + "×"
-                for b in sizes
-            ]
-        )
+    for other in (CEILING, "requests+json", LEGACY):
+        if other in r["end_to_end"]:
+            rows.append([f"isstreamer ÷ {other}"] + [_e2e_ratio(r, other, b) for b in sizes])
     lines += _table(["client"] + [f"buffer_size {b}" for b in sizes], rows)
 
     lines += [
@@ -257,6 +242,7 @@ def render(r: dict[str, Any]) -> str:
                     b,
                     _num(o.get("events")),
                     _num(o.get("log_seconds"), 2),
+                    f"{_num(_get(o, 'log', 'median_ns'), 0)} / {_num(_get(o, 'log', 'p99_ns'), 0)}",
                     _num(o.get("rss_growth_mib"), 1),
                     _num(o.get("rss_growth_down_mib"), 1),
                     _num(o.get("peak_rss_growth_mib"), 1),
@@ -271,6 +257,7 @@ def render(r: dict[str, Any]) -> str:
             "buffer_size",
             "events",
             "logging s",
+            "log() median / p99 ns",
             "RSS growth: logging MiB",
             "… through the outage MiB",
             "… until drained MiB",

@@ -19,6 +19,7 @@ from time import perf_counter_ns
 from typing import Any, Callable
 
 from .clients import (
+    BASELINES,
     KEY,
     baseline_poster,
     cpu_seconds,
@@ -81,7 +82,25 @@ def deliver(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     receiver = Receiver(spec["port"])
     base = receiver.stats()["events"]
     warm = 2 * batch
-    if impl in ("requests", "http.client"):
+    if impl == "requests+json":
+        post, _close = baseline_poster(impl, spec["url"])
+        now = time.time()
+        batches = [
+            [(KEY, float(i + j), now) for j in range(batch)] for i in range(0, events + warm, batch)
+        ]
+
+        def encode(events: list) -> bytes:
+            dicts = [{"key": k, "value": v, "epoch": e} for k, v, e in events]
+            return json.dumps(dicts, separators=(",", ":")).encode()
+
+        for chunk in batches[:2]:
+            post(encode(chunk))
+        receiver.wait(base + warm, WAIT_TIMEOUT)
+        gc.collect()
+        cpu0, start = cpu_seconds(), time.monotonic()
+        for chunk in batches[2:]:
+            post(encode(chunk))
+    elif impl in BASELINES:
         bodies = prebuilt_bodies(events + warm, batch)
         post, _close = baseline_poster(impl, spec["url"])
         for body in bodies[:2]:
@@ -131,12 +150,12 @@ def outage(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     gc.collect()
     rss0 = rss_bytes()
     start = time.monotonic()
-    for i in range(events):
-        log(KEY, i * 0.5)
+    samples = _time_log(log, events)  # log() per call while the sink is down, too
     logged = time.monotonic()
     out: dict[str, Any] = {
         "events": events,
         "log_seconds": round(logged - start, 3),
+        "log": percentiles(samples),
         "rss_growth_mib": round((peak_rss_bytes() - rss0) / 2**20, 1),
         "rss_after_log_mib": round((rss_bytes() - rss0) / 2**20, 1),
     }
