@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "machine": machine(),
             "quick": args.quick,
-            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "seconds": round(time.time() - started, 1),
         }
