@@ -25,6 +25,8 @@ class Buffer:
         self._taken = 0  # items ever taken out
         self._inflight: Dict[int, int] = {}  # token -> index of its first item
         self._next_token = 0
+        self._waiting: List[int] = []  # marks flush() callers wait for: wake them only then
+        self.markers = 0  # set_bucket() markers ever put in; 0 lets consumers skip grouping
 
     def __len__(self) -> int:
         return len(self.items)
@@ -37,9 +39,9 @@ class Buffer:
     def take(self, max_items: int) -> Tuple[int, List[Any]]:
         """Remove up to ``max_items`` of the oldest items; report them with done(token)."""
         with self._lock:
-            items = self.items
-            n = min(max_items, len(items))
-            taken = [items.popleft() for _ in range(n)]
+            popleft = self.items.popleft
+            n = min(max_items, len(self.items))
+            taken = [popleft() for _ in range(n)]
             token = self._next_token
             self._next_token += 1
             self._inflight[token] = self._taken
@@ -49,7 +51,9 @@ class Buffer:
     def done(self, token: int) -> None:
         with self._lock:
             self._inflight.pop(token, None)
-            self._progress.notify_all()
+            # Waking every flush() caller after every batch costs a thread switch each time.
+            if self._waiting and self._watermark() >= min(self._waiting):
+                self._progress.notify_all()
 
     def mark(self) -> int:
         """The position that everything logged so far will have passed once handled."""
@@ -62,12 +66,16 @@ class Buffer:
     def wait_handled(self, mark: int, deadline: Optional[float]) -> bool:
         """Wait until every item before ``mark`` is done; False at the deadline (monotonic)."""
         with self._lock:
-            while self._watermark() < mark:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._progress.wait(remaining)
-            return True
+            self._waiting.append(mark)
+            try:
+                while self._watermark() < mark:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(remaining)
+                return True
+            finally:
+                self._waiting.remove(mark)
 
     def total(self) -> int:
         """Items ever put in (taken + waiting)."""

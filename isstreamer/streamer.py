@@ -106,7 +106,6 @@ class Streamer:
             self._make_sink = sink_factory(settings, self._timeout)
         self._stats = Stats()
         self._warned: set = set()
-        self._markers = 0  # set_bucket() markers in the buffer, not events
         self._closed = False
         self._close_lock = threading.Lock()
         self._close_result: Optional[bool] = None
@@ -181,7 +180,8 @@ class Streamer:
         if len(self._items) >= self._max_buffer:
             self._overflow()
         self._append(event)
-        if self._worker.idle or len(self._items) >= self._batch_size:
+        worker = self._worker
+        if (worker.idle or len(self._items) >= self._batch_size) and not worker.kicked:
             self._kick()
         return None
 
@@ -233,8 +233,8 @@ class Streamer:
         worker.idle = False
         if worker._thread is None:
             worker.start()
-        if not worker.wake.is_set():
-            worker.wake.set()
+        worker.kicked = True
+        worker.wake.set()
 
     def _overflow(self) -> None:
         """Memory is full: move the oldest events to disk rather than drop them."""
@@ -258,8 +258,8 @@ class Streamer:
         """Send the following events to another bucket (a new uuid4 key when none is given)."""
         key = bucket_key or str(uuid.uuid4())
         self._bucket = Bucket(key, bucket_name or key)
+        self._buffer.markers += 1  # first, so no consumer takes the marker for an event
         self._append(self._bucket)  # a marker: earlier events still go to the old bucket
-        self._markers += 1
 
     # ---- flush, close, replay -----------------------------------------------------------
 
@@ -346,7 +346,7 @@ class Streamer:
     def stats(self) -> Dict[str, Any]:
         """Counters since construction, plus the current queue and spool sizes."""
         out: Dict[str, Any] = self._stats.snapshot()
-        out["logged"] = self._buffer.total() - self._markers
+        out["logged"] = self._buffer.total() - self._buffer.markers
         out["queued"] = sum(1 for item in list(self._items) if type(item) is tuple)
         files, size = self._spool.usage() if self._spool is not None else (0, 0)
         out["spool_files"], out["spool_bytes"] = files, size
@@ -356,7 +356,6 @@ class Streamer:
     def _after_fork_in_child(self) -> None:
         # The parent keeps (and sends) its own buffer; the child starts clean, with its own
         # connection and worker. Locks held by parent threads at fork time are replaced.
-        self._markers = 0
         self._stats._lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._build_pipeline()

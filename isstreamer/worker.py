@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .buffer import Buffer
 from .delivery import Delivery
@@ -35,6 +35,7 @@ class Worker:
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
         self.idle = True  # read by producers: the next event must wake the worker
+        self.kicked = False  # mirrors wake: producers skip wake.set() while it is pending
         self.flush_mark = 0  # flush() asked for everything before this buffer position
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
@@ -75,6 +76,7 @@ class Worker:
         first_seen: Optional[float] = None
         while not self.stop_event.is_set():
             self.wake.clear()  # before looking, so a set() from now on is never lost
+            self.kicked = False  # after the clear: a kick from now on sets wake again
             n = len(buffer)
             now = self.clock()
             if n == 0:
@@ -123,8 +125,10 @@ class Worker:
             token, items = self.buffer.take(max_items)
             return token, self.group(items)
 
-    def group(self, items: Iterable[Any]) -> List[Tuple[Bucket, List[Event]]]:
+    def group(self, items: List[Any]) -> List[Tuple[Bucket, List[Event]]]:
         """Split taken items into runs per bucket, following set_bucket() markers."""
+        if not self.buffer.markers:
+            return [(self.bucket, items)] if items else []  # set_bucket() never called: one run
         groups: List[Tuple[Bucket, List[Event]]] = []
         current: List[Event] = []
         for item in items:
