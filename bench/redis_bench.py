@@ -93,6 +93,32 @@ def best_of(repeat: int, func: Callable[[], float | None]) -> float | None:
     return min(t for t in times if t is not None)
 
 
+def run(quick: bool) -> dict[str, Any]:
+    """For ``python -m bench``: events/s at batches of 1000 against a redis-server of its own."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        return {"skipped": "redis-server is not installed"}
+    sys.path.insert(0, str(TESTS))
+    from redisserver import RedisServer
+
+    count = 20_000 if quick else 200_000
+    events = make_events(count)
+    batches = [events[i:i + 1000] for i in range(0, count, 1000)]
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="redis-bench-"))).start()
+    try:
+        repeat = 1 if quick else 3
+        sink_s = best_of(repeat, lambda: run_sink(server.url, batches))
+        streamer_s = best_of(repeat, lambda: run_streamer(server.url, events, 1000))
+    finally:
+        server.kill()
+    return {
+        "sink_send_events_per_s": round(count / sink_s) if sink_s else None,
+        "streamer_events_per_s": round(count / streamer_s) if streamer_s else None,
+        "goal_events_per_s": GOAL,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="use this Redis instead of starting a redis-server")
