@@ -1,7 +1,7 @@
 """The local collector behind `isstreamer serve`: Initial State's events API on SQLite, a read
 API and a live dashboard."""
 
-from .command import add_serve_arguments, run_serve
+from .cli import add_serve_arguments, run_serve
 from .keys import default_db_path, key_file_path
 from .local import ensure_local_collector
 from .server import Collector
