@@ -121,6 +121,13 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return seconds
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} from {origin} is invalid ({value!r}): {exc}") from None
+    if name == "access_key":
+        key = str(value).strip()  # a key read from a file often ends in a newline
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+            # Don't echo it: this message may be printed or logged.
+            raise ConfigError(f"access_key from {origin} contains control characters; "
+                              "check for a stray line break or tab")
+        return key
     if name == "api_base":
         value = str(value).strip()
         if not value.startswith(_SCHEMES):

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, List, Optional, Sequence, Set
+from typing import Callable, Deque, List, Optional, Sequence, Set, Tuple
 
 from .retry import RetryPolicy, next_probe_interval, send_with_retry
 from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
@@ -43,7 +43,10 @@ class Delivery:
         self._probe_interval = 0.0
         self._pace_until = 0.0
         self._lock = threading.Lock()
-        self._inflight: Optional[list] = None  # [bucket, events, rescued_path]
+        # The runs of the take being delivered, as [bucket, events, state]: state None while
+        # not yet handled, then "done", "spilled", or the path close() rescued it to.
+        self._pending: List[list] = []
+        self._replay_inflight = False  # a replay chunk is on the wire: close() must not give it back
         self._replay_queue: Deque[Path] = deque()
         self._replaying: Optional[SpillBatch] = None
         self._replay_pos = 0
@@ -51,28 +54,48 @@ class Delivery:
         self._last_scan = float("-inf")
         self._skip: Set[str] = set()
         self.drained = threading.Event()  # set while the spool holds nothing this sink can send
+        self.deadline: Optional[float] = None  # monotonic; set while flush() runs on the caller's thread
 
     def _wait(self, seconds: float) -> None:
         self.stop_event.wait(seconds)  # close() sets the event: a backoff ends at once
 
     def stopping(self) -> bool:
+        if self.deadline is not None and self._clock() >= self.deadline:
+            return True  # a flush() on the caller's thread ran out of time: no more retries
         return self.stop_event.is_set()
 
     # ---- live batches -------------------------------------------------------------------
 
     def deliver(self, bucket: Bucket, events: Sequence[Event]) -> None:
         """Send one batch, or spill it; never raises for sink trouble."""
-        if not events:
-            return
-        if self.open and self._clock() < self.probe_at:
+        self.deliver_groups([(bucket, events)])
+
+    def deliver_groups(self, groups: Sequence[Tuple[Bucket, Sequence[Event]]]) -> None:
+        """Deliver the runs of one take in order; close() can rescue all that are not done."""
+        entries = [[bucket, events, None] for bucket, events in groups if events]
+        with self._lock:
+            self._pending = entries
+        try:
+            for entry in entries:
+                self._deliver_entry(entry)
+        finally:
+            with self._lock:
+                self._pending = []
+
+    def _deliver_entry(self, entry: list) -> None:
+        bucket, events = entry[0], entry[1]
+        with self._lock:
+            if entry[2] is not None:
+                return  # close() put it on disk before we got to it
+            spill = self.open and self._clock() < self.probe_at
+            if spill:
+                entry[2] = "spilled"
+        if spill:
             self.spill(bucket, events, last_error=self.stats.last_error)
             return
-        with self._lock:
-            self._inflight = [bucket, events, None]
         result = self._send(bucket, events, probe=self.open)
         with self._lock:
-            rescued = self._inflight[2] if self._inflight else None
-            self._inflight = None
+            rescued, entry[2] = entry[2], "done"
         if rescued is not None:  # close() already put this batch on disk
             if result.ok and isinstance(rescued, Path) and self.spool is not None:
                 self.spool.delete(rescued)
@@ -84,9 +107,16 @@ class Delivery:
     def _send(self, bucket: Bucket, events: Sequence[Event], probe: bool = False) -> SendResult:
         self._wait_pace()
         if probe or self.stopping():
-            return self.sink.send(bucket, events)  # a probe is one attempt; the circuit retries
-        return send_with_retry(lambda: self.sink.send(bucket, events), self.policy, self._sleep,
+            return self._send_once(bucket, events)  # a probe is one attempt; the circuit retries
+        return send_with_retry(lambda: self._send_once(bucket, events), self.policy, self._sleep,
                                self.stopping, self._on_retry)
+
+    def _send_once(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
+        try:
+            return self.sink.send(bucket, events)
+        except Exception as exc:  # a sink that breaks the contract must not lose the batch
+            log.debug("sink %s raised", self.sink.address, exc_info=True)
+            return SendResult(Outcome.RETRY, message=f"sink raised {type(exc).__name__}")
 
     def _on_retry(self, result: SendResult, wait: float) -> None:
         self.stats.add("retried")
@@ -126,7 +156,8 @@ class Delivery:
             if result.retry_after <= PACE_SLEEP_MAX:
                 self._pace_until = self._clock() + result.retry_after
             else:
-                self.open, self.probe_at = True, self._clock() + result.retry_after
+                pause = min(result.retry_after, self.policy.max_retry_after)
+                self.open, self.probe_at = True, self._clock() + pause
 
     def _failed(self, result: SendResult) -> None:
         first = not self.open
@@ -175,12 +206,12 @@ class Delivery:
                 log.error("cannot write to the quarantine (%s): %d events lost", exc, len(events))
 
     def rescue_inflight(self) -> None:
-        """From close() past its deadline: put the batch the worker is stuck on on disk."""
+        """From close() past its deadline: put the batches the worker has not finished on disk."""
         with self._lock:
-            if self._inflight is None or self._inflight[2] is not None:
-                return
-            bucket, events, _ = self._inflight
-            self._inflight[2] = self.spill(bucket, events, last_error="close() deadline passed while sending") or "lost"
+            for entry in self._pending:
+                if entry[2] is None:
+                    bucket, events = entry[0], entry[1]
+                    entry[2] = self.spill(bucket, events, last_error="close() deadline passed while sending") or "lost"
 
     # ---- replay -------------------------------------------------------------------------
 
@@ -210,7 +241,11 @@ class Delivery:
             return False
         assert self.spool is not None
         chunk = batch.events[self._replay_pos:self._replay_pos + self.replay_batch]
-        result = self._send(batch.bucket, chunk, probe=self.open)
+        self._replay_inflight = True
+        try:
+            result = self._send(batch.bucket, chunk, probe=self.open)
+        finally:
+            self._replay_inflight = False
         if result.outcome is Outcome.OK:
             self._replay_pos += len(chunk)
             self.stats.add("replayed", len(chunk))
@@ -230,16 +265,25 @@ class Delivery:
         else:
             self._failed(result)
             self.release_replay(result.message)
+        if self.stopping():
+            self.release_replay()  # close() left this file to us while its chunk was on the wire
         return True
 
-    def release_replay(self, last_error: str = "") -> None:
-        """Give back the file being replayed, keeping only what was not yet delivered."""
+    def release_replay(self, last_error: str = "") -> Optional[Path]:
+        """Give back the file being replayed, keeping only what was not yet delivered.
+
+        Returns the claimed path that was kept instead when a chunk of it is still being sent
+        (the worker gives it back once the answer is in), else None.
+        """
+        if self._replay_inflight and self._replaying is not None:
+            return self._replaying.path
         batch, self._replaying = self._replaying, None
         if batch is not None and self.spool is not None:
             try:
                 self.spool.release(batch, batch.events[self._replay_pos:], last_error)
             except OSError as exc:
                 log.error("cannot give back spill file %s: %s", batch.path.name, exc)
+        return None
 
     def _claim_next(self) -> Optional[SpillBatch]:
         assert self.spool is not None

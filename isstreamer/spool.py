@@ -153,7 +153,10 @@ class Spool:
             os.close(fd)
         os.replace(tmp, final)
         _fsync_dir(self.directory)
-        self._account(len(data), exclude=final)
+        try:
+            self._account(len(data), exclude=final)
+        except OSError as exc:  # the batch is safe on disk; only the quota check failed
+            log.warning("spool quota check in %s failed: %s", self.directory, exc)
         return final
 
     def _account(self, added: int, exclude: Path) -> None:
@@ -168,8 +171,17 @@ class Spool:
 
     def _evict(self, exclude: Path) -> None:
         """Delete the oldest unclaimed files until the spool fits its quota (lock held)."""
-        entries = [(p, p.stat().st_size) for p in self.files() if p != exclude]
-        total = sum(size for _, size in entries) + (exclude.stat().st_size if exclude.exists() else 0)
+        entries = []
+        for path in self.files():
+            if path != exclude:
+                try:
+                    entries.append((path, path.stat().st_size))
+                except FileNotFoundError:
+                    continue  # claimed by another sender meanwhile
+        try:
+            total = sum(size for _, size in entries) + exclude.stat().st_size
+        except FileNotFoundError:
+            total = sum(size for _, size in entries)
         files = events = 0
         for path, size in entries:
             if total <= self.max_bytes:
@@ -215,11 +227,12 @@ class Spool:
         """Take a file for sending; None when another sender has it (or it is gone)."""
         claimed = path.with_name(f"{path.name}.claim.{os.getpid()}.{self._token}")
         try:
+            # The claim's age is its mtime: touch the file first, or another process could
+            # take the fresh claim of an old file for a stale one and steal it.
+            os.utime(path)
             os.rename(path, claimed)
         except FileNotFoundError:
             return None
-        # The claim's age is its mtime: touch it, or an old file would look like a stale claim.
-        os.utime(claimed)
         return claimed
 
     def load(self, claimed: Path) -> SpillBatch:
@@ -309,10 +322,12 @@ class Spool:
                 pass
         return count
 
-    def release_own_claims(self) -> None:
-        """On close: give back every file this Spool still holds."""
+    def release_own_claims(self, keep: Optional[Path] = None) -> None:
+        """On close: give back every file this Spool still holds (but ``keep``)."""
         for name in os.listdir(self.directory) if self.directory.exists() else []:
             m = _CLAIM.match(name)
+            if keep is not None and name == keep.name:
+                continue
             if m and int(m.group("pid")) == os.getpid() and m.group("token") == self._token:
                 try:
                     os.rename(self.directory / name, self.directory / m.group("name"))

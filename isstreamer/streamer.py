@@ -180,8 +180,11 @@ class Streamer:
         if len(self._items) >= self._max_buffer:
             self._overflow()
         self._append(event)
+        if self._closed:  # close() ran between the check above and the append
+            self._worker.drain_to_spool()
+            return None
         worker = self._worker
-        if (worker.idle or len(self._items) >= self._batch_size) and not worker.kicked:
+        if (worker.idle or len(self._items) >= worker.kick_at) and not worker.kicked:
             self._kick()
         return None
 
@@ -267,8 +270,14 @@ class Streamer:
         """Wait until everything logged so far is sent or on disk; False at the deadline."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.Async or self._stop.is_set():
-            while len(self._items):
-                self._worker.ship(self._batch_size)
+            self._delivery.deadline = deadline  # retries on this thread end at the deadline too
+            try:
+                while len(self._items):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return False
+                    self._worker.ship(self._batch_size)
+            finally:
+                self._delivery.deadline = None
             return True
         mark = self._buffer.mark()
         worker = self._worker
@@ -291,6 +300,8 @@ class Streamer:
             self._closed = True
         deadline = time.monotonic() + timeout
         dropped_before = self._stats.snapshot()["dropped"]
+        if not self.Async:
+            self._stop.set()  # on the caller's thread: one attempt per batch, no backoff waits
         try:
             self.flush(timeout)
         except Exception:  # a sink bug on the sync path must not stop the cleanup below
@@ -299,10 +310,10 @@ class Streamer:
             self._delivery.rescue_inflight()
             log.warning("close(): the receiver did not answer within %.1f s; unsent events are in the spool", timeout)
         self._worker.drain_to_spool()
-        self._delivery.release_replay()
+        sending = self._delivery.release_replay()  # a file still on the wire stays claimed
         if self._spool is not None:
             try:
-                self._spool.release_own_claims()
+                self._spool.release_own_claims(keep=sending)
             except OSError:
                 pass
         try:

@@ -19,6 +19,7 @@ log = logging.getLogger("isstreamer")
 
 OPEN_SPILL_EVENTS = 1000  # while the sink is down, spill files hold up to this many events
 OPEN_SPILL_AGE = 5.0  # seconds: ... or what gathered over this long, to avoid a file per event
+MAX_SLEEP = 3600.0  # seconds; Event.wait() overflows on absurd timeouts from a server's headers
 
 
 class Worker:
@@ -36,6 +37,7 @@ class Worker:
         self.stop_event = delivery.stop_event
         self.idle = True  # read by producers: the next event must wake the worker
         self.kicked = False  # mirrors wake: producers skip wake.set() while it is pending
+        self.kick_at = batch_size  # the fill at which producers wake the worker
         self.flush_mark = 0  # flush() asked for everything before this buffer position
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
@@ -84,6 +86,7 @@ class Worker:
             elif first_seen is None:
                 first_seen = now
             limit, age = self._limits()
+            self.kick_at = limit  # producers wake us at this fill, not at every event while down
             flushing = self.flush_mark > buffer.taken
             if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
                 self.ship(limit)
@@ -94,8 +97,10 @@ class Worker:
             if delivery.has_replay_work() and delivery.replay_step():
                 continue
             timeout = None if first_seen is None else max(0.0, first_seen + age - now)
-            if delivery.open and delivery.spool is not None:
-                probe_in = max(0.0, delivery.probe_at - now)
+            if delivery.open and delivery.spool is not None and delivery.probe_at > now:
+                # Once the probe time has passed with nothing to probe with, the next live
+                # batch is the probe: sleep until kicked rather than spin on a zero timeout.
+                probe_in = min(delivery.probe_at - now, MAX_SLEEP)
                 timeout = probe_in if timeout is None else min(timeout, probe_in)
             if n == 0:
                 self.idle = True
@@ -114,8 +119,7 @@ class Worker:
         """Take up to max_items and deliver them (also called on the caller's thread)."""
         token, groups = self.take_grouped(max_items)
         try:
-            for bucket, events in groups:
-                self.delivery.deliver(bucket, events)
+            self.delivery.deliver_groups(groups)
         finally:
             self.buffer.done(token)
 

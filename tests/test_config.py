@@ -324,3 +324,16 @@ def test_write_ini_updates_in_place(tmp_path: Path) -> None:
     assert settings.api_base == "https://ini.example.com"
     assert settings.spill_max_bytes == 2048
     assert "keep = me" in path.read_text()
+
+
+def test_access_key_is_stripped() -> None:
+    """A key read from a file with its trailing newline works as the key itself."""
+    settings = load_settings({"access_key": " key-from-a-file\n"}, environ={})
+    assert settings.access_key == "key-from-a-file"
+
+
+def test_access_key_with_control_characters_is_refused_without_echo() -> None:
+    """A key with a line break inside is a ConfigError whose message does not contain the key."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"access_key": "SECRET-part\nother"}, environ={})
+    assert "SECRET" not in str(info.value)

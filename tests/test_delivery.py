@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from apiserver import ApiServer
@@ -284,3 +285,78 @@ def test_outage_of_300k_events_stays_small_and_delivers(api_server, access_key, 
     print(f"RSS growth through the 300k outage: {growth / 2**20:.1f} MiB")
     assert api_server.wait_for_events(300_000, timeout=10)
     assert len({e["value"] for e in api_server.events}) == 300_000
+
+
+class RaisingSink:
+    """A custom sink that breaks the contract by raising."""
+
+    address = "raising"
+
+    def send(self, bucket, events):
+        raise ConnectionError("socket closed")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("use_async", [True, False])
+def test_a_raising_sink_loses_nothing(tmp_path, use_async):
+    """A sink whose send() raises is a failed send: the events are spilled, never lost or raised."""
+    streamer = Streamer(bucket_key="b", sink=RaisingSink(), spill_dir=str(tmp_path), buffer_size=5,
+                        use_async=use_async, retry_policy=RetryPolicy(**FAST))
+    for i in range(5):
+        streamer.log("k", i)
+    assert streamer.flush(5)
+    assert streamer.close(2)
+    assert streamer.stats()["spilled"] == 5 and streamer.stats()["dropped"] == 0
+
+
+def test_close_rescues_every_bucket_of_a_stuck_batch(make, api_server, tmp_path):
+    """Past close()'s deadline, all runs of the batch being sent are on disk, across set_bucket()."""
+    streamer = make(bucket_key="a", buffer_size=10, timeout=30)
+    streamer.set_bucket(bucket_key="b")
+    streamer.set_bucket(bucket_key="a")
+    streamer.log("warmup", 0)
+    assert streamer.flush(5)  # both buckets exist now
+    api_server.hang(times=None)
+    for i in range(5):
+        streamer.log("k", i)
+    streamer.set_bucket(bucket_key="b")
+    for i in range(5):
+        streamer.log("k", i)
+    assert api_server.wait_for_requests(2, path="/api/events", timeout=5)  # stuck on bucket a
+    assert streamer.close(0.5)
+    on_disk = {p: json.loads(p.read_text()) for p in spill_files(tmp_path / "spool")}
+    assert sum(len(doc["events"]) for doc in on_disk.values()) == 10
+    assert {doc["bucket_key"] for doc in on_disk.values()} == {"a", "b"}
+
+
+def test_rate_limit_reset_far_away_is_capped(make, api_server, caplog):
+    """A reset given in milliseconds (or inf) pauses at most max_retry_after; the worker never crashes."""
+    for reset in (str(int(time.time() * 1000)), "inf"):
+        api_server.fail(204, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+        streamer = make(buffer_size=1, retry_policy=RetryPolicy(**dict(FAST, max_retry_after=600)))
+        streamer.log("k", 1)
+        assert streamer.flush(5)
+        delivery = streamer._delivery
+        assert delivery.open and delivery.probe_at - time.monotonic() <= 600
+        streamer.log("k", 2)
+        assert streamer.flush(5)  # spilled while paused, not stuck
+        streamer.close(2)
+    assert "worker failed" not in caplog.text
+
+
+def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
+    """use_async=False: flush(timeout) and close(timeout) end within one request of their deadline."""
+    api_server.hang(times=None)
+    streamer = make(use_async=False, buffer_size=100, timeout=1.0,
+                    retry_policy=RetryPolicy(attempts=5, initial_wait=1.0, jitter=0.0))
+    streamer.log("k", 1)
+    started = time.monotonic()
+    streamer.flush(0.5)
+    assert time.monotonic() - started < 3.0  # one request timeout, not five plus backoff
+    streamer.log("k", 2)
+    started = time.monotonic()
+    assert streamer.close(0.5)
+    assert time.monotonic() - started < 3.0
+    assert streamer.stats()["spilled"] == 2

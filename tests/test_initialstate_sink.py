@@ -409,3 +409,14 @@ def test_rate_limit_wait_parsing() -> None:
     assert rate_limit_wait({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1030"}, now=1000.0) is None
     assert rate_limit_wait({"X-RateLimit-Remaining": "0"}, now=1000.0) is None
     assert rate_limit_wait({"X-RateLimit-Remaining": "x", "X-RateLimit-Reset": "1"}, now=1000.0) is None
+
+
+def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server: ApiServer,
+                                             access_key: str) -> None:
+    """A receiver that echoes the key in its error body never gets it into a message."""
+    api_server.fail(400, body={"message": f"bad request from key {access_key}"})
+    result = sink.send(BUCKET, [("k", 1, 1.0)])
+    assert result.outcome is Outcome.BAD
+    assert access_key not in result.message
+    api_server.fail(503, body={"message": f"overloaded for {access_key}"})
+    assert access_key not in sink.send(BUCKET, [("k", 1, 1.0)]).message

@@ -190,7 +190,8 @@ class InitialStateSink:
         except requests.RequestException as exc:
             return SendResult(
                 Outcome.RETRY,
-                message=f"request to {self.address} failed: {type(exc).__name__}: {exc}",
+                # Not str(exc): requests quotes header values in some errors, the key among them.
+                message=f"request to {self.address} failed: {type(exc).__name__}",
             )
         try:
             return self._classify(response)
@@ -209,7 +210,7 @@ class InitialStateSink:
             return SendResult(
                 Outcome.RETRY,
                 status,
-                f"{status} {response.reason}: {server_message(response)}",
+                f"{status} {response.reason}: {self._scrub(server_message(response))}",
                 retry_after=wait,
             )
         if status in AUTH_STATUS:
@@ -223,13 +224,17 @@ class InitialStateSink:
         if status == 413:
             return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
         if status == 400:
-            return SendResult(Outcome.BAD, status, f"400 Bad Request: {server_message(response)}")
+            return SendResult(Outcome.BAD, status, f"400 Bad Request: {self._scrub(server_message(response))}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
         return SendResult(
             Outcome.AUTH,
             status,
             f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept",
         )
+
+    def _scrub(self, text: str) -> str:
+        """A receiver may echo the request back: never let the key into a message."""
+        return text.replace(self._access_key, redact_key(self._access_key)) if self._access_key else text
 
     def close(self) -> None:
         self._session.close()
