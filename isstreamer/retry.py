@@ -28,6 +28,7 @@ class RetryPolicy:
     max_wait: float = 30.0
     jitter: float = 0.5  # up to this many seconds added at random to each wait
     max_retry_after: float = 600.0  # a server asking for longer is capped here
+    max_inline_wait: float = 30.0  # a longer Retry-After ends the retries: the circuit waits instead
     probe_initial: float = 2.0  # first wait before probing a failed sink
     probe_max: float = 60.0  # the cap of the growing probe interval
     sleep: Optional[Sleep] = None  # injected in tests; the worker's interruptible wait otherwise
@@ -73,7 +74,7 @@ def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: 
     actually has to be retried, which keeps the healthy path cheap.
     """
     first = send()
-    if first.outcome is not Outcome.RETRY or policy.attempts <= 1 or should_stop():
+    if first.outcome is not Outcome.RETRY or policy.attempts <= 1 or should_stop() or _long_wait(first, policy):
         return first
     results = [first]  # the first entry is replayed so tenacity computes the first wait from it
     replayed = False
@@ -88,13 +89,18 @@ def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: 
         results.append(send())
         return results[-1]
 
+    def stop_now() -> bool:
+        # A long Retry-After is not waited out inside one batch: the batch is spilled and the
+        # circuit probes again at that time, while new events keep going to disk.
+        return should_stop() or _long_wait(results[-1], policy)
+
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         if on_retry is not None and retry_state.next_action is not None:
             on_retry(results[-1], retry_state.next_action.sleep)
 
     retrying = tenacity.Retrying(
         # attempt 1 is the replayed first result, so policy.attempts real sends in all
-        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), _StopWhen(should_stop)),
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), _StopWhen(stop_now)),
         wait=_Wait(policy),
         retry=tenacity.retry_if_result(lambda r: r.outcome is Outcome.RETRY),
         sleep=sleep,
@@ -104,6 +110,10 @@ def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: 
     )
     retrying(attempt)
     return results[-1]
+
+
+def _long_wait(result: SendResult, policy: RetryPolicy) -> bool:
+    return result.retry_after is not None and result.retry_after > policy.max_inline_wait
 
 
 class _StopWhen(tenacity.stop.stop_base):

@@ -156,7 +156,7 @@ def test_retry_after_sets_the_wait() -> None:
 
 def test_retry_after_is_capped_in_send() -> None:
     """A huge Retry-After is capped at max_retry_after."""
-    policy = RetryPolicy(attempts=2, jitter=0.0, max_retry_after=30.0)
+    policy = RetryPolicy(attempts=2, jitter=0.0, max_retry_after=30.0, max_inline_wait=float("inf"))
     send, sleep = Script(SendResult(Outcome.RETRY, 429, retry_after=86400.0), SENT), Sleeps()
     send_with_retry(send, policy, sleep, never)
     assert sleep.waits == [30.0]
@@ -233,3 +233,16 @@ def test_default_policy_values() -> None:
     assert policy.attempts >= 2
     assert policy.max_wait <= 60 and policy.probe_max == 60.0
     assert policy.max_retry_after > 0
+
+
+def test_long_retry_after_ends_the_retries() -> None:
+    """A Retry-After beyond max_inline_wait is left to the circuit: one send, no sleep."""
+    sleeps: list = []
+    calls: list = []
+
+    def send() -> SendResult:
+        calls.append(1)
+        return SendResult(Outcome.RETRY, 429, retry_after=120.0)
+
+    result = send_with_retry(send, RetryPolicy(attempts=4, max_inline_wait=30.0), sleeps.append, lambda: False)
+    assert result.retry_after == 120.0 and len(calls) == 1 and sleeps == []
