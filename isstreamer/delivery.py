@@ -57,6 +57,8 @@ class Delivery:
         self.deadline: Optional[float] = None  # monotonic; set while flush() runs on the caller's thread
 
     def _wait(self, seconds: float) -> None:
+        if self.deadline is not None:  # a flush() on the caller's thread: never sleep past it
+            seconds = min(seconds, max(0.0, self.deadline - self._clock()))
         self.stop_event.wait(seconds)  # close() sets the event: a backoff ends at once
 
     def stopping(self) -> bool:
