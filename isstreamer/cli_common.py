@@ -29,6 +29,17 @@ def say(args: argparse.Namespace, message: str, *, always: bool = False) -> None
         print(f"isstreamer: {message}", file=sys.stderr, flush=True)
 
 
+def add_deadline_argument(parser: argparse.ArgumentParser, when: str) -> None:
+    """--deadline: how long log, pipe and metrics try at the end before spilling the rest."""
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help=f"{when}, how long to try before keeping the rest in the spool (default 10)",
+    )
+
+
 def setting_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The global options that are settings, as load_settings() arguments."""
     return {name: getattr(args, name, None) for name in SETTING_OPTIONS}

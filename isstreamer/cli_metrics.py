@@ -8,7 +8,15 @@ import socket
 import time
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, host_bucket_key, open_streamer, say
+from .cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    StopSignal,
+    add_deadline_argument,
+    host_bucket_key,
+    open_streamer,
+    say,
+)
 from .metrics import SystemSampler
 
 log = logging.getLogger("isstreamer")
@@ -40,13 +48,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_false",
         help="leave out the per-core cpu_N keys",
     )
-    p.add_argument(
-        "--deadline",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="at shutdown, how long to try before keeping the rest in the spool (default 10)",
-    )
+    add_deadline_argument(p, "at shutdown")
     p.set_defaults(func=run_metrics)
 
 

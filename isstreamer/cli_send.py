@@ -11,7 +11,15 @@ import sys
 import threading
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, host_bucket_key, open_streamer, say
+from .cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    StopSignal,
+    add_deadline_argument,
+    host_bucket_key,
+    open_streamer,
+    say,
+)
 from .events import flatten, make_event
 from .legacy_files import parse_epoch, parse_value
 from .sinks.base import Event
@@ -43,13 +51,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--string", action="store_true", help="send the value as a string, whatever it looks like"
     )
-    p.add_argument(
-        "--deadline",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long to try before keeping the event in the spool (default 10)",
-    )
+    add_deadline_argument(p, "at exit")
     p.set_defaults(func=run_log)
 
     p = sub.add_parser(
@@ -65,13 +67,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send key,value and key=value values as strings (JSON keeps its own types)",
     )
-    p.add_argument(
-        "--deadline",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="at the end, how long to try before keeping the rest in the spool (default 10)",
-    )
+    add_deadline_argument(p, "at the end")
     p.set_defaults(func=run_pipe)
 
 
