@@ -124,9 +124,7 @@ class Store:
             (bucket_key, name or bucket_key, now),
         )
         created = cur.rowcount == 1
-        bucket_id = db.execute(
-            "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
-        ).fetchone()[0]
+        bucket_id = _find_bucket(db, bucket_key)[0]
         self._bucket_ids[bucket_key] = bucket_id
         return bucket_id, created
 
@@ -191,9 +189,7 @@ class Store:
     def keys(self, bucket_key: str) -> Optional[List[Dict[str, Any]]]:
         """The keys of a bucket with count and latest value, or None for an unknown bucket."""
         with self._reader() as db:
-            bucket = db.execute(
-                "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
-            ).fetchone()
+            bucket = _find_bucket(db, bucket_key)
             if bucket is None:
                 return None
             rows = db.execute(
@@ -218,9 +214,7 @@ class Store:
         low = -1e300 if since is None else since
         high = 1e300 if until is None else until
         with self._reader() as db:
-            bucket = db.execute(
-                "SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)
-            ).fetchone()
+            bucket = _find_bucket(db, bucket_key)
             if bucket is None:
                 return None
             if key is not None:
@@ -277,3 +271,9 @@ class Store:
                 self._db.close()
         while self._readers:
             self._readers.pop().close()
+
+
+def _find_bucket(db: sqlite3.Connection, bucket_key: str) -> Optional[Tuple[int]]:
+    """The (id,) row of a bucket, or None."""
+    row = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()
+    return None if row is None else (row[0],)
