@@ -124,7 +124,9 @@ class Store:
             (bucket_key, name or bucket_key, now),
         )
         created = cur.rowcount == 1
-        bucket_id = _find_bucket(db, bucket_key)[0]
+        row = _find_bucket(db, bucket_key)
+        assert row is not None  # inserted just above, in this transaction
+        bucket_id = row[0]
         self._bucket_ids[bucket_key] = bucket_id
         return bucket_id, created
 
