@@ -37,10 +37,19 @@ class SendResult:
     status: Optional[int] = None  # HTTP status or None for non-HTTP sinks
     message: str = ""  # human readable; never contains credentials
     retry_after: Optional[float] = None  # seconds the receiver asked us to wait
+    # Partial success: the indices (into the batch that was sent) of the events the receiver
+    # did not store; every other event of the batch was stored. ``outcome`` then says what to
+    # do with the failed ones (RETRY, BAD, AUTH...). None: ``outcome`` is the whole batch's.
+    failed: Optional[Tuple[int, ...]] = None
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def partial(self) -> bool:
+        """True when some of the batch was stored and only ``failed`` needs handling."""
+        return self.failed is not None and self.outcome is not Outcome.OK
 
 
 SENT = SendResult(Outcome.OK)
