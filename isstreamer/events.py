@@ -17,6 +17,10 @@ from .sinks.base import Event, Value
 
 MAX_KEY_CHARS = 250
 MAX_STRING_CHARS = 2000
+# Integers are sent as JSON numbers only inside the int64 range: SQLite (the collector) and most
+# JSON consumers store no more. Larger ones are sent as floats when a float64 holds them.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
 
 
 class InvalidEvent(ValueError):
