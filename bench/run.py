@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUFFER_SIZES = (10, 100, 1000)
 WORKLOAD_TIMEOUT = 1200.0
+SENSOR_KEYS, SENSOR_HZ = 20, 10  # the realistic rate of the CPU goal: 200 events/s
 
 
 def sizes(quick: bool, scale: float) -> dict[str, Any]:
@@ -43,6 +44,8 @@ def sizes(quick: bool, scale: float) -> dict[str, Any]:
             "idle_s": 1.0,
             "down_s": 1.0,
             "repeat": 1,
+            "sensor_s": 2.0,
+            "burst": 10_000,
         }
         if quick
         else {
@@ -53,6 +56,8 @@ def sizes(quick: bool, scale: float) -> dict[str, Any]:
             "idle_s": 10.0,
             "down_s": 5.0,
             "repeat": 3,
+            "sensor_s": 15.0,
+            "burst": 100_000,
         }
     )
 
@@ -63,6 +68,7 @@ def sizes(quick: bool, scale: float) -> dict[str, Any]:
     base["deliver"] = {b: scaled(n, b) for b, n in base["deliver"].items()}
     base["outage"] = scaled(base["outage"], 1000)
     base["replay"] = scaled(base["replay"], 1000)
+    base["burst"] = scaled(base["burst"], 1000)
     return base
 
 
@@ -146,6 +152,8 @@ def collect(args: argparse.Namespace, env: dict[str, str], say: Any) -> dict[str
         "outage": {},
         "idle": {},
         "replay": {},
+        "sensor": {},
+        "burst": {},
     }
     with Receiver() as receiver:
         where = {"url": receiver.url, "port": receiver.port}
@@ -212,6 +220,39 @@ def collect(args: argparse.Namespace, env: dict[str, str], say: Any) -> dict[str
             },
             env,
         )
+        for impl in impls + ["floor"]:
+            say(
+                f"sensor loop: {impl}, {SENSOR_KEYS} keys at {SENSOR_HZ} Hz for {plan['sensor_s']} s"
+            )
+            results["sensor"][impl] = run_workload(
+                {
+                    "workload": "sensor",
+                    "impl": impl,
+                    "buffer_size": 10,
+                    "keys": SENSOR_KEYS,
+                    "hz": SENSOR_HZ,
+                    "seconds": plan["sensor_s"],
+                    **where,
+                },
+                env,
+            )
+        for impl in ("isstreamer", "requests+json"):
+            say(f"burst: {impl}, {plan['burst']} events at buffer_size 1000 x {repeat}")
+            results["burst"][impl] = _median_of(
+                [
+                    run_workload(
+                        {
+                            "workload": "burst",
+                            "impl": impl,
+                            "buffer_size": 1000,
+                            "events": plan["burst"],
+                            **where,
+                        },
+                        env,
+                    )
+                    for _ in range(repeat)
+                ]
+            )
     # ISStreamer starts a thread per batch: at buffer_size 10 an outage of 300k events would
     # mean 30,000 threads, more than a shared machine's pid_max allows. It runs at 1000 only.
     for impl, batch in [("isstreamer", 10), ("isstreamer", 1000)] + [("ISStreamer", 1000)] * (

@@ -19,6 +19,7 @@ from time import perf_counter_ns
 from typing import Any, Callable
 
 from .clients import (
+    ACCESS_KEY,
     BASELINES,
     KEY,
     baseline_poster,
@@ -253,12 +254,152 @@ def replay(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     }
 
 
+class FloorClient:
+    """The floor of the realistic-rate goal: a deque, a thread woken by an Event when a full
+    batch waits, json.dumps per batch, one keep-alive http.client connection. No retries,
+    no disk, no validation: what any client has to pay at the least."""
+
+    def __init__(self, url: str, batch: int) -> None:
+        self.batch = batch
+        self.items: deque = deque()
+        self.wake = threading.Event()
+        self.flushing = False
+        self.post, self._close = baseline_poster("http.client", url)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def log(self, key: str, value: Any) -> None:
+        self.items.append((key, value, time.time()))
+        if len(self.items) >= self.batch:
+            self.wake.set()
+
+    def flush(self) -> None:
+        self.flushing = True
+        self.wake.set()
+
+    def _run(self) -> None:
+        items, popleft = self.items, self.items.popleft
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            while len(items) >= self.batch or (self.flushing and items):
+                chunk = [popleft() for _ in range(min(self.batch, len(items)))]
+                body = [{"key": k, "value": v, "epoch": e} for k, v, e in chunk]
+                self.post(json.dumps(body, separators=(",", ":")).encode())
+
+
+def sensor(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """A realistic sensor loop: ``keys`` keys at ``hz`` for ``seconds``, CPU per delivered event."""
+    impl, batch = spec["impl"], spec["buffer_size"]
+    keys = [f"sensor_{i:02d}" for i in range(spec["keys"])]
+    ticks = int(spec["seconds"] * spec["hz"])
+    events = ticks * len(keys)
+    receiver = Receiver(spec["port"])
+    base = receiver.stats()["events"]
+    warm = 2 * batch
+    if impl == "floor":
+        client: Any = FloorClient(spec["url"], batch)
+        flush: Callable[[], Any] = client.flush
+    else:
+        client, flush = make_client(impl, spec["url"], batch, workdir)
+    log = client.log
+    for i in range(warm):  # the connection and the bucket are made outside the timing
+        log(keys[0], float(i))
+    flush()
+    receiver.wait(base + warm, WAIT_TIMEOUT)
+    if impl == "floor":
+        client.flushing = False
+    gc.collect()
+    period = 1.0 / spec["hz"]
+    cpu0, switches0 = cpu_seconds(), voluntary_switches()
+    start = next_tick = time.monotonic()
+    for tick in range(ticks):
+        for key in keys:
+            log(key, 20.0 + tick % 50 * 0.1)
+        next_tick += period
+        pause = next_tick - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    flush()
+    info = receiver.wait(base + warm + events, WAIT_TIMEOUT)
+    cpu = cpu_seconds() - cpu0
+    delivered = info["events"] - base - warm
+    return {
+        "events": events,
+        "delivered": delivered,
+        "seconds": round(time.monotonic() - start, 3),
+        "cpu_s": round(cpu, 4),
+        "cpu_per_10k_s": round(cpu / max(1, delivered) * 10_000, 4),
+        "wakeups_per_s": round((voluntary_switches() - switches0) / (time.monotonic() - start), 1),
+    }
+
+
+def burst(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """A burst with default settings, then close(): delivered by close(), no spill file?
+
+    ``requests+json`` posts the same batches with json.dumps over one requests.Session; both
+    are timed from the first event to the call that returns once everything is delivered.
+    """
+    impl, batch, events = spec["impl"], spec["buffer_size"], spec["events"]
+    receiver = Receiver(spec["port"])
+    base = receiver.stats()["events"]
+    warm = 2 * batch
+    out: dict[str, Any] = {"events": events}
+    if impl == "requests+json":
+        post, _close = baseline_poster(impl, spec["url"])
+        now = time.time()
+        batches = [
+            [(KEY, float(i + j), now) for j in range(batch)] for i in range(0, events, batch)
+        ]
+        post(json.dumps([{"key": KEY, "value": 0.0, "epoch": now}] * warm).encode())
+        receiver.wait(base + warm, WAIT_TIMEOUT)
+        gc.collect()
+        start = time.monotonic()
+        for chunk in batches:
+            body = [{"key": k, "value": v, "epoch": e} for k, v, e in chunk]
+            post(json.dumps(body, separators=(",", ":")).encode())
+        done = time.monotonic()
+    else:
+        from isstreamer import Streamer
+
+        spool = workdir / "spool"
+        streamer = Streamer(
+            bucket_name="bench",
+            bucket_key="bench",
+            access_key=ACCESS_KEY,
+            api_base=spec["url"],
+            buffer_size=batch,
+            spill_dir=str(spool),
+        )
+        log = streamer.log
+        for i in range(warm):
+            log(KEY, float(i))
+        streamer.flush(600)
+        receiver.wait(base + warm, WAIT_TIMEOUT)
+        gc.collect()
+        start = time.monotonic()
+        for i in range(events):
+            log(KEY, float(i))
+        out["close_ok"] = streamer.close(600)
+        done = time.monotonic()
+        stats = streamer.stats()
+        out["spilled"] = stats.get("spilled", 0)
+        out["spill_files_left"] = len(list(spool.rglob("*.json"))) if spool.exists() else 0
+    info = receiver.stats()
+    out["delivered_by_return"] = info["events"] - base - warm
+    out["seconds"] = round(done - start, 4)
+    out["events_per_s"] = round(out["delivered_by_return"] / (done - start), 1)
+    return out
+
+
 WORKLOADS = {
     "log_cost": log_cost,
     "deliver": deliver,
     "outage": outage,
     "idle": idle,
     "replay": replay,
+    "sensor": sensor,
+    "burst": burst,
 }
 
 

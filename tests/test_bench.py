@@ -23,6 +23,8 @@ SECTIONS = (
     "outage",
     "idle",
     "replay",
+    "sensor",
+    "burst",
     "collector",
     "redis",
     "goals",
@@ -44,11 +46,21 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert set(SECTIONS) <= set(report)
-    for section in ("log_cost", "cpu_per_10k", "end_to_end", "outage", "idle", "replay"):
+    for section in (
+        "log_cost",
+        "cpu_per_10k",
+        "end_to_end",
+        "outage",
+        "idle",
+        "replay",
+        "sensor",
+        "burst",
+    ):
         assert report[section].get("isstreamer"), f"{section} has no isstreamer figures"
         assert "error" not in json.dumps(report[section]), report[section]
     for baseline in ("requests", "requests+json", "http.client"):
         assert set(report["end_to_end"][baseline]) == {"10", "100", "1000"}
-    assert len(report["goals"]) == 8
+    assert len(report["goals"]) == 10
+    assert set(report["sensor"]) >= {"isstreamer", "floor"}
     assert all({"goal", "figure", "met"} <= set(goal) for goal in report["goals"])
     assert "| goal | measured | verdict |" in proc.stdout
