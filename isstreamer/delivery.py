@@ -6,6 +6,7 @@ at growing intervals detects recovery); and the replay of spilled files once it 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Deque, List, Optional, Sequence, Set, Tuple
 
 from .retry import RetryPolicy, next_probe_interval, send_with_retry
-from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
+from .sinks.base import SENT, Bucket, Event, Outcome, SendResult, Sink
 from .spool import CorruptSpillFile, SpillBatch, Spool, event_count
 from .stats import Stats
 
@@ -22,6 +23,33 @@ log = logging.getLogger("isstreamer")
 
 PACE_SLEEP_MAX = 2.0  # seconds: a longer rate-limit pause opens the circuit instead of blocking
 RESCAN_INTERVAL = 60.0  # seconds between looks for spill files other processes left
+
+
+class Pending:
+    """The events of one batch not yet stored; a partial success shrinks it.
+
+    A sink may answer that some events were stored and others not (``SendResult.failed``);
+    only those are sent again, so a partial failure never repeats what succeeded.
+    """
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events: List[Event] = list(events)
+        self.stored = 0  # events of this batch the receiver has stored so far
+
+    def absorb(self, result: SendResult) -> SendResult:
+        """Account for one answer; returns it as the answer for what is still pending."""
+        if result.ok:
+            self.stored += len(self.events)
+            self.events = []
+            return result
+        if result.failed is None:
+            return result
+        indices = sorted({i for i in result.failed if 0 <= i < len(self.events)})
+        self.stored += len(self.events) - len(indices)
+        self.events = [self.events[i] for i in indices]
+        if not self.events:  # "failed" named no event of the batch: all of it was stored
+            return dataclasses.replace(SENT, retry_after=result.retry_after)
+        return dataclasses.replace(result, failed=None)
 
 
 class Delivery:
@@ -95,7 +123,8 @@ class Delivery:
         if spill:
             self.spill(bucket, events, last_error=self.stats.last_error)
             return
-        result = self._send(bucket, events, probe=self.open)
+        pending = Pending(events)
+        result = self._send(bucket, pending, probe=self.open)
         with self._lock:
             rescued, entry[2] = entry[2], "done"
         if rescued is not None:  # close() already put this batch on disk
@@ -104,14 +133,18 @@ class Delivery:
                 self.stats.add("spilled", -len(events))
                 self.stats.add("sent", len(events))
             return
-        self._settle(bucket, events, result)
+        self._settle(bucket, pending, result)
 
-    def _send(self, bucket: Bucket, events: Sequence[Event], probe: bool = False) -> SendResult:
+    def _send(self, bucket: Bucket, pending: Pending, probe: bool = False) -> SendResult:
+        """Send what is pending (with retries unless probing); the answer for what is left."""
         self._wait_pace()
+
+        def once() -> SendResult:
+            return pending.absorb(self._send_once(bucket, pending.events))
+
         if probe or self.stopping():
-            return self._send_once(bucket, events)  # a probe is one attempt; the circuit retries
-        return send_with_retry(lambda: self._send_once(bucket, events), self.policy, self._sleep,
-                               self.stopping, self._on_retry)
+            return once()  # a probe is one attempt; the circuit retries
+        return send_with_retry(once, self.policy, self._sleep, self.stopping, self._on_retry)
 
     def _send_once(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         try:
@@ -124,10 +157,12 @@ class Delivery:
         self.stats.add("retried")
         log.info("send failed (%s); retrying in %.1f s", result.message or result.outcome.value, wait)
 
-    def _settle(self, bucket: Bucket, events: Sequence[Event], result: SendResult) -> None:
+    def _settle(self, bucket: Bucket, pending: Pending, result: SendResult) -> None:
+        if pending.stored:
+            self.stats.add("sent", pending.stored)
+        events = pending.events
         outcome = result.outcome
         if outcome is Outcome.OK:
-            self.stats.add("sent", len(events))
             self.stats.add("batches")
             self._healthy(result)
         elif outcome is Outcome.TOO_LARGE:
@@ -136,7 +171,8 @@ class Delivery:
                 return
             half = len(events) // 2
             for part in (events[:half], events[half:]):
-                self._settle(bucket, part, self._send(bucket, part))
+                sub = Pending(part)
+                self._settle(bucket, sub, self._send(bucket, sub))
         elif outcome is Outcome.BAD:
             self.quarantine(bucket, events, result.message)
         else:
@@ -243,11 +279,19 @@ class Delivery:
             return False
         assert self.spool is not None
         chunk = batch.events[self._replay_pos:self._replay_pos + self.replay_batch]
+        pending = Pending(chunk)
         self._replay_inflight = True
         try:
-            result = self._send(batch.bucket, chunk, probe=self.open)
+            result = self._send(batch.bucket, pending, probe=self.open)
         finally:
             self._replay_inflight = False
+        if pending.stored and pending.events:
+            # Partly stored: from now on the file holds only what was not, so neither a retry
+            # nor a release repeats the stored events.
+            self.stats.add("replayed", pending.stored)
+            end = self._replay_pos + len(chunk)
+            batch.events = batch.events[:self._replay_pos] + pending.events + batch.events[end:]
+            chunk = pending.events
         if result.outcome is Outcome.OK:
             self._replay_pos += len(chunk)
             self.stats.add("replayed", len(chunk))

@@ -14,7 +14,7 @@ import pytest
 from apiserver import ApiServer
 
 from isstreamer import RetryPolicy, Streamer
-from isstreamer.sinks.base import Bucket
+from isstreamer.sinks.base import Bucket, Outcome, SendResult
 from isstreamer.spool import Spool
 
 FAST = dict(attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.1, probe_max=0.3)
@@ -360,3 +360,83 @@ def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
     assert streamer.close(0.5)
     assert time.monotonic() - started < 3.0
     assert streamer.stats()["spilled"] == 2
+
+
+class PartialSink:
+    """A sink that stores every event except those whose value is in ``refuse``, reporting them."""
+
+    address = "partial"
+
+    def __init__(self, refuse, outcome, times=1):
+        self.refuse, self.outcome, self.times = set(refuse), outcome, times
+        self.stored = []
+        self.sends = []
+
+    def send(self, bucket, events):
+        self.sends.append([e[1] for e in events])
+        failing = self.times > 0
+        self.times -= 1
+        failed = tuple(i for i, e in enumerate(events) if failing and e[1] in self.refuse)
+        self.stored.extend(e[1] for i, e in enumerate(events) if i not in failed)
+        if not failed:
+            return SendResult(Outcome.OK)
+        return SendResult(self.outcome, message="refused some", failed=failed)
+
+    def close(self):
+        pass
+
+
+def test_partial_retry_resends_only_the_failed_events(tmp_path):
+    """A partial RETRY answer re-sends only the failed events: no duplicates, all stored."""
+    sink = PartialSink(refuse={3, 7}, outcome=Outcome.RETRY)
+    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
+                        retry_policy=RetryPolicy(**FAST))
+    for i in range(10):
+        streamer.log("k", i)
+    assert streamer.flush(5)
+    assert sorted(sink.stored) == list(range(10))
+    assert sink.sends[1] == [3, 7]
+    stats = streamer.stats()
+    assert stats["sent"] == 10 and stats["spilled"] == 0
+
+
+def test_partial_bad_quarantines_only_the_failed_events(tmp_path):
+    """A partial BAD answer quarantines the refused events alone; the rest count as sent."""
+    sink = PartialSink(refuse={5}, outcome=Outcome.BAD)
+    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
+                        retry_policy=RetryPolicy(**FAST))
+    for i in range(10):
+        streamer.log("k", i)
+    streamer.flush(5)
+    stats = streamer.stats()
+    assert stats["sent"] == 9 and stats["quarantined"] == 1
+    assert len(sink.sends) == 1
+    quarantined = [json.loads(p.read_text()) for p in (tmp_path / "quarantine").glob("*.json")]
+    assert [e[1] for doc in quarantined for e in doc["events"]] == [5]
+
+
+def test_partial_auth_spills_only_the_failed_events(tmp_path):
+    """A partial AUTH answer spills the refused events and nothing that was stored."""
+    sink = PartialSink(refuse={1, 2}, outcome=Outcome.AUTH, times=100)
+    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
+                        retry_policy=RetryPolicy(**FAST))
+    for i in range(10):
+        streamer.log("k", i)
+    streamer.flush(5)
+    streamer.close(1)
+    spilled = [e[1] for p in spill_files(tmp_path) for e in json.loads(p.read_text())["events"]]
+    assert sorted(spilled) == [1, 2]
+    assert sorted(sink.stored) == [0, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_partial_replay_keeps_only_the_unstored_events(tmp_path):
+    """Replaying a file with a partial failure leaves only the failed events on disk."""
+    spool = Spool(tmp_path)
+    spool.write(Bucket("b"), [("k", i, 1.0) for i in range(6)], sink="partial")
+    sink = PartialSink(refuse={4}, outcome=Outcome.RETRY, times=100)
+    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path),
+                        retry_policy=RetryPolicy(**dict(FAST, attempts=1)), use_async=False)
+    assert not streamer.replay(timeout=5)
+    left = [e[1] for p in spill_files(tmp_path) for e in json.loads(p.read_text())["events"]]
+    assert left == [4]
+    assert sorted(sink.stored) == [0, 1, 2, 3, 5]
