@@ -2,6 +2,7 @@
 from ._version import __version__
 from .errors import ConfigError, IsStreamerError
 from .events import InvalidEvent, InvalidEventType
+from .loghandler import StreamerHandler
 from .replay import ReplayResult, replay
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Outcome, SendResult, Sink
@@ -9,5 +10,6 @@ from .streamer import Streamer
 
 __all__ = [
     "Bucket", "ConfigError", "InvalidEvent", "InvalidEventType", "IsStreamerError", "Outcome",
-    "ReplayResult", "RetryPolicy", "SendResult", "Sink", "Streamer", "__version__", "replay",
+    "ReplayResult", "RetryPolicy", "SendResult", "Sink", "Streamer", "StreamerHandler",
+    "__version__", "replay",
 ]
