@@ -1,6 +1,7 @@
 """Spill files: durable writes, naming, claiming, release, stale claims, quarantine, quota."""
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from isstreamer.spool import (
     Spool,
     decode_batch,
     encode_batch,
+    boot_id,
     event_count,
 )
 
@@ -30,7 +32,7 @@ BUCKET = Bucket("bucket-key", "Bucket Name")
 EVENTS = [("temp", 21.5, 1700000000.25), ("on", True, 1700000001.0), ("n", 3, 1700000002.0),
           ("s", "text, with comma", 1700000003.0)]
 SINK = "http://127.0.0.1:9/api"
-NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}-[0-9a-f]{12}-n(\d+)\.json$")
+NAME = re.compile(r"^s(\d{20})-(\d{8}T\d{6}\.\d{6})-[0-9a-f]{12}-n(\d+)\.json$")
 
 
 @pytest.fixture
@@ -43,6 +45,18 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def lock_is_free(path: Path) -> bool:
+    """True when nobody holds a flock on the file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def make_claim(path: Path, pid: int, token: str = "deadbeef") -> Path:
@@ -75,21 +89,45 @@ def test_existing_open_dir_is_tightened(tmp_path: Path) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
-def test_file_name_carries_time_and_count(spool: Spool) -> None:
-    """The name is <UTC stamp>-<id>-n<events>.json; event_count() reads the count from it."""
+def test_file_name_carries_sequence_time_and_count(spool: Spool) -> None:
+    """The name is s<seq>-<UTC stamp>-<id>-n<events>.json; event_count() reads the count from it."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.25)
     m = NAME.match(path.name)
     assert m, path.name
-    assert path.name.startswith("20231114T221320.250000-")
-    assert int(m.group(1)) == len(EVENTS) == event_count(path)
+    assert m.group(2) == "20231114T221320.250000"
+    assert int(m.group(3)) == len(EVENTS) == event_count(path)
     assert event_count(Path("not-a-spill-file.json")) == 0
+    assert event_count(Path("20231114T221320.250000-abc-n7.json")) == 7  # an older version's name
 
 
-def test_names_sort_by_age(spool: Spool) -> None:
-    """A sort by name is a sort by creation time, across seconds, days and years."""
-    times = [1900000000.0, 1700000000.999999, 1700000001.0, 1600000000.5, 1700000000.000001]
-    written = {spool.write(BUCKET, EVENTS[:1], sink=SINK, created=t).name: t for t in times}
-    assert [written[n] for n in sorted(written)] == sorted(times)
+def test_names_sort_by_writing_order_whatever_the_clock(spool: Spool) -> None:
+    """A sort by name is the order of writing, also when the wall clock steps back or forward."""
+    times = [1900000000.0, 1700000000.999999, 1700000001.0, 1600000000.5, 1.0]
+    written = [spool.write(BUCKET, EVENTS[:1], sink=SINK, created=t).name for t in times]
+    assert sorted(written) == written
+    assert [p.name for p in spool.files()] == written
+
+
+def test_sequence_is_shared_by_spools_and_survives_a_lost_counter(spool: Spool) -> None:
+    """Two Spools on one directory draw from one sequence; a lost counter file restarts above the files on disk."""
+    first = spool.write(BUCKET, EVENTS, sink=SINK)
+    second = Spool(spool.directory).write(BUCKET, EVENTS, sink=SINK)
+    third = spool.write(BUCKET, EVENTS, sink=SINK)
+    assert [first.name, second.name, third.name] == sorted([first.name, second.name, third.name])
+    (spool.directory / ".seq").unlink()  # a power cut before the counter reached the disk
+    fourth = Spool(spool.directory).write(BUCKET, EVENTS, sink=SINK)
+    assert fourth.name > third.name
+
+
+def test_old_names_sort_before_new_ones(spool: Spool) -> None:
+    """Files named by an earlier version (<UTC>-<id>-n<count>.json) are listed first, and are claimable."""
+    new = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)
+    old = spool.directory / "20991231T000000.000000-0123456789ab-n4.json"
+    old.write_bytes(new.read_bytes())
+    assert spool.files() == [old, new]
+    claimed = spool.claim(old)
+    assert claimed is not None and event_count(claimed) == 4
+    assert spool.load(claimed).events == EVENTS
 
 
 def test_file_content(spool: Spool) -> None:
@@ -97,11 +135,28 @@ def test_file_content(spool: Spool) -> None:
     path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=3, last_error="503 Service Unavailable",
                        created=1700000000.5, batch_id="abc123")
     doc = json.loads(path.read_bytes())
+    offset = doc.pop("wall_minus_monotonic")
+    assert abs(offset - (time.time() - time.monotonic())) < 60
     assert doc == {
         "format": FORMAT_VERSION, "id": "abc123", "created": 1700000000.5, "sink": SINK,
         "bucket_key": "bucket-key", "bucket_name": "Bucket Name", "attempts": 3,
-        "last_error": "503 Service Unavailable", "events": [list(e) for e in EVENTS],
+        "last_error": "503 Service Unavailable", "boot_id": boot_id(),
+        "events": [list(e) for e in EVENTS],
     }
+    assert list(json.loads(path.read_bytes()))[-1] == "events"  # last, for the streaming reader
+
+
+def test_clock_metadata_is_read_back_and_optional(spool: Spool) -> None:
+    """boot_id and wall_minus_monotonic are read into SpillBatch; a file without them still loads."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, boot_id="b-1", wall_minus_monotonic=12.5)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    assert batch.boot_id == "b-1" and batch.wall_minus_monotonic == 12.5
+    old = json.loads(path.with_name(claimed.name).read_bytes())
+    del old["boot_id"], old["wall_minus_monotonic"]
+    batch = decode_batch(Path("x.json"), json.dumps(old).encode())
+    assert batch.boot_id == "" and batch.wall_minus_monotonic is None and batch.events == EVENTS
 
 
 def test_file_never_holds_the_access_key(spool: Spool) -> None:
@@ -120,7 +175,8 @@ def test_file_never_holds_the_access_key(spool: Spool) -> None:
 def test_write_leaves_no_temp_files(spool: Spool) -> None:
     """After a write only the final file is in the directory."""
     spool.write(BUCKET, EVENTS, sink=SINK)
-    assert [p.name for p in spool.directory.iterdir()] == [p.name for p in spool.files()]
+    listed = sorted(p.name for p in spool.directory.iterdir())
+    assert listed == [".seq"] + [p.name for p in spool.files()]
 
 
 def test_round_trip_keeps_types(spool: Spool) -> None:
@@ -139,8 +195,8 @@ def test_round_trip_keeps_types(spool: Spool) -> None:
 
 def test_files_oldest_first_and_ignores_others(spool: Spool) -> None:
     """files() lists only unclaimed spill files, oldest first."""
-    newer = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
-    older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0)
+    older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
+    newer = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0)
     claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK, created=1600000000.0))
     (spool.directory / ".partial.json.tmp").write_text("x")
     (spool.directory / "notes.txt").write_text("x")
@@ -178,12 +234,14 @@ def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) 
     assert Spool(spool.directory).claim(path) is None
 
 
-def test_claim_refreshes_mtime(spool: Spool) -> None:
-    """A claim's age starts at the claim, so an old file does not look like a stale claim."""
+def test_claim_holds_a_lock_until_released(spool: Spool) -> None:
+    """A claimed file is flock'ed while held, and free again once given back."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
-    os.utime(path, (1, 1))
     claimed = spool.claim(path)
-    assert claimed is not None and time.time() - claimed.stat().st_mtime < 60
+    assert claimed is not None
+    assert not lock_is_free(claimed)
+    spool.release(spool.load(claimed))
+    assert lock_is_free(path)
 
 
 def test_release_unchanged_puts_file_back(spool: Spool) -> None:
@@ -268,15 +326,15 @@ def test_own_claim_is_not_reclaimed(spool: Spool) -> None:
     assert spool.reclaim_stale(max_age=0) == 0 and claimed.exists()
 
 
-def test_very_old_live_claim_is_reclaimed(spool: Spool) -> None:
-    """A claim older than max_age is taken over even if its pid is alive (pids get reused)."""
+def test_very_old_live_claim_is_not_reclaimed(spool: Spool) -> None:
+    """A live claim is never taken over, however old its file looks (ages follow clocks)."""
     other = Spool(spool.directory)
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = other.claim(path)
     assert claimed is not None
-    os.utime(claimed, (time.time() - 7200, time.time() - 7200))
-    assert spool.reclaim_stale(max_age=3600) == 1
-    assert spool.files() == [path]
+    os.utime(claimed, (1, 1))
+    assert spool.reclaim_stale(max_age=0) == 0
+    assert claimed.exists() and spool.files() == []
 
 
 def test_release_own_claims(spool: Spool) -> None:
@@ -419,6 +477,8 @@ def test_quota_counts_files_already_on_disk(tmp_path: Path) -> None:
     existing = [old.write(BUCKET, EVENTS, sink=SINK, created=1.0 + i) for i in range(3)]
     size = existing[0].stat().st_size
     evicted: list[tuple[int, int]] = []
-    spool = Spool(tmp_path / "spool", max_bytes=3 * size, on_evict=lambda f, e: evicted.append((f, e)))
-    spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # same size as the others
+    # (sizes differ by a byte or two with wall_minus_monotonic: room for 3 files, never for 4)
+    spool = Spool(tmp_path / "spool", max_bytes=3 * size + 20,
+                  on_evict=lambda f, e: evicted.append((f, e)))
+    spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # about the size of the others
     assert evicted == [(1, len(EVENTS))] and not existing[0].exists() and existing[1].exists()
