@@ -22,24 +22,20 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from . import spool_io as sio
 from . import spool_names as names
+from . import spool_format as fmt
 from .sinks.base import Bucket, Event
-from .spool_format import (
-    FORMAT_VERSION,
-    CorruptSpillFile,
-    EventStream,
-    SpillBatch,
-    batch_from,
-    decode_batch,
-    encode_batch,
-    stream_parts,
-)
+from .spool_claims import ClaimLocks
+from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .spool_names import event_count
+from .spool_quarantine import FAILED, QUARANTINE, Quarantine
+from .spool_quota import evict_oldest
+from .spool_split import LOAD_MAX_BYTES, LOAD_MAX_EVENTS, LargeFiles
+from .spool_sweep import sweep_tmp
 
 __all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
            "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
@@ -47,67 +43,35 @@ __all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_bat
 log = logging.getLogger("isstreamer")
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
-QUARANTINE = "quarantine"
-# A loaded batch holds at most this many events from a file at most this large; bigger files
-# are first split into parts of at most LOAD_MAX_EVENTS events and PART_BYTES of JSON.
-LOAD_MAX_EVENTS = 20_000
-LOAD_MAX_BYTES = 4 * 1024 * 1024
-PART_BYTES = 1024 * 1024
-_EVENT_OVERHEAD_BYTES = 30  # brackets, quotes, commas and an epoch around key and value
-_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
-_all_spools: "weakref.WeakSet[Spool]" = weakref.WeakSet()
 
 
-def boot_id() -> str:
-    """This boot's id (Linux), "" when the system has none."""
-    try:
-        return _BOOT_ID_FILE.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-_BOOT_ID = boot_id()
-
-
-def _wall_minus_monotonic() -> float:
-    # Milliseconds are as precise as two clock readings in a row; fewer digits, steadier sizes.
-    return round(time.time() - time.monotonic(), 3)
-
-
-def _json_size(event: Event) -> int:
-    return len(event[0]) + len(str(event[1])) + _EVENT_OVERHEAD_BYTES
-
-
-class Spool:
+class Spool(LargeFiles):
     """A directory of spill files with a byte quota."""
 
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
                  on_evict: Optional[Callable[[int, int], None]] = None) -> None:
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
-        self.error = ""  # the last file-system problem, "" when all is well
         self._on_evict = on_evict  # called with (files, events) evicted
         self._lock = threading.Lock()
-        self._token = uuid.uuid4().hex[:8]
         self._bytes_estimate: Optional[int] = None  # lazily scanned; own writes keep it current
-        self._held: Dict[str, int] = {}  # claim name -> fd holding its lock
-        self._problems: Dict[str, str] = {}  # area -> message, each logged once
+        self._problems = sio.Problems()
+        self._claims = ClaimLocks()
+        self._quarantine = Quarantine(self.directory, self._problems)
         self._ready = False  # directories checked, stale temp files swept
         self._seq_floor = 0  # the highest sequence on disk when the spool was first used
         self._odd: set = set()  # non-regular entries seen by files(), quarantined by the next tidy
-        _all_spools.add(self)
 
-    # ---- problems -------------------------------------------------------------------------
+    @property
+    def error(self) -> str:
+        """The last file-system problem, "" when all is well."""
+        return self._problems.last
 
     def _problem(self, area: str, message: str) -> None:
-        if self._problems.get(area) != message:
-            log.error("%s", message)
-        self._problems[area] = self.error = message
+        self._problems.report(area, message)
 
     def _fine(self, area: str) -> None:
-        if self._problems.pop(area, None) is not None:
-            log.info("spool %s: %s works again", self.directory, area)
-            self.error = next(reversed(list(self._problems.values())), "")
+        self._problems.clear(area, f"spool {self.directory}: {area} works again")
 
     # ---- the directories --------------------------------------------------------------------
 
@@ -129,7 +93,7 @@ class Spool:
                 self._problem("quarantine", f"quarantine of {self.directory} unusable: {exc}")
         listing = os.listdir(self.directory)
         self._seq_floor = names.max_seq(listing)
-        self._sweep_tmp(listing)
+        sweep_tmp(self.directory, listing, self._set_aside)
         self._ready = True
         self._fine("directory")
         return True
@@ -141,54 +105,6 @@ class Spool:
         except OSError as exc:
             self._problem("directory", f"spool {self.directory} unusable: {exc}")
             return False
-
-    def _sweep_tmp(self, listing: List[str]) -> None:
-        """Temp files left by writers that died: recover complete ones, remove the rest.
-
-        A writer holds a lock on its temp file until it is renamed, so a locked one is still
-        being written. An unlocked one that decodes as a whole spill document was written in
-        full (a kill between fsync and rename) and is renamed into place; a partial one holds
-        events its writer never reported as spilled, and is set aside in the quarantine.
-        """
-        for name in listing:
-            if not (name.startswith(".") and name.endswith(".tmp")):
-                continue
-            path = self.directory / name
-            final = names.original_name(name[1:-len(".tmp")])
-            try:
-                fd = sio.open_regular(path)
-            except OSError:
-                sio.remove(path)  # a symlink or odd file under a temp name: never ours
-                continue
-            try:
-                if not sio.try_lock(fd):
-                    continue
-                size = os.fstat(fd).st_size
-                if size == 0 or not names.is_spill_name(final):
-                    sio.remove(path)
-                    continue
-                problem = self._check_whole(fd, event_count(Path(final)))
-                if problem:
-                    self._set_aside(path, final, f"incomplete write left by a writer that "
-                                    f"died: {problem}")
-                else:
-                    os.rename(path, self.directory / final)
-                    log.warning("spool: recovered %s, written in full by a process that died "
-                                "before renaming it", final)
-            except OSError as exc:
-                log.warning("spool: cannot sweep %s: %s", name, exc)
-            finally:
-                os.close(fd)
-
-    @staticmethod
-    def _check_whole(fd: int, expected: int) -> str:
-        """"" when the file is a complete spill document with ``expected`` events."""
-        try:
-            stream = EventStream(fd)
-            found = sum(1 for _ in stream.events())
-        except (CorruptSpillFile, OSError) as exc:
-            return str(exc)
-        return "" if found == expected else f"{found} events where the name says {expected}"
 
     # ---- writing --------------------------------------------------------------------------
 
@@ -202,15 +118,10 @@ class Spool:
         ``order`` keeps a rewritten file's place in line (the sort prefix of its old name);
         ``boot_id`` and ``wall_minus_monotonic`` default to this process's.
         """
-        try:
-            created = time.time() if created is None else created
-            if wall_minus_monotonic is None:
-                wall_minus_monotonic = _wall_minus_monotonic()
-            data = encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
-                                attempts, last_error, _BOOT_ID if boot_id is None else boot_id,
-                                wall_minus_monotonic)
-        except Exception as exc:  # the caller counts an OSError as a loss; nothing else
-            raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
+        created = time.time() if created is None else created
+        data = self._encode(bucket, events, sink=sink, attempts=attempts, last_error=last_error,
+                            created=created, batch_id=batch_id, boot_id=boot_id,
+                            wall_minus_monotonic=wall_minus_monotonic)
         try:
             final = self._write_new(data, created, len(events), order)
         except OSError as exc:
@@ -223,8 +134,21 @@ class Spool:
             log.warning("spool quota check in %s failed: %s", self.directory, exc)
         return final
 
+    @staticmethod
+    def _encode(bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int,
+                last_error: str, created: float, batch_id: Optional[str] = None,
+                boot_id: Optional[str] = None,
+                wall_minus_monotonic: Optional[float] = None) -> bytes:
+        try:
+            return encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
+                                attempts, last_error, fmt.BOOT_ID if boot_id is None else boot_id,
+                                fmt.wall_minus_monotonic() if wall_minus_monotonic is None
+                                else wall_minus_monotonic)
+        except Exception as exc:  # the caller counts an OSError as a loss; nothing else
+            raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
+
     def _write_new(self, data: bytes, created: float, count: int, order: Optional[str],
-                   directory: Optional[Path] = None) -> Path:
+                   claim: bool = False) -> Path:
         for retry in (False, True):
             try:
                 self._prepare(create=True)
@@ -232,32 +156,17 @@ class Spool:
                     seq = names.next_seq(self.directory, self._seq_floor)
                     order = names.order_for(seq, created)
                 name = names.spill_name(order, uuid.uuid4().hex[:12], count)
-                self._put(directory or self.directory, name, data)
-                return (directory or self.directory) / name
+                if claim:
+                    name = names.claim_name(name, os.getpid(), self._claims.token)
+                fd = sio.put(self.directory, name, data, hold=claim)
+                if fd is not None:
+                    self._claims.hold(name, fd)
+                return self.directory / name
             except FileNotFoundError:  # the directory was removed under us: once more
                 if retry:
                     raise
                 self._ready = False
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _put(directory: Path, name: str, data: bytes, hold: bool = False) -> Optional[int]:
-        """Write a file in full under ``name``; with ``hold`` return its fd, still locked."""
-        final, tmp = directory / name, directory / names.tmp_name(name)
-        fd = sio.create_tmp(tmp)
-        try:
-            sio.write_fully(fd, data)
-            os.fsync(fd)
-            os.replace(tmp, final)  # while locked, so a sweep never takes it for a dead one's
-        except BaseException:
-            os.close(fd)
-            sio.remove(tmp)
-            raise
-        sio.fsync_dir(directory)
-        if hold:
-            return fd
-        os.close(fd)
-        return None
 
     def _account(self, added: int, exclude: Path) -> None:
         with self._lock:
@@ -271,29 +180,7 @@ class Spool:
 
     def _evict(self, exclude: Path) -> None:
         """Delete the oldest unclaimed files until the spool fits its quota (lock held)."""
-        entries = []
-        for path in self.files():
-            if path != exclude:
-                try:
-                    entries.append((path, path.stat().st_size))
-                except FileNotFoundError:
-                    continue  # claimed by another sender meanwhile
-        try:
-            total = sum(size for _, size in entries) + exclude.stat().st_size
-        except FileNotFoundError:
-            total = sum(size for _, size in entries)
-        files = events = 0
-        for path, size in entries:
-            if total <= self.max_bytes:
-                break
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue  # replayed by someone else meanwhile
-            total -= size
-            files += 1
-            events += event_count(path)
-        self._bytes_estimate = total
+        files, events, self._bytes_estimate = evict_oldest(self.files(), exclude, self.max_bytes)
         if files:
             log.warning("spool over its quota of %d bytes: evicted the %d oldest file(s), "
                         "%d events lost", self.max_bytes, files, events)
@@ -344,40 +231,22 @@ class Spool:
         if not self._usable():
             return None
         try:
-            fd = sio.open_regular(path)
-        except FileNotFoundError:
-            return None
+            claimed = self._claims.take(path)
         except OSError as exc:
-            self._set_aside(path, path.name, f"cannot be read as a spill file: {exc}")
-            return None
-        claimed = path.with_name(names.claim_name(path.name, os.getpid(), self._token))
-        try:
-            if not sio.try_lock(fd):
-                os.close(fd)
-                return None  # another sender is claiming it right now
-            os.rename(path, claimed)
-            if os.stat(claimed, follow_symlinks=False).st_ino != os.fstat(fd).st_ino:
-                os.rename(claimed, path)  # the name was given to another file meanwhile
-                os.close(fd)
-                return None
-        except OSError as exc:
-            os.close(fd)
-            if not isinstance(exc, FileNotFoundError):
+            if not os.path.lexists(path) or os.path.isfile(path) and not os.path.islink(path):
                 self._problem("claiming", f"cannot claim spill files in {self.directory}: {exc}")
+            else:
+                self._set_aside(path, path.name, f"cannot be read as a spill file: {exc}")
             return None
         self._fine("claiming")
-        self._held[claimed.name] = fd
         return claimed
 
     def _drop(self, claimed: Path) -> None:
-        """Let go of a claim's lock (after the file was deleted, renamed back or moved)."""
-        fd = self._held.pop(claimed.name, None)
-        if fd is not None:
-            os.close(fd)
+        self._claims.drop(claimed.name)
 
     def load(self, claimed: Path) -> SpillBatch:
         """A claimed file's batch, at most LOAD_MAX_EVENTS events (bigger files are split)."""
-        fd = self._held.get(claimed.name)
+        fd = self._claims.fd(claimed.name)
         try:
             own = fd is not None
             if fd is None:
@@ -395,74 +264,16 @@ class Spool:
         return decode_batch(claimed, data)
 
     def peek(self, path: Path, max_events: int) -> Tuple[SpillBatch, int]:
-        """(batch with the first ``max_events`` events, events in all) of any file, read
-        in bounded memory; CorruptSpillFile when it is not a spill file."""
+        """(batch with the first ``max_events`` events, events in all) of any spill file, in
+        bounded memory (for listings); CorruptSpillFile when it is not one."""
         try:
             fd = sio.open_regular(path)
+            try:
+                return fmt.peek(fd, path, max_events)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise CorruptSpillFile(f"unreadable: {exc}") from None
-        try:
-            stream = EventStream(fd)
-            first: List[Event] = []
-            total = 0
-            for event in stream.events():
-                if total < max_events:
-                    first.append(event)
-                total += 1
-        except OSError as exc:
-            raise CorruptSpillFile(f"unreadable: {exc}") from None
-        finally:
-            os.close(fd)
-        return batch_from(path, stream.header, first), total
-
-    def _split(self, claimed: Path, fd: int) -> SpillBatch:
-        """Cut a huge claimed file into normal ones (a streaming parse); load the first."""
-        parsed = names.parse_name(names.original_name(claimed.name))
-        written: List[Path] = []
-        first: Optional[Tuple[Path, List[Event]]] = None
-        try:
-            header, parts = stream_parts(fd, LOAD_MAX_EVENTS, PART_BYTES, _json_size)
-            order = parsed.order if parsed else None
-            common = dict(sink=header["sink"], attempts=header.get("attempts", 0),
-                          last_error=header.get("last_error", ""), created=header["created"],
-                          batch_id=header["id"], boot_id=header.get("boot_id", ""),
-                          wall_minus_monotonic=header.get("wall_minus_monotonic"))
-            bucket = Bucket(header["bucket_key"], header.get("bucket_name", ""))
-            for index, events in enumerate(parts):
-                if first is None:  # the first part stays claimed: no other sender can take it
-                    first = (self._write_claimed(bucket, events, order, common), events)
-                    written.append(first[0])
-                else:
-                    written.append(self.write(bucket, events, order=order, **common))
-        except (CorruptSpillFile, OSError) as exc:
-            for path in written:
-                self._drop(path)
-                sio.remove(path)
-            if isinstance(exc, CorruptSpillFile):
-                raise
-            raise CorruptSpillFile(f"too large to load at once ({event_count(claimed)} events) "
-                                   f"and no room to split it: {exc}") from None
-        log.info("spool: split %s (%d events) into %d files", claimed.name, event_count(claimed),
-                 len(written))
-        self.delete(claimed)
-        if first is None:
-            raise CorruptSpillFile("no events")
-        return decode_batch(first[0], sio.read_fd(self._held[first[0].name]))
-
-    def _write_claimed(self, bucket: Bucket, events: List[Event], order: Optional[str],
-                       common: dict) -> Path:
-        data = encode_batch(common["batch_id"], common["created"], common["sink"], bucket, events,
-                            common["attempts"], common["last_error"], common["boot_id"],
-                            common["wall_minus_monotonic"])
-        if order is None:
-            order = names.order_for(names.next_seq(self.directory, self._seq_floor),
-                                    common["created"])
-        name = names.spill_name(order, uuid.uuid4().hex[:12], len(events))
-        claimed = names.claim_name(name, os.getpid(), self._token)
-        fd = self._put(self.directory, claimed, data, hold=True)
-        assert fd is not None
-        self._held[claimed] = fd
-        return self.directory / claimed
 
     def delete(self, claimed: Path) -> None:
         size = 0
@@ -516,51 +327,27 @@ class Spool:
         return self._set_aside(path, names.original_name(path.name), reason)
 
     def _set_aside(self, path: Path, name: str, reason: str) -> Path:
-        qdir = self.directory / QUARANTINE
-        target = qdir / name
         self._odd.discard(name)
-        try:
-            sio.private_dir(qdir, create=True)
-            os.replace(path, target)  # a planted symlink at target is replaced, not followed
-        except FileNotFoundError:
-            self._drop(path)
-            return target
-        except OSError as exc:
-            self._problem("quarantine", f"cannot quarantine {path.name} ({reason}): {exc}")
-            return target  # a claim stays held: this process will not send it
-        self._drop(path)
-        try:
-            self._put(qdir, name + ".reason", (reason.rstrip() + "\n").encode())
-        except OSError as exc:
-            log.warning("cannot write the reason for quarantined %s: %s", name, exc)
-        log.error("spill file %s quarantined: %s", name, reason)
-        with self._lock:
-            self._bytes_estimate = None  # rescan on the next write
-        return target
+        if self._quarantine.move(path, name, reason) != FAILED:
+            self._drop(path)  # when it failed, a claim stays held: this process won't send it
+            with self._lock:
+                self._bytes_estimate = None  # rescan on the next write
+        return self._quarantine.directory / name
 
     def quarantine_batch(self, bucket: Bucket, events: Sequence[Event], *, sink: str,
                          reason: str) -> Path:
         """Write a batch the receiver rejected straight into the quarantine (OSError if not)."""
-        try:
-            data = encode_batch(uuid.uuid4().hex[:16], time.time(), sink, bucket, events, 1,
-                                reason, _BOOT_ID, _wall_minus_monotonic())
-        except Exception as exc:
-            raise OSError(f"cannot encode a quarantine file: {type(exc).__name__}: {exc}") from exc
-        qdir = self.directory / QUARANTINE
+        created = time.time()
+        data = self._encode(bucket, events, sink=sink, attempts=1, last_error=reason,
+                            created=created)
         self._prepare(create=True)
-        sio.private_dir(qdir, create=True)
-        target = self._write_new(data, time.time(), len(events), None, directory=qdir)
-        self._put(qdir, target.name + ".reason", (reason.rstrip() + "\n").encode())
-        return target
+        order = names.order_for(names.next_seq(self.directory, self._seq_floor), created)
+        return self._quarantine.add(names.spill_name(order, uuid.uuid4().hex[:12], len(events)),
+                                    data, reason)
 
     def quarantined(self) -> List[Path]:
-        """Files in the quarantine (regular spill-like files only), oldest first."""
-        try:
-            with os.scandir(self.directory / QUARANTINE) as it:
-                return sorted((Path(e.path) for e in it if e.name.endswith(".json")
-                               and e.is_file(follow_symlinks=False)), key=lambda p: p.name)
-        except OSError:
-            return []
+        """Files in the quarantine (regular ones only), oldest first."""
+        return self._quarantine.files()
 
     # ---- claims of others -----------------------------------------------------------------
 
@@ -572,7 +359,6 @@ class Spool:
         """
         if not self._usable():
             return 0
-        count = 0
         try:
             listing = os.listdir(self.directory)
         except OSError as exc:
@@ -581,48 +367,17 @@ class Spool:
         for name in listing:
             if name in self._odd:
                 self._set_aside(self.directory / name, name, "not a regular file")
-            claim = names.parse_claim(name)
-            if claim is None or name in self._held:
-                continue
-            path = self.directory / name
-            try:
-                fd = sio.open_regular(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                self._set_aside(path, claim[0], f"cannot be read as a spill file: {exc}")
-                continue
-            try:
-                if sio.try_lock(fd):  # its owner is gone: nobody else holds the lock
-                    os.rename(path, self.directory / claim[0])
-                    count += 1
-            except OSError as exc:
-                if not isinstance(exc, FileNotFoundError):
-                    self._problem("claiming", f"cannot take over {name}: {exc}")
-            finally:
-                os.close(fd)
+        count, errors = self._claims.take_over_dead(self.directory, listing)
+        for name, exc in errors:
+            if os.path.lexists(self.directory / name) and not os.path.isfile(self.directory / name):
+                self._set_aside(self.directory / name, names.original_name(name),
+                                f"cannot be read as a spill file: {exc}")
+            else:
+                self._problem("claiming", f"cannot take over {name}: {exc}")
         return count
 
     def release_own_claims(self, keep: Optional[Path] = None) -> None:
         """On close: give back every file this Spool still holds (but ``keep``)."""
-        for name in list(self._held):
+        for name in self._claims.names():
             if keep is None or name != keep.name:
                 self._rename_back(self.directory / name)
-
-    def _forget_held_in_child(self) -> None:
-        # A forked child shares its parent's locks; closing its copies keeps the parent's.
-        for fd in self._held.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._held = {}
-
-
-def _after_fork_in_child() -> None:
-    for spool in list(_all_spools):
-        spool._forget_held_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -16,6 +16,7 @@ import codecs
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence
@@ -30,6 +31,23 @@ CHUNK_BYTES = 1 << 20  # read size of the streaming reader
 _MAX_EVENT_CHARS = 64 * 1024  # far above a 250-char key plus a 2000-char string value
 _WS = " \t\n\r"
 _decoder = json.JSONDecoder()
+
+
+def read_boot_id(source: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
+    """This boot's id (Linux), "" when the system has none."""
+    try:
+        return source.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+BOOT_ID = read_boot_id()
+
+
+def wall_minus_monotonic() -> float:
+    """time.time() - time.monotonic() now: with it, a later fix can undo a wall-clock step."""
+    # Milliseconds are as precise as two clock readings in a row; fewer digits, steadier sizes.
+    return round(time.time() - time.monotonic(), 3)
 
 
 class CorruptSpillFile(ValueError):
@@ -237,3 +255,24 @@ def stream_parts(fd: int, max_events: int, max_bytes: int,
             yield part
 
     return stream.header, parts()
+
+
+def check_whole(fd: int, expected: int) -> str:
+    """"" when the file is a complete spill document with ``expected`` events, else why not."""
+    try:
+        found = sum(1 for _ in EventStream(fd).events())
+    except (CorruptSpillFile, OSError) as exc:
+        return str(exc)
+    return "" if found == expected else f"{found} events where its name says {expected}"
+
+
+def peek(fd: int, path: Path, max_events: int) -> tuple[SpillBatch, int]:
+    """(batch with the first ``max_events`` events, events in all), in bounded memory."""
+    stream = EventStream(fd)
+    first: List[Event] = []
+    total = 0
+    for event in stream.events():
+        if total < max_events:
+            first.append(event)
+        total += 1
+    return batch_from(path, stream.header, first), total

@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 log = logging.getLogger("isstreamer")
 
@@ -155,20 +155,26 @@ def create_tmp(tmp: Path) -> int:
     return fd
 
 
-def atomic_write(final: Path, tmp: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` in full or not at all (temp file, fsync, rename)."""
+def put(directory: Path, name: str, data: bytes, hold: bool = False) -> Optional[int]:
+    """Write a file in full under ``name`` or not at all (temp file, fsync, rename).
+
+    With ``hold`` the file's fd is returned, still locked (the caller owns it then).
+    """
+    final, tmp = directory / name, directory / f".{name}.tmp"
     fd = create_tmp(tmp)
     try:
-        try:
-            write_fully(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)  # replaces a planted symlink itself, never its target
+        write_fully(fd, data)
+        os.fsync(fd)
+        os.replace(tmp, final)  # while locked, so a sweep never takes it for a dead one's
     except BaseException:
+        os.close(fd)
         remove(tmp)
         raise
-    fsync_dir(final.parent)
+    fsync_dir(directory)
+    if hold:
+        return fd
+    os.close(fd)
+    return None
 
 
 def remove(path: Path) -> None:
@@ -178,3 +184,21 @@ def remove(path: Path) -> None:
         pass
     except OSError as exc:
         log.debug("cannot remove %s: %s", path, exc)
+
+
+class Problems:
+    """File-system problems by area, each logged once until that area works again."""
+
+    def __init__(self) -> None:
+        self._by_area: Dict[str, str] = {}
+        self.last = ""
+
+    def report(self, area: str, message: str) -> None:
+        if self._by_area.get(area) != message:
+            log.error("%s", message)
+        self._by_area[area] = self.last = message
+
+    def clear(self, area: str, note: str) -> None:
+        if self._by_area.pop(area, None) is not None:
+            log.info("%s", note)
+            self.last = next(reversed(list(self._by_area.values())), "")

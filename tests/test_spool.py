@@ -16,6 +16,7 @@ import pytest
 
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
+from isstreamer.spool_format import BOOT_ID
 from isstreamer.spool import (
     FORMAT_VERSION,
     QUARANTINE,
@@ -23,7 +24,7 @@ from isstreamer.spool import (
     Spool,
     decode_batch,
     encode_batch,
-    boot_id,
+
     event_count,
 )
 
@@ -140,7 +141,7 @@ def test_file_content(spool: Spool) -> None:
     assert doc == {
         "format": FORMAT_VERSION, "id": "abc123", "created": 1700000000.5, "sink": SINK,
         "bucket_key": "bucket-key", "bucket_name": "Bucket Name", "attempts": 3,
-        "last_error": "503 Service Unavailable", "boot_id": boot_id(),
+        "last_error": "503 Service Unavailable", "boot_id": BOOT_ID,
         "events": [list(e) for e in EVENTS],
     }
     assert list(json.loads(path.read_bytes()))[-1] == "events"  # last, for the streaming reader

@@ -1,0 +1,84 @@
+"""Huge spill files, cut into normal ones so that replay stays in bounded memory.
+
+A loaded batch holds at most LOAD_MAX_EVENTS events from a file of at most LOAD_MAX_BYTES.
+A bigger file (one spilled whole by an earlier version, say) is read once by a streaming parse
+and rewritten as parts of at most LOAD_MAX_EVENTS events and about PART_BYTES of JSON, which
+keep its place in line; then the first part is loaded. Memory stays near one part's events.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, List
+
+from . import spool_format as fmt
+from . import spool_io as sio
+from . import spool_names as names
+from .sinks.base import Bucket, Event
+from .spool_format import CorruptSpillFile, SpillBatch, decode_batch
+from .spool_names import event_count
+
+if TYPE_CHECKING:
+    from .spool import Spool
+
+log = logging.getLogger("isstreamer")
+
+LOAD_MAX_EVENTS = 20_000
+LOAD_MAX_BYTES = 4 * 1024 * 1024
+PART_BYTES = 1024 * 1024
+_EVENT_OVERHEAD_BYTES = 30  # brackets, quotes, commas and an epoch around key and value
+
+
+def _json_size(event: Event) -> int:
+    return len(event[0]) + len(str(event[1])) + _EVENT_OVERHEAD_BYTES
+
+
+class LargeFiles:
+    """Splitting for Spool (a mixin: it uses the Spool's writing and claims)."""
+
+    def _split(self: "Spool", claimed: Path, fd: int) -> SpillBatch:
+        """Cut a huge claimed file into normal ones (a streaming parse); load the first.
+
+        The parts are written as claims of this Spool, so no other sender takes one before the
+        split is complete; a bad event anywhere removes them and the file is quarantined
+        whole. The other parts are given back once all are written; the first is loaded. Splitting needs as much free space as the file; without it the file is
+        quarantined rather than loaded whole (which could take far more memory than it has).
+        """
+        parsed = names.parse_name(names.original_name(claimed.name))
+        written: List[Path] = []
+        try:
+            header, parts = fmt.stream_parts(fd, LOAD_MAX_EVENTS, PART_BYTES, _json_size)
+            bucket = Bucket(header["bucket_key"], header.get("bucket_name", ""))
+            meta = dict(sink=header["sink"], attempts=header.get("attempts", 0),
+                        last_error=header.get("last_error", ""), created=header["created"],
+                        batch_id=header["id"], boot_id=header.get("boot_id", ""),
+                        wall_minus_monotonic=header.get("wall_minus_monotonic"),
+                        order=parsed.order if parsed else None)
+            for events in parts:  # no quota check: the parts only replace the file being split
+                written.append(self._rewrite(bucket, events, meta))
+        except (CorruptSpillFile, OSError) as exc:
+            for path in written:
+                self._drop(path)
+                sio.remove(path)
+            if isinstance(exc, CorruptSpillFile):
+                raise
+            raise CorruptSpillFile(f"too large to load at once ({event_count(claimed)} events) "
+                                   f"and no room to split it: {exc}") from None
+        if not written:
+            raise CorruptSpillFile("no events")
+        log.info("spool: split %s into %d files", claimed.name, len(written))
+        self.delete(claimed)
+        for part in written[1:]:
+            self._rename_back(part)
+        with self._lock:
+            self._bytes_estimate = None
+        first_fd = self._claims.fd(written[0].name)
+        assert first_fd is not None
+        return decode_batch(written[0], sio.read_fd(first_fd))
+
+    def _rewrite(self: "Spool", bucket: Bucket, events: List[Event], meta: dict) -> Path:
+        """A part of a split file, with the file's metadata, written as a claim of ours."""
+        meta = dict(meta)  # shared by all parts of a split
+        order = meta.pop("order")
+        data = self._encode(bucket, events, **meta)
+        return self._write_new(data, meta["created"], len(events), order, claim=True)
