@@ -6,10 +6,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -483,3 +486,200 @@ def test_quota_counts_files_already_on_disk(tmp_path: Path) -> None:
                   on_evict=lambda f, e: evicted.append((f, e)))
     spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # about the size of the others
     assert evicted == [(1, len(EVENTS))] and not existing[0].exists() and existing[1].exists()
+
+
+# ---- hostile directories and files ------------------------------------------------------
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted for the test (tests run as root), unmounted after it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                       str(mountpoint)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def remount_read_only(mountpoint: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+
+
+def test_symlink_planted_at_reason_file_is_not_followed(spool: Spool, tmp_path: Path) -> None:
+    """A symlink at quarantine/<name>.reason (or at <name>) is replaced; its target is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    qdir = spool.directory / QUARANTINE
+    qdir.mkdir(mode=0o700)
+    os.symlink(victim, qdir / (path.name + ".reason"))
+    os.symlink(victim, qdir / path.name)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    target = spool.quarantine(claimed, "400 bad")
+    assert victim.read_text() == "precious\n"
+    assert not target.is_symlink() and json.loads(target.read_bytes())["events"]
+    reason = target.with_name(target.name + ".reason")
+    assert not reason.is_symlink() and reason.read_text() == "400 bad\n"
+
+
+def test_spill_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A spill_dir symlinked to a shared 1777 directory is refused with a clear error; the target keeps its mode."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    link = tmp_path / "spool"
+    os.symlink(shared, link)
+    spool = Spool(link)
+    assert spool.files() == [] and spool.usage() == (0, 0) and spool.reclaim_stale() == 0
+    assert "symbolic link" in spool.error and str(link) in spool.error
+    with pytest.raises(OSError, match="symbolic link"):
+        spool.write(BUCKET, EVENTS, sink=SINK)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and list(shared.iterdir()) == []
+
+
+def test_shared_sticky_dir_is_refused_not_changed(tmp_path: Path) -> None:
+    """A spill_dir that is itself a sticky 1777 directory (like /tmp) is refused and keeps its mode."""
+    shared = tmp_path / "tmp-like"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    spool = Spool(shared)
+    with pytest.raises(OSError, match="shared"):
+        spool.write(BUCKET, EVENTS, sink=SINK)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and spool.error
+
+
+def test_open_spool_and_quarantine_tightened_on_a_listing_only_run(tmp_path: Path) -> None:
+    """A 0777 spool and quarantine are made 0700 by the first listing, without any write."""
+    directory = tmp_path / "spool"
+    Spool(directory).quarantine_batch(BUCKET, EVENTS, sink=SINK, reason="bad")
+    os.chmod(directory, 0o777)
+    os.chmod(directory / QUARANTINE, 0o777)
+    Spool(directory).files()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / QUARANTINE).stat().st_mode) == 0o700
+
+
+@pytest.mark.timeout(30)
+def test_fifo_named_like_a_spill_file_never_blocks(spool: Spool) -> None:
+    """A FIFO named *.json is skipped by files(), refused by claim() and quarantined; reading never blocks."""
+    good = spool.write(BUCKET, EVENTS, sink=SINK)
+    fifo = spool.directory / ("s" + "0" * 19 + "0-20230101T000000.000000-abc-n3.json")
+    os.mkfifo(fifo)
+    assert spool.files() == [good]
+    assert spool.claim(fifo) is None
+    assert stat.S_ISFIFO(os.lstat(spool.directory / QUARANTINE / fifo.name).st_mode)
+    assert "not a regular file" in (spool.directory / QUARANTINE / (fifo.name + ".reason")).read_text()
+    with pytest.raises(CorruptSpillFile):
+        spool.load(spool.directory / QUARANTINE / fifo.name)
+    os.mkfifo(fifo)
+    spool.files()
+    spool.reclaim_stale()  # the periodic tidy sets aside what files() skipped
+    assert not os.path.lexists(fifo) and spool.files() == [good]
+
+
+def test_symlink_named_like_a_spill_file_is_not_read(spool: Spool, tmp_path: Path) -> None:
+    """A symlink named like a spill file is never opened through: it is set aside, its target kept."""
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(spool.write(BUCKET, EVENTS, sink=SINK).read_bytes())
+    for path in spool.files():
+        path.unlink()
+    link = spool.directory / "s00000000000000000009-20230101T000000.000000-abc-n4.json"
+    os.symlink(secret, link)
+    assert spool.files() == [] and spool.claim(link) is None
+    assert secret.exists() and (spool.directory / QUARANTINE / link.name).is_symlink()
+
+
+def test_disk_full_leaves_no_temp_or_truncated_files(tiny_tmpfs: Path) -> None:
+    """On a full disk write() raises OSError, removes its temp file, and never renames a truncated file into place."""
+    spool = Spool(tiny_tmpfs / "spool")
+    events = [("k", "x" * 1000, 1700000000.0 + i) for i in range(10)]
+    written, failures = [], 0
+    for _ in range(20):
+        try:
+            written.append(spool.write(BUCKET, events, sink=SINK))
+        except OSError:
+            failures += 1
+    assert written and failures
+    assert "No space left" in spool.error or "no space" in spool.error.lower()
+    assert not [n for n in os.listdir(spool.directory) if n.endswith(".tmp")]
+    for path in spool.files():
+        claimed = spool.claim(path)
+        assert claimed is not None and len(spool.load(claimed).events) == len(events)
+
+
+def test_read_only_spool_never_raises_out_of_listing_or_claims(
+        tiny_tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On a read-only spool listing, claiming and tidying return quietly, Spool.error says why, logged once."""
+    path = Spool(tiny_tmpfs / "spool").write(BUCKET, EVENTS, sink=SINK)
+    remount_read_only(tiny_tmpfs)
+    spool = Spool(tiny_tmpfs / "spool")
+    with caplog.at_level(logging.ERROR, logger="isstreamer"):
+        for _ in range(3):
+            assert spool.files() == [path] and spool.usage()[0] == 1
+            assert spool.claim(path) is None
+            assert spool.reclaim_stale() == 0
+            spool.release_own_claims()
+        with pytest.raises(OSError):
+            spool.write(BUCKET, EVENTS, sink=SINK)
+    assert "Read-only" in spool.error
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == len(set(messages)), messages  # each problem logged once
+
+
+def test_unreadable_spool_never_raises(tmp_path: Path) -> None:
+    """A spool another user cannot read gives that user empty listings and an error, never an exception."""
+    base = Path(tempfile.mkdtemp(prefix="isstreamer-perm-"))
+    try:
+        os.chmod(base, 0o755)
+        Spool(base / "spool").write(BUCKET, EVENTS, sink=SINK)  # root's, 0700
+        code = (
+            "import os, sys; from pathlib import Path\n"
+            "from isstreamer.spool import Spool\n"  # before: the interpreter may be root's only
+            "os.setgid(65534); os.setuid(65534)\n"
+            "s = Spool(Path(sys.argv[1]))\n"
+            "assert s.files() == [] and s.usage() == (0, 0) and s.reclaim_stale() == 0\n"
+            "assert s.claim(Path(sys.argv[1]) / 'x.json') is None\n"
+            "print(s.error)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(base / "spool")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(base)
+    assert out.returncode == 0, out.stderr
+    assert "Permission denied" in out.stdout
+
+
+@pytest.mark.parametrize("member", [
+    '"created": NaN', '"created": 1e300', '"created": -5', '"created": "x"', '"created": true',
+    '"attempts": -1', '"attempts": "3"', '"attempts": 1.5', '"bucket_key": 5', '"id": null',
+    '"sink": []', '"last_error": {}', '"boot_id": 7', '"wall_minus_monotonic": "x"',
+    '"wall_minus_monotonic": Infinity',
+])
+def test_impossible_metadata_is_corrupt(spool: Spool, member: str) -> None:
+    """A spill file with impossible metadata loads as CorruptSpillFile (so it is quarantined), never another error."""
+    doc = {"format": 1, "id": "x", "created": 1.0, "sink": "s", "bucket_key": "b", "attempts": 0,
+           "last_error": "", "boot_id": ""}
+    name, value = member.split(": ", 1)
+    text = json.dumps(doc)[:-1] + f", {name}: {value}, " + '"events": [["k", 1, 1.0]]}'
+    path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n1.json"
+    spool.ensure_dir()
+    path.write_text(text)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    with pytest.raises(CorruptSpillFile):
+        spool.load(claimed)
+    with pytest.raises(CorruptSpillFile):
+        decode_batch(path, text.encode())
+
+
+def test_write_raises_only_oserror(spool: Spool) -> None:
+    """write() of a batch that cannot be encoded raises OSError (what callers count as a loss), leaving nothing behind."""
+    with pytest.raises(OSError, match="encode"):
+        spool.write(BUCKET, [("k", float("nan"), 1.0)], sink=SINK)
+    with pytest.raises(OSError, match="encode"):
+        spool.write(BUCKET, [("k", object(), 1.0)], sink=SINK)  # type: ignore[list-item]
+    assert spool.files() == []
