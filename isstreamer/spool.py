@@ -34,7 +34,7 @@ from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_b
 from .spool_names import event_count
 from .spool_quarantine import FAILED, QUARANTINE, Quarantine
 from .spool_quota import evict_oldest
-from .spool_split import LOAD_MAX_BYTES, LOAD_MAX_EVENTS, LargeFiles
+from .spool_split import LargeFiles
 from .spool_sweep import sweep_tmp
 
 __all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
@@ -148,14 +148,14 @@ class Spool(LargeFiles):
             raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
 
     def _write_new(self, data: bytes, created: float, count: int, order: Optional[str],
-                   claim: bool = False) -> Path:
+                   claim: bool = False, name_id: str = "") -> Path:
         for retry in (False, True):
             try:
                 self._prepare(create=True)
                 if order is None:
                     seq = names.next_seq(self.directory, self._seq_floor)
                     order = names.order_for(seq, created)
-                name = names.spill_name(order, uuid.uuid4().hex[:12], count)
+                name = names.spill_name(order, name_id or uuid.uuid4().hex[:12], count)
                 if claim:
                     name = names.claim_name(name, os.getpid(), self._claims.token)
                 fd = sio.put(self.directory, name, data, hold=claim)
@@ -253,7 +253,7 @@ class Spool(LargeFiles):
                 fd = sio.open_regular(claimed)
             try:
                 size = os.fstat(fd).st_size
-                if own and (size > LOAD_MAX_BYTES or event_count(claimed) > LOAD_MAX_EVENTS):
+                if own and self._too_big(claimed, size):
                     return self._split(claimed, fd)
                 data = sio.read_fd(fd)
             finally:

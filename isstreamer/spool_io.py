@@ -149,7 +149,7 @@ def write_fully(fd: int, data: bytes) -> None:
 
 def create_tmp(tmp: Path) -> int:
     """A new private temp file, locked while it is written (a sweep skips locked ones)."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  PRIVATE_FILE)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a new file nobody else can hold yet: never waits
     return fd

@@ -8,6 +8,7 @@ keep its place in line; then the first part is loaded. Memory stays near one par
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, List
 
@@ -36,6 +37,10 @@ def _json_size(event: Event) -> int:
 class LargeFiles:
     """Splitting for Spool (a mixin: it uses the Spool's writing and claims)."""
 
+    @staticmethod
+    def _too_big(path: Path, size_bytes: int) -> bool:
+        return size_bytes > LOAD_MAX_BYTES or event_count(path) > LOAD_MAX_EVENTS
+
     def _split(self: "Spool", claimed: Path, fd: int) -> SpillBatch:
         """Cut a huge claimed file into normal ones (a streaming parse); load the first.
 
@@ -54,8 +59,8 @@ class LargeFiles:
                         batch_id=header["id"], boot_id=header.get("boot_id", ""),
                         wall_minus_monotonic=header.get("wall_minus_monotonic"),
                         order=parsed.order if parsed else None)
-            for events in parts:  # no quota check: the parts only replace the file being split
-                written.append(self._rewrite(bucket, events, meta))
+            for index, events in enumerate(parts):  # no quota check: they replace the file
+                written.append(self._rewrite(bucket, events, meta, index))
         except (CorruptSpillFile, OSError) as exc:
             for path in written:
                 self._drop(path)
@@ -76,9 +81,15 @@ class LargeFiles:
         assert first_fd is not None
         return decode_batch(written[0], sio.read_fd(first_fd))
 
-    def _rewrite(self: "Spool", bucket: Bucket, events: List[Event], meta: dict) -> Path:
-        """A part of a split file, with the file's metadata, written as a claim of ours."""
+    def _rewrite(self: "Spool", bucket: Bucket, events: List[Event], meta: dict,
+                 index: int) -> Path:
+        """A part of a split file, with the file's metadata, written as a claim of ours.
+
+        The parts share the file's place in line; their ids start with the part's index so
+        that they also sort among themselves in the order of their events.
+        """
         meta = dict(meta)  # shared by all parts of a split
         order = meta.pop("order")
         data = self._encode(bucket, events, **meta)
-        return self._write_new(data, meta["created"], len(events), order, claim=True)
+        return self._write_new(data, meta["created"], len(events), order, claim=True,
+                               name_id=f"{index:06x}{uuid.uuid4().hex[:6]}")

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from isstreamer import spool_split
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
 from isstreamer.spool_format import BOOT_ID
@@ -683,3 +685,191 @@ def test_write_raises_only_oserror(spool: Spool) -> None:
     with pytest.raises(OSError, match="encode"):
         spool.write(BUCKET, [("k", object(), 1.0)], sink=SINK)  # type: ignore[list-item]
     assert spool.files() == []
+
+
+# ---- claims across processes, clocks and kills ------------------------------------------
+
+HOLDER = """
+import os, sys, time
+from pathlib import Path
+time.time = lambda: 1e9 + 7200.0 + time.monotonic()  # this process's wall clock is far off
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+claimed = spool.claim(spool.files()[0])
+assert claimed is not None
+child = 0
+if len(sys.argv) > 2:  # leave a forked child that got copies of the fds, then go away
+    ready, tell = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(tell, b"x")  # the fork handlers have run by now
+        time.sleep(60)
+        os._exit(0)
+    os.read(ready, 1)
+print(claimed.name, child, flush=True)
+sys.stdin.readline()
+"""
+
+
+def start_holder(spool: Spool, *extra: str) -> "tuple[subprocess.Popen, Path]":
+    """A process (with a wall clock two hours ahead) that claims the first file and holds it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(spool.directory), *extra],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line, "the holder process did not claim the file"
+    proc.child_pid = int(line[1])  # type: ignore[attr-defined]
+    return proc, spool.directory / line[0]
+
+
+def test_live_claim_of_a_process_with_another_clock_is_never_taken(spool: Spool) -> None:
+    """A claim held by a live process whose clock is two hours ahead is left alone; once it is killed -9 it is taken over at once."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    proc, claimed = start_holder(spool)
+    try:
+        os.utime(claimed, (1, 1))  # whatever its file times say
+        assert spool.reclaim_stale() == 0 and spool.files() == [] and claimed.exists()
+        assert spool.claim(path) is None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert spool.reclaim_stale() == 1
+    assert spool.files() == [path] and spool.claim(path) is not None
+
+
+def test_forked_child_does_not_keep_a_dead_parents_claim(spool: Spool) -> None:
+    """A claim is taken over when its owner dies even if a forked child of it lives on."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    proc, claimed = start_holder(spool, "fork")
+    proc.kill()
+    proc.wait()
+    try:
+        assert spool.reclaim_stale() == 1 and spool.files() == [path]
+    finally:
+        os.kill(proc.child_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+
+
+KILLED_BEFORE_RENAME = """
+import os, signal, sys
+from pathlib import Path
+from isstreamer.sinks.base import Bucket
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+spool.ensure_dir()
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # die between fsync and rename
+spool.write(Bucket("b"), [("k", i, 1700000000.0 + i) for i in range(2500)], sink="s")
+"""
+
+
+def test_kill_between_write_and_rename_is_recovered(spool: Spool) -> None:
+    """A temp file written in full by a process killed -9 before its rename is recovered at the next start."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAME, str(spool.directory)],
+                          timeout=60)
+    assert proc.returncode == -9
+    [tmp] = [n for n in os.listdir(spool.directory) if n.endswith(".tmp")]
+    fresh = Spool(spool.directory)
+    [recovered] = fresh.files()
+    assert tmp == f".{recovered.name}.tmp" and event_count(recovered) == 2500
+    claimed = fresh.claim(recovered)
+    assert claimed is not None and len(fresh.load(claimed).events) == 2500
+
+
+def test_stale_temp_files_swept_at_start(spool: Spool) -> None:
+    """At start a partial temp file goes to the quarantine, an empty one is removed, a locked one (a live writer) is left alone."""
+    full = spool.write(BUCKET, EVENTS, sink=SINK).read_bytes()
+    for path in spool.files():
+        path.unlink()
+    partial = spool.directory / ".s00000000000000000005-20230101T000000.000000-abc-n4.json.tmp"
+    partial.write_bytes(full[: len(full) // 2])
+    empty = spool.directory / ".s00000000000000000006-20230101T000000.000000-abd-n4.json.tmp"
+    empty.write_bytes(b"")
+    busy = spool.directory / ".s00000000000000000007-20230101T000000.000000-abe-n4.json.tmp"
+    busy.write_bytes(full)
+    fd = os.open(busy, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert Spool(spool.directory).files() == []
+        assert busy.exists() and not empty.exists() and not partial.exists()
+        quarantined = spool.directory / QUARANTINE / partial.name[1:-4]
+        assert quarantined.read_bytes() == full[: len(full) // 2]
+        assert "incomplete write" in quarantined.with_name(quarantined.name + ".reason").read_text()
+    finally:
+        os.close(fd)
+
+
+# ---- huge files -------------------------------------------------------------------------
+
+def test_huge_file_is_split_and_loaded_in_parts(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file over the load limit is split into files of at most LOAD_MAX_EVENTS that keep its place; every event once, in order."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 300)
+    monkeypatch.setattr(spool_split, "PART_BYTES", 1 << 20)
+    events = [(f"k{i % 7}", i, 1700000000.0 + i) for i in range(1000)]
+    big = spool.write(BUCKET, events, sink=SINK, attempts=2, last_error="503", batch_id="big1")
+    later = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(big)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    assert len(batch.events) == 300 and batch.events == events[:300]
+    assert batch.id == "big1" and batch.attempts == 2 and batch.last_error == "503"
+    assert not claimed.exists() and ".claim." in batch.path.name
+    rest = spool.files()
+    assert rest[-1] == later and [event_count(p) for p in rest[:-1]] == [300, 300, 100]
+    seen = list(batch.events)
+    spool.delete(batch.path)
+    for path in rest[:-1]:
+        part = spool.claim(path)
+        assert part is not None
+        seen += spool.load(part).events
+        spool.delete(part)
+    assert seen == events and spool.files() == [later]
+
+
+def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad event late in a huge file leaves no parts behind: the load fails and the file can be quarantined whole."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 100)
+    events = [("k", i, 1700000000.0 + i) for i in range(500)]
+    path = spool.write(BUCKET, events, sink=SINK)
+    path.write_bytes(path.read_bytes().replace(b'["k",450,', b'["k",null,'))
+    claimed = spool.claim(path)
+    assert claimed is not None
+    with pytest.raises(CorruptSpillFile):
+        spool.load(claimed)
+    assert spool.files() == [] and spool.usage()[0] == 1
+    spool.quarantine(claimed, "bad")
+    assert spool.usage() == (0, 0)
+
+
+MEMORY = """
+import json, resource, sys
+from pathlib import Path
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+seen = 0
+while True:
+    files = spool.files()
+    if not files:
+        break
+    claimed = spool.claim(files[0])
+    seen += len(spool.load(claimed).events)
+    spool.delete(claimed)
+print(json.dumps({"events": seen,
+                  "growth_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+"""
+
+
+def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
+    """Draining a 300k-event (10 MB) spill file grows the process by far less than loading it whole would."""
+    spool.ensure_dir()
+    path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n300000.json"
+    with open(path, "w") as fh:
+        fh.write('{"format":1,"id":"x","created":1.0,"sink":"s","bucket_key":"b","events":[')
+        fh.write(",".join(f'["key{i % 20}",{i * 0.5},{1700000000 + i}]' for i in range(300_000)))
+        fh.write("]}")
+    out = subprocess.run([sys.executable, "-c", MEMORY, str(spool.directory)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["events"] == 300_000
+    assert result["growth_kib"] < 40 * 1024  # loaded whole it takes over 100 MiB
