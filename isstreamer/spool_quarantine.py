@@ -62,14 +62,17 @@ class Quarantine:
             return []
         return [self.directory / n for n in sorted(found)]
 
-    def reason(self, path: Path) -> str:
-        """The first line of a quarantined file's reason ("" when there is none)."""
-        try:
-            fd = sio.open_regular(path.with_name(path.name + ".reason"))
-        except OSError:
-            return ""
-        try:
-            text = sio.read_fd(fd, limit=4096).decode("utf-8", "replace").strip()
-        finally:
-            os.close(fd)
-        return text.splitlines()[0] if text else ""
+
+def reason_of(path: Path) -> str:
+    """The first line of a quarantined file's reason ("" when there is none)."""
+    try:
+        fd = sio.open_regular(path.with_name(path.name + ".reason"))
+    except OSError:
+        return ""
+    try:
+        text = sio.read_fd(fd, limit=4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    return text.splitlines()[0] if text else ""
