@@ -67,8 +67,8 @@ class Spool(LargeFiles):
         """The last file-system problem, "" when all is well."""
         return self._problems.last
 
-    def _problem(self, area: str, message: str) -> None:
-        self._problems.report(area, message)
+    def _problem(self, area: str, what: str, exc: OSError) -> None:
+        self._problems.report(area, what, exc)
 
     def _fine(self, area: str) -> None:
         self._problems.clear(area, f"spool {self.directory}: {area} works again")
@@ -90,7 +90,7 @@ class Spool(LargeFiles):
             try:
                 sio.private_dir(qdir, create=False)
             except OSError as exc:
-                self._problem("quarantine", f"quarantine of {self.directory} unusable: {exc}")
+                self._problem("quarantine", f"quarantine of {self.directory} unusable", exc)
         listing = os.listdir(self.directory)
         self._seq_floor = names.max_seq(listing)
         sweep_tmp(self.directory, listing, self._set_aside)
@@ -103,7 +103,7 @@ class Spool(LargeFiles):
         try:
             return self._prepare(create=False)
         except OSError as exc:
-            self._problem("directory", f"spool {self.directory} unusable: {exc}")
+            self._problem("directory", f"spool {self.directory} unusable", exc)
             return False
 
     # ---- writing --------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Spool(LargeFiles):
         try:
             final = self._write_new(data, created, len(events), order)
         except OSError as exc:
-            self._problem("writing", f"cannot write spill files in {self.directory}: {exc}")
+            self._problem("writing", f"cannot write spill files in {self.directory}", exc)
             raise
         self._fine("writing")
         try:
@@ -204,7 +204,7 @@ class Spool(LargeFiles):
                     else:
                         self._odd.add(entry.name)
         except OSError as exc:
-            self._problem("listing", f"cannot list spool {self.directory}: {exc}")
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
             return []
         self._fine("listing")
         return [self.directory / n for n in sorted(found)]
@@ -223,7 +223,7 @@ class Spool(LargeFiles):
                         count += 1
                         size += entry.stat(follow_symlinks=False).st_size
         except OSError as exc:
-            self._problem("listing", f"cannot list spool {self.directory}: {exc}")
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
         return count, size
 
     def claim(self, path: Path) -> Optional[Path]:
@@ -234,7 +234,7 @@ class Spool(LargeFiles):
             claimed = self._claims.take(path)
         except OSError as exc:
             if not os.path.lexists(path) or os.path.isfile(path) and not os.path.islink(path):
-                self._problem("claiming", f"cannot claim spill files in {self.directory}: {exc}")
+                self._problem("claiming", f"cannot claim spill files in {self.directory}", exc)
             else:
                 self._set_aside(path, path.name, f"cannot be read as a spill file: {exc}")
             return None
@@ -283,7 +283,7 @@ class Spool(LargeFiles):
         except FileNotFoundError:
             pass
         except OSError as exc:
-            self._problem("deleting", f"cannot delete sent spill file {claimed}: {exc}")
+            self._problem("deleting", f"cannot delete sent spill file {claimed}", exc)
         self._drop(claimed)
         with self._lock:
             if self._bytes_estimate is not None:
@@ -319,7 +319,7 @@ class Spool(LargeFiles):
         except FileNotFoundError:
             pass
         except OSError as exc:
-            self._problem("releasing", f"cannot give back spill file {claimed}: {exc}")
+            self._problem("releasing", f"cannot give back spill file {claimed}", exc)
         self._drop(claimed)
 
     def quarantine(self, path: Path, reason: str) -> Path:
@@ -362,7 +362,7 @@ class Spool(LargeFiles):
         try:
             listing = os.listdir(self.directory)
         except OSError as exc:
-            self._problem("listing", f"cannot list spool {self.directory}: {exc}")
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
             return 0
         for name in listing:
             if name in self._odd:
@@ -373,7 +373,7 @@ class Spool(LargeFiles):
                 self._set_aside(self.directory / name, names.original_name(name),
                                 f"cannot be read as a spill file: {exc}")
             else:
-                self._problem("claiming", f"cannot take over {name}: {exc}")
+                self._problem("claiming", f"cannot take over {name}", exc)
         return count
 
     def release_own_claims(self, keep: Optional[Path] = None) -> None:

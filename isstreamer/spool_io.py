@@ -187,18 +187,25 @@ def remove(path: Path) -> None:
 
 
 class Problems:
-    """File-system problems by area, each logged once until that area works again."""
+    """File-system problems by area, each logged once until that area works again.
+
+    "Once" means once per area and cause (the errno text, not the file name): a full disk
+    is one log line, not one per file the worker tries to write.
+    """
 
     def __init__(self) -> None:
         self._by_area: Dict[str, str] = {}
         self.last = ""
 
-    def report(self, area: str, message: str) -> None:
-        if self._by_area.get(area) != message:
-            log.error("%s", message)
-        self._by_area[area] = self.last = message
+    def report(self, area: str, what: str, exc: OSError) -> None:
+        why = exc.strerror or str(exc)
+        if self._by_area.get(area) != why:
+            log.error("%s: %s", what, exc)
+        self._by_area[area] = why
+        self.last = f"{what}: {exc}"
 
     def clear(self, area: str, note: str) -> None:
         if self._by_area.pop(area, None) is not None:
             log.info("%s", note)
-            self.last = next(reversed(list(self._by_area.values())), "")
+            if not self._by_area:
+                self.last = ""

@@ -33,7 +33,7 @@ class Quarantine:
         except FileNotFoundError:
             return GONE
         except OSError as exc:
-            self._problems.report("quarantine", f"cannot quarantine {path.name} ({reason}): {exc}")
+            self._problems.report("quarantine", f"cannot quarantine {path.name} ({reason})", exc)
             return FAILED
         self._write_reason(name, reason)
         log.error("spill file %s quarantined: %s", name, reason)

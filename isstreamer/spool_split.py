@@ -44,10 +44,11 @@ class LargeFiles:
     def _split(self: "Spool", claimed: Path, fd: int) -> SpillBatch:
         """Cut a huge claimed file into normal ones (a streaming parse); load the first.
 
-        The parts are written as claims of this Spool, so no other sender takes one before the
-        split is complete; a bad event anywhere removes them and the file is quarantined
-        whole. The other parts are given back once all are written; the first is loaded. Splitting needs as much free space as the file; without it the file is
-        quarantined rather than loaded whole (which could take far more memory than it has).
+        The parts are written as claims of this Spool, so no other sender takes one before
+        the split is complete; a bad event anywhere removes them and the file is quarantined
+        whole. The other parts are given back once all are written; the first is loaded.
+        Splitting needs as much free space as the file; without it the file is quarantined
+        rather than loaded whole (which could take far more memory than the device has).
         """
         parsed = names.parse_name(names.original_name(claimed.name))
         written: List[Path] = []

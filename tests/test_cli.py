@@ -405,7 +405,7 @@ def test_serve_is_wired_to_the_collector(env: dict[str, str]) -> None:
 def test_spool_commands_with_untrusted_and_old_files(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
-    """spool list/show never block on a FIFO, read old-format names, and show the time a name carries."""
+    """spool list/show never block on a FIFO, read old names, and show the time a name carries."""
     spool = Spool(tmp_path / "spool")
     new = spool.write(Bucket("b1"), [("k", 1, NOW)], sink=api_server.url, created=NOW)
     old = spool.directory / "20200101T000000.000000-0123456789ab-n1.json"

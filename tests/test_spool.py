@@ -115,7 +115,7 @@ def test_names_sort_by_writing_order_whatever_the_clock(spool: Spool) -> None:
 
 
 def test_sequence_is_shared_by_spools_and_survives_a_lost_counter(spool: Spool) -> None:
-    """Two Spools on one directory draw from one sequence; a lost counter file restarts above the files on disk."""
+    """Spools on one directory share one sequence; a lost counter restarts above the files."""
     first = spool.write(BUCKET, EVENTS, sink=SINK)
     second = Spool(spool.directory).write(BUCKET, EVENTS, sink=SINK)
     third = spool.write(BUCKET, EVENTS, sink=SINK)
@@ -126,7 +126,7 @@ def test_sequence_is_shared_by_spools_and_survives_a_lost_counter(spool: Spool) 
 
 
 def test_old_names_sort_before_new_ones(spool: Spool) -> None:
-    """Files named by an earlier version (<UTC>-<id>-n<count>.json) are listed first, and are claimable."""
+    """Old-format names (<UTC>-<id>-n<count>.json) are listed first and are claimable."""
     new = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)
     old = spool.directory / "20991231T000000.000000-0123456789ab-n4.json"
     old.write_bytes(new.read_bytes())
@@ -153,7 +153,7 @@ def test_file_content(spool: Spool) -> None:
 
 
 def test_clock_metadata_is_read_back_and_optional(spool: Spool) -> None:
-    """boot_id and wall_minus_monotonic are read into SpillBatch; a file without them still loads."""
+    """boot_id and wall_minus_monotonic are read back; a file without them still loads."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, boot_id="b-1", wall_minus_monotonic=12.5)
     claimed = spool.claim(path)
     assert claimed is not None
@@ -529,7 +529,7 @@ def test_symlink_planted_at_reason_file_is_not_followed(spool: Spool, tmp_path: 
 
 
 def test_spill_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
-    """A spill_dir symlinked to a shared 1777 directory is refused with a clear error; the target keeps its mode."""
+    """A spill_dir symlinked to a 1777 directory is refused clearly; the target keeps its mode."""
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
@@ -544,7 +544,7 @@ def test_spill_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
 
 
 def test_shared_sticky_dir_is_refused_not_changed(tmp_path: Path) -> None:
-    """A spill_dir that is itself a sticky 1777 directory (like /tmp) is refused and keeps its mode."""
+    """A spill_dir that is a sticky 1777 directory (like /tmp) is refused and keeps its mode."""
     shared = tmp_path / "tmp-like"
     shared.mkdir()
     os.chmod(shared, 0o1777)
@@ -567,14 +567,15 @@ def test_open_spool_and_quarantine_tightened_on_a_listing_only_run(tmp_path: Pat
 
 @pytest.mark.timeout(30)
 def test_fifo_named_like_a_spill_file_never_blocks(spool: Spool) -> None:
-    """A FIFO named *.json is skipped by files(), refused by claim() and quarantined; reading never blocks."""
+    """A FIFO named *.json is skipped, refused by claim() and quarantined; nothing blocks."""
     good = spool.write(BUCKET, EVENTS, sink=SINK)
     fifo = spool.directory / ("s" + "0" * 19 + "0-20230101T000000.000000-abc-n3.json")
     os.mkfifo(fifo)
     assert spool.files() == [good]
     assert spool.claim(fifo) is None
     assert stat.S_ISFIFO(os.lstat(spool.directory / QUARANTINE / fifo.name).st_mode)
-    assert "not a regular file" in (spool.directory / QUARANTINE / (fifo.name + ".reason")).read_text()
+    reason = spool.directory / QUARANTINE / (fifo.name + ".reason")
+    assert "not a regular file" in reason.read_text()
     with pytest.raises(CorruptSpillFile):
         spool.load(spool.directory / QUARANTINE / fifo.name)
     os.mkfifo(fifo)
@@ -584,7 +585,7 @@ def test_fifo_named_like_a_spill_file_never_blocks(spool: Spool) -> None:
 
 
 def test_symlink_named_like_a_spill_file_is_not_read(spool: Spool, tmp_path: Path) -> None:
-    """A symlink named like a spill file is never opened through: it is set aside, its target kept."""
+    """A symlink named like a spill file is never read through: it is set aside, its target kept."""
     secret = tmp_path / "secret.json"
     secret.write_bytes(spool.write(BUCKET, EVENTS, sink=SINK).read_bytes())
     for path in spool.files():
@@ -596,7 +597,7 @@ def test_symlink_named_like_a_spill_file_is_not_read(spool: Spool, tmp_path: Pat
 
 
 def test_disk_full_leaves_no_temp_or_truncated_files(tiny_tmpfs: Path) -> None:
-    """On a full disk write() raises OSError, removes its temp file, and never renames a truncated file into place."""
+    """On a full disk write() raises OSError, removes its temp file, never keeps a truncated one."""
     spool = Spool(tiny_tmpfs / "spool")
     events = [("k", "x" * 1000, 1700000000.0 + i) for i in range(10)]
     written, failures = [], 0
@@ -615,7 +616,7 @@ def test_disk_full_leaves_no_temp_or_truncated_files(tiny_tmpfs: Path) -> None:
 
 def test_read_only_spool_never_raises_out_of_listing_or_claims(
         tiny_tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """On a read-only spool listing, claiming and tidying return quietly, Spool.error says why, logged once."""
+    """A read-only spool: listing, claiming, tidying never raise; Spool.error says why, once."""
     path = Spool(tiny_tmpfs / "spool").write(BUCKET, EVENTS, sink=SINK)
     remount_read_only(tiny_tmpfs)
     spool = Spool(tiny_tmpfs / "spool")
@@ -633,7 +634,7 @@ def test_read_only_spool_never_raises_out_of_listing_or_claims(
 
 
 def test_unreadable_spool_never_raises(tmp_path: Path) -> None:
-    """A spool another user cannot read gives that user empty listings and an error, never an exception."""
+    """A spool another user cannot read gives them empty listings and an error, no exception."""
     base = Path(tempfile.mkdtemp(prefix="isstreamer-perm-"))
     try:
         os.chmod(base, 0o755)
@@ -662,7 +663,7 @@ def test_unreadable_spool_never_raises(tmp_path: Path) -> None:
     '"wall_minus_monotonic": Infinity',
 ])
 def test_impossible_metadata_is_corrupt(spool: Spool, member: str) -> None:
-    """A spill file with impossible metadata loads as CorruptSpillFile (so it is quarantined), never another error."""
+    """Impossible metadata makes a file CorruptSpillFile (so it is quarantined), never a crash."""
     doc = {"format": 1, "id": "x", "created": 1.0, "sink": "s", "bucket_key": "b", "attempts": 0,
            "last_error": "", "boot_id": ""}
     name, value = member.split(": ", 1)
@@ -679,7 +680,7 @@ def test_impossible_metadata_is_corrupt(spool: Spool, member: str) -> None:
 
 
 def test_write_raises_only_oserror(spool: Spool) -> None:
-    """write() of a batch that cannot be encoded raises OSError (what callers count as a loss), leaving nothing behind."""
+    """write() of a batch that cannot be encoded raises OSError (a counted loss), leaves nothing."""
     with pytest.raises(OSError, match="encode"):
         spool.write(BUCKET, [("k", float("nan"), 1.0)], sink=SINK)
     with pytest.raises(OSError, match="encode"):
@@ -723,7 +724,7 @@ def start_holder(spool: Spool, *extra: str) -> "tuple[subprocess.Popen, Path]":
 
 
 def test_live_claim_of_a_process_with_another_clock_is_never_taken(spool: Spool) -> None:
-    """A claim held by a live process whose clock is two hours ahead is left alone; once it is killed -9 it is taken over at once."""
+    """A live claim of a process 2 h ahead is never taken; after its kill -9 it is, at once."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     proc, claimed = start_holder(spool)
     try:
@@ -762,7 +763,7 @@ spool.write(Bucket("b"), [("k", i, 1700000000.0 + i) for i in range(2500)], sink
 
 
 def test_kill_between_write_and_rename_is_recovered(spool: Spool) -> None:
-    """A temp file written in full by a process killed -9 before its rename is recovered at the next start."""
+    """A temp file written in full by a process killed -9 before its rename is recovered."""
     proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAME, str(spool.directory)],
                           timeout=60)
     assert proc.returncode == -9
@@ -775,7 +776,7 @@ def test_kill_between_write_and_rename_is_recovered(spool: Spool) -> None:
 
 
 def test_stale_temp_files_swept_at_start(spool: Spool) -> None:
-    """At start a partial temp file goes to the quarantine, an empty one is removed, a locked one (a live writer) is left alone."""
+    """At start: a partial temp file is quarantined, an empty one removed, a locked one kept."""
     full = spool.write(BUCKET, EVENTS, sink=SINK).read_bytes()
     for path in spool.files():
         path.unlink()
@@ -799,8 +800,9 @@ def test_stale_temp_files_swept_at_start(spool: Spool) -> None:
 
 # ---- huge files -------------------------------------------------------------------------
 
-def test_huge_file_is_split_and_loaded_in_parts(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file over the load limit is split into files of at most LOAD_MAX_EVENTS that keep its place; every event once, in order."""
+def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file over the limit is split into parts in its place in line; each event once, in order."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 300)
     monkeypatch.setattr(spool_split, "PART_BYTES", 1 << 20)
     events = [(f"k{i % 7}", i, 1700000000.0 + i) for i in range(1000)]
@@ -826,7 +828,7 @@ def test_huge_file_is_split_and_loaded_in_parts(spool: Spool, monkeypatch: pytes
 
 def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bad event late in a huge file leaves no parts behind: the load fails and the file can be quarantined whole."""
+    """A bad event late in a huge file leaves no parts: the load fails, the file is quarantined."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 100)
     events = [("k", i, 1700000000.0 + i) for i in range(500)]
     path = spool.write(BUCKET, events, sink=SINK)
@@ -860,7 +862,7 @@ print(json.dumps({"events": seen,
 
 
 def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
-    """Draining a 300k-event (10 MB) spill file grows the process by far less than loading it whole would."""
+    """Draining a 300k-event (10 MB) spill file grows the process far less than a whole load."""
     spool.ensure_dir()
     path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n300000.json"
     with open(path, "w") as fh:
