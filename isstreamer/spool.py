@@ -111,23 +111,26 @@ class Spool(LargeFiles):
     def write(self, bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int = 0,
               last_error: str = "", created: Optional[float] = None,
               batch_id: Optional[str] = None, order: Optional[str] = None,
-              boot_id: Optional[str] = None,
-              wall_minus_monotonic: Optional[float] = None) -> Path:
+              boot_id: Optional[str] = None, wall_minus_monotonic: Optional[float] = None,
+              name_id: str = "", account: bool = True) -> Path:
         """Write one batch durably; raises OSError (only) when that is impossible.
 
         ``order`` keeps a rewritten file's place in line (the sort prefix of its old name);
-        ``boot_id`` and ``wall_minus_monotonic`` default to this process's.
+        ``boot_id`` and ``wall_minus_monotonic`` default to this process's. ``name_id`` and
+        ``account`` are for splitting (the id in the name; no quota check).
         """
         created = time.time() if created is None else created
         data = self._encode(bucket, events, sink=sink, attempts=attempts, last_error=last_error,
                             created=created, batch_id=batch_id, boot_id=boot_id,
                             wall_minus_monotonic=wall_minus_monotonic)
         try:
-            final = self._write_new(data, created, len(events), order)
+            final = self._write_new(data, created, len(events), order, name_id=name_id)
         except OSError as exc:
             self._problem("writing", f"cannot write spill files in {self.directory}", exc)
             raise
         self._fine("writing")
+        if not account:
+            return final
         try:
             self._account(len(data), exclude=final)
         except OSError as exc:  # the batch is safe on disk; only the quota check failed

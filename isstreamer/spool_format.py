@@ -257,10 +257,15 @@ def stream_parts(fd: int, max_events: int, max_bytes: int,
     return stream.header, parts()
 
 
+def count_events(fd: int) -> int:
+    """Events in a whole, valid spill file; CorruptSpillFile at the first problem."""
+    return sum(1 for _ in EventStream(fd).events())
+
+
 def check_whole(fd: int, expected: int) -> str:
     """"" when the file is a complete spill document with ``expected`` events, else why not."""
     try:
-        found = sum(1 for _ in EventStream(fd).events())
+        found = count_events(fd)
     except (CorruptSpillFile, OSError) as exc:
         return str(exc)
     return "" if found == expected else f"{found} events where its name says {expected}"

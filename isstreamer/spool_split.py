@@ -42,14 +42,16 @@ class LargeFiles:
         return size_bytes > LOAD_MAX_BYTES or event_count(path) > LOAD_MAX_EVENTS
 
     def _split(self: "Spool", claimed: Path, fd: int) -> SpillBatch:
-        """Cut a huge claimed file into normal ones (a streaming parse); load the first.
+        """Cut a huge claimed file into normal ones (two streaming passes); load the first.
 
-        The parts are written as claims of this Spool, so no other sender takes one before
-        the split is complete; a bad event anywhere removes them and the file is quarantined
-        whole. The other parts are given back once all are written; the first is loaded.
-        Splitting needs as much free space as the file; without it the file is quarantined
-        rather than loaded whole (which could take far more memory than the device has).
+        The first pass checks every event, so a bad one sends the whole file to the
+        quarantine before any part exists. The second writes the parts: the first as a claim
+        of this Spool (no other sender can take it before it is loaded), the others through
+        write(), as for any new file. Splitting needs as much free space as the file; without
+        it the parts written so far are removed and the file is quarantined rather than
+        loaded whole (which could take far more memory than the device has).
         """
+        fmt.count_events(fd)  # CorruptSpillFile at the first bad event
         parsed = names.parse_name(names.original_name(claimed.name))
         written: List[Path] = []
         try:
@@ -60,37 +62,34 @@ class LargeFiles:
                         batch_id=header["id"], boot_id=header.get("boot_id", ""),
                         wall_minus_monotonic=header.get("wall_minus_monotonic"),
                         order=parsed.order if parsed else None)
-            for index, events in enumerate(parts):  # no quota check: they replace the file
-                written.append(self._rewrite(bucket, events, meta, index))
+            for index, events in enumerate(parts):
+                name_id = f"{index:06x}{uuid.uuid4().hex[:6]}"  # parts sort in event order
+                if written:  # no quota check: the parts only replace the file
+                    written.append(self.write(bucket, events, name_id=name_id, account=False,
+                                              **meta))
+                else:
+                    written.append(self._write_claimed(bucket, events, meta, name_id))
         except (CorruptSpillFile, OSError) as exc:
             for path in written:
                 self._drop(path)
                 sio.remove(path)
-            if isinstance(exc, CorruptSpillFile):
-                raise
             raise CorruptSpillFile(f"too large to load at once ({event_count(claimed)} events) "
-                                   f"and no room to split it: {exc}") from None
+                                   f"and cannot split it: {exc}") from None
         if not written:
             raise CorruptSpillFile("no events")
         log.info("spool: split %s into %d files", claimed.name, len(written))
         self.delete(claimed)
-        for part in written[1:]:
-            self._rename_back(part)
         with self._lock:
             self._bytes_estimate = None
         first_fd = self._claims.fd(written[0].name)
         assert first_fd is not None
         return decode_batch(written[0], sio.read_fd(first_fd))
 
-    def _rewrite(self: "Spool", bucket: Bucket, events: List[Event], meta: dict,
-                 index: int) -> Path:
-        """A part of a split file, with the file's metadata, written as a claim of ours.
-
-        The parts share the file's place in line; their ids start with the part's index so
-        that they also sort among themselves in the order of their events.
-        """
+    def _write_claimed(self: "Spool", bucket: Bucket, events: List[Event], meta: dict,
+                       name_id: str) -> Path:
+        """The first part of a split file, written as a claim of ours."""
         meta = dict(meta)  # shared by all parts of a split
         order = meta.pop("order")
         data = self._encode(bucket, events, **meta)
         return self._write_new(data, meta["created"], len(events), order, claim=True,
-                               name_id=f"{index:06x}{uuid.uuid4().hex[:6]}")
+                               name_id=name_id)

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -824,6 +825,27 @@ def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
         seen += spool.load(part).events
         spool.delete(part)
     assert seen == events and spool.files() == [later]
+
+
+def test_split_parts_are_written_through_write(spool: Spool, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """Parts after the first come out of write(), so a subclass that tracks its files sees them."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 10)
+
+    class Tracking(Spool):
+        def write(self, *args: Any, **kwargs: Any) -> Path:
+            path = super().write(*args, **kwargs)
+            self.seen.append(path)
+            return path
+
+    tracking = Tracking(tmp_path / "tracked")
+    tracking.seen = []  # type: ignore[attr-defined]
+    big = tracking.write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)], sink=SINK)
+    claimed = tracking.claim(big)
+    assert claimed is not None
+    assert len(tracking.load(claimed).events) == 10
+    assert tracking.seen[1:] == tracking.files()  # type: ignore[attr-defined]
+    assert [event_count(p) for p in tracking.files()] == [10, 10, 5]
 
 
 def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
