@@ -115,9 +115,8 @@ def run_list(args: argparse.Namespace) -> int:
         for path in files:
             bucket, error = _details(spool, path)
             note = reason_of(path) if args.quarantine else error
-            print(
-                f"{path.name}  {event_count(path):>6} events  {_created(path)}  bucket {bucket}  {note}"
-            )
+            count = event_count(path)
+            print(f"{path.name}  {count:>6} events  {_created(path)}  bucket {bucket}  {note}")
     if not args.quarantine:
         busy = spool.usage()[0] - len(files)
         if busy > 0:

@@ -25,16 +25,16 @@ import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from . import spool_format as fmt
 from . import spool_io as sio
 from . import spool_names as names
-from . import spool_format as fmt
 from .sinks.base import Bucket, Event
 from .spool_claims import ClaimLocks
 from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .spool_names import event_count
 from .spool_quarantine import FAILED, QUARANTINE, Quarantine
 from .spool_quota import evict_oldest
-from .spool_split import LargeFiles
+from .spool_split import split_claimed, too_big
 from .spool_sweep import sweep_tmp
 
 __all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
@@ -45,7 +45,7 @@ log = logging.getLogger("isstreamer")
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
-class Spool(LargeFiles):
+class Spool:
     """A directory of spill files with a byte quota."""
 
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -256,8 +256,8 @@ class Spool(LargeFiles):
                 fd = sio.open_regular(claimed)
             try:
                 size = os.fstat(fd).st_size
-                if own and self._too_big(claimed, size):
-                    return self._split(claimed, fd)
+                if own and too_big(claimed, size):
+                    return split_claimed(self, claimed, fd)
                 data = sio.read_fd(fd)
             finally:
                 if not own:
@@ -371,12 +371,12 @@ class Spool(LargeFiles):
             if name in self._odd:
                 self._set_aside(self.directory / name, name, "not a regular file")
         count, errors = self._claims.take_over_dead(self.directory, listing)
-        for name, exc in errors:
+        for name, error in errors:
             if os.path.lexists(self.directory / name) and not os.path.isfile(self.directory / name):
                 self._set_aside(self.directory / name, names.original_name(name),
-                                f"cannot be read as a spill file: {exc}")
+                                f"cannot be read as a spill file: {error}")
             else:
-                self._problem("claiming", f"cannot take over {name}", exc)
+                self._problem("claiming", f"cannot take over {name}", error)
         return count
 
     def release_own_claims(self, keep: Optional[Path] = None) -> None:

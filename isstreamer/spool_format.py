@@ -105,7 +105,7 @@ def check_header(header: dict) -> dict:
     for name in ("bucket_name", "last_error", "boot_id"):
         if type(header.get(name, "")) is not str:
             raise CorruptSpillFile(f"{name} must be a string, got {header.get(name)!r:.80}")
-    created = header.get("created")
+    created: Any = header.get("created")
     if not _number(created) or not 0 <= created <= MAX_CREATED_S:
         raise CorruptSpillFile(f"impossible created time {created!r:.80}")
     attempts = header.get("attempts", 0)

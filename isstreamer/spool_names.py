@@ -42,7 +42,7 @@ class SpillName(NamedTuple):
     seq: Optional[int]  # None for names of earlier versions
     stamp: str
     id: str
-    count: int
+    events: int
 
 
 def parse_name(name: str) -> Optional[SpillName]:
@@ -68,7 +68,7 @@ def original_name(name: str) -> str:
 def event_count(path: Path) -> int:
     """Events in a spill file, from its name (claimed or not; 0 when the name is not ours)."""
     parsed = parse_name(original_name(path.name))
-    return parsed.count if parsed else 0
+    return parsed.events if parsed else 0
 
 
 def stamp(created: float) -> str:

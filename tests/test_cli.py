@@ -282,7 +282,7 @@ def _csv(tmp_path: Path) -> Path:
 def test_spool_lists_shows_and_purges(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
-    """spool summarises files and quarantine, show prints one file, purge needs --yes off a terminal."""
+    """spool summarises files and quarantine, show prints one file, purge needs --yes (no tty)."""
     spool = Spool(tmp_path / "spool")
     first = spool.write(
         Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW)], sink=api_server.url, last_error="503 busy"

@@ -22,7 +22,6 @@ import pytest
 from isstreamer import spool_split
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
-from isstreamer.spool_format import BOOT_ID
 from isstreamer.spool import (
     FORMAT_VERSION,
     QUARANTINE,
@@ -30,9 +29,9 @@ from isstreamer.spool import (
     Spool,
     decode_batch,
     encode_batch,
-
     event_count,
 )
+from isstreamer.spool_format import BOOT_ID
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
 BUCKET = Bucket("bucket-key", "Bucket Name")
@@ -138,7 +137,7 @@ def test_old_names_sort_before_new_ones(spool: Spool) -> None:
 
 
 def test_file_content(spool: Spool) -> None:
-    """The file holds format, id, created, sink, bucket key and name, attempts, last_error and the events."""
+    """The file holds format, id, created, sink, bucket, attempts, last_error, clocks, events."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=3, last_error="503 Service Unavailable",
                        created=1700000000.5, batch_id="abc123")
     doc = json.loads(path.read_bytes())
@@ -167,9 +166,10 @@ def test_clock_metadata_is_read_back_and_optional(spool: Spool) -> None:
 
 
 def test_file_never_holds_the_access_key(spool: Spool) -> None:
-    """Written with the HTTP sink's own address (from a URL with credentials), no part of the key is on disk."""
-    sink = InitialStateSink(f"https://user:{ACCESS_KEY}@groker.example:8443/base/?accessKey={ACCESS_KEY}",
-                            ACCESS_KEY)
+    """Written with the HTTP sink's address (from a URL with credentials), no key is on disk."""
+    sink = InitialStateSink(
+        f"https://user:{ACCESS_KEY}@groker.example:8443/base/?accessKey={ACCESS_KEY}", ACCESS_KEY
+    )
     try:
         path = spool.write(BUCKET, EVENTS, sink=sink.address, last_error="401 refused")
     finally:
@@ -187,7 +187,7 @@ def test_write_leaves_no_temp_files(spool: Spool) -> None:
 
 
 def test_round_trip_keeps_types(spool: Spool) -> None:
-    """Loading a file gives back the bucket and the events with their types (bool, int, float, str)."""
+    """Loading a file gives back the bucket and the events with their types."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=2, last_error="x", batch_id="id1")
     claimed = spool.claim(path)
     assert claimed is not None
@@ -231,7 +231,7 @@ def test_usage_counts_claimed_but_not_quarantined(spool: Spool) -> None:
 # ---- claiming ---------------------------------------------------------------------------
 
 def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) -> None:
-    """A claimed file leaves the listing; claiming the same path again (here or in another Spool) returns None."""
+    """A claimed file leaves the listing; claiming it again (here or elsewhere) returns None."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
     assert claimed is not None and claimed.exists() and not path.exists()
@@ -261,7 +261,7 @@ def test_release_unchanged_puts_file_back(spool: Spool) -> None:
 
 
 def test_release_with_fewer_events_rewrites(spool: Spool) -> None:
-    """release() with the undelivered remainder rewrites the file: same id and age, fewer events, one more attempt."""
+    """release() with the remainder rewrites it: same id and place, fewer events, +1 attempt."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0, batch_id="b1", attempts=1)
     claimed = spool.claim(path)
     assert claimed is not None
@@ -285,7 +285,8 @@ def test_release_with_new_error_rewrites(spool: Spool) -> None:
     spool.release(spool.load(claimed), last_error="timeout")
     [back] = spool.files()
     doc = json.loads(back.read_bytes())
-    assert doc["last_error"] == "timeout" and doc["attempts"] == 1 and len(doc["events"]) == len(EVENTS)
+    assert doc["last_error"] == "timeout" and doc["attempts"] == 1
+    assert len(doc["events"]) == len(EVENTS)
 
 
 def test_release_with_nothing_remaining_deletes(spool: Spool) -> None:
@@ -358,8 +359,9 @@ def test_release_own_claims(spool: Spool) -> None:
 
 # ---- quarantine and corrupt files -------------------------------------------------------
 
-def test_quarantine_moves_file_and_writes_reason(spool: Spool, caplog: pytest.LogCaptureFixture) -> None:
-    """quarantine() moves a (claimed) file to quarantine/ under its original name with a .reason file, and logs it."""
+def test_quarantine_moves_file_and_writes_reason(spool: Spool,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """quarantine() moves a claimed file to quarantine/ by its name, with a .reason, and logs it."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
     assert claimed is not None
@@ -372,7 +374,8 @@ def test_quarantine_moves_file_and_writes_reason(spool: Spool, caplog: pytest.Lo
     assert stat.S_IMODE(reason.stat().st_mode) == 0o600
     assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
     assert spool.files() == [] and spool.usage() == (0, 0)
-    assert any("BUCKET_REMOVED" in r.getMessage() and path.name in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("BUCKET_REMOVED" in m and path.name in m for m in messages)
 
 
 def test_quarantine_batch_writes_straight_to_quarantine(spool: Spool) -> None:
@@ -399,7 +402,7 @@ def test_decode_garbage_raises_corrupt(data: bytes) -> None:
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "null", '{"a": 1}', "[1, 2]"])
 def test_decode_rejects_values_that_cannot_be_sent(value: str) -> None:
-    """An event value no receiver accepts (NaN, null, objects) makes the file corrupt, so it is quarantined rather than crashing a send."""
+    """A value no receiver accepts (NaN, null, objects) makes the file corrupt (quarantined)."""
     data = ('{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", '
             f'"events": [["ok", 1, 1.0], ["k", {value}, 2.0]]}}').encode()
     with pytest.raises(CorruptSpillFile):
@@ -435,11 +438,12 @@ def test_encode_rejects_nan() -> None:
 # ---- quota ------------------------------------------------------------------------------
 
 def test_quota_evicts_oldest_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Past max_bytes the oldest files are deleted first, on_evict gets (files, events), and a warning says how many events were lost."""
+    """Past max_bytes the oldest go first; on_evict gets (files, events); a warning counts it."""
     evicted: list[tuple[int, int]] = []
     probe = Spool(tmp_path / "probe").write(BUCKET, EVENTS, sink=SINK, created=1000.0)
     size = probe.stat().st_size
-    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10, on_evict=lambda f, e: evicted.append((f, e)))
+    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10,
+                  on_evict=lambda f, e: evicted.append((f, e)))
     paths = [spool.write(BUCKET, EVENTS, sink=SINK, created=1000.0 + i) for i in range(3)]
     assert evicted == [] and spool.files() == paths
     with caplog.at_level(logging.WARNING, logger="isstreamer"):
@@ -456,10 +460,11 @@ def test_quota_evicts_several_and_counts_their_events(tmp_path: Path) -> None:
     """A large file evicts as many old files as needed and reports the sum of their events."""
     evicted: list[tuple[int, int]] = []
     big_events = [("k", "x" * 100, float(i)) for i in range(80)]
-    big_size = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0).stat().st_size
+    probe = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0)
+    big_size = probe.stat().st_size
     spool = Spool(tmp_path / "spool", max_bytes=10**9, on_evict=lambda f, e: evicted.append((f, e)))
     small = [spool.write(BUCKET, EVENTS[:i + 1], sink=SINK, created=10.0 + i) for i in range(3)]
-    spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest small one
+    spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest
     big = spool.write(BUCKET, big_events, sink=SINK, created=100.0)
     assert evicted == [(2, 1 + 2)]
     assert spool.files() == [small[2], big]
@@ -469,7 +474,7 @@ def test_quota_never_evicts_the_new_file_or_claims(tmp_path: Path) -> None:
     """A file larger than the whole quota is kept; files being sent are not evicted."""
     evicted: list[tuple[int, int]] = []
     spool = Spool(tmp_path / "spool", max_bytes=10, on_evict=lambda f, e: evicted.append((f, e)))
-    first = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)  # already over: nothing older to evict
+    first = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)  # over already: nothing to evict
     claimed = spool.claim(first)
     second = spool.write(BUCKET, EVENTS, sink=SINK, created=2.0)
     third = spool.write(BUCKET, EVENTS, sink=SINK, created=3.0)
