@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .cli_common import EXIT_FAILED, EXIT_OK, load, say
-from .spool import QUARANTINE, CorruptSpillFile, Spool, decode_batch, event_count
+from .spool import QUARANTINE, CorruptSpillFile, Spool, event_count
+from .spool_io import open_regular, read_fd
+from .spool_names import created_from_name
+from .spool_quarantine import reason_of
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -57,12 +60,20 @@ def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
 
 
 def _created(path: Path) -> str:
-    try:  # spill file names start with their UTC creation time
-        return _dt.datetime.strptime(path.name[:22], "%Y%m%dT%H%M%S.%f").strftime(
-            "%Y-%m-%d %H:%M:%S UTC"
-        )
-    except ValueError:
-        return _utc(path.stat().st_mtime)
+    created = created_from_name(path.name)  # for people: the order is the sequence in the name
+    if created is None:
+        try:
+            created = os.lstat(path).st_mtime
+        except OSError:
+            return "?"
+    return _utc(created)
+
+
+def _bytes(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def _count(n: int, noun: str) -> str:
@@ -77,27 +88,10 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _quarantined(spool: Spool) -> list[Path]:
-    qdir = spool.directory / QUARANTINE
-    return sorted(qdir.glob("*.json")) if qdir.is_dir() else []
-
-
-def _reason(path: Path) -> str:
-    try:
-        return (
-            path.with_name(path.name + ".reason")
-            .read_text(encoding="utf-8")
-            .strip()
-            .splitlines()[0]
-        )
-    except (OSError, IndexError):
-        return ""
-
-
 def _details(spool: Spool, path: Path) -> tuple[str, str]:
     """(bucket, last error) of one file, or a note that it cannot be read."""
     try:
-        batch = spool.load(path)
+        batch, _ = spool.peek(path, 0)  # streams the file: bounded memory, never a FIFO
     except CorruptSpillFile as exc:
         return "?", f"unreadable: {exc}"
     return batch.bucket.key, batch.last_error
@@ -105,30 +99,29 @@ def _details(spool: Spool, path: Path) -> tuple[str, str]:
 
 def run_list(args: argparse.Namespace) -> int:
     spool = _spool(args)
-    files = _quarantined(spool) if args.quarantine else spool.files()
+    files = spool.quarantined() if args.quarantine else spool.files()
     where = spool.directory / QUARANTINE if args.quarantine else spool.directory
     events, size = (
         sum(event_count(p) for p in files),
-        sum(p.stat().st_size for p in files if p.exists()),
+        sum(_bytes(p) for p in files),
     )
     print(f"{'quarantine' if args.quarantine else 'spool'}: {where}")
     print(f"  {_count(len(files), 'file')}, {_count(events, 'event')}, {_size(size)}")
     if files:
         print(f"  oldest: {_created(files[0])}")
-        note = _reason(files[-1]) if args.quarantine else _details(spool, files[-1])[1]
+        note = reason_of(files[-1]) if args.quarantine else _details(spool, files[-1])[1]
         print(f"  {'last reason' if args.quarantine else 'last error'}: {note or '(none)'}")
     if args.long:
         for path in files:
             bucket, error = _details(spool, path)
-            note = _reason(path) if args.quarantine else error
-            print(
-                f"{path.name}  {event_count(path):>6} events  {_created(path)}  bucket {bucket}  {note}"
-            )
+            note = reason_of(path) if args.quarantine else error
+            count = event_count(path)
+            print(f"{path.name}  {count:>6} events  {_created(path)}  bucket {bucket}  {note}")
     if not args.quarantine:
         busy = spool.usage()[0] - len(files)
         if busy > 0:
             print(f"  {busy} more being sent by a running process")
-        held = _quarantined(spool)
+        held = spool.quarantined()
         if held:
             print(
                 f"quarantine: {_count(len(held), 'file')}, "
@@ -144,7 +137,7 @@ def _find(spool: Spool, name: str) -> Path | None:
         spool.directory / name,
         spool.directory / QUARANTINE / name,
     ):
-        if candidate.is_file():
+        if os.path.lexists(candidate):  # show says why when it is not a regular file
             return candidate
     return None
 
@@ -157,12 +150,19 @@ def run_show(args: argparse.Namespace) -> int:
             args, f"no spill file {args.file!r} in {spool.directory} or its quarantine", always=True
         )
         return EXIT_FAILED
-    data = path.read_bytes()
     if args.json:
-        print(json.dumps(json.loads(data), indent=2))
+        try:
+            fd = open_regular(path)  # never through a symlink, never blocking on a FIFO
+            try:
+                print(json.dumps(json.loads(read_fd(fd)), indent=2))
+            finally:
+                os.close(fd)
+        except (OSError, ValueError) as exc:
+            say(args, f"{path} cannot be read as JSON: {exc}", always=True)
+            return EXIT_FAILED
         return EXIT_OK
     try:
-        batch = decode_batch(path, data)
+        batch, total = spool.peek(path, max(0, args.events))
     except CorruptSpillFile as exc:
         say(args, f"{path} cannot be read as a spill file: {exc}", always=True)
         return EXIT_FAILED
@@ -173,19 +173,19 @@ def run_show(args: argparse.Namespace) -> int:
         ("created", created),
         ("receiver", batch.sink),
         ("bucket", f"{batch.bucket.key} ({batch.bucket.name})"),
-        ("events", str(len(batch.events))),
+        ("events", str(total)),
         ("attempts", str(batch.attempts)),
         ("last error", batch.last_error or "(none)"),
     ]
     if path.parent.name == QUARANTINE:
-        rows.append(("quarantined", _reason(path) or "(no reason recorded)"))
+        rows.append(("quarantined", reason_of(path) or "(no reason recorded)"))
     for label, text in rows:
         print(f"{label:<12} {text}")
-    for key, value, epoch in batch.events[: max(0, args.events)]:
+    for key, value, epoch in batch.events:
         stamp = _utc(epoch, "%Y-%m-%d %H:%M:%S.%f")[:-3]
         print(f"  {stamp}Z  {key} = {json.dumps(value)}")
-    if len(batch.events) > args.events > 0:
-        print(f"  ... {len(batch.events) - args.events} more")
+    if total > args.events > 0:
+        print(f"  ... {total - args.events} more")
     return EXIT_OK
 
 
@@ -193,7 +193,7 @@ def run_purge(args: argparse.Namespace) -> int:
     spool = _spool(args)
     files = [] if args.quarantine else spool.files()
     if args.quarantine or args.all:
-        files += _quarantined(spool)
+        files += spool.quarantined()
     if not files:
         say(args, f"nothing to purge in {spool.directory}")
         return EXIT_OK

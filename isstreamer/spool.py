@@ -1,119 +1,48 @@
 """Spill files: batches that could not be delivered, kept on disk until they can be.
 
-One JSON file per spilled batch, named ``<UTC time>-<id>-n<events>.json`` so that a sort by
-name is a sort by age and the event count is known without reading the file (evictions are
-counted cheaply). Files are written to a temp file, fsync'd and renamed into place; the
-directory is 0700 and the files 0600. The access key is never written: replay takes it from
-the current configuration.
+One JSON file per spilled batch (format in spool_format.py, names in spool_names.py), written
+in full to a temp file, fsync'd and renamed into place, in a 0700 directory as 0600 files.
+The access key is never written: replay takes it from the current configuration.
 
-A sender *claims* a file by renaming it to ``<name>.claim.<pid>.<token>`` before sending, so
-two Streamers or processes sharing a spool never send the same file. A claim left by a dead
-process is renamed back and taken over.
+A sender *claims* a file by locking it (``flock``) and renaming it to
+``<name>.claim.<pid>.<token>``; the lock is held until the file is deleted or given back. A
+claim whose lock can be taken belongs to a process that is gone (the kernel drops the lock
+when its owner dies, ``kill -9`` included) and is taken over at once; a locked claim is never
+taken, whatever the clocks say.
+
+Files the spool does not trust are set aside in ``quarantine/`` with a ``.reason`` file:
+non-regular files named like spill files (a FIFO would block a reader), files that do not
+decode, impossible metadata. File-system trouble never raises out of listing, claiming or
+giving back: it is logged once and kept in ``Spool.error``; ``write()`` raises OSError only.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from .events import normalise_epoch, normalise_key, normalise_value
+from . import spool_format as fmt
+from . import spool_io as sio
+from . import spool_names as names
 from .sinks.base import Bucket, Event
+from .spool_claims import ClaimLocks
+from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
+from .spool_names import event_count
+from .spool_quarantine import FAILED, QUARANTINE, Quarantine
+from .spool_quota import evict_oldest
+from .spool_split import split_claimed, too_big
+from .spool_sweep import sweep_tmp
+
+__all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
+           "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
 
 log = logging.getLogger("isstreamer")
 
-FORMAT_VERSION = 1
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
-QUARANTINE = "quarantine"
-_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6})-(?P<id>[0-9a-f]+)-n(?P<count>\d+)\.json$")
-_CLAIM = re.compile(r"^(?P<name>.+\.json)\.claim\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)$")
-
-
-class CorruptSpillFile(ValueError):
-    """A spill file that cannot be read back as a batch."""
-
-
-@dataclass
-class SpillBatch:
-    """One spill file's content, loaded from a claimed file."""
-
-    path: Path  # the claimed path; pass it back to delete/release/quarantine
-    id: str
-    created: float
-    sink: str
-    bucket: Bucket
-    events: List[Event]
-    attempts: int = 0
-    last_error: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def event_count(path: Path) -> int:
-    """Events in a spill file, from its name (0 when the name is not ours)."""
-    m = _NAME.match(path.name)
-    return int(m.group("count")) if m else 0
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable across a power cut only once the directory entry is on disk.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
-
-
-def encode_batch(batch_id: str, created: float, sink: str, bucket: Bucket, events: Sequence[Event],
-                 attempts: int, last_error: str) -> bytes:
-    doc = {
-        "format": FORMAT_VERSION,
-        "id": batch_id,
-        "created": created,
-        "sink": sink,
-        "bucket_key": bucket.key,
-        "bucket_name": bucket.name,
-        "attempts": attempts,
-        "last_error": last_error,
-        "events": [[k, v, e] for k, v, e in events],
-    }
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-
-
-def decode_batch(path: Path, data: bytes) -> SpillBatch:
-    try:
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
-            raise CorruptSpillFile(f"unknown spill format {doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")
-        events = [(normalise_key(k), normalise_value(v), normalise_epoch(e)) for k, v, e in doc["events"]]
-        return SpillBatch(path=path, id=str(doc["id"]), created=float(doc["created"]), sink=str(doc["sink"]),
-                          bucket=Bucket(str(doc["bucket_key"]), str(doc.get("bucket_name", ""))),
-                          events=events, attempts=int(doc.get("attempts", 0)),
-                          last_error=str(doc.get("last_error", "")))
-    except CorruptSpillFile:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptSpillFile(f"{type(exc).__name__}: {exc}") from None
 
 
 class Spool:
@@ -125,39 +54,122 @@ class Spool:
         self.max_bytes = int(max_bytes)
         self._on_evict = on_evict  # called with (files, events) evicted
         self._lock = threading.Lock()
-        self._token = uuid.uuid4().hex[:8]
         self._bytes_estimate: Optional[int] = None  # lazily scanned; own writes keep it current
+        self._problems = sio.Problems()
+        self._claims = ClaimLocks()
+        self._quarantine = Quarantine(self.directory, self._problems)
+        self._ready = False  # directories checked, stale temp files swept
+        self._seq_floor = 0  # the highest sequence on disk when the spool was first used
+        self._odd: set = set()  # non-regular entries seen by files(), quarantined by the next tidy
+
+    @property
+    def error(self) -> str:
+        """The last file-system problem, "" when all is well."""
+        return self._problems.last
+
+    def _problem(self, area: str, what: str, exc: OSError) -> None:
+        self._problems.report(area, what, exc)
+
+    def _fine(self, area: str) -> None:
+        self._problems.clear(area, f"spool {self.directory}: {area} works again")
+
+    # ---- the directories --------------------------------------------------------------------
+
+    def ensure_dir(self) -> None:
+        """Create the directory or make sure it is safe; OSError when it cannot be used."""
+        self._prepare(create=True)
+
+    def _prepare(self, create: bool) -> bool:
+        """Check the directories once (and sweep stale temp files); False when there is none."""
+        if self._ready:
+            return True
+        if not sio.private_dir(self.directory, create):
+            return False
+        qdir = self.directory / QUARANTINE
+        if os.path.lexists(qdir):
+            try:
+                sio.private_dir(qdir, create=False)
+            except OSError as exc:
+                self._problem("quarantine", f"quarantine of {self.directory} unusable", exc)
+        listing = os.listdir(self.directory)
+        self._seq_floor = names.max_seq(listing)
+        sweep_tmp(self.directory, listing, self._set_aside)
+        self._ready = True
+        self._fine("directory")
+        return True
+
+    def _usable(self) -> bool:
+        """_prepare(create=False) for callers that must not raise."""
+        try:
+            return self._prepare(create=False)
+        except OSError as exc:
+            self._problem("directory", f"spool {self.directory} unusable", exc)
+            return False
 
     # ---- writing --------------------------------------------------------------------------
 
-    def ensure_dir(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.directory.stat().st_mode & 0o077:
-            os.chmod(self.directory, 0o700)
-
     def write(self, bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int = 0,
-              last_error: str = "", created: Optional[float] = None, batch_id: Optional[str] = None) -> Path:
-        """Write one batch durably; raises OSError when the disk refuses."""
-        self.ensure_dir()
+              last_error: str = "", created: Optional[float] = None,
+              batch_id: Optional[str] = None, order: Optional[str] = None,
+              boot_id: Optional[str] = None, wall_minus_monotonic: Optional[float] = None,
+              name_id: str = "", account: bool = True) -> Path:
+        """Write one batch durably; raises OSError (only) when that is impossible.
+
+        ``order`` keeps a rewritten file's place in line (the sort prefix of its old name);
+        ``boot_id`` and ``wall_minus_monotonic`` default to this process's. ``name_id`` and
+        ``account`` are for splitting (the id in the name; no quota check).
+        """
         created = time.time() if created is None else created
-        batch_id = batch_id or uuid.uuid4().hex[:16]
-        data = encode_batch(batch_id, created, sink, bucket, events, attempts, last_error)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(created)) + f".{int(created % 1 * 1e6):06d}"
-        final = self.directory / f"{stamp}-{uuid.uuid4().hex[:12]}-n{len(events)}.json"
-        tmp = self.directory / f".{final.name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        data = self._encode(bucket, events, sink=sink, attempts=attempts, last_error=last_error,
+                            created=created, batch_id=batch_id, boot_id=boot_id,
+                            wall_minus_monotonic=wall_minus_monotonic)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(self.directory)
+            final = self._write_new(data, created, len(events), order, name_id=name_id)
+        except OSError as exc:
+            self._problem("writing", f"cannot write spill files in {self.directory}", exc)
+            raise
+        self._fine("writing")
+        if not account:
+            return final
         try:
             self._account(len(data), exclude=final)
         except OSError as exc:  # the batch is safe on disk; only the quota check failed
             log.warning("spool quota check in %s failed: %s", self.directory, exc)
         return final
+
+    @staticmethod
+    def _encode(bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int,
+                last_error: str, created: float, batch_id: Optional[str] = None,
+                boot_id: Optional[str] = None,
+                wall_minus_monotonic: Optional[float] = None) -> bytes:
+        try:
+            return encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
+                                attempts, last_error, fmt.BOOT_ID if boot_id is None else boot_id,
+                                fmt.wall_minus_monotonic() if wall_minus_monotonic is None
+                                else wall_minus_monotonic)
+        except Exception as exc:  # the caller counts an OSError as a loss; nothing else
+            raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
+
+    def _write_new(self, data: bytes, created: float, count: int, order: Optional[str],
+                   claim: bool = False, name_id: str = "") -> Path:
+        for retry in (False, True):
+            try:
+                self._prepare(create=True)
+                if order is None:
+                    seq = names.next_seq(self.directory, self._seq_floor)
+                    order = names.order_for(seq, created)
+                name = names.spill_name(order, name_id or uuid.uuid4().hex[:12], count)
+                if claim:
+                    name = names.claim_name(name, os.getpid(), self._claims.token)
+                fd = sio.put(self.directory, name, data, hold=claim)
+                if fd is not None:
+                    self._claims.hold(name, fd)
+                return self.directory / name
+            except FileNotFoundError:  # the directory was removed under us: once more
+                if retry:
+                    raise
+                self._ready = False
+        raise AssertionError("unreachable")
 
     def _account(self, added: int, exclude: Path) -> None:
         with self._lock:
@@ -171,84 +183,111 @@ class Spool:
 
     def _evict(self, exclude: Path) -> None:
         """Delete the oldest unclaimed files until the spool fits its quota (lock held)."""
-        entries = []
-        for path in self.files():
-            if path != exclude:
-                try:
-                    entries.append((path, path.stat().st_size))
-                except FileNotFoundError:
-                    continue  # claimed by another sender meanwhile
-        try:
-            total = sum(size for _, size in entries) + exclude.stat().st_size
-        except FileNotFoundError:
-            total = sum(size for _, size in entries)
-        files = events = 0
-        for path, size in entries:
-            if total <= self.max_bytes:
-                break
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue  # replayed by someone else meanwhile
-            total -= size
-            files += 1
-            events += event_count(path)
-        self._bytes_estimate = total
+        files, events, self._bytes_estimate = evict_oldest(self.files(), exclude, self.max_bytes)
         if files:
-            log.warning("spool over its quota of %d bytes: evicted the %d oldest file(s), %d events lost",
-                        self.max_bytes, files, events)
+            log.warning("spool over its quota of %d bytes: evicted the %d oldest file(s), "
+                        "%d events lost", self.max_bytes, files, events)
             if self._on_evict:
                 self._on_evict(files, events)
 
     # ---- reading --------------------------------------------------------------------------
 
     def files(self) -> List[Path]:
-        """Unclaimed spill files, oldest first."""
-        try:
-            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
-        except FileNotFoundError:
+        """Unclaimed spill files, oldest first (never raises: [] when the spool is unusable)."""
+        if not self._usable():
             return []
-        return [self.directory / n for n in names]
+        found = []
+        try:
+            with os.scandir(self.directory) as it:
+                for entry in it:
+                    if not names.is_spill_name(entry.name):
+                        continue
+                    if entry.is_file(follow_symlinks=False):
+                        found.append(entry.name)
+                    else:
+                        self._odd.add(entry.name)
+        except OSError as exc:
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
+            return []
+        self._fine("listing")
+        return [self.directory / n for n in sorted(found)]
 
     def usage(self) -> Tuple[int, int]:
         """(files, bytes) of spill files including claimed ones, quarantine excluded."""
         count = size = 0
+        if not self._usable():
+            return 0, 0
         try:
             with os.scandir(self.directory) as it:
                 for entry in it:
-                    if entry.is_file() and ".json" in entry.name and not entry.name.startswith("."):
+                    name = entry.name
+                    if ".json" in name and not name.startswith(".") and entry.is_file(
+                            follow_symlinks=False):
                         count += 1
-                        size += entry.stat().st_size
-        except FileNotFoundError:
-            pass
+                        size += entry.stat(follow_symlinks=False).st_size
+        except OSError as exc:
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
         return count, size
 
     def claim(self, path: Path) -> Optional[Path]:
-        """Take a file for sending; None when another sender has it (or it is gone)."""
-        claimed = path.with_name(f"{path.name}.claim.{os.getpid()}.{self._token}")
-        try:
-            # The claim's age is its mtime: touch the file first, or another process could
-            # take the fresh claim of an old file for a stale one and steal it.
-            os.utime(path)
-            os.rename(path, claimed)
-        except FileNotFoundError:
+        """Take a file for sending; None when another sender has it, it is gone or unusable."""
+        if not self._usable():
             return None
+        try:
+            claimed = self._claims.take(path)
+        except OSError as exc:
+            if not os.path.lexists(path) or os.path.isfile(path) and not os.path.islink(path):
+                self._problem("claiming", f"cannot claim spill files in {self.directory}", exc)
+            else:
+                self._set_aside(path, path.name, f"cannot be read as a spill file: {exc}")
+            return None
+        self._fine("claiming")
         return claimed
 
+    def _drop(self, claimed: Path) -> None:
+        self._claims.drop(claimed.name)
+
     def load(self, claimed: Path) -> SpillBatch:
+        """A claimed file's batch, at most LOAD_MAX_EVENTS events (bigger files are split)."""
+        fd = self._claims.fd(claimed.name)
         try:
-            data = claimed.read_bytes()
+            own = fd is not None
+            if fd is None:
+                fd = sio.open_regular(claimed)
+            try:
+                size = os.fstat(fd).st_size
+                if own and too_big(claimed, size):
+                    return split_claimed(self, claimed, fd)
+                data = sio.read_fd(fd)
+            finally:
+                if not own:
+                    os.close(fd)
         except OSError as exc:
             raise CorruptSpillFile(f"unreadable: {exc}") from None
         return decode_batch(claimed, data)
 
+    def peek(self, path: Path, max_events: int) -> Tuple[SpillBatch, int]:
+        """(batch with the first ``max_events`` events, events in all) of any spill file, in
+        bounded memory (for listings); CorruptSpillFile when it is not one."""
+        try:
+            fd = sio.open_regular(path)
+            try:
+                return fmt.peek(fd, path, max_events)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise CorruptSpillFile(f"unreadable: {exc}") from None
+
     def delete(self, claimed: Path) -> None:
         size = 0
         try:
-            size = claimed.stat().st_size
-            claimed.unlink()
+            size = os.stat(claimed, follow_symlinks=False).st_size
+            os.unlink(claimed)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            self._problem("deleting", f"cannot delete sent spill file {claimed}", exc)
+        self._drop(claimed)
         with self._lock:
             if self._bytes_estimate is not None:
                 self._bytes_estimate = max(0, self._bytes_estimate - size)
@@ -258,83 +297,90 @@ class Spool:
         """Give a claimed file back, with fewer events if some were delivered."""
         attempts = batch.attempts + 1
         last_error = last_error or batch.last_error
-        if remaining is not None and len(remaining) != len(batch.events) or last_error != batch.last_error:
+        changed = remaining is not None and len(remaining) != len(batch.events)
+        if changed or last_error != batch.last_error:
             events = batch.events if remaining is None else remaining
-            if events:
-                self.write(batch.bucket, events, sink=batch.sink, attempts=attempts, last_error=last_error,
-                           created=batch.created, batch_id=batch.id)
-            self.delete(batch.path)
-            return
-        original = _original_name(batch.path)
+            parsed = names.parse_name(names.original_name(batch.path.name))
+            try:
+                if events:
+                    self.write(batch.bucket, events, sink=batch.sink, attempts=attempts,
+                               last_error=last_error, created=batch.created, batch_id=batch.id,
+                               order=parsed.order if parsed else None, boot_id=batch.boot_id,
+                               wall_minus_monotonic=batch.wall_minus_monotonic)
+            except OSError as exc:
+                # The whole file goes back instead: sent events may be sent again, none lost.
+                log.error("cannot rewrite %s with its %d unsent events (%s); giving it back "
+                          "whole", batch.path.name, len(events), exc)
+            else:
+                self.delete(batch.path)
+                return
+        self._rename_back(batch.path)
+
+    def _rename_back(self, claimed: Path) -> None:
         try:
-            os.rename(batch.path, original)
+            os.rename(claimed, claimed.with_name(names.original_name(claimed.name)))
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            self._problem("releasing", f"cannot give back spill file {claimed}", exc)
+        self._drop(claimed)
 
     def quarantine(self, path: Path, reason: str) -> Path:
-        """Move a file aside for a human, with a .reason file beside it."""
-        qdir = self.directory / QUARANTINE
-        qdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = qdir / _original_name(path).name
-        try:
-            os.replace(path, target)
-        except FileNotFoundError:
-            return target
-        reason_path = target.with_name(target.name + ".reason")
-        fd = os.open(reason_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(reason.rstrip() + "\n")
-        log.error("spill file %s quarantined: %s", target.name, reason)
-        with self._lock:
-            self._bytes_estimate = None  # rescan on the next write
-        return target
+        """Move a file aside for a human, with a .reason file beside it (never raises)."""
+        return self._set_aside(path, names.original_name(path.name), reason)
 
-    def quarantine_batch(self, bucket: Bucket, events: Sequence[Event], *, sink: str, reason: str) -> Path:
-        """Write a batch the receiver rejected straight into the quarantine."""
-        path = self.write(bucket, events, sink=sink, attempts=1, last_error=reason)
-        return self.quarantine(path, reason)
+    def _set_aside(self, path: Path, name: str, reason: str) -> Path:
+        self._odd.discard(name)
+        if self._quarantine.move(path, name, reason) != FAILED:
+            self._drop(path)  # when it failed, a claim stays held: this process won't send it
+            with self._lock:
+                self._bytes_estimate = None  # rescan on the next write
+        return self._quarantine.directory / name
 
-    def reclaim_stale(self, max_age: float = 3600.0) -> int:
-        """Rename back claims of dead processes (or very old ones); returns how many."""
-        count = 0
-        now = time.time()
-        try:
-            names = os.listdir(self.directory)
-        except FileNotFoundError:
+    def quarantine_batch(self, bucket: Bucket, events: Sequence[Event], *, sink: str,
+                         reason: str) -> Path:
+        """Write a batch the receiver rejected straight into the quarantine (OSError if not)."""
+        created = time.time()
+        data = self._encode(bucket, events, sink=sink, attempts=1, last_error=reason,
+                            created=created)
+        self._prepare(create=True)
+        order = names.order_for(names.next_seq(self.directory, self._seq_floor), created)
+        return self._quarantine.add(names.spill_name(order, uuid.uuid4().hex[:12], len(events)),
+                                    data, reason)
+
+    def quarantined(self) -> List[Path]:
+        """Files in the quarantine (regular ones only), oldest first."""
+        return self._quarantine.files()
+
+    # ---- claims of others -----------------------------------------------------------------
+
+    def reclaim_stale(self, max_age: float = 0.0) -> int:
+        """Take over claims of processes that are gone (their lock is free); returns how many.
+
+        Also sets aside non-regular files named like spill files. ``max_age`` is ignored: a
+        claim's age says nothing about its owner (clocks step; a Pi has no RTC).
+        """
+        if not self._usable():
             return 0
-        for name in names:
-            m = _CLAIM.match(name)
-            if not m:
-                continue
-            path = self.directory / name
-            pid = int(m.group("pid"))
-            mine = pid == os.getpid() and m.group("token") == self._token
-            try:
-                old = now - path.stat().st_mtime > max_age
-            except FileNotFoundError:
-                continue
-            if mine or (_pid_alive(pid) and not old):
-                continue
-            try:
-                os.rename(path, self.directory / m.group("name"))
-                count += 1
-            except FileNotFoundError:
-                pass
+        try:
+            listing = os.listdir(self.directory)
+        except OSError as exc:
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
+            return 0
+        for name in listing:
+            if name in self._odd:
+                self._set_aside(self.directory / name, name, "not a regular file")
+        count, errors = self._claims.take_over_dead(self.directory, listing)
+        for name, error in errors:
+            if os.path.lexists(self.directory / name) and not os.path.isfile(self.directory / name):
+                self._set_aside(self.directory / name, names.original_name(name),
+                                f"cannot be read as a spill file: {error}")
+            else:
+                self._problem("claiming", f"cannot take over {name}", error)
         return count
 
     def release_own_claims(self, keep: Optional[Path] = None) -> None:
         """On close: give back every file this Spool still holds (but ``keep``)."""
-        for name in os.listdir(self.directory) if self.directory.exists() else []:
-            m = _CLAIM.match(name)
-            if keep is not None and name == keep.name:
-                continue
-            if m and int(m.group("pid")) == os.getpid() and m.group("token") == self._token:
-                try:
-                    os.rename(self.directory / name, self.directory / m.group("name"))
-                except FileNotFoundError:
-                    pass
-
-
-def _original_name(path: Path) -> Path:
-    m = _CLAIM.match(path.name)
-    return path.with_name(m.group("name")) if m else path
+        for name in self._claims.names():
+            if keep is None or name != keep.name:
+                self._rename_back(self.directory / name)

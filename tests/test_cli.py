@@ -282,7 +282,7 @@ def _csv(tmp_path: Path) -> Path:
 def test_spool_lists_shows_and_purges(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
-    """spool summarises files and quarantine, show prints one file, purge needs --yes off a terminal."""
+    """spool summarises files and quarantine, show prints one file, purge needs --yes (no tty)."""
     spool = Spool(tmp_path / "spool")
     first = spool.write(
         Bucket("b1"), [("k", 1, NOW), ("k", 2, NOW)], sink=api_server.url, last_error="503 busy"
@@ -399,3 +399,24 @@ def test_serve_is_wired_to_the_collector(env: dict[str, str]) -> None:
     """`serve --help` shows the collector's own options."""
     done = run(env, "serve", "--help")
     assert done.returncode == 0 and "--port" in done.stdout and "--retention-days" in done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_spool_commands_with_untrusted_and_old_files(
+    env: dict[str, str], api_server: ApiServer, tmp_path: Path
+) -> None:
+    """spool list/show never block on a FIFO, read old names, and show the time a name carries."""
+    spool = Spool(tmp_path / "spool")
+    new = spool.write(Bucket("b1"), [("k", 1, NOW)], sink=api_server.url, created=NOW)
+    old = spool.directory / "20200101T000000.000000-0123456789ab-n1.json"
+    old.write_bytes(new.read_bytes())
+    fifo = spool.directory / "s00000000000000000099-20200101T000000.000000-abc-n5.json"
+    os.mkfifo(fifo)
+    long = run(env, "spool", "list", "-l")
+    assert long.returncode == 0, long.stderr
+    assert "2 files, 2 events" in long.stdout and fifo.name not in long.stdout
+    assert long.stdout.index(old.name) < long.stdout.index(new.name)  # the old name sorts first
+    assert "2020-01-01 00:00:00 UTC" in long.stdout and "2026-09-21" in long.stdout
+    shown = run(env, "spool", "show", fifo.name)
+    assert shown.returncode == 1 and "not a regular file" in shown.stderr
+    assert run(env, "spool", "show", old.name).returncode == 0

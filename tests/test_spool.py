@@ -1,18 +1,25 @@
 """Spill files: durable writes, naming, claiming, release, stale claims, quarantine, quota."""
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import re
+import shutil
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from isstreamer import spool_split
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
 from isstreamer.spool import (
@@ -24,13 +31,14 @@ from isstreamer.spool import (
     encode_batch,
     event_count,
 )
+from isstreamer.spool_format import BOOT_ID
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
 BUCKET = Bucket("bucket-key", "Bucket Name")
 EVENTS = [("temp", 21.5, 1700000000.25), ("on", True, 1700000001.0), ("n", 3, 1700000002.0),
           ("s", "text, with comma", 1700000003.0)]
 SINK = "http://127.0.0.1:9/api"
-NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}-[0-9a-f]{12}-n(\d+)\.json$")
+NAME = re.compile(r"^s(\d{20})-(\d{8}T\d{6}\.\d{6})-[0-9a-f]{12}-n(\d+)\.json$")
 
 
 @pytest.fixture
@@ -43,6 +51,18 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def lock_is_free(path: Path) -> bool:
+    """True when nobody holds a flock on the file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def make_claim(path: Path, pid: int, token: str = "deadbeef") -> Path:
@@ -75,39 +95,81 @@ def test_existing_open_dir_is_tightened(tmp_path: Path) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
-def test_file_name_carries_time_and_count(spool: Spool) -> None:
-    """The name is <UTC stamp>-<id>-n<events>.json; event_count() reads the count from it."""
+def test_file_name_carries_sequence_time_and_count(spool: Spool) -> None:
+    """The name is s<seq>-<UTC stamp>-<id>-n<events>.json; event_count() reads the count from it."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.25)
     m = NAME.match(path.name)
     assert m, path.name
-    assert path.name.startswith("20231114T221320.250000-")
-    assert int(m.group(1)) == len(EVENTS) == event_count(path)
+    assert m.group(2) == "20231114T221320.250000"
+    assert int(m.group(3)) == len(EVENTS) == event_count(path)
     assert event_count(Path("not-a-spill-file.json")) == 0
+    assert event_count(Path("20231114T221320.250000-abc-n7.json")) == 7  # an older version's name
 
 
-def test_names_sort_by_age(spool: Spool) -> None:
-    """A sort by name is a sort by creation time, across seconds, days and years."""
-    times = [1900000000.0, 1700000000.999999, 1700000001.0, 1600000000.5, 1700000000.000001]
-    written = {spool.write(BUCKET, EVENTS[:1], sink=SINK, created=t).name: t for t in times}
-    assert [written[n] for n in sorted(written)] == sorted(times)
+def test_names_sort_by_writing_order_whatever_the_clock(spool: Spool) -> None:
+    """A sort by name is the order of writing, also when the wall clock steps back or forward."""
+    times = [1900000000.0, 1700000000.999999, 1700000001.0, 1600000000.5, 1.0]
+    written = [spool.write(BUCKET, EVENTS[:1], sink=SINK, created=t).name for t in times]
+    assert sorted(written) == written
+    assert [p.name for p in spool.files()] == written
+
+
+def test_sequence_is_shared_by_spools_and_survives_a_lost_counter(spool: Spool) -> None:
+    """Spools on one directory share one sequence; a lost counter restarts above the files."""
+    first = spool.write(BUCKET, EVENTS, sink=SINK)
+    second = Spool(spool.directory).write(BUCKET, EVENTS, sink=SINK)
+    third = spool.write(BUCKET, EVENTS, sink=SINK)
+    assert [first.name, second.name, third.name] == sorted([first.name, second.name, third.name])
+    (spool.directory / ".seq").unlink()  # a power cut before the counter reached the disk
+    fourth = Spool(spool.directory).write(BUCKET, EVENTS, sink=SINK)
+    assert fourth.name > third.name
+
+
+def test_old_names_sort_before_new_ones(spool: Spool) -> None:
+    """Old-format names (<UTC>-<id>-n<count>.json) are listed first and are claimable."""
+    new = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)
+    old = spool.directory / "20991231T000000.000000-0123456789ab-n4.json"
+    old.write_bytes(new.read_bytes())
+    assert spool.files() == [old, new]
+    claimed = spool.claim(old)
+    assert claimed is not None and event_count(claimed) == 4
+    assert spool.load(claimed).events == EVENTS
 
 
 def test_file_content(spool: Spool) -> None:
-    """The file holds format, id, created, sink, bucket key and name, attempts, last_error and the events."""
+    """The file holds format, id, created, sink, bucket, attempts, last_error, clocks, events."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=3, last_error="503 Service Unavailable",
                        created=1700000000.5, batch_id="abc123")
     doc = json.loads(path.read_bytes())
+    offset = doc.pop("wall_minus_monotonic")
+    assert abs(offset - (time.time() - time.monotonic())) < 60
     assert doc == {
         "format": FORMAT_VERSION, "id": "abc123", "created": 1700000000.5, "sink": SINK,
         "bucket_key": "bucket-key", "bucket_name": "Bucket Name", "attempts": 3,
-        "last_error": "503 Service Unavailable", "events": [list(e) for e in EVENTS],
+        "last_error": "503 Service Unavailable", "boot_id": BOOT_ID,
+        "events": [list(e) for e in EVENTS],
     }
+    assert list(json.loads(path.read_bytes()))[-1] == "events"  # last, for the streaming reader
+
+
+def test_clock_metadata_is_read_back_and_optional(spool: Spool) -> None:
+    """boot_id and wall_minus_monotonic are read back; a file without them still loads."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK, boot_id="b-1", wall_minus_monotonic=12.5)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    assert batch.boot_id == "b-1" and batch.wall_minus_monotonic == 12.5
+    old = json.loads(path.with_name(claimed.name).read_bytes())
+    del old["boot_id"], old["wall_minus_monotonic"]
+    batch = decode_batch(Path("x.json"), json.dumps(old).encode())
+    assert batch.boot_id == "" and batch.wall_minus_monotonic is None and batch.events == EVENTS
 
 
 def test_file_never_holds_the_access_key(spool: Spool) -> None:
-    """Written with the HTTP sink's own address (from a URL with credentials), no part of the key is on disk."""
-    sink = InitialStateSink(f"https://user:{ACCESS_KEY}@groker.example:8443/base/?accessKey={ACCESS_KEY}",
-                            ACCESS_KEY)
+    """Written with the HTTP sink's address (from a URL with credentials), no key is on disk."""
+    sink = InitialStateSink(
+        f"https://user:{ACCESS_KEY}@groker.example:8443/base/?accessKey={ACCESS_KEY}", ACCESS_KEY
+    )
     try:
         path = spool.write(BUCKET, EVENTS, sink=sink.address, last_error="401 refused")
     finally:
@@ -120,11 +182,12 @@ def test_file_never_holds_the_access_key(spool: Spool) -> None:
 def test_write_leaves_no_temp_files(spool: Spool) -> None:
     """After a write only the final file is in the directory."""
     spool.write(BUCKET, EVENTS, sink=SINK)
-    assert [p.name for p in spool.directory.iterdir()] == [p.name for p in spool.files()]
+    listed = sorted(p.name for p in spool.directory.iterdir())
+    assert listed == [".seq"] + [p.name for p in spool.files()]
 
 
 def test_round_trip_keeps_types(spool: Spool) -> None:
-    """Loading a file gives back the bucket and the events with their types (bool, int, float, str)."""
+    """Loading a file gives back the bucket and the events with their types."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=2, last_error="x", batch_id="id1")
     claimed = spool.claim(path)
     assert claimed is not None
@@ -139,8 +202,8 @@ def test_round_trip_keeps_types(spool: Spool) -> None:
 
 def test_files_oldest_first_and_ignores_others(spool: Spool) -> None:
     """files() lists only unclaimed spill files, oldest first."""
-    newer = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
-    older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0)
+    older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
+    newer = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0)
     claimed = spool.claim(spool.write(BUCKET, EVENTS, sink=SINK, created=1600000000.0))
     (spool.directory / ".partial.json.tmp").write_text("x")
     (spool.directory / "notes.txt").write_text("x")
@@ -168,7 +231,7 @@ def test_usage_counts_claimed_but_not_quarantined(spool: Spool) -> None:
 # ---- claiming ---------------------------------------------------------------------------
 
 def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) -> None:
-    """A claimed file leaves the listing; claiming the same path again (here or in another Spool) returns None."""
+    """A claimed file leaves the listing; claiming it again (here or elsewhere) returns None."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
     assert claimed is not None and claimed.exists() and not path.exists()
@@ -178,12 +241,14 @@ def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) 
     assert Spool(spool.directory).claim(path) is None
 
 
-def test_claim_refreshes_mtime(spool: Spool) -> None:
-    """A claim's age starts at the claim, so an old file does not look like a stale claim."""
+def test_claim_holds_a_lock_until_released(spool: Spool) -> None:
+    """A claimed file is flock'ed while held, and free again once given back."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
-    os.utime(path, (1, 1))
     claimed = spool.claim(path)
-    assert claimed is not None and time.time() - claimed.stat().st_mtime < 60
+    assert claimed is not None
+    assert not lock_is_free(claimed)
+    spool.release(spool.load(claimed))
+    assert lock_is_free(path)
 
 
 def test_release_unchanged_puts_file_back(spool: Spool) -> None:
@@ -196,7 +261,7 @@ def test_release_unchanged_puts_file_back(spool: Spool) -> None:
 
 
 def test_release_with_fewer_events_rewrites(spool: Spool) -> None:
-    """release() with the undelivered remainder rewrites the file: same id and age, fewer events, one more attempt."""
+    """release() with the remainder rewrites it: same id and place, fewer events, +1 attempt."""
     path = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000000.0, batch_id="b1", attempts=1)
     claimed = spool.claim(path)
     assert claimed is not None
@@ -220,7 +285,8 @@ def test_release_with_new_error_rewrites(spool: Spool) -> None:
     spool.release(spool.load(claimed), last_error="timeout")
     [back] = spool.files()
     doc = json.loads(back.read_bytes())
-    assert doc["last_error"] == "timeout" and doc["attempts"] == 1 and len(doc["events"]) == len(EVENTS)
+    assert doc["last_error"] == "timeout" and doc["attempts"] == 1
+    assert len(doc["events"]) == len(EVENTS)
 
 
 def test_release_with_nothing_remaining_deletes(spool: Spool) -> None:
@@ -268,15 +334,15 @@ def test_own_claim_is_not_reclaimed(spool: Spool) -> None:
     assert spool.reclaim_stale(max_age=0) == 0 and claimed.exists()
 
 
-def test_very_old_live_claim_is_reclaimed(spool: Spool) -> None:
-    """A claim older than max_age is taken over even if its pid is alive (pids get reused)."""
+def test_very_old_live_claim_is_not_reclaimed(spool: Spool) -> None:
+    """A live claim is never taken over, however old its file looks (ages follow clocks)."""
     other = Spool(spool.directory)
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = other.claim(path)
     assert claimed is not None
-    os.utime(claimed, (time.time() - 7200, time.time() - 7200))
-    assert spool.reclaim_stale(max_age=3600) == 1
-    assert spool.files() == [path]
+    os.utime(claimed, (1, 1))
+    assert spool.reclaim_stale(max_age=0) == 0
+    assert claimed.exists() and spool.files() == []
 
 
 def test_release_own_claims(spool: Spool) -> None:
@@ -293,8 +359,9 @@ def test_release_own_claims(spool: Spool) -> None:
 
 # ---- quarantine and corrupt files -------------------------------------------------------
 
-def test_quarantine_moves_file_and_writes_reason(spool: Spool, caplog: pytest.LogCaptureFixture) -> None:
-    """quarantine() moves a (claimed) file to quarantine/ under its original name with a .reason file, and logs it."""
+def test_quarantine_moves_file_and_writes_reason(spool: Spool,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """quarantine() moves a claimed file to quarantine/ by its name, with a .reason, and logs it."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
     assert claimed is not None
@@ -307,7 +374,8 @@ def test_quarantine_moves_file_and_writes_reason(spool: Spool, caplog: pytest.Lo
     assert stat.S_IMODE(reason.stat().st_mode) == 0o600
     assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
     assert spool.files() == [] and spool.usage() == (0, 0)
-    assert any("BUCKET_REMOVED" in r.getMessage() and path.name in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("BUCKET_REMOVED" in m and path.name in m for m in messages)
 
 
 def test_quarantine_batch_writes_straight_to_quarantine(spool: Spool) -> None:
@@ -334,7 +402,7 @@ def test_decode_garbage_raises_corrupt(data: bytes) -> None:
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "null", '{"a": 1}', "[1, 2]"])
 def test_decode_rejects_values_that_cannot_be_sent(value: str) -> None:
-    """An event value no receiver accepts (NaN, null, objects) makes the file corrupt, so it is quarantined rather than crashing a send."""
+    """A value no receiver accepts (NaN, null, objects) makes the file corrupt (quarantined)."""
     data = ('{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", '
             f'"events": [["ok", 1, 1.0], ["k", {value}, 2.0]]}}').encode()
     with pytest.raises(CorruptSpillFile):
@@ -370,11 +438,12 @@ def test_encode_rejects_nan() -> None:
 # ---- quota ------------------------------------------------------------------------------
 
 def test_quota_evicts_oldest_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Past max_bytes the oldest files are deleted first, on_evict gets (files, events), and a warning says how many events were lost."""
+    """Past max_bytes the oldest go first; on_evict gets (files, events); a warning counts it."""
     evicted: list[tuple[int, int]] = []
     probe = Spool(tmp_path / "probe").write(BUCKET, EVENTS, sink=SINK, created=1000.0)
     size = probe.stat().st_size
-    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10, on_evict=lambda f, e: evicted.append((f, e)))
+    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10,
+                  on_evict=lambda f, e: evicted.append((f, e)))
     paths = [spool.write(BUCKET, EVENTS, sink=SINK, created=1000.0 + i) for i in range(3)]
     assert evicted == [] and spool.files() == paths
     with caplog.at_level(logging.WARNING, logger="isstreamer"):
@@ -391,10 +460,11 @@ def test_quota_evicts_several_and_counts_their_events(tmp_path: Path) -> None:
     """A large file evicts as many old files as needed and reports the sum of their events."""
     evicted: list[tuple[int, int]] = []
     big_events = [("k", "x" * 100, float(i)) for i in range(80)]
-    big_size = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0).stat().st_size
+    probe = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0)
+    big_size = probe.stat().st_size
     spool = Spool(tmp_path / "spool", max_bytes=10**9, on_evict=lambda f, e: evicted.append((f, e)))
     small = [spool.write(BUCKET, EVENTS[:i + 1], sink=SINK, created=10.0 + i) for i in range(3)]
-    spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest small one
+    spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest
     big = spool.write(BUCKET, big_events, sink=SINK, created=100.0)
     assert evicted == [(2, 1 + 2)]
     assert spool.files() == [small[2], big]
@@ -404,7 +474,7 @@ def test_quota_never_evicts_the_new_file_or_claims(tmp_path: Path) -> None:
     """A file larger than the whole quota is kept; files being sent are not evicted."""
     evicted: list[tuple[int, int]] = []
     spool = Spool(tmp_path / "spool", max_bytes=10, on_evict=lambda f, e: evicted.append((f, e)))
-    first = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)  # already over: nothing older to evict
+    first = spool.write(BUCKET, EVENTS, sink=SINK, created=1.0)  # over already: nothing to evict
     claimed = spool.claim(first)
     second = spool.write(BUCKET, EVENTS, sink=SINK, created=2.0)
     third = spool.write(BUCKET, EVENTS, sink=SINK, created=3.0)
@@ -419,6 +489,416 @@ def test_quota_counts_files_already_on_disk(tmp_path: Path) -> None:
     existing = [old.write(BUCKET, EVENTS, sink=SINK, created=1.0 + i) for i in range(3)]
     size = existing[0].stat().st_size
     evicted: list[tuple[int, int]] = []
-    spool = Spool(tmp_path / "spool", max_bytes=3 * size, on_evict=lambda f, e: evicted.append((f, e)))
-    spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # same size as the others
+    # (sizes differ by a byte or two with wall_minus_monotonic: room for 3 files, never for 4)
+    spool = Spool(tmp_path / "spool", max_bytes=3 * size + 20,
+                  on_evict=lambda f, e: evicted.append((f, e)))
+    spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # about the size of the others
     assert evicted == [(1, len(EVENTS))] and not existing[0].exists() and existing[1].exists()
+
+
+# ---- hostile directories and files ------------------------------------------------------
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted for the test (tests run as root), unmounted after it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                       str(mountpoint)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def remount_read_only(mountpoint: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+
+
+def test_symlink_planted_at_reason_file_is_not_followed(spool: Spool, tmp_path: Path) -> None:
+    """A symlink at quarantine/<name>.reason (or at <name>) is replaced; its target is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    qdir = spool.directory / QUARANTINE
+    qdir.mkdir(mode=0o700)
+    os.symlink(victim, qdir / (path.name + ".reason"))
+    os.symlink(victim, qdir / path.name)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    target = spool.quarantine(claimed, "400 bad")
+    assert victim.read_text() == "precious\n"
+    assert not target.is_symlink() and json.loads(target.read_bytes())["events"]
+    reason = target.with_name(target.name + ".reason")
+    assert not reason.is_symlink() and reason.read_text() == "400 bad\n"
+
+
+def test_spill_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A spill_dir symlinked to a 1777 directory is refused clearly; the target keeps its mode."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    link = tmp_path / "spool"
+    os.symlink(shared, link)
+    spool = Spool(link)
+    assert spool.files() == [] and spool.usage() == (0, 0) and spool.reclaim_stale() == 0
+    assert "symbolic link" in spool.error and str(link) in spool.error
+    with pytest.raises(OSError, match="symbolic link"):
+        spool.write(BUCKET, EVENTS, sink=SINK)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and list(shared.iterdir()) == []
+
+
+def test_shared_sticky_dir_is_refused_not_changed(tmp_path: Path) -> None:
+    """A spill_dir that is a sticky 1777 directory (like /tmp) is refused and keeps its mode."""
+    shared = tmp_path / "tmp-like"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    spool = Spool(shared)
+    with pytest.raises(OSError, match="shared"):
+        spool.write(BUCKET, EVENTS, sink=SINK)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and spool.error
+
+
+def test_open_spool_and_quarantine_tightened_on_a_listing_only_run(tmp_path: Path) -> None:
+    """A 0777 spool and quarantine are made 0700 by the first listing, without any write."""
+    directory = tmp_path / "spool"
+    Spool(directory).quarantine_batch(BUCKET, EVENTS, sink=SINK, reason="bad")
+    os.chmod(directory, 0o777)
+    os.chmod(directory / QUARANTINE, 0o777)
+    Spool(directory).files()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / QUARANTINE).stat().st_mode) == 0o700
+
+
+@pytest.mark.timeout(30)
+def test_fifo_named_like_a_spill_file_never_blocks(spool: Spool) -> None:
+    """A FIFO named *.json is skipped, refused by claim() and quarantined; nothing blocks."""
+    good = spool.write(BUCKET, EVENTS, sink=SINK)
+    fifo = spool.directory / ("s" + "0" * 19 + "0-20230101T000000.000000-abc-n3.json")
+    os.mkfifo(fifo)
+    assert spool.files() == [good]
+    assert spool.claim(fifo) is None
+    assert stat.S_ISFIFO(os.lstat(spool.directory / QUARANTINE / fifo.name).st_mode)
+    reason = spool.directory / QUARANTINE / (fifo.name + ".reason")
+    assert "not a regular file" in reason.read_text()
+    with pytest.raises(CorruptSpillFile):
+        spool.load(spool.directory / QUARANTINE / fifo.name)
+    os.mkfifo(fifo)
+    spool.files()
+    spool.reclaim_stale()  # the periodic tidy sets aside what files() skipped
+    assert not os.path.lexists(fifo) and spool.files() == [good]
+
+
+def test_symlink_named_like_a_spill_file_is_not_read(spool: Spool, tmp_path: Path) -> None:
+    """A symlink named like a spill file is never read through: it is set aside, its target kept."""
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(spool.write(BUCKET, EVENTS, sink=SINK).read_bytes())
+    for path in spool.files():
+        path.unlink()
+    link = spool.directory / "s00000000000000000009-20230101T000000.000000-abc-n4.json"
+    os.symlink(secret, link)
+    assert spool.files() == [] and spool.claim(link) is None
+    assert secret.exists() and (spool.directory / QUARANTINE / link.name).is_symlink()
+
+
+def test_disk_full_leaves_no_temp_or_truncated_files(tiny_tmpfs: Path) -> None:
+    """On a full disk write() raises OSError, removes its temp file, never keeps a truncated one."""
+    spool = Spool(tiny_tmpfs / "spool")
+    events = [("k", "x" * 1000, 1700000000.0 + i) for i in range(10)]
+    written, failures = [], 0
+    for _ in range(20):
+        try:
+            written.append(spool.write(BUCKET, events, sink=SINK))
+        except OSError:
+            failures += 1
+    assert written and failures
+    assert "No space left" in spool.error or "no space" in spool.error.lower()
+    assert not [n for n in os.listdir(spool.directory) if n.endswith(".tmp")]
+    for path in spool.files():
+        claimed = spool.claim(path)
+        assert claimed is not None and len(spool.load(claimed).events) == len(events)
+
+
+def test_read_only_spool_never_raises_out_of_listing_or_claims(
+        tiny_tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A read-only spool: listing, claiming, tidying never raise; Spool.error says why, once."""
+    path = Spool(tiny_tmpfs / "spool").write(BUCKET, EVENTS, sink=SINK)
+    remount_read_only(tiny_tmpfs)
+    spool = Spool(tiny_tmpfs / "spool")
+    with caplog.at_level(logging.ERROR, logger="isstreamer"):
+        for _ in range(3):
+            assert spool.files() == [path] and spool.usage()[0] == 1
+            assert spool.claim(path) is None
+            assert spool.reclaim_stale() == 0
+            spool.release_own_claims()
+        with pytest.raises(OSError):
+            spool.write(BUCKET, EVENTS, sink=SINK)
+    assert "Read-only" in spool.error
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == len(set(messages)), messages  # each problem logged once
+
+
+def test_unreadable_spool_never_raises(tmp_path: Path) -> None:
+    """A spool another user cannot read gives them empty listings and an error, no exception."""
+    base = Path(tempfile.mkdtemp(prefix="isstreamer-perm-"))
+    try:
+        os.chmod(base, 0o755)
+        Spool(base / "spool").write(BUCKET, EVENTS, sink=SINK)  # root's, 0700
+        code = (
+            "import os, sys; from pathlib import Path\n"
+            "from isstreamer.spool import Spool\n"  # before: the interpreter may be root's only
+            "os.setgid(65534); os.setuid(65534)\n"
+            "s = Spool(Path(sys.argv[1]))\n"
+            "assert s.files() == [] and s.usage() == (0, 0) and s.reclaim_stale() == 0\n"
+            "assert s.claim(Path(sys.argv[1]) / 'x.json') is None\n"
+            "print(s.error)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(base / "spool")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(base)
+    assert out.returncode == 0, out.stderr
+    assert "Permission denied" in out.stdout
+
+
+@pytest.mark.parametrize("member", [
+    '"created": NaN', '"created": 1e300', '"created": -5', '"created": "x"', '"created": true',
+    '"attempts": -1', '"attempts": "3"', '"attempts": 1.5', '"bucket_key": 5', '"id": null',
+    '"sink": []', '"last_error": {}', '"boot_id": 7', '"wall_minus_monotonic": "x"',
+    '"wall_minus_monotonic": Infinity',
+])
+def test_impossible_metadata_is_corrupt(spool: Spool, member: str) -> None:
+    """Impossible metadata makes a file CorruptSpillFile (so it is quarantined), never a crash."""
+    doc = {"format": 1, "id": "x", "created": 1.0, "sink": "s", "bucket_key": "b", "attempts": 0,
+           "last_error": "", "boot_id": ""}
+    name, value = member.split(": ", 1)
+    text = json.dumps(doc)[:-1] + f", {name}: {value}, " + '"events": [["k", 1, 1.0]]}'
+    path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n1.json"
+    spool.ensure_dir()
+    path.write_text(text)
+    claimed = spool.claim(path)
+    assert claimed is not None
+    with pytest.raises(CorruptSpillFile):
+        spool.load(claimed)
+    with pytest.raises(CorruptSpillFile):
+        decode_batch(path, text.encode())
+
+
+def test_write_raises_only_oserror(spool: Spool) -> None:
+    """write() of a batch that cannot be encoded raises OSError (a counted loss), leaves nothing."""
+    with pytest.raises(OSError, match="encode"):
+        spool.write(BUCKET, [("k", float("nan"), 1.0)], sink=SINK)
+    with pytest.raises(OSError, match="encode"):
+        spool.write(BUCKET, [("k", object(), 1.0)], sink=SINK)  # type: ignore[list-item]
+    assert spool.files() == []
+
+
+# ---- claims across processes, clocks and kills ------------------------------------------
+
+HOLDER = """
+import os, sys, time
+from pathlib import Path
+time.time = lambda: 1e9 + 7200.0 + time.monotonic()  # this process's wall clock is far off
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+claimed = spool.claim(spool.files()[0])
+assert claimed is not None
+child = 0
+if len(sys.argv) > 2:  # leave a forked child that got copies of the fds, then go away
+    ready, tell = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(tell, b"x")  # the fork handlers have run by now
+        time.sleep(60)
+        os._exit(0)
+    os.read(ready, 1)
+print(claimed.name, child, flush=True)
+sys.stdin.readline()
+"""
+
+
+def start_holder(spool: Spool, *extra: str) -> "tuple[subprocess.Popen, Path]":
+    """A process (with a wall clock two hours ahead) that claims the first file and holds it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(spool.directory), *extra],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line, "the holder process did not claim the file"
+    proc.child_pid = int(line[1])  # type: ignore[attr-defined]
+    return proc, spool.directory / line[0]
+
+
+def test_live_claim_of_a_process_with_another_clock_is_never_taken(spool: Spool) -> None:
+    """A live claim of a process 2 h ahead is never taken; after its kill -9 it is, at once."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    proc, claimed = start_holder(spool)
+    try:
+        os.utime(claimed, (1, 1))  # whatever its file times say
+        assert spool.reclaim_stale() == 0 and spool.files() == [] and claimed.exists()
+        assert spool.claim(path) is None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert spool.reclaim_stale() == 1
+    assert spool.files() == [path] and spool.claim(path) is not None
+
+
+def test_forked_child_does_not_keep_a_dead_parents_claim(spool: Spool) -> None:
+    """A claim is taken over when its owner dies even if a forked child of it lives on."""
+    path = spool.write(BUCKET, EVENTS, sink=SINK)
+    proc, claimed = start_holder(spool, "fork")
+    proc.kill()
+    proc.wait()
+    try:
+        assert spool.reclaim_stale() == 1 and spool.files() == [path]
+    finally:
+        os.kill(proc.child_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+
+
+KILLED_BEFORE_RENAME = """
+import os, signal, sys
+from pathlib import Path
+from isstreamer.sinks.base import Bucket
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+spool.ensure_dir()
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # die between fsync and rename
+spool.write(Bucket("b"), [("k", i, 1700000000.0 + i) for i in range(2500)], sink="s")
+"""
+
+
+def test_kill_between_write_and_rename_is_recovered(spool: Spool) -> None:
+    """A temp file written in full by a process killed -9 before its rename is recovered."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAME, str(spool.directory)],
+                          timeout=60)
+    assert proc.returncode == -9
+    [tmp] = [n for n in os.listdir(spool.directory) if n.endswith(".tmp")]
+    fresh = Spool(spool.directory)
+    [recovered] = fresh.files()
+    assert tmp == f".{recovered.name}.tmp" and event_count(recovered) == 2500
+    claimed = fresh.claim(recovered)
+    assert claimed is not None and len(fresh.load(claimed).events) == 2500
+
+
+def test_stale_temp_files_swept_at_start(spool: Spool) -> None:
+    """At start: a partial temp file is quarantined, an empty one removed, a locked one kept."""
+    full = spool.write(BUCKET, EVENTS, sink=SINK).read_bytes()
+    for path in spool.files():
+        path.unlink()
+    partial = spool.directory / ".s00000000000000000005-20230101T000000.000000-abc-n4.json.tmp"
+    partial.write_bytes(full[: len(full) // 2])
+    empty = spool.directory / ".s00000000000000000006-20230101T000000.000000-abd-n4.json.tmp"
+    empty.write_bytes(b"")
+    busy = spool.directory / ".s00000000000000000007-20230101T000000.000000-abe-n4.json.tmp"
+    busy.write_bytes(full)
+    fd = os.open(busy, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert Spool(spool.directory).files() == []
+        assert busy.exists() and not empty.exists() and not partial.exists()
+        quarantined = spool.directory / QUARANTINE / partial.name[1:-4]
+        assert quarantined.read_bytes() == full[: len(full) // 2]
+        assert "incomplete write" in quarantined.with_name(quarantined.name + ".reason").read_text()
+    finally:
+        os.close(fd)
+
+
+# ---- huge files -------------------------------------------------------------------------
+
+def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file over the limit is split into parts in its place in line; each event once, in order."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 300)
+    monkeypatch.setattr(spool_split, "PART_BYTES", 1 << 20)
+    events = [(f"k{i % 7}", i, 1700000000.0 + i) for i in range(1000)]
+    big = spool.write(BUCKET, events, sink=SINK, attempts=2, last_error="503", batch_id="big1")
+    later = spool.write(BUCKET, EVENTS, sink=SINK)
+    claimed = spool.claim(big)
+    assert claimed is not None
+    batch = spool.load(claimed)
+    assert len(batch.events) == 300 and batch.events == events[:300]
+    assert batch.id == "big1" and batch.attempts == 2 and batch.last_error == "503"
+    assert not claimed.exists() and ".claim." in batch.path.name
+    rest = spool.files()
+    assert rest[-1] == later and [event_count(p) for p in rest[:-1]] == [300, 300, 100]
+    seen = list(batch.events)
+    spool.delete(batch.path)
+    for path in rest[:-1]:
+        part = spool.claim(path)
+        assert part is not None
+        seen += spool.load(part).events
+        spool.delete(part)
+    assert seen == events and spool.files() == [later]
+
+
+def test_split_parts_are_written_through_write(spool: Spool, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """Parts after the first come out of write(), so a subclass that tracks its files sees them."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 10)
+
+    class Tracking(Spool):
+        def write(self, *args: Any, **kwargs: Any) -> Path:
+            path = super().write(*args, **kwargs)
+            self.seen.append(path)
+            return path
+
+    tracking = Tracking(tmp_path / "tracked")
+    tracking.seen = []  # type: ignore[attr-defined]
+    big = tracking.write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)], sink=SINK)
+    claimed = tracking.claim(big)
+    assert claimed is not None
+    assert len(tracking.load(claimed).events) == 10
+    assert tracking.seen[1:] == tracking.files()  # type: ignore[attr-defined]
+    assert [event_count(p) for p in tracking.files()] == [10, 10, 5]
+
+
+def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad event late in a huge file leaves no parts: the load fails, the file is quarantined."""
+    monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 100)
+    events = [("k", i, 1700000000.0 + i) for i in range(500)]
+    path = spool.write(BUCKET, events, sink=SINK)
+    path.write_bytes(path.read_bytes().replace(b'["k",450,', b'["k",null,'))
+    claimed = spool.claim(path)
+    assert claimed is not None
+    with pytest.raises(CorruptSpillFile):
+        spool.load(claimed)
+    assert spool.files() == [] and spool.usage()[0] == 1
+    spool.quarantine(claimed, "bad")
+    assert spool.usage() == (0, 0)
+
+
+MEMORY = """
+import json, resource, sys
+from pathlib import Path
+from isstreamer.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+seen = 0
+while True:
+    files = spool.files()
+    if not files:
+        break
+    claimed = spool.claim(files[0])
+    seen += len(spool.load(claimed).events)
+    spool.delete(claimed)
+print(json.dumps({"events": seen,
+                  "growth_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+"""
+
+
+def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
+    """Draining a 300k-event (10 MB) spill file grows the process far less than a whole load."""
+    spool.ensure_dir()
+    path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n300000.json"
+    with open(path, "w") as fh:
+        fh.write('{"format":1,"id":"x","created":1.0,"sink":"s","bucket_key":"b","events":[')
+        fh.write(",".join(f'["key{i % 20}",{i * 0.5},{1700000000 + i}]' for i in range(300_000)))
+        fh.write("]}")
+    out = subprocess.run([sys.executable, "-c", MEMORY, str(spool.directory)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["events"] == 300_000
+    assert result["growth_kib"] < 40 * 1024  # loaded whole it takes over 100 MiB
