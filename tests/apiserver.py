@@ -1,7 +1,7 @@
 """A real local HTTP server that speaks the Initial State events API and fails on command.
 
 Tests point a sink at ``ApiServer().url`` and then inspect ``requests`` / ``events``, or queue
-misbehaviour (``fail``, ``hang``, ``reset``, ``delay``) for the next requests to a path.
+misbehaviour (``fail``, ``hang``, ``reset``, ``delay``, ``drip``) for the next requests to a path.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Request:
 
 @dataclass
 class _Behaviour:
-    kind: str  # "fail" | "hang" | "reset" | "delay"
+    kind: str  # "fail" | "hang" | "reset" | "delay" | "drip"
     times: int | None  # None: until clear()
     status: int = 0
     headers: dict[str, str] | None = None
@@ -100,6 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         api = self.server.api
         received = time.monotonic()
+        if isinstance(self.wfile, _Drip):  # the previous request on this connection dripped
+            self.wfile = self.wfile.stream
         url = urlsplit(self.path)
         pairs = parse_qsl(url.query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -108,10 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
         payload, error = _decode(raw or b"", headers)
         req = Request(self.command, url.path, dict(pairs), headers, raw or b"", payload, 0,
                       received, api._conns.get(self.connection, 0))
-        if behaviour is not None and behaviour.kind != "delay":
+        if behaviour is not None and behaviour.kind not in ("delay", "drip"):
             return self._misbehave(req, behaviour, release)
-        if behaviour is not None:
+        if behaviour is not None and behaviour.kind == "delay":
             release.wait(behaviour.seconds)  # clear()/stop() cut the delay short
+        if behaviour is not None and behaviour.kind == "drip":
+            # The usual answer, written one byte at a time (status line, headers and body).
+            self.wfile = _Drip(self.wfile, behaviour.seconds, release)  # type: ignore[assignment]
         if raw is None:
             return self._answer(req, 413, {"message": f"body larger than {api.max_body} bytes"})
         routes = {EVENTS_PATH: ("GET", "POST"), BUCKETS_PATH: ("POST",)}
@@ -202,6 +207,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body and status not in (204, 304):
             self.wfile.write(body)
+
+
+class _Drip:
+    """A write-only stream that sends one byte per ``interval_s``; a release sends the rest."""
+
+    def __init__(self, stream: Any, interval_s: float, release: threading.Event) -> None:
+        self.stream = stream
+        self._interval_s = interval_s
+        self._release = release
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        for i in range(len(view)):
+            if self._release.is_set():
+                self.stream.write(view[i:])
+                break
+            self.stream.write(view[i:i + 1])
+            self.stream.flush()
+            self._release.wait(self._interval_s)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:  # closed, close(): the real stream's
+        return getattr(self.stream, name)
 
 
 def _decode(raw: bytes, headers: dict[str, str]) -> tuple[Any, str | None]:
@@ -300,6 +328,11 @@ class ApiServer:
     def delay(self, seconds: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
         """Wait ``seconds`` before answering the next requests normally."""
         self._queue(path, _Behaviour("delay", times, seconds=seconds))
+
+    def drip(self, interval_s: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
+        """Answer the next requests normally, but one byte (status line, headers, body) per
+        ``interval_s`` seconds: every socket read of the client succeeds, the answer takes long."""
+        self._queue(path, _Behaviour("drip", times, seconds=interval_s))
 
     def clear(self) -> None:
         """Drop queued behaviours and release hung requests (their connections close)."""

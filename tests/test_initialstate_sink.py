@@ -4,6 +4,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 
@@ -330,6 +331,67 @@ def test_hang_times_out_as_retry(api_server: ApiServer, access_key: str) -> None
     assert result.outcome is Outcome.RETRY
     assert 0.25 <= elapsed < 1.0
     assert "0.3 s" in result.message
+
+
+def test_drip_server_sends_one_byte_per_read(api_server: ApiServer, access_key: str) -> None:
+    """The drip mode really answers byte by byte, so every socket read of a client succeeds."""
+    api_server.drip(0.05, path="/api/buckets")
+    with socket.create_connection((api_server.host, api_server.port), timeout=5) as conn:
+        conn.sendall(b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: " + access_key.encode()
+                     + b"\r\nContent-Length: 17\r\n\r\n{\"bucketKey\":\"b\"}")
+        assert api_server.wait_for_requests(1)
+        first = conn.recv(100)
+    assert first == b"H"
+
+
+def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key: str) -> None:
+    """An answer dripped one byte per 0.2 s (20 s in all) ends as RETRY at the 0.5 s timeout."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=0.5)
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        api_server.drip(0.2)
+        start = time.monotonic()
+        result = sink.send(BUCKET, EVENTS)
+        elapsed = time.monotonic() - start
+        after = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.RETRY and "within 0.5 s" in result.message
+    assert elapsed < 5.0  # per-read timeouts alone would have waited for all ~100 bytes
+    assert after.ok  # the cut connection was replaced
+
+
+def test_dripping_bucket_creation_is_cut_too(api_server: ApiServer, access_key: str) -> None:
+    """The deadline covers every request of the sink, bucket creation included."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=0.5)
+    api_server.drip(0.2, path="/api/buckets")
+    try:
+        result = sink.send(BUCKET, EVENTS)
+        assert result.outcome is Outcome.RETRY and "within 0.5 s" in result.message
+        assert sink.send(BUCKET, EVENTS).ok
+    finally:
+        sink.close()
+    assert len(api_server.events) == len(EVENTS)
+
+
+def test_slow_answer_within_the_timeout_is_kept(api_server: ApiServer, access_key: str) -> None:
+    """An answer that drips but completes before the deadline is a normal success."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=30)
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        api_server.drip(0.001)
+        assert sink.send(BUCKET, EVENTS).ok
+    finally:
+        sink.close()
+    assert len(api_server.events) == 2 * len(EVENTS)
+
+
+def test_deadline_does_not_cut_healthy_requests(sink: InitialStateSink, api_server: ApiServer) -> None:
+    """Back-to-back requests, each far inside the deadline, all succeed on one connection."""
+    sink.timeout = 0.5
+    results = [sink.send(BUCKET, EVENTS) for _ in range(50)]
+    assert all(r.ok for r in results)
+    assert len({r.conn for r in api_server.requests}) == 1
 
 
 def test_unencodable_batch_is_a_result_not_an_exception(sink: InitialStateSink) -> None:

@@ -113,6 +113,9 @@ class InitialStateSink:
         # Requests go straight to the adapter: Session.send would add hooks, two rounds of
         # cookie extraction and a redirect check to every request, none of which apply here.
         self._adapter = session.get_adapter(self.api_base + "/")
+        # A session of the caller's with another adapter gets requests' per-operation
+        # timeouts only: the deadline needs connections that report to the watchdog.
+        self._watchdog = getattr(self._adapter, "watchdog", None)
         self._created: set[str] = set()
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
@@ -170,33 +173,46 @@ class InitialStateSink:
         return req
 
     def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
+        # ``timeout`` bounds the whole request: urllib3 applies it to each socket operation
+        # (connect, each send, each receive), the watchdog to all of them together.
+        watchdog = self._watchdog if self.timeout is not None else None
+        late = False
         try:
-            response = self._adapter.send(
-                self._request(path, bucket_key, body),
-                timeout=self.timeout,
-                verify=self._session.verify,
-                cert=self._session.cert,
-                proxies=self._proxies,
-            )
-            _ = response.content  # read to the end, so the connection goes back to the pool
-        except requests.Timeout:
-            return SendResult(
-                Outcome.RETRY, message=f"no answer from {self.address} within {self.timeout:g} s"
-            )
-        except requests.ConnectionError as exc:
-            return SendResult(
-                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
-            )
+            if watchdog is not None:
+                watchdog.arm(self.timeout)
+            try:
+                response = self._adapter.send(
+                    self._request(path, bucket_key, body),
+                    timeout=self.timeout,
+                    verify=self._session.verify,
+                    cert=self._session.cert,
+                    proxies=self._proxies,
+                )
+                _ = response.content  # read to the end, so the connection goes back to the pool
+            finally:
+                late = watchdog is not None and watchdog.disarm()
         except requests.RequestException as exc:
-            return SendResult(
-                Outcome.RETRY,
-                # Not str(exc): requests quotes header values in some errors, the key among them.
-                message=f"request to {self.address} failed: {type(exc).__name__}",
-            )
+            if late or isinstance(exc, requests.Timeout):
+                return SendResult(
+                    Outcome.RETRY,
+                    message=f"no complete answer from {self.address} within {self.timeout:g} s",
+                )
+            return self._failed(exc)
         try:
             return self._classify(response)
         finally:
             response.close()
+
+    def _failed(self, exc: requests.RequestException) -> SendResult:
+        if isinstance(exc, requests.ConnectionError):
+            return SendResult(
+                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
+            )
+        return SendResult(
+            Outcome.RETRY,
+            # Not str(exc): requests quotes header values in some errors, the key among them.
+            message=f"request to {self.address} failed: {type(exc).__name__}",
+        )
 
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
