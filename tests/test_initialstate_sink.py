@@ -16,9 +16,7 @@ from isstreamer.sinks.base import Bucket, Outcome, Sink
 from isstreamer.sinks.initialstate import (
     DEFAULT_API_BASE,
     InitialStateSink,
-    parse_retry_after,
     public_address,
-    rate_limit_wait,
 )
 
 BUCKET = Bucket("bucket-1", "Bucket One")
@@ -278,6 +276,55 @@ def test_rate_limit_remaining_requests_no_wait(sink: InitialStateSink, api_serve
     assert sink.send(BUCKET, EVENTS).retry_after is None
 
 
+def test_device_clock_in_1970_retry_after_date(api_server: ApiServer, access_key: str) -> None:
+    """With the device clock at 1970, an HTTP-date Retry-After is measured from the server's Date."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
+    api_server.fail(503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)})
+    try:
+        result = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_after is not None and 115 <= result.retry_after <= 121
+
+
+def test_device_clock_in_1970_rate_limit_reset(api_server: ApiServer, access_key: str) -> None:
+    """With the device clock at 1970, X-RateLimit-Reset is measured from the server's Date."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
+    api_server.fail(429, headers={"X-RateLimit-Remaining": "0",
+                                  "X-RateLimit-Reset": str(int(time.time()) + 30)})
+    try:
+        result = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.retry_after is not None and 25 <= result.retry_after <= 31
+
+
+def test_server_clock_is_the_reference(sink: InitialStateSink, api_server: ApiServer) -> None:
+    """Absolute times follow the server's Date even when it is years away from ours."""
+    server_time = 1_900_000_000  # 2030: the server's clock, not the device's
+    api_server.fail(429, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
+                                  "Retry-After": email.utils.formatdate(server_time + 60, usegmt=True)})
+    assert sink.send(BUCKET, EVENTS).retry_after == 60.0
+    api_server.fail(204, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
+                                  "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server_time + 9)})
+    assert sink.send(BUCKET, EVENTS).retry_after == 9.0
+
+
+@pytest.mark.parametrize("status", [429, 401])
+def test_server_wait_is_capped(api_server: ApiServer, access_key: str, status: int) -> None:
+    """A Retry-After of a day is capped at max_retry_after_s (600 s unless given)."""
+    api_server.fail(status, headers={"Retry-After": "86400"})
+    sink = InitialStateSink(api_server.url, access_key, timeout=5)
+    try:
+        assert sink.send(BUCKET, EVENTS).retry_after == 600.0
+        sink.max_retry_after_s = 45.0
+        api_server.fail(status, headers={"Retry-After": "86400"})
+        assert sink.send(BUCKET, EVENTS).retry_after == 45.0
+    finally:
+        sink.close()
+
+
 def test_wrong_path_is_kept_not_dropped(access_key: str, api_server: ApiServer) -> None:
     """A 404 (api_base pointing at the wrong place) keeps the events (AUTH) and says to check stream_api_base."""
     sink = InitialStateSink(api_server.url + "/wrong", access_key)
@@ -449,29 +496,6 @@ def test_public_address(url: str, expected: str) -> None:
 
 
 # ---- header parsing ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("value, expected", [
-    (None, None), ("", None), ("5", 5.0), (" 2.5 ", 2.5), ("-3", 0.0), ("soon", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
-])
-def test_parse_retry_after(value: str, expected: float) -> None:
-    """Retry-After seconds are parsed; past dates give 0; garbage gives None."""
-    assert parse_retry_after(value) == expected
-
-
-def test_parse_retry_after_date_with_injected_now() -> None:
-    """An HTTP-date is measured from the given now."""
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 90) == 90.0
-
-
-def test_rate_limit_wait_parsing() -> None:
-    """Only Remaining 0 with a Reset asks for a wait; bad numbers are ignored."""
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1030"}, now=1000.0) == 30.0
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "900"}, now=1000.0) == 0.0
-    assert rate_limit_wait({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1030"}, now=1000.0) is None
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0"}, now=1000.0) is None
-    assert rate_limit_wait({"X-RateLimit-Remaining": "x", "X-RateLimit-Reset": "1"}, now=1000.0) is None
-
 
 def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server: ApiServer,
                                              access_key: str) -> None:

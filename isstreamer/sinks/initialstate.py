@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
@@ -18,6 +17,8 @@ from .._version import __version__
 from ..redact import redact_key
 from .base import SENT, Bucket, Event, Outcome, SendResult
 from .lean import LeanAdapter, encode_events
+from .server_time import MAX_WAIT_S, WallClock, parse_retry_after, rate_limit_wait, requested_wait
+from .server_time import server_now
 
 log = logging.getLogger("isstreamer")
 
@@ -40,40 +41,6 @@ def public_address(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def rate_limit_wait(
-    headers: requests.structures.CaseInsensitiveDict[str], now: float | None = None
-) -> float | None:
-    """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset."""
-    remaining = headers.get("X-RateLimit-Remaining")
-    reset = headers.get("X-RateLimit-Reset")
-    if remaining is None or reset is None:
-        return None
-    try:
-        if int(float(remaining)) > 0:
-            return None
-        return max(0.0, float(reset) - (time.time() if now is None else now))
-    except ValueError:
-        return None
 
 
 def server_message(response: requests.Response) -> str:
@@ -100,10 +67,17 @@ class InitialStateSink:
         *,
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        max_retry_after_s: float = MAX_WAIT_S,
+        wall_clock: WallClock = time.time,
     ) -> None:
+        """``timeout`` (s) bounds each request as a whole: connecting, sending the body and
+        reading the complete answer. A server's requested wait is capped at
+        ``max_retry_after_s``; ``wall_clock`` is only read when an answer has no Date."""
         self.api_base = api_base.rstrip("/")
         self.address = public_address(self.api_base)
         self.timeout = timeout
+        self.max_retry_after_s = max_retry_after_s
+        self._wall_clock = wall_clock
         self._access_key = access_key
         if session is None:
             session = requests.Session()
@@ -217,12 +191,10 @@ class InitialStateSink:
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            pace = rate_limit_wait(response.headers)
+            pace = rate_limit_wait(response.headers, self._server_now(response), self.max_retry_after_s)
             return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
         if status in RETRYABLE_STATUS or status >= 500:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is None:
-                wait = rate_limit_wait(response.headers)
+            wait = requested_wait(response.headers, self._wall_clock, self.max_retry_after_s)
             return SendResult(
                 Outcome.RETRY,
                 status,
@@ -235,7 +207,11 @@ class InitialStateSink:
                 Outcome.AUTH,
                 status,
                 f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(
+                    response.headers.get("Retry-After"),
+                    self._server_now(response),
+                    self.max_retry_after_s,
+                ),
             )
         if status == 413:
             return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
@@ -247,6 +223,9 @@ class InitialStateSink:
             status,
             f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept",
         )
+
+    def _server_now(self, response: requests.Response) -> float | None:
+        return server_now(response.headers, self._wall_clock)
 
     def _scrub(self, text: str) -> str:
         """A receiver may echo the request back: never let the key into a message."""
