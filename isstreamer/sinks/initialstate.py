@@ -16,7 +16,7 @@ from requests.utils import get_environ_proxies
 from .._version import __version__
 from ..redact import redact_key
 from .base import SENT, Bucket, Event, Outcome, SendResult
-from .lean import LeanAdapter, encode_events
+from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
 from .server_time import MAX_WAIT_S, WallClock, parse_retry_after, rate_limit_wait, requested_wait
 from .server_time import server_now
 
@@ -55,6 +55,15 @@ def server_message(response: requests.Response) -> str:
         return str(msg)[:300]
     except ValueError:
         return text.strip()[:300] or response.reason or ""
+
+
+def _safe_repr(obj: object, limit: int = 60) -> str:
+    """repr() for a message: bounded, and never raising (the object may be what is broken)."""
+    try:
+        text = repr(obj)
+    except Exception:  # any user type's __repr__ may fail
+        text = f"<{type(obj).__name__} with a failing repr>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class InitialStateSink:
@@ -112,9 +121,21 @@ class InitialStateSink:
                 return created
         try:
             body = encode_events(events)
-        except (TypeError, ValueError) as exc:  # only events that skipped validation get here
-            return SendResult(Outcome.BAD, message=f"batch cannot be encoded as JSON: {exc}")
+        except ENCODE_ERRORS:  # only events that skipped validation get here
+            return self._unencodable(events)
         return self._post("/api/events", bucket.key, body)
+
+    @staticmethod
+    def _unencodable(events: Sequence[Event]) -> SendResult:
+        found = unencodable(events)
+        if found is None:  # the batch failed as a whole (nothing to name): say so
+            return SendResult(Outcome.BAD, message="batch cannot be encoded as JSON")
+        index, reason = found
+        return SendResult(
+            Outcome.BAD,
+            message=f"event {index} (key {_safe_repr(events[index][0])}) cannot be encoded "
+            f"as JSON: {reason}",
+        )
 
     def create_bucket(self, bucket: Bucket) -> SendResult:
         body = json.dumps(

@@ -78,6 +78,21 @@ def encode_events(events: Sequence[Event]) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
+# What encoding an event can raise: json's errors, int.__repr__ past its digit limit
+# (ValueError), a value whose own methods fail or nest too deep.
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def unencodable(events: Sequence[Event]) -> tuple[int, str] | None:
+    """(index, reason) of the first event ``encode_events`` refuses; None if all encode."""
+    for index, event in enumerate(events):
+        try:
+            encode_events((event,))
+        except ENCODE_ERRORS as exc:
+            return index, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
 class LeanAdapter(HTTPAdapter):
     """requests' HTTPAdapter without the per-request work this sink never needs.
 
