@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+DEFAULT_ACCESS_KEY = "test-access-key"  # the key ApiServer() accepts unless told otherwise
 EVENTS_PATH = "/api/events"
 BUCKETS_PATH = "/api/buckets"
 _CREDENTIAL_PARAMS = ("accessKey", "bucketKey")
@@ -262,7 +263,7 @@ def _bucket_problem(bucket: Any) -> str | None:
 class ApiServer:
     """The Initial State events API on 127.0.0.1, recording everything, failing on command."""
 
-    def __init__(self, access_keys: Iterable[str] | None = ("test-access-key",),
+    def __init__(self, access_keys: Iterable[str] | None = (DEFAULT_ACCESS_KEY,),
                  max_body: int = 1_000_000, host: str = "127.0.0.1", port: int = 0) -> None:
         self.access_keys = None if access_keys is None else set(access_keys)  # None: any key
         self.max_body = max_body

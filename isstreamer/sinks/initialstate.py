@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests.models import PreparedRequest
@@ -14,7 +14,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
-from ..redact import redact_key
+from ..redact import redact_key, scrub
 from .base import SENT, Bucket, Event, Outcome, SendResult
 from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
 from .server_time import MAX_WAIT_S, WallClock, parse_retry_after, rate_limit_wait, requested_wait
@@ -41,6 +41,21 @@ def public_address(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def split_api_base(api_base: str) -> tuple[str, str, str]:
+    """(base URL, query for every request, access key) from an api_base that may carry
+    ``?accessKey=`` (the events API's URL variant): the key travels in a header instead, so
+    it is in no request line, proxy log or urllib3 debug line."""
+    parts = urlsplit(api_base)
+    key, rest = "", []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "accessKey":
+            key = value
+        else:
+            rest.append((name, value))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return base, ("?" + urlencode(rest)) if rest else "", key
 
 
 def server_message(response: requests.Response) -> str:
@@ -82,8 +97,9 @@ class InitialStateSink:
         """``timeout`` (s) bounds each request as a whole: connecting, sending the body and
         reading the complete answer. A server's requested wait is capped at
         ``max_retry_after_s``; ``wall_clock`` is only read when an answer has no Date."""
-        self.api_base = api_base.rstrip("/")
-        self.address = public_address(self.api_base)
+        self._base, self._query, key_in_url = split_api_base(api_base.strip())
+        self.address = public_address(self._base)
+        access_key = access_key or key_in_url
         self.timeout = timeout
         self.max_retry_after_s = max_retry_after_s
         self._wall_clock = wall_clock
@@ -95,14 +111,14 @@ class InitialStateSink:
         self._session = session
         # Requests go straight to the adapter: Session.send would add hooks, two rounds of
         # cookie extraction and a redirect check to every request, none of which apply here.
-        self._adapter = session.get_adapter(self.api_base + "/")
+        self._adapter = session.get_adapter(self._base + "/")
         # A session of the caller's with another adapter gets requests' per-operation
         # timeouts only: the deadline needs connections that report to the watchdog.
         self._watchdog = getattr(self._adapter, "watchdog", None)
         self._created: set[str] = set()
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
-        self._proxies = get_environ_proxies(self.api_base) if self._session.trust_env else {}
+        self._proxies = get_environ_proxies(self._base) if self._session.trust_env else {}
         self._headers: dict[str, str] = {
             "Content-Type": "application/json",
             "Accept-Version": "~0",
@@ -156,7 +172,7 @@ class InitialStateSink:
         if template is None:
             headers = dict(self._headers, **{"X-IS-BucketKey": bucket_key})
             prepared = requests.Request(
-                "POST", self.api_base + path, headers=headers, data=b"x"
+                "POST", self._base + path + self._query, headers=headers, data=b"x"
             ).prepare()
             template = self._templates[key] = (str(prepared.url), prepared.headers)
         req = PreparedRequest()
@@ -250,7 +266,7 @@ class InitialStateSink:
 
     def _scrub(self, text: str) -> str:
         """A receiver may echo the request back: never let the key into a message."""
-        return text.replace(self._access_key, redact_key(self._access_key)) if self._access_key else text
+        return scrub(text, self._access_key)
 
     def close(self) -> None:
         self._session.close()
