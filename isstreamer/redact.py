@@ -40,7 +40,8 @@ def redact_url(url: str) -> str:
             netloc = f"{user}:…@{hostport}" if sep else f"{redact_key(user)}@{hostport}"
         query = "&".join(
             f"{quote(name, safe='')}="
-            + (quote(value, safe="") if name.lower() in _PUBLIC_PARAMS else redact_key(value))
+            + (quote(value, safe="") if name.lower() in _PUBLIC_PARAMS or not value
+               else redact_key(value))
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

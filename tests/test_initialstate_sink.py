@@ -482,6 +482,41 @@ def test_address_has_no_credentials(access_key: str) -> None:
         sink.close()
 
 
+def test_key_in_api_base_query_goes_in_the_header(api_server: ApiServer, access_key: str) -> None:
+    """An api_base with ?accessKey= sends the key as X-IS-AccessKey, never in the request line;
+    other query parameters follow every request path."""
+    sink = InitialStateSink(f"{api_server.url}/?accessKey={access_key}&region=eu", "")
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        assert access_key not in repr(sink) and access_key not in sink.address
+    finally:
+        sink.close()
+    assert [(r.path, r.query) for r in api_server.requests] == [
+        ("/api/buckets", {"region": "eu"}), ("/api/events", {"region": "eu"})]
+    assert all(r.headers["x-is-accesskey"] == access_key for r in api_server.requests)
+
+
+def test_key_in_api_base_never_logged_at_debug(api_server: ApiServer, access_key: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """With ?accessKey= and user:password@ in api_base, DEBUG logs of every logger (urllib3
+    included) and every result message stay free of the key, through failures too."""
+    base = api_server.url.replace("http://", f"http://user:{access_key}@")
+    sink = InitialStateSink(f"{base}/?accessKey={access_key}", access_key, timeout=0.5)
+    with caplog.at_level(logging.DEBUG):
+        messages = [sink.send(BUCKET, EVENTS).message]
+        for misbehave in (lambda: api_server.fail(503), lambda: api_server.fail(401),
+                          lambda: api_server.drip(0.2), api_server.reset):
+            misbehave()
+            messages.append(sink.send(BUCKET, EVENTS).message)
+        messages.append(repr(sink))
+        api_server.stop()
+        messages.append(sink.send(BUCKET, EVENTS).message)
+        sink.close()
+    assert len(caplog.records) > 3  # urllib3 did log each request
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(messages)
+    assert access_key not in text
+
+
 @pytest.mark.parametrize("url, expected", [
     ("https://groker.init.st", "https://groker.init.st"),
     ("https://groker.init.st/", "https://groker.init.st"),
