@@ -1,7 +1,8 @@
 """A real local HTTP server that speaks the Initial State events API and fails on command.
 
 Tests point a sink at ``ApiServer().url`` and then inspect ``requests`` / ``events``, or queue
-misbehaviour (``fail``, ``hang``, ``reset``, ``delay``, ``drip``) for the next requests to a path.
+misbehaviour (``fail``, ``hang``, ``reset``, ``delay``, ``drip``, ``trickle``) for the next requests
+to a path.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Request:
 
 @dataclass
 class _Behaviour:
-    kind: str  # "fail" | "hang" | "reset" | "delay" | "drip"
+    kind: str  # "fail" | "hang" | "reset" | "delay" | "drip" | "trickle"
     times: int | None  # None: until clear()
     status: int = 0
     headers: dict[str, str] | None = None
@@ -107,11 +108,14 @@ class _Handler(BaseHTTPRequestHandler):
         pairs = parse_qsl(url.query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
         behaviour, release = api._next_behaviour(url.path)
-        raw = self._read_body()  # None: larger than max_body (read and discarded)
+        if behaviour is not None and behaviour.kind == "trickle":
+            raw = self._trickle_body(behaviour.seconds, release)
+        else:
+            raw = self._read_body()  # None: larger than max_body (read and discarded)
         payload, error = _decode(raw or b"", headers)
         req = Request(self.command, url.path, dict(pairs), headers, raw or b"", payload, 0,
                       received, api._conns.get(self.connection, 0))
-        if behaviour is not None and behaviour.kind not in ("delay", "drip"):
+        if behaviour is not None and behaviour.kind not in ("delay", "drip", "trickle"):
             return self._misbehave(req, behaviour, release)
         if behaviour is not None and behaviour.kind == "delay":
             release.wait(behaviour.seconds)  # clear()/stop() cut the delay short
@@ -183,6 +187,19 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             length -= len(chunk)
         return None
+
+    def _trickle_body(self, interval_s: float, release: threading.Event) -> bytes:
+        # 1 KiB per interval: the client's sends all progress, its upload takes long.
+        length, chunks = int(self.headers.get("Content-Length") or 0), []
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            length -= len(chunk)
+            if not release.is_set():
+                release.wait(interval_s)
+        return b"".join(chunks)
 
     def _answer(self, req: Request, status: int, body: Any = None,
                 headers: dict[str, str] | None = None, events: list[dict] | None = None) -> None:
@@ -338,6 +355,10 @@ class ApiServer:
         """Answer the next requests normally, but one byte (status line, headers, body) per
         ``interval_s`` seconds: every socket read of the client succeeds, the answer takes long."""
         self._queue(path, _Behaviour("drip", times, seconds=interval_s))
+
+    def trickle(self, interval_s: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
+        """Read the body of the next requests 1 KiB per ``interval_s`` seconds, then answer."""
+        self._queue(path, _Behaviour("trickle", times, seconds=interval_s))
 
     def clear(self) -> None:
         """Drop queued behaviours and release hung requests (their connections close)."""

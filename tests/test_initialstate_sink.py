@@ -408,6 +408,26 @@ def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key
     assert after.ok  # the cut connection was replaced
 
 
+def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
+    """A server reading an 8 MB upload 1 KiB per 50 ms (minutes in all) is cut off at the 1 s
+    timeout, with the connection usable again afterwards."""
+    events = [(f"k{i % 50}", i + 0.5, 1700000000.0 + i) for i in range(160_000)]
+    with ApiServer(access_keys=(access_key,), max_body=100_000_000) as server:
+        sink = InitialStateSink(server.url, access_key, timeout=1.0)
+        try:
+            assert sink.send(BUCKET, EVENTS).ok
+            server.trickle(0.05)
+            start = time.monotonic()
+            result = sink.send(BUCKET, events)
+            elapsed = time.monotonic() - start
+            server.clear()
+            assert sink.send(BUCKET, EVENTS).ok
+        finally:
+            sink.close()
+    assert result.outcome is Outcome.RETRY and "within 1 s" in result.message
+    assert elapsed < 10.0
+
+
 def test_dripping_bucket_creation_is_cut_too(api_server: ApiServer, access_key: str) -> None:
     """The deadline covers every request of the sink, bucket creation included."""
     sink = InitialStateSink(api_server.url, access_key, timeout=0.5)
