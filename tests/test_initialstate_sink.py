@@ -6,13 +6,13 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from apiserver import ApiServer
 
 from isstreamer import __version__
-from isstreamer.sinks.base import Bucket, Outcome, Sink
+from isstreamer.sinks.base import Bucket, Outcome, SendResult, Sink
 from isstreamer.sinks.initialstate import (
     DEFAULT_API_BASE,
     InitialStateSink,
@@ -391,18 +391,26 @@ def test_drip_server_sends_one_byte_per_read(api_server: ApiServer, access_key: 
     assert first == b"H"
 
 
-def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key: str) -> None:
-    """An answer dripped one byte per 0.2 s (20 s in all) ends as RETRY at the 0.5 s timeout."""
-    sink = InitialStateSink(api_server.url, access_key, timeout=0.5)
+def send_while(server: ApiServer, key: str, timeout_s: float, misbehave: Callable[[], None],
+               events: list = EVENTS) -> tuple[SendResult, float, SendResult]:
+    """(result, seconds taken) of one send while the server misbehaves, between two healthy
+    sends, and the result of the healthy send after it."""
+    sink = InitialStateSink(server.url, key, timeout=timeout_s)
     try:
         assert sink.send(BUCKET, EVENTS).ok
-        api_server.drip(0.2)
+        misbehave()
         start = time.monotonic()
-        result = sink.send(BUCKET, EVENTS)
+        result = sink.send(BUCKET, events)
         elapsed = time.monotonic() - start
-        after = sink.send(BUCKET, EVENTS)
+        server.clear()
+        return result, elapsed, sink.send(BUCKET, EVENTS)
     finally:
         sink.close()
+
+
+def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key: str) -> None:
+    """An answer dripped one byte per 0.2 s (20 s in all) ends as RETRY at the 0.5 s timeout."""
+    result, elapsed, after = send_while(api_server, access_key, 0.5, lambda: api_server.drip(0.2))
     assert result.outcome is Outcome.RETRY and "within 0.5 s" in result.message
     assert elapsed < 5.0  # per-read timeouts alone would have waited for all ~100 bytes
     assert after.ok  # the cut connection was replaced
@@ -413,19 +421,9 @@ def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
     timeout, with the connection usable again afterwards."""
     events = [(f"k{i % 50}", i + 0.5, 1700000000.0 + i) for i in range(160_000)]
     with ApiServer(access_keys=(access_key,), max_body=100_000_000) as server:
-        sink = InitialStateSink(server.url, access_key, timeout=1.0)
-        try:
-            assert sink.send(BUCKET, EVENTS).ok
-            server.trickle(0.05)
-            start = time.monotonic()
-            result = sink.send(BUCKET, events)
-            elapsed = time.monotonic() - start
-            server.clear()
-            assert sink.send(BUCKET, EVENTS).ok
-        finally:
-            sink.close()
+        result, elapsed, after = send_while(server, access_key, 1.0, lambda: server.trickle(0.05), events)
     assert result.outcome is Outcome.RETRY and "within 1 s" in result.message
-    assert elapsed < 10.0
+    assert elapsed < 10.0 and after.ok
 
 
 def test_dripping_bucket_creation_is_cut_too(api_server: ApiServer, access_key: str) -> None:
