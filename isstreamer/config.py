@@ -148,8 +148,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "api_base":
         value = str(value).strip()
         if not value.startswith(_SCHEMES):
-            raise ConfigError(f"api_base from {origin} must start with one of {', '.join(_SCHEMES)}; "
-                              f"got {redact_url(value)!r}")
+            raise ConfigError(f"api_base from {origin} must start with one of "
+                              f"{', '.join(_SCHEMES)}; got {redact_url(value)!r}")
         return value.rstrip("/")
     return value
 

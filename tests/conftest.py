@@ -141,7 +141,8 @@ def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     finally:
         root.removeHandler(catcher)
     leaks = list(catcher.leaks)
-    leaks += [f"output read with readouterr(): {_masked(text)}" for text in read if _shows_a_key(text)]
+    leaks += [f"output read with readouterr(): {_masked(text)}"
+              for text in read if _shows_a_key(text)]
     for when, name, text in getattr(request.node, "_report_sections", []):
         if _shows_a_key(text):
             leaks.append(f"captured {name} during {when}: {_masked(text)}")

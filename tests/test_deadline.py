@@ -95,7 +95,7 @@ def test_works_in_a_forked_child(watchdog: Watchdog) -> None:
     if pid == 0:  # child: exit code 0 only if the deadline still works here
         code = 1
         try:
-            a, b = socket.socketpair()
+            a, _b = socket.socketpair()
             a.settimeout(10)
             watchdog.arm(0.05)
             watchdog.attach(Conn(a))

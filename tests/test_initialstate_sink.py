@@ -384,7 +384,8 @@ def test_drip_server_sends_one_byte_per_read(api_server: ApiServer, access_key: 
     """The drip mode really answers byte by byte, so every socket read of a client succeeds."""
     api_server.drip(0.05, path="/api/buckets")
     with socket.create_connection((api_server.host, api_server.port), timeout=5) as conn:
-        conn.sendall(b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: " + access_key.encode()
+        conn.sendall(b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: "
+                     + access_key.encode()
                      + b"\r\nContent-Length: 17\r\n\r\n{\"bucketKey\":\"b\"}")
         assert api_server.wait_for_requests(1)
         first = conn.recv(100)
@@ -421,7 +422,8 @@ def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
     timeout, with the connection usable again afterwards."""
     events = [(f"k{i % 50}", i + 0.5, 1700000000.0 + i) for i in range(160_000)]
     with ApiServer(access_keys=(access_key,), max_body=100_000_000) as server:
-        result, elapsed, after = send_while(server, access_key, 1.0, lambda: server.trickle(0.05), events)
+        result, elapsed, after = send_while(server, access_key, 1.0,
+                                            lambda: server.trickle(0.05), events)
     assert result.outcome is Outcome.RETRY and "within 1 s" in result.message
     assert elapsed < 10.0 and after.ok
 
@@ -451,7 +453,8 @@ def test_slow_answer_within_the_timeout_is_kept(api_server: ApiServer, access_ke
     assert len(api_server.events) == 2 * len(EVENTS)
 
 
-def test_deadline_does_not_cut_healthy_requests(sink: InitialStateSink, api_server: ApiServer) -> None:
+def test_deadline_does_not_cut_healthy_requests(sink: InitialStateSink,
+                                                api_server: ApiServer) -> None:
     """Back-to-back requests, each far inside the deadline, all succeed on one connection."""
     sink.timeout = 0.5
     results = [sink.send(BUCKET, EVENTS) for _ in range(50)]

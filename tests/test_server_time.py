@@ -100,7 +100,8 @@ def test_rate_limit_wait_parsing() -> None:
 
 def test_device_clock_in_1970_does_not_become_a_hold_off() -> None:
     """Before NTP (clock at 1970), a reset 20 s away on the server's clock is 20 s, not 600."""
-    headers = {"Date": DATE, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(SERVER_NOW) + 20)}
+    headers = {"Date": DATE, "X-RateLimit-Remaining": "0",
+               "X-RateLimit-Reset": str(int(SERVER_NOW) + 20)}
     assert requested_wait(headers, clock=in_1970) == 20.0
     assert requested_wait({"Date": DATE, "Retry-After": date(45)}, clock=in_1970) == 45.0
 

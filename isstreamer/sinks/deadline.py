@@ -131,7 +131,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def watched(base: type, watchdog: Watchdog) -> type:
+def watched(base: Any, watchdog: Watchdog) -> Any:
     """A subclass of urllib3 connection class ``base`` that reports itself to ``watchdog``."""
 
     def connect(self: Any) -> None:

@@ -17,8 +17,14 @@ from .._version import __version__
 from ..redact import redact_key, scrub
 from .base import SENT, Bucket, Event, Outcome, SendResult
 from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
-from .server_time import MAX_WAIT_S, WallClock, parse_retry_after, rate_limit_wait, requested_wait
-from .server_time import server_now
+from .server_time import (
+    MAX_WAIT_S,
+    WallClock,
+    parse_retry_after,
+    rate_limit_wait,
+    requested_wait,
+    server_now,
+)
 
 log = logging.getLogger("isstreamer")
 
@@ -228,7 +234,8 @@ class InitialStateSink:
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            pace = rate_limit_wait(response.headers, self._server_now(response), self.max_retry_after_s)
+            now = self._server_now(response)
+            pace = rate_limit_wait(response.headers, now, self.max_retry_after_s)
             return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
         if status in RETRYABLE_STATUS or status >= 500:
             wait = requested_wait(response.headers, self._wall_clock, self.max_retry_after_s)
@@ -243,7 +250,8 @@ class InitialStateSink:
             return SendResult(
                 Outcome.AUTH,
                 status,
-                f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
+                f"{cause}; key {redact_key(self._access_key)}; "
+                "the events are kept until this is fixed",
                 retry_after=parse_retry_after(
                     response.headers.get("Retry-After"),
                     self._server_now(response),
@@ -253,12 +261,14 @@ class InitialStateSink:
         if status == 413:
             return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
         if status == 400:
-            return SendResult(Outcome.BAD, status, f"400 Bad Request: {self._scrub(server_message(response))}")
+            message = self._scrub(server_message(response))
+            return SendResult(Outcome.BAD, status, f"400 Bad Request: {message}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
         return SendResult(
             Outcome.AUTH,
             status,
-            f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept",
+            f"{status} {response.reason} from {self.address}: check stream_api_base; "
+            "events are kept",
         )
 
     def _server_now(self, response: requests.Response) -> float | None:

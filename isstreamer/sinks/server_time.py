@@ -9,6 +9,7 @@ from now" must not become a hold-off. Every wait is capped.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Callable
@@ -96,6 +97,6 @@ def requested_wait(headers: Mapping[str, str], clock: WallClock = time.time,
 
 
 def _capped(seconds: float, cap_s: float) -> float | None:
-    if seconds != seconds:  # NaN: "nan" parses as a float
+    if math.isnan(seconds):  # "nan" parses as a float
         return None
     return min(max(0.0, seconds), cap_s)
