@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -67,8 +68,9 @@ def test_deadline_passed_while_connecting_cuts_on_attach(pair: tuple) -> None:
     try:
         watchdog.arm(1.0)
         watchdog.attach(Conn(None))  # still connecting: no socket to cut yet
+        request = watchdog._armed[threading.get_ident()]
         with watchdog._cond:  # the watchdog thread sees the deadline passed
-            assert watchdog._cond.wait_for(lambda: watchdog._fired, timeout=10)
+            assert watchdog._cond.wait_for(lambda: request.fired, timeout=10)
         mine, _server = pair
         mine.settimeout(30)
         watchdog.attach(Conn(mine))  # connected at last
@@ -122,8 +124,41 @@ def test_watched_connection_class_reports_itself(watchdog: Watchdog) -> None:
 
     conn = watched(Base, watchdog)()
     watchdog.arm(30)
+    request = watchdog._armed[threading.get_ident()]
     assert conn.request("POST", "/") == "sent"
-    assert watchdog._conn is conn
+    assert request.conn is conn
     conn.connect()
-    assert seen == ["request", "connect"] and watchdog._conn is conn
+    assert seen == ["request", "connect"] and request.conn is conn
     assert watchdog.disarm() is False
+
+
+def test_threads_have_their_own_deadlines(watchdog: Watchdog) -> None:
+    """Two threads sharing a watchdog: only the one past its deadline is cut."""
+    slow, slow_server = socket.socketpair()
+    fast, fast_server = socket.socketpair()
+    results: dict[str, object] = {}
+    fast_armed = threading.Event()
+    slow_done = threading.Event()
+
+    def fast_request() -> None:
+        watchdog.arm(30)
+        watchdog.attach(Conn(fast))
+        fast_armed.set()
+        slow_done.wait(10)  # still in flight while the slow one is cut
+        fast_server.sendall(b"x")
+        results["fast"] = (fast.recv(1), watchdog.disarm())
+
+    thread = threading.Thread(target=fast_request)
+    thread.start()
+    try:
+        assert fast_armed.wait(10)
+        slow.settimeout(30)
+        watchdog.arm(0.05)
+        watchdog.attach(Conn(slow))
+        results["slow"] = (slow.recv(1), watchdog.disarm())
+    finally:
+        slow_done.set()
+        thread.join(10)
+        for s in (slow, slow_server, fast, fast_server):
+            s.close()
+    assert results == {"slow": (b"", True), "fast": (b"x", False)}

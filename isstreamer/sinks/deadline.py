@@ -28,49 +28,59 @@ Clock = Callable[[], float]
 _ALL: weakref.WeakSet[Watchdog] = weakref.WeakSet()
 
 
-class Watchdog:
-    """Cuts the connection of the one request in flight when its deadline passes.
+class _Request:
+    """One armed request: its deadline (monotonic s), its connection, whether it was cut."""
 
-    One request at a time (the sink's worker thread): ``arm(seconds)`` before sending,
-    ``attach(conn)`` from the connection as it connects or sends, ``disarm()`` once the
-    response is read, which tells whether the deadline cut the request.
+    __slots__ = ("deadline", "conn", "fired")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: Any = None
+        self.fired = False
+
+
+class Watchdog:
+    """Cuts the connection of a request in flight when its deadline passes.
+
+    Per thread, one request at a time: ``arm(seconds)`` before sending, ``attach(conn)``
+    from the connection as it connects or sends (in the same thread), ``disarm()`` once the
+    response is read, which tells whether the deadline cut the request. Threads sharing a
+    sink (a synchronous Streamer used from several threads) each get their own deadline.
     """
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._deadline: float | None = None  # of the armed request (monotonic s); None: none
-        self._conn: Any = None  # the connection the armed request runs on
-        self._fired = False  # the armed request passed its deadline
+        self._armed: dict[int, _Request] = {}  # thread id -> its request in flight
         self._wake_at: float | None = None  # when the thread's wait ends; None: no timeout
         self._thread: threading.Thread | None = None  # None: stopped
         _ALL.add(self)
 
     def arm(self, seconds: float) -> None:
-        """Start the deadline of a new request, ``seconds`` from now."""
-        deadline = self._clock() + seconds
+        """Start the deadline of this thread's next request, ``seconds`` from now."""
+        request = _Request(self._clock() + seconds)
         with self._cond:
-            self._deadline, self._conn, self._fired = deadline, None, False
+            self._armed[threading.get_ident()] = request
             if self._thread is None or not self._thread.is_alive():  # first use, or a fork
                 self._start()
-            elif self._wake_at is None or deadline < self._wake_at:
+            elif self._wake_at is None or request.deadline < self._wake_at:
                 self._cond.notify()  # idle, or asleep past this deadline: recompute
 
     def attach(self, conn: Any) -> None:
-        """The armed request now runs on ``conn``; cut it at once if the deadline passed."""
+        """This thread's request now runs on ``conn``; cut it at once if its deadline passed."""
         with self._cond:
-            if self._deadline is None and not self._fired:
+            request = self._armed.get(threading.get_ident())
+            if request is None:
                 return  # not armed: a request made without a deadline
-            self._conn = conn
-            if self._fired:  # passed while connecting, when there was no socket to cut yet
+            request.conn = conn
+            if request.fired:  # passed while connecting, when there was no socket to cut yet
                 _cut(conn)
 
     def disarm(self) -> bool:
-        """End the armed request; True if its deadline passed and its connection was cut."""
+        """End this thread's request; True if its deadline passed and its connection was cut."""
         with self._cond:
-            fired = self._fired
-            self._deadline, self._conn, self._fired = None, None, False
-            return fired
+            request = self._armed.pop(threading.get_ident(), None)
+            return request is not None and request.fired
 
     def close(self) -> None:
         """Stop the thread; a later arm() starts a new one."""
@@ -89,26 +99,28 @@ class Watchdog:
         cond = self._cond
         with cond:
             while self._thread is me:
-                deadline = self._deadline
-                if deadline is None or self._fired:
+                waiting = [r for r in self._armed.values() if not r.fired]
+                if not waiting:
                     self._wake_at = None
                     cond.wait()
                     continue
-                left = deadline - self._clock()
-                if left > 0:
-                    self._wake_at = deadline
-                    cond.wait(left)
+                now = self._clock()
+                due = [r for r in waiting if r.deadline <= now]
+                if not due:
+                    self._wake_at = min(r.deadline for r in waiting)
+                    cond.wait(self._wake_at - now)
                     continue
-                self._fired = True
-                if self._conn is not None:
-                    _cut(self._conn)
+                for request in due:
+                    request.fired = True
+                    if request.conn is not None:
+                        _cut(request.conn)
                 cond.notify_all()  # for whoever waits to see it fire (tests)
 
     def _after_fork(self) -> None:
         # The thread did not survive the fork and may have held the lock: start afresh.
         self._cond = threading.Condition(threading.Lock())
         self._thread = None
-        self._deadline, self._conn, self._fired, self._wake_at = None, None, False, None
+        self._armed, self._wake_at = {}, None
 
 
 def _cut(conn: Any) -> None:
