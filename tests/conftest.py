@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,9 @@ def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     """Fail the test if its captured stdout/stderr or any log record shows a test access key.
 
     Looks at everything: records of every logger and level that was emitted, output pytest
-    captured (also of subprocesses writing to the inherited stderr), and output a test read
-    itself with capsys/capfd.readouterr().
+    captured (also of subprocesses writing to the inherited stderr), output a test read
+    itself with capsys/capfd.readouterr(), and output of child processes read through
+    subprocess.run(capture_output=True) or Popen.communicate().
     """
     catcher = _LeakCatcher()
     root = logging.getLogger()
@@ -136,12 +138,22 @@ def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
         return result
 
     monkeypatch.setattr(pytest.CaptureFixture, "readouterr", readouterr)
+    communicate = subprocess.Popen.communicate
+
+    def child_output(self: subprocess.Popen, *args: Any, **kwargs: Any) -> Any:
+        result = communicate(self, *args, **kwargs)  # what subprocess.run(capture_output) reads
+        for part in result:
+            if part:
+                read.append(part.decode(errors="replace") if isinstance(part, bytes) else part)
+        return result
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", child_output)
     try:
         yield
     finally:
         root.removeHandler(catcher)
     leaks = list(catcher.leaks)
-    leaks += [f"output read with readouterr(): {_masked(text)}"
+    leaks += [f"output read with readouterr() or from a child process: {_masked(text)}"
               for text in read if _shows_a_key(text)]
     for when, name, text in getattr(request.node, "_report_sections", []):
         if _shows_a_key(text):

@@ -43,6 +43,11 @@ def test_subprocess_stderr_leaks():
     subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('%s')" % KEY], check=True)
 
 
+def test_captured_child_output_leaks():
+    done = subprocess.run([sys.executable, "-c", "print('%s')" % KEY], capture_output=True)
+    assert done.returncode == 0
+
+
 def test_redacted_form_is_fine(caplog):
     print("key ...ey, " + "\\u2026ey")
     logging.getLogger("isstreamer").warning("key \\u2026ey")
@@ -73,11 +78,11 @@ def inner_run(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.parametrize("name", [
     "test_print_leaks", "test_warning_leaks", "test_other_logger_exception_leaks",
-    "test_read_output_leaks", "test_subprocess_stderr_leaks",
+    "test_read_output_leaks", "test_subprocess_stderr_leaks", "test_captured_child_output_leaks",
 ])
 def test_leaking_test_fails(inner_run: str, name: str) -> None:
     """Each way of showing the key (stdout, a log record, a traceback, read output, a child's
-    stderr) fails the test that did it."""
+    inherited stderr or captured output) fails the test that did it."""
     assert f"ERROR test_inner.py::{name} - Failed: a test access key was shown in full" in inner_run
 
 
@@ -95,4 +100,4 @@ def test_report_masks_the_key(inner_run: str) -> None:
     """The guard's own failure message says where, with the key masked."""
     assert "log record isstreamer WARNING from " in inner_run
     assert "test_inner.py:14: isstreamer WARNING using <KEY>" in inner_run
-    assert "5 errors" in inner_run
+    assert "6 errors" in inner_run
