@@ -6,9 +6,11 @@ connection (``shutdown`` of its socket, which wakes a blocked send or receive at
 a request is still running at its deadline; the request then fails like a dropped
 connection and the sink reports it as a timeout.
 
-The healthy path pays two lock round trips and no thread wake-up: the watchdog sleeps
-towards the oldest armed deadline and, when it wakes to find that request finished, sleeps
-on towards the current one, so back-to-back requests wake it about once per timeout.
+The healthy path pays a few uncontended lock round trips (about 2 µs a request) and no
+thread wake-up: the watchdog sleeps towards the earliest armed deadline and, when it wakes
+to find that request finished, sleeps on towards the next one, so back-to-back requests
+wake it about once per timeout. The DNS lookup inside connect() cannot be interrupted; a
+request whose deadline passed during it is cut as soon as its socket exists.
 """
 
 from __future__ import annotations
