@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 import platformdirs
 
 from .errors import ConfigError
+from .redact import redact_key, redact_url
 from .sinks.initialstate import DEFAULT_API_BASE
 from .spool import DEFAULT_MAX_BYTES
 
@@ -88,7 +89,7 @@ def read_ini(path: Path) -> Dict[str, str]:
     return values
 
 
-@dataclass
+@dataclass(repr=False)
 class Settings:
     """The effective configuration and, per setting, where it came from."""
 
@@ -96,11 +97,26 @@ class Settings:
     sources: Dict[str, str] = field(default_factory=dict)
     ini_path: Optional[Path] = None
 
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks, debug output and bug reports: never the key itself.
+        return (f"Settings(values={shown_values(self.values)!r}, sources={self.sources!r}, "
+                f"ini_path={self.ini_path!r})")
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.__dict__["values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def shown_values(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """``values`` as they may be shown: the access key and any credentials in api_base redacted."""
+    shown = dict(values)
+    if "access_key" in shown:
+        shown["access_key"] = redact_key(str(shown["access_key"] or ""))
+    if shown.get("api_base"):
+        shown["api_base"] = redact_url(str(shown["api_base"]))
+    return shown
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -120,6 +136,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 raise ValueError("must be more than 0")
             return seconds
     except (TypeError, ValueError) as exc:
+        # Only settings with no secret reach this (access_key and api_base are checked below).
         raise ConfigError(f"{name} from {origin} is invalid ({value!r}): {exc}") from None
     if name == "access_key":
         key = str(value).strip()  # a key read from a file often ends in a newline
@@ -131,7 +148,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "api_base":
         value = str(value).strip()
         if not value.startswith(_SCHEMES):
-            raise ConfigError(f"api_base from {origin} must start with one of {', '.join(_SCHEMES)}; got {value!r}")
+            raise ConfigError(f"api_base from {origin} must start with one of "
+                              f"{', '.join(_SCHEMES)}; got {redact_url(value)!r}")
         return value.rstrip("/")
     return value
 

@@ -1,7 +1,8 @@
 """A real local HTTP server that speaks the Initial State events API and fails on command.
 
 Tests point a sink at ``ApiServer().url`` and then inspect ``requests`` / ``events``, or queue
-misbehaviour (``fail``, ``hang``, ``reset``, ``delay``) for the next requests to a path.
+misbehaviour (``fail``, ``hang``, ``reset``, ``delay``, ``drip``, ``trickle``) for the next requests
+to a path.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+DEFAULT_ACCESS_KEY = "test-access-key"  # the key ApiServer() accepts unless told otherwise
 EVENTS_PATH = "/api/events"
 BUCKETS_PATH = "/api/buckets"
 _CREDENTIAL_PARAMS = ("accessKey", "bucketKey")
@@ -46,7 +48,7 @@ class Request:
 
 @dataclass
 class _Behaviour:
-    kind: str  # "fail" | "hang" | "reset" | "delay"
+    kind: str  # "fail" | "hang" | "reset" | "delay" | "drip" | "trickle"
     times: int | None  # None: until clear()
     status: int = 0
     headers: dict[str, str] | None = None
@@ -100,18 +102,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         api = self.server.api
         received = time.monotonic()
+        if isinstance(self.wfile, _Drip):  # the previous request on this connection dripped
+            self.wfile = self.wfile.stream
         url = urlsplit(self.path)
         pairs = parse_qsl(url.query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
         behaviour, release = api._next_behaviour(url.path)
-        raw = self._read_body()  # None: larger than max_body (read and discarded)
+        if behaviour is not None and behaviour.kind == "trickle":
+            raw = self._trickle_body(behaviour.seconds, release)
+        else:
+            raw = self._read_body()  # None: larger than max_body (read and discarded)
         payload, error = _decode(raw or b"", headers)
         req = Request(self.command, url.path, dict(pairs), headers, raw or b"", payload, 0,
                       received, api._conns.get(self.connection, 0))
-        if behaviour is not None and behaviour.kind != "delay":
+        if behaviour is not None and behaviour.kind not in ("delay", "drip", "trickle"):
             return self._misbehave(req, behaviour, release)
-        if behaviour is not None:
+        if behaviour is not None and behaviour.kind == "delay":
             release.wait(behaviour.seconds)  # clear()/stop() cut the delay short
+        if behaviour is not None and behaviour.kind == "drip":
+            # The usual answer, written one byte at a time (status line, headers and body).
+            self.wfile = _Drip(self.wfile, behaviour.seconds, release)  # type: ignore[assignment]
         if raw is None:
             return self._answer(req, 413, {"message": f"body larger than {api.max_body} bytes"})
         routes = {EVENTS_PATH: ("GET", "POST"), BUCKETS_PATH: ("POST",)}
@@ -178,6 +188,19 @@ class _Handler(BaseHTTPRequestHandler):
             length -= len(chunk)
         return None
 
+    def _trickle_body(self, interval_s: float, release: threading.Event) -> bytes:
+        # 1 KiB per interval: the client's sends all progress, its upload takes long.
+        length, chunks = int(self.headers.get("Content-Length") or 0), []
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            length -= len(chunk)
+            if not release.is_set():
+                release.wait(interval_s)
+        return b"".join(chunks)
+
     def _answer(self, req: Request, status: int, body: Any = None,
                 headers: dict[str, str] | None = None, events: list[dict] | None = None) -> None:
         req.status = status
@@ -196,12 +219,39 @@ class _Handler(BaseHTTPRequestHandler):
         # clients always know where the answer ends.
         if status not in (204, 304) and "content-length" not in names:
             headers["Content-Length"] = str(len(body or b""))
-        self.send_response(status)
+        if "date" in names:  # the test's own Date (a server clock far from ours) replaces ours
+            self.send_response_only(status)
+            self.send_header("Server", self.version_string())
+        else:
+            self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, str(value))
         self.end_headers()
         if body and status not in (204, 304):
             self.wfile.write(body)
+
+
+class _Drip:
+    """A write-only stream that sends one byte per ``interval_s``; a release sends the rest."""
+
+    def __init__(self, stream: Any, interval_s: float, release: threading.Event) -> None:
+        self.stream = stream
+        self._interval_s = interval_s
+        self._release = release
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        for i in range(len(view)):
+            if self._release.is_set():
+                self.stream.write(view[i:])
+                break
+            self.stream.write(view[i:i + 1])
+            self.stream.flush()
+            self._release.wait(self._interval_s)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:  # closed, close(): the real stream's
+        return getattr(self.stream, name)
 
 
 def _decode(raw: bytes, headers: dict[str, str]) -> tuple[Any, str | None]:
@@ -230,7 +280,7 @@ def _bucket_problem(bucket: Any) -> str | None:
 class ApiServer:
     """The Initial State events API on 127.0.0.1, recording everything, failing on command."""
 
-    def __init__(self, access_keys: Iterable[str] | None = ("test-access-key",),
+    def __init__(self, access_keys: Iterable[str] | None = (DEFAULT_ACCESS_KEY,),
                  max_body: int = 1_000_000, host: str = "127.0.0.1", port: int = 0) -> None:
         self.access_keys = None if access_keys is None else set(access_keys)  # None: any key
         self.max_body = max_body
@@ -300,6 +350,15 @@ class ApiServer:
     def delay(self, seconds: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
         """Wait ``seconds`` before answering the next requests normally."""
         self._queue(path, _Behaviour("delay", times, seconds=seconds))
+
+    def drip(self, interval_s: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
+        """Answer the next requests normally, but one byte (status line, headers, body) per
+        ``interval_s`` seconds: every socket read of the client succeeds, the answer takes long."""
+        self._queue(path, _Behaviour("drip", times, seconds=interval_s))
+
+    def trickle(self, interval_s: float, times: int | None = 1, path: str = EVENTS_PATH) -> None:
+        """Read the body of the next requests 1 KiB per ``interval_s`` seconds, then answer."""
+        self._queue(path, _Behaviour("trickle", times, seconds=interval_s))
 
     def clear(self) -> None:
         """Drop queued behaviours and release hung requests (their connections close)."""

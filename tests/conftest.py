@@ -1,16 +1,20 @@
-"""Shared fixtures: a local events API server and an environment with no real user state."""
+"""Shared fixtures: a local events API server, an environment with no real user state, and a
+guard that fails any test whose output or log records show a test access key."""
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
+from apiserver import DEFAULT_ACCESS_KEY, ApiServer
 
 ACCESS_KEY = "test-access-key"
+# Keys no output may show in full; their redacted forms (e.g. "…ey") are fine.
+SECRET_KEYS = frozenset({ACCESS_KEY, DEFAULT_ACCESS_KEY})
 
 
 @pytest.fixture
@@ -81,3 +85,78 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     logger.setLevel(saved[0])
     logger.handlers[:] = saved[1]
     logger.propagate, logger.disabled = saved[2], saved[3]
+
+
+class _LeakCatcher(logging.Handler):
+    """Sees every record any logger emits during a test; remembers those showing a key."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)  # message, arguments and any traceback
+        except Exception:  # a record that cannot be formatted is the test's business
+            return
+        if _shows_a_key(text):
+            self.leaks.append(f"log record {record.name} {record.levelname} "
+                              f"from {record.pathname}:{record.lineno}: {_masked(text)}")
+
+
+def _shows_a_key(text: str) -> bool:
+    return any(key in text for key in SECRET_KEYS)
+
+
+def _masked(text: str, limit: int = 300) -> str:
+    # The failure report must not become the leak: show where, with the key cut out.
+    for key in SECRET_KEYS:
+        text = text.replace(key, "<KEY>")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                     ) -> Iterator[None]:
+    """Fail the test if its captured stdout/stderr or any log record shows a test access key.
+
+    Looks at everything: records of every logger and level that was emitted, output pytest
+    captured (also of subprocesses writing to the inherited stderr), output a test read
+    itself with capsys/capfd.readouterr(), and output of child processes read through
+    subprocess.run(capture_output=True) or Popen.communicate().
+    """
+    catcher = _LeakCatcher()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    read: list[str] = []
+    original = pytest.CaptureFixture.readouterr
+
+    def readouterr(self: Any) -> Any:
+        result = original(self)
+        read.extend(str(part) for part in result)
+        return result
+
+    monkeypatch.setattr(pytest.CaptureFixture, "readouterr", readouterr)
+    communicate = subprocess.Popen.communicate
+
+    def child_output(self: subprocess.Popen, *args: Any, **kwargs: Any) -> Any:
+        result = communicate(self, *args, **kwargs)  # what subprocess.run(capture_output) reads
+        for part in result:
+            if part:
+                read.append(part.decode(errors="replace") if isinstance(part, bytes) else part)
+        return result
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", child_output)
+    try:
+        yield
+    finally:
+        root.removeHandler(catcher)
+    leaks = list(catcher.leaks)
+    leaks += [f"output read with readouterr() or from a child process: {_masked(text)}"
+              for text in read if _shows_a_key(text)]
+    for when, name, text in getattr(request.node, "_report_sections", []):
+        if _shows_a_key(text):
+            leaks.append(f"captured {name} during {when}: {_masked(text)}")
+    if leaks:
+        pytest.fail("a test access key was shown in full:\n" + "\n".join(leaks), pytrace=False)

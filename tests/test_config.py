@@ -337,3 +337,31 @@ def test_access_key_with_control_characters_is_refused_without_echo() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({"access_key": "SECRET-part\nother"}, environ={})
     assert "SECRET" not in str(info.value)
+
+
+SECRET = "ist_0123456789abcdefSECRETa1b2"
+
+
+def test_settings_repr_and_str_hide_the_key() -> None:
+    """repr() and str() of Settings show the key redacted, as do the credentials of api_base."""
+    settings = load_settings({"access_key": SECRET,
+                              "api_base": f"https://me:{SECRET}@h/?accessKey={SECRET}&bucketKey=b"},
+                             environ={})
+    for text in (repr(settings), str(settings), f"{settings}", repr([settings])):
+        assert "SECRET" not in text
+        assert "'access_key': 'ist_…a1b2'" in text
+        assert "'api_base': 'https://me:…@h/?accessKey=ist_…a1b2&bucketKey=b'" in text
+    assert settings.access_key == SECRET  # the value itself is untouched
+
+
+def test_settings_repr_without_key() -> None:
+    """No key at all shows as (none), not as an empty string someone may mistake for a bug."""
+    assert "'access_key': '(none)'" in repr(load_settings({}, environ={}))
+
+
+def test_bad_api_base_error_hides_credentials() -> None:
+    """A refused api_base is named in the error with its password and query values redacted."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"api_base": f"ftp://me:{SECRET}@h/?accessKey={SECRET}"}, environ={})
+    assert "SECRET" not in str(caught.value)
+    assert "ftp://me:…@h/?accessKey=ist_…a1b2" in str(caught.value)

@@ -4,20 +4,19 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from apiserver import ApiServer
 
 from isstreamer import __version__
-from isstreamer.sinks.base import Bucket, Outcome, Sink
+from isstreamer.sinks.base import Bucket, Outcome, SendResult, Sink
 from isstreamer.sinks.initialstate import (
     DEFAULT_API_BASE,
     InitialStateSink,
-    parse_retry_after,
     public_address,
-    rate_limit_wait,
 )
 
 BUCKET = Bucket("bucket-1", "Bucket One")
@@ -277,6 +276,55 @@ def test_rate_limit_remaining_requests_no_wait(sink: InitialStateSink, api_serve
     assert sink.send(BUCKET, EVENTS).retry_after is None
 
 
+def test_device_clock_in_1970_retry_after_date(api_server: ApiServer, access_key: str) -> None:
+    """With the device clock at 1970, an HTTP-date Retry-After is measured from the server's Date."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
+    api_server.fail(503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)})
+    try:
+        result = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_after is not None and 115 <= result.retry_after <= 121
+
+
+def test_device_clock_in_1970_rate_limit_reset(api_server: ApiServer, access_key: str) -> None:
+    """With the device clock at 1970, X-RateLimit-Reset is measured from the server's Date."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
+    api_server.fail(429, headers={"X-RateLimit-Remaining": "0",
+                                  "X-RateLimit-Reset": str(int(time.time()) + 30)})
+    try:
+        result = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.retry_after is not None and 25 <= result.retry_after <= 31
+
+
+def test_server_clock_is_the_reference(sink: InitialStateSink, api_server: ApiServer) -> None:
+    """Absolute times follow the server's Date even when it is years away from ours."""
+    server_time = 1_900_000_000  # 2030: the server's clock, not the device's
+    api_server.fail(429, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
+                                  "Retry-After": email.utils.formatdate(server_time + 60, usegmt=True)})
+    assert sink.send(BUCKET, EVENTS).retry_after == 60.0
+    api_server.fail(204, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
+                                  "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server_time + 9)})
+    assert sink.send(BUCKET, EVENTS).retry_after == 9.0
+
+
+@pytest.mark.parametrize("status", [429, 401])
+def test_server_wait_is_capped(api_server: ApiServer, access_key: str, status: int) -> None:
+    """A Retry-After of a day is capped at max_retry_after_s (600 s unless given)."""
+    api_server.fail(status, headers={"Retry-After": "86400"})
+    sink = InitialStateSink(api_server.url, access_key, timeout=5)
+    try:
+        assert sink.send(BUCKET, EVENTS).retry_after == 600.0
+        sink.max_retry_after_s = 45.0
+        api_server.fail(status, headers={"Retry-After": "86400"})
+        assert sink.send(BUCKET, EVENTS).retry_after == 45.0
+    finally:
+        sink.close()
+
+
 def test_wrong_path_is_kept_not_dropped(access_key: str, api_server: ApiServer) -> None:
     """A 404 (api_base pointing at the wrong place) keeps the events (AUTH) and says to check stream_api_base."""
     sink = InitialStateSink(api_server.url + "/wrong", access_key)
@@ -332,6 +380,88 @@ def test_hang_times_out_as_retry(api_server: ApiServer, access_key: str) -> None
     assert "0.3 s" in result.message
 
 
+def test_drip_server_sends_one_byte_per_read(api_server: ApiServer, access_key: str) -> None:
+    """The drip mode really answers byte by byte, so every socket read of a client succeeds."""
+    api_server.drip(0.05, path="/api/buckets")
+    with socket.create_connection((api_server.host, api_server.port), timeout=5) as conn:
+        conn.sendall(b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: "
+                     + access_key.encode()
+                     + b"\r\nContent-Length: 17\r\n\r\n{\"bucketKey\":\"b\"}")
+        assert api_server.wait_for_requests(1)
+        first = conn.recv(100)
+    assert first == b"H"
+
+
+def send_while(server: ApiServer, key: str, timeout_s: float, misbehave: Callable[[], None],
+               events: list = EVENTS) -> tuple[SendResult, float, SendResult]:
+    """(result, seconds taken) of one send while the server misbehaves, between two healthy
+    sends, and the result of the healthy send after it."""
+    sink = InitialStateSink(server.url, key, timeout=timeout_s)
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        misbehave()
+        start = time.monotonic()
+        result = sink.send(BUCKET, events)
+        elapsed = time.monotonic() - start
+        server.clear()
+        return result, elapsed, sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+
+
+def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key: str) -> None:
+    """An answer dripped one byte per 0.2 s (20 s in all) ends as RETRY at the 0.5 s timeout."""
+    result, elapsed, after = send_while(api_server, access_key, 0.5, lambda: api_server.drip(0.2))
+    assert result.outcome is Outcome.RETRY and "within 0.5 s" in result.message
+    assert elapsed < 5.0  # per-read timeouts alone would have waited for all ~100 bytes
+    assert after.ok  # the cut connection was replaced
+
+
+def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
+    """A server reading an 8 MB upload 1 KiB per 50 ms (minutes in all) is cut off at the 1 s
+    timeout, with the connection usable again afterwards."""
+    events = [(f"k{i % 50}", i + 0.5, 1700000000.0 + i) for i in range(160_000)]
+    with ApiServer(access_keys=(access_key,), max_body=100_000_000) as server:
+        result, elapsed, after = send_while(server, access_key, 1.0,
+                                            lambda: server.trickle(0.05), events)
+    assert result.outcome is Outcome.RETRY and "within 1 s" in result.message
+    assert elapsed < 10.0 and after.ok
+
+
+def test_dripping_bucket_creation_is_cut_too(api_server: ApiServer, access_key: str) -> None:
+    """The deadline covers every request of the sink, bucket creation included."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=0.5)
+    api_server.drip(0.2, path="/api/buckets")
+    try:
+        result = sink.send(BUCKET, EVENTS)
+        assert result.outcome is Outcome.RETRY and "within 0.5 s" in result.message
+        assert sink.send(BUCKET, EVENTS).ok
+    finally:
+        sink.close()
+    assert len(api_server.events) == len(EVENTS)
+
+
+def test_slow_answer_within_the_timeout_is_kept(api_server: ApiServer, access_key: str) -> None:
+    """An answer that drips but completes before the deadline is a normal success."""
+    sink = InitialStateSink(api_server.url, access_key, timeout=30)
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        api_server.drip(0.001)
+        assert sink.send(BUCKET, EVENTS).ok
+    finally:
+        sink.close()
+    assert len(api_server.events) == 2 * len(EVENTS)
+
+
+def test_deadline_does_not_cut_healthy_requests(sink: InitialStateSink,
+                                                api_server: ApiServer) -> None:
+    """Back-to-back requests, each far inside the deadline, all succeed on one connection."""
+    sink.timeout = 0.5
+    results = [sink.send(BUCKET, EVENTS) for _ in range(50)]
+    assert all(r.ok for r in results)
+    assert len({r.conn for r in api_server.requests}) == 1
+
+
 def test_unencodable_batch_is_a_result_not_an_exception(sink: InitialStateSink) -> None:
     """A batch that cannot be encoded as JSON is answered BAD, never raised across the thread."""
     result = sink.send(BUCKET, [("k", float("nan"), 1.0)])
@@ -373,6 +503,41 @@ def test_address_has_no_credentials(access_key: str) -> None:
         sink.close()
 
 
+def test_key_in_api_base_query_goes_in_the_header(api_server: ApiServer, access_key: str) -> None:
+    """An api_base with ?accessKey= sends the key as X-IS-AccessKey, never in the request line;
+    other query parameters follow every request path."""
+    sink = InitialStateSink(f"{api_server.url}/?accessKey={access_key}&region=eu", "")
+    try:
+        assert sink.send(BUCKET, EVENTS).ok
+        assert access_key not in repr(sink) and access_key not in sink.address
+    finally:
+        sink.close()
+    assert [(r.path, r.query) for r in api_server.requests] == [
+        ("/api/buckets", {"region": "eu"}), ("/api/events", {"region": "eu"})]
+    assert all(r.headers["x-is-accesskey"] == access_key for r in api_server.requests)
+
+
+def test_key_in_api_base_never_logged_at_debug(api_server: ApiServer, access_key: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """With ?accessKey= and user:password@ in api_base, DEBUG logs of every logger (urllib3
+    included) and every result message stay free of the key, through failures too."""
+    base = api_server.url.replace("http://", f"http://user:{access_key}@")
+    sink = InitialStateSink(f"{base}/?accessKey={access_key}", access_key, timeout=0.5)
+    with caplog.at_level(logging.DEBUG):
+        messages = [sink.send(BUCKET, EVENTS).message]
+        for misbehave in (lambda: api_server.fail(503), lambda: api_server.fail(401),
+                          lambda: api_server.drip(0.2), api_server.reset):
+            misbehave()
+            messages.append(sink.send(BUCKET, EVENTS).message)
+        messages.append(repr(sink))
+        api_server.stop()
+        messages.append(sink.send(BUCKET, EVENTS).message)
+        sink.close()
+    assert len(caplog.records) > 3  # urllib3 did log each request
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(messages)
+    assert access_key not in text
+
+
 @pytest.mark.parametrize("url, expected", [
     ("https://groker.init.st", "https://groker.init.st"),
     ("https://groker.init.st/", "https://groker.init.st"),
@@ -387,29 +552,6 @@ def test_public_address(url: str, expected: str) -> None:
 
 
 # ---- header parsing ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("value, expected", [
-    (None, None), ("", None), ("5", 5.0), (" 2.5 ", 2.5), ("-3", 0.0), ("soon", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
-])
-def test_parse_retry_after(value: str, expected: float) -> None:
-    """Retry-After seconds are parsed; past dates give 0; garbage gives None."""
-    assert parse_retry_after(value) == expected
-
-
-def test_parse_retry_after_date_with_injected_now() -> None:
-    """An HTTP-date is measured from the given now."""
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 90) == 90.0
-
-
-def test_rate_limit_wait_parsing() -> None:
-    """Only Remaining 0 with a Reset asks for a wait; bad numbers are ignored."""
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1030"}, now=1000.0) == 30.0
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "900"}, now=1000.0) == 0.0
-    assert rate_limit_wait({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1030"}, now=1000.0) is None
-    assert rate_limit_wait({"X-RateLimit-Remaining": "0"}, now=1000.0) is None
-    assert rate_limit_wait({"X-RateLimit-Remaining": "x", "X-RateLimit-Reset": "1"}, now=1000.0) is None
-
 
 def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server: ApiServer,
                                              access_key: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from isstreamer.redact import redact_key
+from isstreamer.redact import redact_key, redact_url, scrub
 
 
 def test_long_key_shows_first_and_last_four() -> None:
@@ -38,3 +38,35 @@ def test_never_reveals_the_key(length: int) -> None:
     assert key not in shown or length == 0
     visible = len(shown.replace("…", ""))
     assert visible <= min(8, length // 2)
+
+
+KEY = "ist_0123456789abcdefSECRETa1b2"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://groker.init.st", "https://groker.init.st"),
+    (f"https://h/api/events?accessKey={KEY}&bucketKey=b1",
+     "https://h/api/events?accessKey=ist_…a1b2&bucketKey=b1"),
+    (f"https://me:{KEY}@h:8443/p", "https://me:…@h:8443/p"),
+    (f"https://{KEY}@h/", "https://ist_…a1b2@h/"),
+    (f"redis://:{KEY}@127.0.0.1:6379/0?db=2", "redis://:…@127.0.0.1:6379/0?db=2"),
+    ("https://h/?token=abcdefghijkl&x=", "https://h/?token=…kl&x="),
+    ("https://h/#frag", "https://h/"),
+])
+def test_redact_url(url: str, expected: str) -> None:
+    """Passwords and query values (but bucketKey, db and a few other names) are redacted."""
+    assert redact_url(url) == expected
+    assert "SECRET" not in redact_url(url)
+
+
+def test_redact_url_unparsable() -> None:
+    """A URL urlsplit refuses is not shown at all: it may still hold a secret."""
+    assert redact_url(f"https://[{KEY}/") == "(unparsable URL)"
+
+
+def test_scrub_replaces_every_occurrence() -> None:
+    """scrub() replaces each full secret with its redacted form and ignores empty ones."""
+    text = f"echo: {KEY} and again {KEY}"
+    assert scrub(text, KEY, "") == "echo: ist_…a1b2 and again ist_…a1b2"
+    assert scrub("nothing here", KEY) == "nothing here"
+    assert scrub("x", "") == "x"

@@ -11,8 +11,9 @@ import pytest
 import requests
 from apiserver import ApiServer
 
-from isstreamer.sinks.base import Bucket
+from isstreamer.sinks.base import Bucket, Outcome
 from isstreamer.sinks.initialstate import InitialStateSink, LeanAdapter, encode_events
+from isstreamer.sinks.lean import unencodable
 
 
 def reference(events: list) -> bytes:
@@ -134,3 +135,55 @@ def test_given_session_adapter_is_used(api_server: ApiServer, access_key: str) -
     finally:
         sink.close()
     assert [url.rsplit("/", 2)[-2:] for url in calls] == [["api", "buckets"], ["api", "events"]]
+
+
+class Unprintable:
+    """A value whose repr() and str() raise, as some user types do."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (("bad", math.nan, 1.0), "ValueError"),
+        (("bad", 10**5000, 1.0), "ValueError"),
+        (("bad", Decimal("1.5"), 1.0), "TypeError"),
+        (("bad", 1, object()), "TypeError"),
+        (("bad", Unprintable(), 1.0), "TypeError"),
+    ],
+)
+def test_unencodable_event_is_named_not_raised(api_server: ApiServer, access_key: str,
+                                               bad: tuple, reason: str) -> None:
+    """A batch with one value the encoder refuses is BAD, naming that event; nothing is sent."""
+    sink = InitialStateSink(api_server.url, access_key)
+    batch = [("a", 1, 1.0), ("b", 2.5, 2.0), bad, ("c", "x", 3.0)]
+    try:
+        result = sink.send(Bucket("b"), batch)
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.BAD and result.failed is None
+    assert result.message.startswith("event 2 (key 'bad') cannot be encoded as JSON")
+    assert reason in result.message
+    assert [r.path for r in api_server.requests] == ["/api/buckets"]
+
+
+def test_unencodable_key_is_named_safely(api_server: ApiServer, access_key: str) -> None:
+    """An event whose key is itself unencodable and unprintable is still named, by index."""
+    sink = InitialStateSink(api_server.url, access_key)
+    try:
+        result = sink.send(Bucket("b"), [("a", 1, 1.0), (Unprintable(), 1, 1.0)])
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.BAD
+    assert "event 1 (key <Unprintable with a failing repr>)" in result.message
+
+
+def test_unencodable_finds_the_first_bad_event() -> None:
+    """unencodable() gives the index and reason of the first refused event, None if all pass."""
+    assert unencodable(SAMPLES) is None
+    found = unencodable([("a", 1, 1.0), ("b", math.inf, 1.0), ("c", math.nan, 1.0)])
+    assert found is not None and found[0] == 1 and found[1].startswith("ValueError")

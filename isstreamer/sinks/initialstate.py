@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests.models import PreparedRequest
@@ -15,9 +14,17 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
-from ..redact import redact_key
+from ..redact import redact_key, scrub
 from .base import SENT, Bucket, Event, Outcome, SendResult
-from .lean import LeanAdapter, encode_events
+from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
+from .server_time import (
+    MAX_WAIT_S,
+    WallClock,
+    parse_retry_after,
+    rate_limit_wait,
+    requested_wait,
+    server_now,
+)
 
 log = logging.getLogger("isstreamer")
 
@@ -42,38 +49,19 @@ def public_address(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def rate_limit_wait(
-    headers: requests.structures.CaseInsensitiveDict[str], now: float | None = None
-) -> float | None:
-    """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset."""
-    remaining = headers.get("X-RateLimit-Remaining")
-    reset = headers.get("X-RateLimit-Reset")
-    if remaining is None or reset is None:
-        return None
-    try:
-        if int(float(remaining)) > 0:
-            return None
-        return max(0.0, float(reset) - (time.time() if now is None else now))
-    except ValueError:
-        return None
+def split_api_base(api_base: str) -> tuple[str, str, str]:
+    """(base URL, query for every request, access key) from an api_base that may carry
+    ``?accessKey=`` (the events API's URL variant): the key travels in a header instead, so
+    it is in no request line, proxy log or urllib3 debug line."""
+    parts = urlsplit(api_base)
+    key, rest = "", []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "accessKey":
+            key = value
+        else:
+            rest.append((name, value))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return base, ("?" + urlencode(rest)) if rest else "", key
 
 
 def server_message(response: requests.Response) -> str:
@@ -90,6 +78,15 @@ def server_message(response: requests.Response) -> str:
         return text.strip()[:300] or response.reason or ""
 
 
+def _safe_repr(obj: object, limit: int = 60) -> str:
+    """repr() for a message: bounded, and never raising (the object may be what is broken)."""
+    try:
+        text = repr(obj)
+    except Exception:  # any user type's __repr__ may fail
+        text = f"<{type(obj).__name__} with a failing repr>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class InitialStateSink:
     """Sends batches as JSON arrays to ``POST /api/events``, creating each bucket first."""
 
@@ -100,10 +97,18 @@ class InitialStateSink:
         *,
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        max_retry_after_s: float = MAX_WAIT_S,
+        wall_clock: WallClock = time.time,
     ) -> None:
-        self.api_base = api_base.rstrip("/")
-        self.address = public_address(self.api_base)
+        """``timeout`` (s) bounds each request as a whole: connecting, sending the body and
+        reading the complete answer. A server's requested wait is capped at
+        ``max_retry_after_s``; ``wall_clock`` is only read when an answer has no Date."""
+        self._base, self._query, key_in_url = split_api_base(api_base.strip())
+        self.address = public_address(self._base)
+        access_key = access_key or key_in_url
         self.timeout = timeout
+        self.max_retry_after_s = max_retry_after_s
+        self._wall_clock = wall_clock
         self._access_key = access_key
         if session is None:
             session = requests.Session()
@@ -112,11 +117,14 @@ class InitialStateSink:
         self._session = session
         # Requests go straight to the adapter: Session.send would add hooks, two rounds of
         # cookie extraction and a redirect check to every request, none of which apply here.
-        self._adapter = session.get_adapter(self.api_base + "/")
+        self._adapter = session.get_adapter(self._base + "/")
+        # A session of the caller's with another adapter gets requests' per-operation
+        # timeouts only: the deadline needs connections that report to the watchdog.
+        self._watchdog = getattr(self._adapter, "watchdog", None)
         self._created: set[str] = set()
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
-        self._proxies = get_environ_proxies(self.api_base) if self._session.trust_env else {}
+        self._proxies = get_environ_proxies(self._base) if self._session.trust_env else {}
         self._headers: dict[str, str] = {
             "Content-Type": "application/json",
             "Accept-Version": "~0",
@@ -135,9 +143,21 @@ class InitialStateSink:
                 return created
         try:
             body = encode_events(events)
-        except (TypeError, ValueError) as exc:  # only events that skipped validation get here
-            return SendResult(Outcome.BAD, message=f"batch cannot be encoded as JSON: {exc}")
+        except ENCODE_ERRORS:  # only events that skipped validation get here
+            return self._unencodable(events)
         return self._post("/api/events", bucket.key, body)
+
+    @staticmethod
+    def _unencodable(events: Sequence[Event]) -> SendResult:
+        found = unencodable(events)
+        if found is None:  # the batch failed as a whole (nothing to name): say so
+            return SendResult(Outcome.BAD, message="batch cannot be encoded as JSON")
+        index, reason = found
+        return SendResult(
+            Outcome.BAD,
+            message=f"event {index} (key {_safe_repr(events[index][0])}) cannot be encoded "
+            f"as JSON: {reason}",
+        )
 
     def create_bucket(self, bucket: Bucket) -> SendResult:
         body = json.dumps(
@@ -158,7 +178,7 @@ class InitialStateSink:
         if template is None:
             headers = dict(self._headers, **{"X-IS-BucketKey": bucket_key})
             prepared = requests.Request(
-                "POST", self.api_base + path, headers=headers, data=b"x"
+                "POST", self._base + path + self._query, headers=headers, data=b"x"
             ).prepare()
             template = self._templates[key] = (str(prepared.url), prepared.headers)
         req = PreparedRequest()
@@ -170,43 +190,55 @@ class InitialStateSink:
         return req
 
     def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
+        # ``timeout`` bounds the whole request: urllib3 applies it to each socket operation
+        # (connect, each send, each receive), the watchdog to all of them together.
+        watchdog = self._watchdog if self.timeout is not None else None
+        late = False
         try:
-            response = self._adapter.send(
-                self._request(path, bucket_key, body),
-                timeout=self.timeout,
-                verify=self._session.verify,
-                cert=self._session.cert,
-                proxies=self._proxies,
-            )
-            _ = response.content  # read to the end, so the connection goes back to the pool
-        except requests.Timeout:
-            return SendResult(
-                Outcome.RETRY, message=f"no answer from {self.address} within {self.timeout:g} s"
-            )
-        except requests.ConnectionError as exc:
-            return SendResult(
-                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
-            )
+            if watchdog is not None:
+                watchdog.arm(self.timeout)
+            try:
+                response = self._adapter.send(
+                    self._request(path, bucket_key, body),
+                    timeout=self.timeout,
+                    verify=self._session.verify,
+                    cert=self._session.cert,
+                    proxies=self._proxies,
+                )
+                _ = response.content  # read to the end, so the connection goes back to the pool
+            finally:
+                late = watchdog is not None and watchdog.disarm()
         except requests.RequestException as exc:
-            return SendResult(
-                Outcome.RETRY,
-                # Not str(exc): requests quotes header values in some errors, the key among them.
-                message=f"request to {self.address} failed: {type(exc).__name__}",
-            )
+            if late or isinstance(exc, requests.Timeout):
+                return SendResult(
+                    Outcome.RETRY,
+                    message=f"no complete answer from {self.address} within {self.timeout:g} s",
+                )
+            return self._failed(exc)
         try:
             return self._classify(response)
         finally:
             response.close()
 
+    def _failed(self, exc: requests.RequestException) -> SendResult:
+        if isinstance(exc, requests.ConnectionError):
+            return SendResult(
+                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
+            )
+        return SendResult(
+            Outcome.RETRY,
+            # Not str(exc): requests quotes header values in some errors, the key among them.
+            message=f"request to {self.address} failed: {type(exc).__name__}",
+        )
+
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            pace = rate_limit_wait(response.headers)
+            now = self._server_now(response)
+            pace = rate_limit_wait(response.headers, now, self.max_retry_after_s)
             return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
         if status in RETRYABLE_STATUS or status >= 500:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is None:
-                wait = rate_limit_wait(response.headers)
+            wait = requested_wait(response.headers, self._wall_clock, self.max_retry_after_s)
             return SendResult(
                 Outcome.RETRY,
                 status,
@@ -218,23 +250,33 @@ class InitialStateSink:
             return SendResult(
                 Outcome.AUTH,
                 status,
-                f"{cause}; key {redact_key(self._access_key)}; the events are kept until this is fixed",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                f"{cause}; key {redact_key(self._access_key)}; "
+                "the events are kept until this is fixed",
+                retry_after=parse_retry_after(
+                    response.headers.get("Retry-After"),
+                    self._server_now(response),
+                    self.max_retry_after_s,
+                ),
             )
         if status == 413:
             return SendResult(Outcome.TOO_LARGE, status, "413 request body too large")
         if status == 400:
-            return SendResult(Outcome.BAD, status, f"400 Bad Request: {self._scrub(server_message(response))}")
+            message = self._scrub(server_message(response))
+            return SendResult(Outcome.BAD, status, f"400 Bad Request: {message}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
         return SendResult(
             Outcome.AUTH,
             status,
-            f"{status} {response.reason} from {self.address}: check stream_api_base; events are kept",
+            f"{status} {response.reason} from {self.address}: check stream_api_base; "
+            "events are kept",
         )
+
+    def _server_now(self, response: requests.Response) -> float | None:
+        return server_now(response.headers, self._wall_clock)
 
     def _scrub(self, text: str) -> str:
         """A receiver may echo the request back: never let the key into a message."""
-        return text.replace(self._access_key, redact_key(self._access_key)) if self._access_key else text
+        return scrub(text, self._access_key)
 
     def close(self) -> None:
         self._session.close()

@@ -17,6 +17,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 from .base import Event
+from .deadline import Watchdog, watch_pool
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (C)
 _float_repr = float.__repr__  # ... for float
@@ -77,21 +78,38 @@ def encode_events(events: Sequence[Event]) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
+# What encoding an event can raise: json's errors, int.__repr__ past its digit limit
+# (ValueError), a value whose own methods fail or nest too deep.
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def unencodable(events: Sequence[Event]) -> tuple[int, str] | None:
+    """(index, reason) of the first event ``encode_events`` refuses; None if all encode."""
+    for index, event in enumerate(events):
+        try:
+            encode_events((event,))
+        except ENCODE_ERRORS as exc:
+            return index, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
 class LeanAdapter(HTTPAdapter):
     """requests' HTTPAdapter without the per-request work this sink never needs.
 
     The sink sends every request to one or two URLs with the same settings, so the
     connection pool and the request path are looked up once instead of on every send (each
     lookup parses the URL and builds a 30-field pool key), and responses are built without
-    cookie extraction (the events API sets no cookies). Everything else, connection reuse,
-    timeouts, TLS, proxies and the mapping of urllib3 errors to requests' exceptions, is
-    HTTPAdapter's own code.
+    cookie extraction (the events API sets no cookies). Its connections report to
+    ``watchdog``, which bounds a whole request when armed (see deadline.py). Everything else,
+    connection reuse, per-operation timeouts, TLS, proxies and the mapping of urllib3 errors
+    to requests' exceptions, is HTTPAdapter's own code.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pools: dict[tuple, Any] = {}
         self._paths: dict[tuple, str] = {}
+        self.watchdog = Watchdog()
 
     def get_connection_with_tls_context(
         self,
@@ -113,6 +131,13 @@ class LeanAdapter(HTTPAdapter):
             pool = self._pools[key] = super().get_connection_with_tls_context(
                 request, verify, proxies, cert
             )
+            watch_pool(pool, self.watchdog)
+        return pool
+
+    def get_connection(self, url: Any, proxies: dict[str, str] | None = None) -> Any:
+        # What requests older than 2.32.2 call instead of get_connection_with_tls_context.
+        pool = super().get_connection(url, proxies)
+        watch_pool(pool, self.watchdog)
         return pool
 
     def request_url(self, request: PreparedRequest, proxies: dict[str, str] | None) -> str:
@@ -136,4 +161,5 @@ class LeanAdapter(HTTPAdapter):
 
     def close(self) -> None:
         self._pools.clear()
+        self.watchdog.close()
         super().close()
