@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .cli_common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collector
-from .config import user_config_path, write_ini
+from .config import shown_values, user_config_path, write_ini
 from .errors import ConfigError
-from .redact import redact_key
+from .redact import redact_key, redact_url
 
 URL_SCHEMES = ("http://", "https://", "redis://", "rediss://")
 
@@ -58,12 +58,8 @@ def run_show(args: argparse.Namespace) -> int:
             f"config file: none found (looked for ./isstreamer.ini, ~/isstreamer.ini, {user_config_path()})"
         )
     width = max(len(name) for name in settings.values)
-    for name, value in settings.values.items():
-        shown = (
-            redact_key(str(value))
-            if name == "access_key"
-            else ("(none)" if value in ("", None) else value)
-        )
+    for name, value in shown_values(settings.values).items():
+        shown = "(none)" if value in ("", None) else value
         print(f"{name:<{width}}  {shown!s:<40}  {settings.sources.get(name, 'default')}")
     if wants_local_collector(settings):
         print(
@@ -90,7 +86,7 @@ def run_init(args: argparse.Namespace) -> int:
     target = Path(args.path or args.config or user_config_path()).expanduser()
     if args.api_base and not str(args.api_base).startswith(URL_SCHEMES):
         raise ConfigError(
-            f"--api-base must start with one of {', '.join(URL_SCHEMES)}; got {args.api_base!r}"
+            f"--api-base must start with one of {', '.join(URL_SCHEMES)}; got {redact_url(str(args.api_base))!r}"
         )
     key = _read_key(args)
     if not key:

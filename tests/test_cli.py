@@ -323,6 +323,16 @@ def test_config_never_shows_the_key(env: dict[str, str], tmp_path: Path) -> None
     )
 
 
+def test_config_never_shows_credentials_in_api_base(env: dict[str, str]) -> None:
+    """config shows api_base with its password and accessKey query value redacted."""
+    url = f"redis://:{SECRET}@127.0.0.1:6379/0"
+    done = run(dict(env, ISSTREAMER_API_BASE=url), "config")
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr and "127.0.0.1:6379" in done.stdout
+    bad = run(env, "config", "init", "--api-base", f"ftp://u:{SECRET}@h/", stdin="k\n")
+    assert bad.returncode == 2 and SECRET not in bad.stdout + bad.stderr
+
+
 def test_config_init_writes_0600(env: dict[str, str], tmp_path: Path) -> None:
     """config init stores the key from stdin in the user config file, readable only by its owner."""
     done = run(
