@@ -209,3 +209,53 @@ def test_any_key_when_access_keys_is_none() -> None:
     """access_keys=None accepts any key."""
     with ApiServer(access_keys=None) as server:
         assert post_events(server, "whatever").status_code == 204
+
+
+def test_drip_sends_the_answer_byte_by_byte(api_server: ApiServer, access_key: str) -> None:
+    """drip() answers normally, but in many small pieces: every read gets a byte, the whole is late."""
+    api_server.drip(0.002)
+    with socket.create_connection(("127.0.0.1", api_server.port), timeout=5) as sock:
+        body = json.dumps(EVENTS).encode()
+        sock.sendall(
+            b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"X-IS-AccessKey: {access_key}\r\nX-IS-BucketKey: b1\r\n".encode()
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        pieces = []
+        while True:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            pieces.append(piece)
+    answer = b"".join(pieces)
+    assert answer.startswith(b"HTTP/1.") and b" 204 " in answer.split(b"\r\n")[0]
+    assert len(pieces) > 10  # many reads, each a small part of the answer
+    assert len(api_server.events) == 2
+
+
+def test_trickle_reads_the_body_slowly_then_answers(api_server: ApiServer, access_key: str) -> None:
+    """trickle() still accepts the batch, after reading its body in 1 KiB steps."""
+    api_server.trickle(0.001)
+    events = [{"key": f"k{i}", "value": i, "epoch": 1700000000} for i in range(200)]
+    assert post_events(api_server, access_key, events).status_code == 204
+    assert len(api_server.events) == 200
+
+
+def test_a_given_date_header_replaces_the_servers_own(api_server: ApiServer, access_key: str) -> None:
+    """A Date passed to fail() is the only Date of the answer (a server clock far from ours)."""
+    stamp = "Wed, 01 Jan 2031 00:00:00 GMT"
+    api_server.fail(429, headers={"Retry-After": "5", "Date": stamp})
+    with socket.create_connection(("127.0.0.1", api_server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\n[]"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            head += piece
+    dates = [line for line in head.split(b"\r\n") if line.lower().startswith(b"date:")]
+    assert dates == [b"Date: " + stamp.encode()]
