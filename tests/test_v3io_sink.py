@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from v3ioserver import PUT_RECORDS, V3ioServer
 
 from isstreamer import ConfigError, Streamer
@@ -254,6 +256,47 @@ def test_a_path_with_subdirectories_and_an_https_port(make_sink: Any) -> None:
     assert sink.api_base == "https://webapi.example:8444/bigdata/site/a/telemetry"
     assert sink.address == "v3io+https://webapi.example:8444/bigdata/site/a/telemetry"
     assert sink._session.verify is True  # TLS certificates are checked, unlike the SDK
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[V3ioServer, Path]]:
+    """An HTTPS emulator with a self-signed certificate for 127.0.0.1, and that certificate."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+         "-out", str(cert)], capture_output=True, check=False)
+    assert made.returncode == 0, made.stderr
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with V3ioServer(access_keys=(KEY,), tls=context) as srv:
+        srv.create()
+        yield srv, cert
+
+
+def test_tls_certificates_are_verified(tls_server: tuple[V3ioServer, Path], make_sink: Any) -> None:
+    """An unknown certificate is refused (RETRY, nothing sent); a trusted one is used."""
+    server, cert = tls_server
+    refused = make_sink(server.api_base()).send(Bucket("pi-1"), events(2))
+    assert refused.outcome is Outcome.RETRY and "SSLError" in refused.message
+    assert server.count() == 0
+    session = requests.Session()
+    session.verify = str(cert)
+    assert make_sink(server.api_base(), session=session).send(Bucket("pi-1"), events(2)).ok
+    assert server.count() == 2
+
+
+def test_the_sdk_does_not_check_certificates(tls_server: tuple[V3ioServer, Path]) -> None:
+    """The SDK writes to a server whose certificate nothing vouches for (why the sink skips it)."""
+    import v3io.dataplane
+
+    server, _ = tls_server
+    client = v3io.dataplane.Client(endpoint=server.url, access_key=KEY)
+    try:
+        client.stream.put_records("users", "/telemetry", [{"data": '{"key":"k"}'}])
+    finally:
+        client.close()
+    assert server.count() == 1
 
 
 @pytest.mark.parametrize("url, problem", [

@@ -19,6 +19,7 @@ import base64
 import json
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -225,8 +226,9 @@ class V3ioServer(ApiServer):
     def __init__(self, access_keys: Iterable[str] | None = ("test-access-key",),
                  max_body: int = 10_000_000, max_records: int = MAX_RECORDS,
                  record_error_rate: float = 0.0, seed: int = 1, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(access_keys, max_body, host, port)
+        self.tls = tls  # a server-side context: HTTPS on the same port
         self.max_records = max_records
         self.record_error_rate = record_error_rate  # share of records refused inside a 200
         self._rng = random.Random(seed)
@@ -235,17 +237,18 @@ class V3ioServer(ApiServer):
     @property
     def url(self) -> str:
         """The web-API endpoint, as the SDK takes it."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def api_base(self, container: str = "users", stream: str = "telemetry", query: str = "") -> str:
         """The api_base of isstreamer's v3io sink for a stream of this server."""
-        return f"v3io+http://{self.host}:{self.port}/{container}/{stream}" + (
-            f"?{query}" if query else "")
+        return f"v3io+{self.url}/{container}/{stream}" + (f"?{query}" if query else "")
 
     def start(self) -> V3ioServer:
         if not self._running:
             httpd = _V3ioHTTPServer(self, (self.host, self.port))
             self.port = httpd.server_address[1]
+            if self.tls is not None:  # the handshake runs in accept(); a refused one is skipped
+                httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True)
             self._start_serving(httpd)
         return self
 
