@@ -634,10 +634,17 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=60, check=False)
 
 
-def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, tmp_path: Path) -> None:
+@pytest.fixture
+def cli_env(server: V3ioServer, tmp_path: Path) -> dict[str, str]:
+    """A CLI environment aimed at the emulator's stream, the key from V3IO_ACCESS_KEY."""
+    return dict(os.environ, ISSTREAMER_API_BASE=server.api_base(), V3IO_ACCESS_KEY=KEY,
+                ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
+
+
+def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, cli_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
     """`isstreamer log` stores a typed record; `replay` sends a spool to the stream."""
-    env = dict(os.environ, ISSTREAMER_API_BASE=server.api_base(), V3IO_ACCESS_KEY=KEY,
-               ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
+    env = cli_env
     done = _cli(env, "log", "--bucket-key", "pi", "temperature", "21.5")
     assert done.returncode == 0, done.stderr
     [record] = server.records()
@@ -648,3 +655,17 @@ def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert [r["value"] for r in server.records() if r["bucketKey"] == "old-pi"] == [1, True]
     assert spool.files() == [] and KEY not in done.stderr
+
+
+def test_cli_pipe_and_metrics_with_a_v3io_api_base(server: V3ioServer,
+                                                   cli_env: dict[str, str]) -> None:
+    """`pipe` stores every line's event; `metrics --once` stores the system keys."""
+    done = subprocess.run([sys.executable, "-m", "isstreamer", "--bucket-key", "p", "pipe"],
+                          env=cli_env, input="a,1\nb = 2.5\nc,hello\n", text=True,
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert {r["key"]: r["value"] for r in server.records()} == {"a": 1, "b": 2.5, "c": "hello"}
+    done = _cli(cli_env, "metrics", "--once")
+    assert done.returncode == 0, done.stderr
+    keys = {r["key"] for r in server.records() if r["bucketKey"] != "p"}
+    assert {"cpu_total", "mem_percent"} <= keys
