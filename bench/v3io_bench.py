@@ -85,7 +85,7 @@ def sdk_records(batch: list[tuple], bucket: str) -> list[dict]:
 def run_floor(emu: Emulator, batches: list[list[tuple]], connections: int) -> Timing:
     """The emulator's ceiling: one ready body posted len(batches) times over ``connections``."""
     sink = V3ioSink(emu.api_base, KEY)
-    body = ('{"Records":[' + ",".join(sink._records(Bucket("floor"), batches[0])) + "]}").encode()
+    body = b'{"Records":[' + b",".join(sink._records(Bucket("floor"), batches[0])) + b"]}"
     sink.close()
     host = emu.url.split("//", 1)[1]
     headers = {"Content-Type": "application/json", "X-v3io-function": "PutRecords",
