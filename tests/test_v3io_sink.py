@@ -255,7 +255,7 @@ def test_a_path_with_subdirectories_and_an_https_port(make_sink: Any) -> None:
     assert (sink.container, sink.stream, sink.partition) == ("bigdata", "site/a/telemetry", "key")
     assert sink.api_base == "https://webapi.example:8444/bigdata/site/a/telemetry"
     assert sink.address == "v3io+https://webapi.example:8444/bigdata/site/a/telemetry"
-    assert sink._session.verify is True  # TLS certificates are checked, unlike the SDK
+    assert sink._session.verify not in (False, None)  # certificates are checked, unlike the SDK
 
 
 @pytest.fixture
@@ -284,6 +284,16 @@ def test_tls_certificates_are_verified(tls_server: tuple[V3ioServer, Path], make
     session.verify = str(cert)
     assert make_sink(server.api_base(), session=session).send(Bucket("pi-1"), events(2)).ok
     assert server.count() == 2
+
+
+def test_a_ca_bundle_from_the_environment_is_trusted(tls_server: tuple[V3ioServer, Path],
+                                                     make_sink: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE names the CA of a platform with its own certificates, as for requests."""
+    server, cert = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    assert make_sink(server.api_base()).send(Bucket("pi-1"), events(3)).ok
+    assert server.count() == 3
 
 
 def test_the_sdk_does_not_check_certificates(tls_server: tuple[V3ioServer, Path]) -> None:

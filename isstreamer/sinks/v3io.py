@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -86,6 +87,12 @@ class V3ioSink(InitialStateSink):
         endpoint = urlunsplit((parts.scheme[len("v3io+"):], parts.netloc, parts.path.rstrip("/"),
                                "", ""))
         super().__init__(endpoint, access_key, timeout=timeout, session=session)
+        if session is None and self._session.trust_env:
+            # Requests go straight to the adapter, which skips requests' reading of these
+            # variables; a platform with its own CA (common on premises) needs them.
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self._session.verify = bundle
         self.address = address  # v3io+https://host/container/stream: the spool's sink address
         self._headers = {
             "Content-Type": "application/json",
