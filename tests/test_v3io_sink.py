@@ -10,7 +10,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -600,16 +599,6 @@ def test_missing_stream_keeps_events_with_one_error(
     assert streamer.stats()["spilled"] == 40
 
 
-def wait_for(condition: Any, timeout: float = 20.0) -> bool:
-    """Poll ``condition`` until it holds (the worker's replay has no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_outage_then_replay_stores_everything_once(make_streamer: Any) -> None:
     """Service down: the events are spilled; once it is back they are replayed, each once."""
     server = V3ioServer(access_keys=(KEY,)).start()
@@ -625,15 +614,12 @@ def test_outage_then_replay_stores_everything_once(make_streamer: Any) -> None:
     with server:
         for key, value, epoch in after:
             streamer.log(key, value, epoch=epoch)
-        assert streamer.flush(timeout=10)
-
-        def all_stored() -> bool:
-            stats = streamer.stats()
-            return stats["sent"] + stats["replayed"] == 400 and stats["spool_files"] == 0
-
-        assert wait_for(all_stored), streamer.stats()
+        assert server.wait_for_records(400, timeout=20), streamer.stats()
+        assert streamer.close(timeout=10)  # True: nothing left on disk or in memory
         assert stored_ids(server) == Counter((k, e) for k, _, e in during + after)
-        assert streamer.stats()["replayed"] >= 300
+        stats = streamer.stats()
+        assert stats["replayed"] >= 300 and stats["sent"] + stats["replayed"] == 400, stats
+        assert stats["spool_files"] == 0
 
 
 # ---- the command line -------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import requests
-from requests.models import PreparedRequest
 
 from ..errors import ConfigError
 from ..redact import redact_key
@@ -94,11 +93,17 @@ class V3ioSink(InitialStateSink):
             if bundle:
                 self._session.verify = bundle
         self.address = address  # v3io+https://host/container/stream: the spool's sink address
-        self._headers = {
+        headers = {
             "Content-Type": "application/json",
             "User-Agent": self._headers["User-Agent"],
             "X-v3io-session-key": access_key,
         }
+        # The HTTP sink prepares each request from a template per (path, bucket); seeded here
+        # with one per web-API function, every call goes to the stream's URL with a slash.
+        for function in ("PutRecords", "CreateStream"):
+            prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
+                headers, **{"X-v3io-function": function})).prepare()
+            self._templates[("/", function)] = (str(prepared.url), prepared.headers)
         self._pk_cache: dict[str, bytes] = {}
         self._sending = 0  # records in the PutRecords request on the wire
 
@@ -168,9 +173,9 @@ class V3ioSink(InitialStateSink):
         """One PutRecords request; ``failed`` indices are into ``records``."""
         body = b'{"Records":[' + b",".join(records) + b"]}"
         self._sending = len(records)
-        result = self._post("PutRecords", "", body)
+        result = self._post("/", "PutRecords", body)
         if result.status == 404 and self.create and self.create_stream().ok:
-            result = self._post("PutRecords", "", body)
+            result = self._post("/", "PutRecords", body)
         if result.outcome is Outcome.TOO_LARGE and len(records) > 1:
             # The service's limit is below ours: halve until it takes them.
             half = len(records) // 2
@@ -182,7 +187,7 @@ class V3ioSink(InitialStateSink):
         """CreateStream with the URL's shards and retention_hours; an existing stream is fine."""
         body = json.dumps({"ShardCount": self.shard_count,
                            "RetentionPeriodHours": self.retention_hours}).encode()
-        result = self._post("CreateStream", "", body)
+        result = self._post("/", "CreateStream", body)
         if result.ok or result.status == 409:
             log.info("stream %s/%s ready at %s (%d shards, %d h retention)", self.container,
                      self.stream, self.address, self.shard_count, self.retention_hours)
@@ -223,23 +228,7 @@ class V3ioSink(InitialStateSink):
             part = self._pk_cache[key] = (',"PartitionKey":' + json.dumps(key) + "}").encode()
         return part
 
-    # ---- the HTTP sink's transport, with v3io's function header and answers ----------------
-
-    def _request(self, path: str, bucket_key: str, body: bytes) -> PreparedRequest:
-        # ``path`` is the web-API function; every call goes to the stream's URL with a slash.
-        template = self._templates.get((path,))
-        if template is None:
-            headers = dict(self._headers, **{"X-v3io-function": path})
-            prepared = requests.Request("POST", self.api_base + "/", headers=headers,
-                                        data=b"x").prepare()
-            template = self._templates[(path,)] = (str(prepared.url), prepared.headers)
-        req = PreparedRequest()
-        req.method = "POST"
-        req.url = template[0]
-        req.headers = template[1].copy()
-        req.headers["Content-Length"] = str(len(body))
-        req.body = body
-        return req
+    # ---- v3io's answers, through the HTTP sink's transport --------------------------------
 
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
