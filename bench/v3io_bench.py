@@ -17,7 +17,8 @@ client CPU per event below is the client's alone. Rows:
   sink.send            V3ioSink.send() with the batches (encoding, base64, one request each)
   Streamer             Streamer(api_base=v3io+http://..., buffer_size=1000).log() per event,
                        then flush(): logging, batching, the worker thread and the sink
-Goal (issue 14): the sink >= 1.5x the SDK's best row.
+Goal (issue 14): the sink >= 1.5x the SDK's best row. ``--latency-ms 20`` makes every answer
+take 20 ms at least, as a distant platform would: then one connection, not CPU, is the limit.
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def make_events(n: int) -> list[tuple]:
 class Emulator:
     """tests/v3ioserver.py in a subprocess; its URL is read from its first line."""
 
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(TESTS / "v3ioserver.py"), KEY],
+    def __init__(self, latency_ms: float = 0.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(TESTS / "v3ioserver.py"), KEY,
+                                      str(latency_ms)],
                                      cwd=TESTS, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=dict(os.environ, PYTHONPATH=str(TESTS)))
         assert self.proc.stdout is not None
@@ -184,9 +186,10 @@ def best_of(repeat: int, func: Callable[[], Timing]) -> Timing:
     return min(func() for _ in range(repeat))
 
 
-def measure(events: list[tuple], batch: int, repeat: int) -> dict[str, Timing]:
+def measure(events: list[tuple], batch: int, repeat: int, latency_ms: float = 0.0
+            ) -> dict[str, Timing]:
     batches = [events[i:i + batch] for i in range(0, len(events), batch)]
-    emu = Emulator()
+    emu = Emulator(latency_ms)
     try:
         return {
             "emulator, 1 conn": best_of(repeat, lambda: run_floor(emu, batches, 1)),
@@ -218,13 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per row")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the emulator answers no sooner than this (a distant platform)")
     args = parser.parse_args(argv)
     import v3io
 
     version = getattr(v3io, "__version__", "")
     print(f"v3io SDK {version or '(version unknown)'}, {args.events:,} events, batches of "
-          f"{args.batch}, best of {args.repeat}, emulator in its own process")
-    rows = measure(make_events(args.events), args.batch, args.repeat)
+          f"{args.batch}, best of {args.repeat}, emulator in its own process"
+          + (f", answering after {args.latency_ms:g} ms" if args.latency_ms else ""))
+    rows = measure(make_events(args.events), args.batch, args.repeat, args.latency_ms)
     sdk_best = min(rows["SDK put_records"][0], rows["SDK batch, 8 conns"][0])
     print(f"{'path':<22}{'events/s':>12}{'client CPU µs/event':>21}{'vs SDK best':>13}")
     for name, (wall, cpu) in rows.items():
