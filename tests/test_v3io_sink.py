@@ -322,6 +322,13 @@ def test_bad_urls_are_config_errors(url: str, problem: str) -> None:
         V3ioSink(url, KEY)
 
 
+def test_a_key_no_header_can_carry_is_a_config_error_without_the_key() -> None:
+    """A key with a line break is refused by name, never echoed."""
+    with pytest.raises(ConfigError, match="line break") as raised:
+        V3ioSink("v3io+https://host/users/s", SECRET + "\n")
+    assert SECRET not in str(raised.value)
+
+
 # ---- limits -------------------------------------------------------------------------------------
 
 
@@ -435,6 +442,15 @@ def test_a_later_request_failing_reports_the_rest_as_not_stored(
     assert result.outcome is Outcome.RETRY and result.status == 503
     assert result.failed == tuple(range(1000, 2500)) and "1500 of 2500 records not stored: 503" in result.message
     assert server.count() == 1000 and len(server.calls()) == 2  # the third request not tried
+
+
+def test_a_refused_request_does_not_stop_the_next_ones(server: V3ioServer, make_sink: Any) -> None:
+    """A 400 for the second of three requests: only its records are reported, as BAD."""
+    server.delay(0.0, path=PUT_RECORDS)
+    server.fail(400, path=PUT_RECORDS)
+    result = make_sink(server.api_base()).send(Bucket("pi-1"), events(2500))
+    assert result.outcome is Outcome.BAD and result.failed == tuple(range(1000, 2000))
+    assert server.count() == 1500 and len(server.calls()) == 3
 
 
 def test_an_unreadable_answer_resends_the_whole_request(server: V3ioServer, make_sink: Any) -> None:

@@ -41,6 +41,7 @@ MAX_RECORDS = 1000  # per PutRecords request: the web API refuses more
 # The web API takes JSON bodies up to 10 MB; the margin covers the envelope and rounding.
 MAX_REQUEST_BYTES = 9_000_000
 PARTITIONS = ("bucket", "key", "none")
+_CONTENT_REFUSED = (Outcome.BAD, Outcome.TOO_LARGE)  # the request's fault, not the service's
 _OPTIONS = frozenset({"partition", "shard", "create", "shards", "retention_hours"})
 # At the top level of the answer only: inside a JSON string the quotes would be escaped.
 _ALL_STORED = re.compile(rb'"FailedRecordCount"\s*:\s*0\s*[,}]')
@@ -101,8 +102,12 @@ class V3ioSink(InitialStateSink):
         # The HTTP sink prepares each request from a template per (path, bucket); seeded here
         # with one per web-API function, every call goes to the stream's URL with a slash.
         for function in ("PutRecords", "CreateStream"):
-            prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
-                headers, **{"X-v3io-function": function})).prepare()
+            try:
+                prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
+                    headers, **{"X-v3io-function": function})).prepare()
+            except requests.exceptions.InvalidHeader:  # its message would show the key
+                raise ConfigError("the access key holds characters an HTTP header cannot "
+                                  "carry (a line break, a tab?)") from None
             self._templates[("/", function)] = (str(prepared.url), prepared.headers)
         self._pk_cache: dict[str, bytes] = {}
         self._sending = 0  # records in the PutRecords request on the wire
@@ -129,25 +134,30 @@ class V3ioSink(InitialStateSink):
 
     def _put_all(self, records: list[bytes]) -> SendResult:
         # Requests go one after the other: a device's records then reach their shard in order.
-        # After a request failed as a whole, the rest is not tried (the service is in trouble)
-        # and is reported as not stored, with that request's outcome.
+        # A request refused for its content (400, 413) does not stop the next ones; one that
+        # failed for the service (5xx, timeout, key) does: the rest is reported untried.
         failed: list[int] = []
-        worst: SendResult | None = None
+        refusals: list[SendResult] = []
         start = 0
         for end in self._chunk_ends(records):
             result = self._put(records[start:end])
             if not result.ok:
-                if result.failed is None:  # the whole request failed: stop here
-                    if start == 0:
-                        return result  # nothing was stored: the batch's outcome as it is
-                    failed.extend(range(start, len(records)))
-                    worst = result
-                    break
-                failed.extend(start + i for i in result.failed)
-                worst = worst or result
+                refusals.append(result)
+                if result.failed is not None:
+                    failed.extend(start + i for i in result.failed)
+                else:
+                    failed.extend(range(start, end))
+                    if result.outcome not in _CONTENT_REFUSED:
+                        failed.extend(range(end, len(records)))
+                        break
             start = end
-        if worst is None:
+        if not refusals:
             return SENT
+        if len(refusals) == 1 and refusals[0].failed is None and len(failed) == len(records):
+            return refusals[0]  # nothing was stored: the batch's outcome as it is
+        # One outcome for all that failed: retrying beats quarantining a record that was only
+        # unlucky; a bad one comes back alone in a smaller batch and is quarantined then.
+        worst = next((r for r in refusals if r.outcome not in _CONTENT_REFUSED), refusals[0])
         return SendResult(worst.outcome, worst.status,
                           f"{len(failed)} of {len(records)} records not stored: {worst.message}",
                           worst.retry_after, tuple(failed))
