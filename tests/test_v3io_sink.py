@@ -681,3 +681,14 @@ def test_cli_pipe_and_metrics_with_a_v3io_api_base(server: V3ioServer,
     assert done.returncode == 0, done.stderr
     keys = {r["key"] for r in server.records() if r["bucketKey"] != "p"}
     assert {"cpu_total", "mem_percent"} <= keys
+
+
+def test_the_bench_runs_and_prints_every_row() -> None:
+    """`python bench/v3io_bench.py` on a tiny workload prints every row and the goal line."""
+    bench = Path(__file__).resolve().parent.parent / "bench" / "v3io_bench.py"
+    done = subprocess.run([sys.executable, str(bench), "--events", "3000", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("emulator, 1 conn", "SDK put_records", "SDK batch, 8 conns", "sink.send",
+                "Streamer", "goal: sink.send"):
+        assert row in done.stdout
