@@ -58,9 +58,13 @@ def _delivery_resends_only_failed() -> bool:
         def close(self) -> None:
             pass
 
-    delivery = Delivery(HalfStored(), None, Stats(), RetryPolicy(attempts=3, sleep=lambda s: None),
-                        stop_event=threading.Event())
-    delivery.deliver(Bucket("b"), [("a", 1, 1.0), ("b", 2, 2.0)])
+    try:
+        delivery = Delivery(HalfStored(), None, Stats(),
+                            RetryPolicy(attempts=3, sleep=lambda s: None),
+                            stop_event=threading.Event())
+        delivery.deliver(Bucket("b"), [("a", 1, 1.0), ("b", 2, 2.0)])
+    except Exception:  # a changed Delivery: the strict xfail below then reports it
+        return False
     return calls[1:] == [[("b", 2, 2.0)]]
 
 
