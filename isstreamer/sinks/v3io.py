@@ -63,6 +63,10 @@ class V3ioSink(InitialStateSink):
                  max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         parts = urlsplit(url)
         address = public_address(url)
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in access_key):
+            # Not every requests version refuses it, and its error would show the key.
+            raise ConfigError("the access key holds characters an HTTP header cannot carry "
+                              "(a line break, a tab?)")
         if not url.startswith(V3IO_SCHEMES) or not parts.hostname:
             raise ConfigError(f"not a v3io+https:// or v3io+http:// URL with a host: {address}")
         container, _, stream = parts.path.strip("/").partition("/")
@@ -102,12 +106,8 @@ class V3ioSink(InitialStateSink):
         # The HTTP sink prepares each request from a template per (path, bucket); seeded here
         # with one per web-API function, every call goes to the stream's URL with a slash.
         for function in ("PutRecords", "CreateStream"):
-            try:
-                prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
-                    headers, **{"X-v3io-function": function})).prepare()
-            except requests.exceptions.InvalidHeader:  # its message would show the key
-                raise ConfigError("the access key holds characters an HTTP header cannot "
-                                  "carry (a line break, a tab?)") from None
+            prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
+                headers, **{"X-v3io-function": function})).prepare()
             self._templates[("/", function)] = (str(prepared.url), prepared.headers)
         self._pk_cache: dict[str, bytes] = {}
         self._sending = 0  # records in the PutRecords request on the wire
