@@ -562,13 +562,15 @@ def test_v3io_access_key_is_read_for_v3io_only() -> None:
 
 
 def test_streamer_delivers_to_a_stream(server: V3ioServer, make_streamer: Any) -> None:
-    """Streamer(api_base='v3io+http://...') logs 250 events; flush() has them all stored."""
-    streamer = make_streamer(server.api_base(), buffer_size=100, bucket_name="Kitchen")
-    for key, value, epoch in events(250):
+    """Streamer(buffer_size=2500) logs 6,000 events: all stored, in order, ≤ 1000 per request."""
+    streamer = make_streamer(server.api_base(), buffer_size=2500, bucket_name="Kitchen")
+    for key, value, epoch in events(6000):
         streamer.log(key, value, epoch=epoch)
-    assert streamer.flush(timeout=10)
-    assert [(r["key"], r["value"], r["epoch"]) for r in server.records()] == events(250)
+    assert streamer.flush(timeout=20)
+    assert [(r["key"], r["value"], r["epoch"]) for r in server.records()] == events(6000)
     assert {r["bucketName"] for r in server.records()} == {"Kitchen"}
+    sizes = [len(json.loads(c.body)["Records"]) for c in server.calls()]
+    assert max(sizes) <= 1000 and sum(sizes) == 6000 and len(sizes) >= 6
 
 
 @needs_partial_delivery
