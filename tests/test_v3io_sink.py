@@ -63,7 +63,7 @@ def _delivery_resends_only_failed() -> bool:
                             RetryPolicy(attempts=3, sleep=lambda s: None),
                             stop_event=threading.Event())
         delivery.deliver(Bucket("b"), [("a", 1, 1.0), ("b", 2, 2.0)])
-    except Exception:  # a changed Delivery: the strict xfail below then reports it
+    except (TypeError, AttributeError):  # a changed Delivery: the strict xfail reports it
         return False
     return calls[1:] == [[("b", 2, 2.0)]]
 
@@ -139,70 +139,7 @@ def stored_ids(server: V3ioServer, **where: str) -> Counter:
     return Counter((r["key"], r["epoch"]) for r in server.records(**where))
 
 
-# ---- the emulator against the official SDK ----------------------------------------------------
-
-
-def test_sdk_creates_describes_puts_and_reads(server: V3ioServer) -> None:
-    """The v3io SDK creates, describes, puts to and reads back from the emulator."""
-    import v3io.dataplane
-
-    client = v3io.dataplane.Client(endpoint=server.url, access_key=KEY)
-    try:
-        client.stream.create("users", "/sdk", shard_count=3, retention_period_hours=6)
-        described = client.stream.describe("users", "/sdk").output
-        assert (described.shard_count, described.retention_period_hours) == (3, 6)
-        put = client.stream.put_records("users", "/sdk", [
-            {"data": "a1", "partition_key": "a"}, {"data": "b", "shard_id": 2},
-            {"data": "a2", "partition_key": "a"}, {"data": "bad", "shard_id": 7}])
-        out = put.output
-        assert out.failed_record_count == 1 and out.records[3].error_code is not None
-        assert out.records[1].shard_id == 2 and out.records[0].shard_id == out.records[2].shard_id
-        shard = out.records[0].shard_id
-        location = client.stream.seek("users", "/sdk", shard, "EARLIEST").output.location
-        got = client.stream.get_records("users", "/sdk", shard, location).output
-        assert [r.data for r in got.records] == [b"a1", b"a2"]
-        assert [r.sequence_number for r in got.records] == [1, 2]
-        assert got.records[0].partition_key == "a"
-        after = client.stream.get_records("users", "/sdk", shard, got.next_location).output
-        assert after.records == []
-        latest = client.stream.seek("users", "/sdk", 2, "SEQUENCE", starting_sequence_number=1)
-        assert client.stream.get_records("users", "/sdk", 2, latest.output.location,
-                                         limit=1).output.records[0].data == b"b"
-    finally:
-        client.close()
-
-
-def test_sdk_sees_404_for_a_missing_stream_and_401_for_a_wrong_key(server: V3ioServer) -> None:
-    """The SDK raises its HttpResponseError with 404 (no stream) and 401 (wrong key)."""
-    import v3io.dataplane
-    from v3io.dataplane.response import HttpResponseError
-
-    logging.getLogger("v3io").setLevel(logging.CRITICAL)
-    for key, path, status in ((KEY, "/missing", 404), ("wrong", "/telemetry", 401)):
-        client = v3io.dataplane.Client(endpoint=server.url, access_key=key)
-        try:
-            with pytest.raises(HttpResponseError) as raised:
-                client.stream.describe("users", path)
-            assert raised.value.status_code == status
-        finally:
-            client.close()
-
-
-def test_sdk_batch_mode_with_eight_connections(server: V3ioServer) -> None:
-    """The SDK's batch mode (max_connections=8) stores every record once on the emulator."""
-    import v3io.dataplane
-
-    client = v3io.dataplane.Client(endpoint=server.url, access_key=KEY, max_connections=8)
-    try:
-        for i in range(40):
-            client.batch.stream.put_records("users", "/telemetry", [
-                {"data": json.dumps({"key": "k", "epoch": i}), "partition_key": "k"}])
-        responses = client.batch.wait()
-        assert [r.output.failed_record_count for r in responses] == [0] * 40
-    finally:
-        client.close()
-    assert sorted(r["epoch"] for r in server.records()) == list(range(40))
-    assert len({r.conn for r in server.calls()}) > 1  # really several connections
+# ---- what a consumer reads ---------------------------------------------------------------------
 
 
 def test_sdk_reads_what_the_sink_wrote(server: V3ioServer, make_sink: Any) -> None:
@@ -400,7 +337,7 @@ def test_partition_none_and_fixed_shard(server: V3ioServer, make_sink: Any) -> N
     assert make_sink(server.api_base(query="partition=none")).send(Bucket("pi-1"), events(8)).ok
     assert {r["_partition"] for r in server.records()} == {None}
     assert len({r["_shard"] for r in server.records()}) > 1  # the platform spreads them
-    assert make_sink(server.api_base("users", "pinned", "shard=2"), ).send(
+    assert make_sink(server.api_base("users", "pinned", "shard=2")).send(
         Bucket("pi-1"), events(1)).outcome is Outcome.AUTH  # no such stream yet
     server.create(stream="pinned", shards=3)
     assert make_sink(server.api_base("users", "pinned", "shard=2")).send(
