@@ -193,7 +193,7 @@ def test_a_path_with_subdirectories_and_an_https_port(make_sink: Any) -> None:
     """Container, stream path and the endpoint come from the URL; the address has no query."""
     sink = make_sink("v3io+https://webapi.example:8444/bigdata/site/a/telemetry?partition=key")
     assert (sink.container, sink.stream, sink.partition) == ("bigdata", "site/a/telemetry", "key")
-    assert sink.api_base == "https://webapi.example:8444/bigdata/site/a/telemetry"
+    assert sink.endpoint == "https://webapi.example:8444/bigdata/site/a/telemetry"
     assert sink.address == "v3io+https://webapi.example:8444/bigdata/site/a/telemetry"
     assert sink._session.verify not in (False, None)  # certificates are checked, unlike the SDK
 

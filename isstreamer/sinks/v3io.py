@@ -88,9 +88,10 @@ class V3ioSink(InitialStateSink):
         self.container, self.stream = unquote(container), unquote(stream)
         self.max_records = max(1, min(max_records, MAX_RECORDS))
         self.max_request_bytes = max_request_bytes
-        endpoint = urlunsplit((parts.scheme[len("v3io+"):], parts.netloc, parts.path.rstrip("/"),
-                               "", ""))
-        super().__init__(endpoint, access_key, timeout=timeout, session=session)
+        # https://host[:port]/container/stream: what the SDK calls endpoint + container + path.
+        self.endpoint = urlunsplit((parts.scheme[len("v3io+"):], parts.netloc,
+                                    parts.path.rstrip("/"), "", ""))
+        super().__init__(self.endpoint, access_key, timeout=timeout, session=session)
         if session is None and self._session.trust_env:
             # Requests go straight to the adapter, which skips requests' reading of these
             # variables; a platform with its own CA (common on premises) needs them.
@@ -106,7 +107,7 @@ class V3ioSink(InitialStateSink):
         # The HTTP sink prepares each request from a template per (path, bucket); seeded here
         # with one per web-API function, every call goes to the stream's URL with a slash.
         for function in ("PutRecords", "CreateStream"):
-            prepared = requests.Request("POST", self.api_base + "/", data=b"x", headers=dict(
+            prepared = requests.Request("POST", self.endpoint + "/", data=b"x", headers=dict(
                 headers, **{"X-v3io-function": function})).prepare()
             self._templates[("/", function)] = (str(prepared.url), prepared.headers)
         self._pk_cache: dict[str, bytes] = {}
