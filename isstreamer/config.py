@@ -15,6 +15,7 @@ import platformdirs
 from .errors import ConfigError
 from .redact import redact_key, redact_url
 from .sinks.initialstate import DEFAULT_API_BASE
+from .sinks.v3io import V3IO_SCHEMES
 from .spool import DEFAULT_MAX_BYTES
 
 APP = "isstreamer"
@@ -34,7 +35,10 @@ _SOURCES: Dict[str, tuple] = {
     "spill_dir": (CLIENT, "spill_dir", "ISSTREAMER_SPILL_DIR"),
     "spill_max_bytes": (CLIENT, "spill_max_bytes", None),
 }
-_SCHEMES = ("http://", "https://", "redis://", "rediss://")
+_SCHEMES = ("http://", "https://", "redis://", "rediss://", *V3IO_SCHEMES)
+# The v3io SDK's variable; only for a v3io api_base (never sent to another receiver), and
+# only when no isstreamer setting gives a key.
+V3IO_KEY_ENV = "V3IO_ACCESS_KEY"
 
 
 def user_config_path() -> Path:
@@ -170,6 +174,10 @@ def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str]
         elif name in ini and ini[name] != "":
             origin = f"{ini_path} [{section}] {option}"
             values[name], sources[name] = _coerce(name, ini[name], origin), f"ini ({ini_path})"
+    if sources["access_key"] == "default" and env.get(V3IO_KEY_ENV) and \
+            str(values["api_base"]).startswith(V3IO_SCHEMES):
+        values["access_key"] = _coerce("access_key", env[V3IO_KEY_ENV], V3IO_KEY_ENV)
+        sources["access_key"] = f"environment ({V3IO_KEY_ENV})"
     for name, value in arguments.items():  # settings with no env/ini form
         if name not in values and value is not None:
             values[name], sources[name] = value, "argument"

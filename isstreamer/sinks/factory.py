@@ -6,12 +6,13 @@ from typing import Any, Callable
 from .base import Sink
 from .csvfile import CsvFileSink, offline_path
 from .initialstate import InitialStateSink
+from .v3io import V3IO_SCHEMES, V3ioSink
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 
 
 def needs_access_key(api_base: str) -> bool:
-    """Redis URLs carry their own credentials; the HTTP API needs an access key."""
+    """Redis URLs carry their own credentials; the HTTP API and v3io need an access key."""
     return not api_base.startswith(REDIS_SCHEMES)
 
 
@@ -26,4 +27,6 @@ def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:
         url = settings.api_base
         return lambda: RedisSink(url, timeout=timeout)
     api_base, access_key = settings.api_base, settings.access_key
+    if api_base.startswith(V3IO_SCHEMES):
+        return lambda: V3ioSink(api_base, access_key, timeout=timeout)
     return lambda: InitialStateSink(api_base, access_key, timeout=timeout)
