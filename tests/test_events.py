@@ -186,7 +186,8 @@ def test_value_decimal_becomes_float() -> None:
 
 def test_value_numpy_style_scalar_is_unwrapped() -> None:
     """An object with .item() and ndim 0 is stored as the Python value .item() returns."""
-    assert normalise_value(FakeScalar(1.5)) == 1.5 and type(normalise_value(FakeScalar(1.5))) is float
+    out = normalise_value(FakeScalar(1.5))
+    assert out == 1.5 and type(out) is float
     assert normalise_value(FakeScalar(True)) is True
     assert normalise_value(FakeScalar(7)) == 7 and type(normalise_value(FakeScalar(7))) is int
     with pytest.raises(InvalidEvent):
@@ -335,7 +336,8 @@ def test_flatten_dataclass_and_nested_dataclass() -> None:
 
 
 def test_flatten_plain_object_properties_and_public_attributes() -> None:
-    """A plain object logs properties and public data attributes; private, callables and failing properties are skipped."""
+    """A plain object logs properties and public data attributes; private ones, callables and
+    failing properties are skipped."""
     assert pairs(Sensor()) == {"Sensor_temp": 20.5, "Sensor_level": 7, "Sensor_name": "probe"}
 
 
@@ -356,7 +358,8 @@ def test_flatten_set_is_ordered() -> None:
 
 
 def test_flatten_yields_invalid_leaves_for_the_caller_to_count() -> None:
-    """None and other leaf values are passed on, so log() counts them invalid instead of losing them silently."""
+    """None and other leaf values are passed on, so log() counts them invalid instead of
+    losing them silently."""
     assert pairs({"a": None, "b": b"raw"}, "d") == {"d_a": None, "d_b": b"raw"}
 
 
@@ -394,7 +397,8 @@ def test_flatten_reference_cycle_is_one_refused_value() -> None:
 
 
 def test_flatten_plain_object_does_not_walk_into_handles() -> None:
-    """An attribute holding a non-container object (here a Logger) does not explode into its internals."""
+    """An attribute holding a non-container object (here a Logger) does not explode into its
+    internals."""
 
     class Device:
         def __init__(self) -> None:

@@ -8,13 +8,12 @@ import json
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._version import __version__
 from ..events import clean_text
 from . import pages
-from .wire import GuardedHandler, HTTPError
 from .validate import (
     EventError,
     big_int,
@@ -24,6 +23,7 @@ from .validate import (
     parse_query_time,
     url_events,
 )
+from .wire import GuardedHandler, HTTPError
 
 if TYPE_CHECKING:
     from .server import CollectorHTTPServer

@@ -132,7 +132,10 @@ class CollectorHTTPServer(ThreadingHTTPServer):
             log.debug("client %s: %s", client_address[0], type(exc).__name__)
         else:
             log.error(
-                "error serving %s: %s: %s", client_address[0], type(exc).__name__, exc,
+                "error serving %s: %s: %s",
+                client_address[0],
+                type(exc).__name__,
+                exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
 
@@ -234,9 +237,7 @@ class Collector:
             return self
         store = Store(self.db_path)
         try:
-            server = CollectorHTTPServer(
-                self.host, self.port, store, self.access_keys, self.limits
-            )
+            server = CollectorHTTPServer(self.host, self.port, store, self.access_keys, self.limits)
         except BaseException:
             store.close()
             raise

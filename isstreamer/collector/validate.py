@@ -36,7 +36,7 @@ class EventError(ValueError):
         super().__init__(f"{where}: {reason}")
         self.index = index
         # Echoed in the answer: cut, so a 1 MB key does not come back as a 1 MB error.
-        self.key = clean_text(key[:MAX_KEY_CHARS + 1]) if isinstance(key, str) else None
+        self.key = clean_text(key[: MAX_KEY_CHARS + 1]) if isinstance(key, str) else None
 
 
 def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:

@@ -33,10 +33,14 @@ _DIGITS = re.compile(r"[0-9]{1,15}")  # a length of up to 999 TB; anything else 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one client may cost the collector; seconds are measured on the monotonic clock."""
+    """What one client may cost the collector, in seconds on the monotonic clock.
+
+    The head of a request must arrive within header_timeout_s of the connection, or of the
+    first byte of a later request on a keep-alive connection.
+    """
 
     max_connections: int = 64  # past it, new connections get 503 + Retry-After at once
-    header_timeout_s: float = 10.0  # request line and headers, from their first byte
+    header_timeout_s: float = 10.0  # the request line and headers
     body_timeout_s: float = 60.0  # the body, from the end of the headers (1 MB at 17 KB/s)
     idle_timeout_s: float = 60.0  # a keep-alive connection waiting for its next request
     response_timeout_s: float = 30.0  # writing the answer to a client that does not read
@@ -156,7 +160,8 @@ class GuardedHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._reader = DeadlineReader(self.connection)
-        self.rfile = io.BufferedReader(self._reader, 65536)
+        self._buffered = io.BufferedReader(self._reader, 65536)
+        self.rfile = self._buffered
         self._reader.start(self.server.limits.header_timeout_s)  # the first request's head
         self._waiting = False  # True between requests of a keep-alive connection
         self.server.track(self.connection)
@@ -172,7 +177,8 @@ class GuardedHandler(BaseHTTPRequestHandler):
         # and before the request line is parsed there is neither a command nor a path.
         path = urlsplit(getattr(self, "path", "") or "").path
         client = self.client_address[0]
-        log.debug("client %s: %s %s %s", client, self.command or "-", path or "-", code)
+        command = getattr(self, "command", None) or "-"
+        log.debug("client %s: %s %s %s", client, command, path or "-", code)
 
     def log_error(self, format: str, *args: Any) -> None:
         # http.server's error messages quote the request line (and so ?accessKey=): one line
@@ -199,11 +205,11 @@ class GuardedHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """One request, each phase within its deadline; client trouble is one debug line."""
         limits = self.server.limits
-        self.command, self.request_version = None, self.protocol_version  # until parsed
+        self.request_version = self.protocol_version  # for an answer before the line is parsed
         try:
             if self._waiting:  # keep-alive: wait idle_timeout_s for the next request to begin
                 self._reader.start(limits.idle_timeout_s)
-                if not self.rfile.peek(1):
+                if not self._buffered.peek(1):
                     self.close_connection = True
                     return
                 self._reader.start(limits.header_timeout_s)
