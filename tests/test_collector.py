@@ -786,8 +786,8 @@ def test_gzip_body_with_a_bad_member_is_400(url: str, tail: bytes) -> None:
 
 @pytest.fixture
 def strict_collector(tmp_path: Path) -> Iterator[Collector]:
-    """A collector with short deadlines and room for two connections."""
-    limits = Limits(max_connections=2, header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5)
+    """A collector with half-second deadlines (and the default connection limit)."""
+    limits = Limits(header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5)
     with Collector(tmp_path / "s.db", port=0, access_keys=[KEY], limits=limits) as running:
         yield running
 
@@ -852,26 +852,28 @@ def test_idle_keep_alive_connection_is_closed(strict_collector: Collector) -> No
         assert readable and conn.recv(65536) == b""
 
 
-def test_connections_past_the_limit_get_503_with_retry_after(strict_collector: Collector) -> None:
+def test_connections_past_the_limit_get_503_with_retry_after(tmp_path: Path) -> None:
     """With max_connections busy, a new connection is answered 503 + Retry-After at once, and
     served again once a slot is free."""
-    url = strict_collector.url
-    holders = [connect(url), connect(url)]
-    try:
-        answer = raw_exchange(url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 503 ")
-        assert b"Retry-After: 1\r\n" in answer and b"too many connections" in answer
-    finally:
-        for conn in holders:
-            conn.close()
+    limits = Limits(max_connections=2, header_timeout_s=30)
+    with Collector(tmp_path / "c.db", port=0, access_keys=[KEY], limits=limits) as collector:
+        url = collector.url
+        holders = [connect(url), connect(url)]
+        try:
+            answer = raw_exchange(url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 503 ")
+            assert b"Retry-After: 1\r\n" in answer and b"too many connections" in answer
+        finally:
+            for conn in holders:
+                conn.close()
 
-    def served() -> bool:
-        reply = raw_exchange(
-            url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        return reply.startswith(b"HTTP/1.1 200 ")
+        def served() -> bool:
+            reply = raw_exchange(
+                url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            return reply.startswith(b"HTTP/1.1 200 ")
 
-    wait_for(served, what="a free connection slot")
+        wait_for(served, what="a free connection slot")
 
 
 def test_streamer_rides_out_the_connection_limit(tmp_path: Path) -> None:
