@@ -962,3 +962,29 @@ def test_serve_process_under_abuse_prints_no_traceback(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
     assert "Traceback" not in server.output and "stopped" in server.output
+
+
+def test_cli_log_of_a_non_utf8_argument_is_stored(url: str, tmp_path: Path) -> None:
+    """`isstreamer log k $'caf\\xff'` (the argument arrives as "caf\\udcff") is stored as
+    "caf\\ufffd"; the collector answered 500 for it, forever, on every later replay."""
+    env = dict(os.environ, ISSTREAMER_ACCESS_KEY=KEY)
+    cmd = [
+        sys.executable.encode(),
+        b"-m",
+        b"isstreamer",
+        b"log",
+        b"word\xfe",
+        b"caf\xff",
+        b"--api-base",
+        url.encode(),
+        b"--bucket-key",
+        b"cli-odd",
+        b"--spill-dir",
+        str(tmp_path / "spool").encode(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(e["key"], e["value"]) for e in read_events(url, "cli-odd")] == [
+        ("word\ufffd", "caf\ufffd")
+    ]
+    assert not list((tmp_path / "spool").glob("**/*.json"))  # nothing left to replay
