@@ -644,7 +644,7 @@ def post_raw_json(url: str, text: str) -> requests.Response:
     [
         ('[{"key":"a","value":1},{"key":"b","value":1e999}]', 1, "finite"),
         ('[{"key":"a","value":1},{"key":"b","value":' + "9" * 400 + "}]", 1, "too large"),
-        ('[{"key":"a","value":1},{"key":"b","value":' + "9" * 5000 + "}]", 1, "finite"),
+        ('[{"key":"a","value":1},{"key":"b","value":' + "9" * 5000 + "}]", 1, "finite|too large"),
         ('[{"key":"a","value":"' + "x" * 2001 + '"}]', 0, "2000"),
         ('[{"key":"' + "k" * 251 + '","value":1}]', 0, "250"),
         ('[{"key":"a","value":1,"epoch":1e300}]', 0, "epoch"),
@@ -674,7 +674,7 @@ def test_values_the_store_cannot_take_get_400_naming_the_event(
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["event"] == index and f"event {index}" in body["message"]
-    assert words in body["message"]
+    assert re.search(words, body["message"])  # 5,000 digits: "finite" from Python 3.11 on
     assert len(response.content) < 2000  # a huge key is not echoed back whole
     assert post_events(url, [{"key": "after", "value": 1}]).status_code == 204
 
