@@ -914,10 +914,12 @@ def test_client_errors_are_one_line_without_tracebacks_or_keys(
         f"GET /api/events?accessKey={secret} HTTP/9.9\r\n\r\n".encode(),  # bad version
         ingest_head("Content-Length: -1\r\n"),
         b"GET /" + b"x" * 70000 + b" HTTP/1.1\r\n\r\n",  # request line too long
+        b"GET /api/health HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",  # too many headers
     ]
     for data in bad:
         answer = raw_exchange(url, data)
-        assert re.match(rb"HTTP/1\.1 (400|414|505) ", answer), answer[:100]
+        assert re.match(rb"HTTP/1\.1 (400|414|431|505) ", answer), answer[:100]
+        assert answer.endswith(b'"}') and secret.encode() not in answer  # JSON, no echo
     tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(11, 51))
     assert raw_exchange(url, tls_hello) == b""  # no line end: closed at the header deadline
     for partial in (b"POST /api/ev", ingest_head("Content-Length: 100\r\n") + b"[{"):
