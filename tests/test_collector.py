@@ -5,11 +5,14 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import logging
 import os
 import re
+import select
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -22,6 +25,7 @@ import requests
 
 from isstreamer import Streamer
 from isstreamer.collector import Collector, default_db_path, ensure_local_collector, key_file_path
+from isstreamer.collector.wire import Limits
 
 KEY = "collector-test-key"
 BUCKET = "bucket-1"
@@ -625,3 +629,364 @@ def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> Non
         assert buckets[0]["events"] >= 10
         keys = read_keys(collector.url, buckets[0]["bucketKey"])
     assert any("cpu" in key for key in keys) and any("mem" in key for key in keys)
+
+
+# --- abuse: odd values, framing, slow and too many clients ------------------------------------
+
+
+def post_raw_json(url: str, text: str) -> requests.Response:
+    """POST ``text`` as it is: JSON escapes such as \\udcff reach the server unchanged."""
+    return post_events(url, None, data=text.encode("ascii"))
+
+
+@pytest.mark.parametrize(
+    "text, index, words",
+    [
+        ('[{"key":"a","value":1},{"key":"b","value":1e999}]', 1, "finite"),
+        ('[{"key":"a","value":1},{"key":"b","value":' + "9" * 400 + "}]", 1, "too large"),
+        ('[{"key":"a","value":1},{"key":"b","value":' + "9" * 5000 + "}]", 1, "finite|too large"),
+        ('[{"key":"a","value":"' + "x" * 2001 + '"}]', 0, "2000"),
+        ('[{"key":"' + "k" * 251 + '","value":1}]', 0, "250"),
+        ('[{"key":"a","value":1,"epoch":1e300}]', 0, "epoch"),
+        ('[{"key":"a","value":1,"epoch":NaN}]', 0, "epoch"),
+        ('[{"key":"a","value":1,"epoch":' + "9" * 5000 + "}]", 0, "epoch"),
+        ('[{"key":' + "9" * 5000 + ',"value":1}]', 0, "key"),
+        ('[{"key":"a","value":[1]}]', 0, "value"),
+    ],
+    ids=[
+        "inf",
+        "400-digits",
+        "5000-digits",
+        "long-string",
+        "long-key",
+        "far-epoch",
+        "nan-epoch",
+        "huge-epoch",
+        "huge-int-key",
+        "list-value",
+    ],
+)
+def test_values_the_store_cannot_take_get_400_naming_the_event(
+    url: str, text: str, index: int, words: str
+) -> None:
+    """Each value SQLite cannot store is refused with 400 naming its event, never a 500."""
+    response = post_raw_json(url, text)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["event"] == index and f"event {index}" in body["message"]
+    assert re.search(words, body["message"])  # 5,000 digits: "finite" from Python 3.11 on
+    assert len(response.content) < 2000  # a huge key is not echoed back whole
+    assert post_events(url, [{"key": "after", "value": 1}]).status_code == 204
+
+
+def test_surrogates_big_ints_and_old_epochs_are_stored(url: str) -> None:
+    """Lone surrogates become U+FFFD, ints beyond int64 floats, ancient epochs the server time."""
+    text = (
+        '[{"key":"caf\\udcff","value":"x\\ud800y","epoch":1700000000},'
+        '{"key":"big","value":' + str(2**70) + ',"epoch":1700000001},'
+        '{"key":"pair\\ud83d\\ude00","value":-' + str(2**64) + ',"epoch":1700000002},'
+        '{"key":"old","value":1,"epoch":-1e300}]'
+    )
+    before = time.time()
+    assert post_raw_json(url, text).status_code == 204
+    got = {e["key"]: e for e in read_events(url)}
+    assert got["caf\ufffd"]["value"] == "x\ufffdy"
+    assert got["big"]["value"] == float(2**70) and isinstance(got["big"]["value"], float)
+    assert got["pair\U0001f600"]["value"] == -float(2**64)
+    assert got["old"]["epoch"] >= before
+    created = requests.post(
+        url + "/api/buckets",
+        data=b'{"bucketKey":"b\\udcff","bucketName":"n\\udcff"}',
+        headers={"X-IS-AccessKey": KEY, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert created.status_code == 201 and created.json()["bucketName"] == "n\ufffd"
+
+
+def test_streamer_surrogate_value_reaches_the_collector(url: str) -> None:
+    """What `isstreamer log k $'caf\\xff'` produces is stored, not answered 500 forever."""
+    from isstreamer.events import make_event
+
+    key, value, _ = make_event("word\udcff", "caf\udcff")
+    stats = stream(url, "odd", [(key, value)])
+    assert stats["sent"] == 1
+    assert read_events(url, "odd")[0] == {
+        "key": "word\ufffd",
+        "value": "caf\ufffd",
+        "epoch": pytest.approx(time.time(), abs=60),
+    }
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it."""
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ingest_head(length_lines: str) -> bytes:
+    return (
+        f"POST /api/events HTTP/1.1\r\nHost: localhost\r\nX-IS-AccessKey: {KEY}\r\n"
+        f"X-IS-BucketKey: {BUCKET}\r\nContent-Type: application/json\r\n{length_lines}\r\n"
+    ).encode()
+
+
+# A second request hidden in the body: a server that misreads the length would answer it too.
+SMUGGLED = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        "Content-Length: -1\r\n",
+        "Content-Length: abc\r\n",
+        "Content-Length: +46\r\n",
+        "Content-Length: 4_6\r\n",
+        "Content-Length: 46, 46\r\n",
+        "Content-Length: 46\r\nContent-Length: 46\r\n",
+        "Content-Length: 46\r\nTransfer-Encoding: chunked\r\n",
+    ],
+    ids=["negative", "junk", "plus", "underscore", "list", "two-headers", "with-chunked"],
+)
+def test_content_length_is_parsed_strictly(url: str, lines: str) -> None:
+    """A Content-Length that is not one plain number is 400 and the connection closes
+    (nothing in the body is read as a request)."""
+    answer = raw_exchange(url, ingest_head(lines) + SMUGGLED)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1 and b'isstreamer-collector"' not in answer
+    assert b"Connection: close" in answer
+
+
+def test_gzip_body_with_several_members_is_read_whole(url: str) -> None:
+    """A body of two concatenated gzip members stores the events of both."""
+    body = gzip.compress(b'[{"key":"m1","value":1},') + gzip.compress(b'{"key":"m2","value":2}]')
+    response = post_events(url, None, data=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 204, response.text
+    assert sorted(e["key"] for e in read_events(url)) == ["m1", "m2"]
+
+
+@pytest.mark.parametrize("tail", [b"garbage", b"\x1f\x8b\x08"], ids=["garbage", "truncated"])
+def test_gzip_body_with_a_bad_member_is_400(url: str, tail: bytes) -> None:
+    """Trailing bytes that are no complete gzip member make the body invalid, not half-read."""
+    body = gzip.compress(b'[{"key":"m1","value":1}]') + tail
+    response = post_events(url, None, data=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400 and "gzip" in response.json()["message"]
+    assert requests.get(f"{url}/api/buckets/{BUCKET}/events", timeout=10).status_code == 404
+
+
+@pytest.fixture
+def strict_collector(tmp_path: Path) -> Iterator[Collector]:
+    """A collector with half-second deadlines (and the default connection limit)."""
+    limits = Limits(header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5)
+    with Collector(tmp_path / "s.db", port=0, access_keys=[KEY], limits=limits) as running:
+        yield running
+
+
+def connect(url: str, timeout: float = 10.0) -> socket.socket:
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def drip(conn: socket.socket, data: bytes, interval_s: float = 0.05) -> int:
+    """Send ``data`` a byte at a time; returns how many bytes went before the server hung up."""
+    for sent, byte in enumerate(data):
+        try:
+            conn.sendall(bytes([byte]))
+        except OSError:
+            return sent
+        readable, _, _ = select.select([conn], [], [], interval_s)
+        if readable:
+            return sent + 1  # an answer or the close: the server is done with this connection
+    return len(data)
+
+
+def test_headers_dripped_a_byte_at_a_time_are_cut_off(strict_collector: Collector) -> None:
+    """A client sending its headers a byte every 50 ms is cut off at the header deadline
+    (0.5 s), although no single read waits long: the deadline is for the whole head."""
+    head = ingest_head("X-Padding: " + "p" * 400 + "\r\n")  # ~25 s of dripping
+    with connect(strict_collector.url) as conn:
+        sent = drip(conn, head)
+        assert sent < len(head) // 2
+        rest = conn.recv(65536)
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 408")
+
+
+def test_body_dripped_a_byte_at_a_time_gets_408(strict_collector: Collector) -> None:
+    """A body sent a byte every 50 ms is answered 408 at the body deadline (0.5 s)."""
+    with connect(strict_collector.url) as conn:
+        conn.sendall(ingest_head("Content-Length: 500\r\n"))
+        sent = drip(conn, b"[" + b" " * 498 + b"]")
+        assert sent < 250
+        answer = read_response(conn)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"body" in answer
+
+
+def read_response(conn: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_idle_keep_alive_connection_is_closed(strict_collector: Collector) -> None:
+    """After an answer, a connection that sends nothing is closed at the idle deadline."""
+    with connect(strict_collector.url) as conn:
+        conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(conn).startswith(b"HTTP/1.1 200 ")
+        readable, _, _ = select.select([conn], [], [], 10)
+        assert readable and conn.recv(65536) == b""
+
+
+def test_connections_past_the_limit_get_503_with_retry_after(tmp_path: Path) -> None:
+    """With max_connections busy, a new connection is answered 503 + Retry-After at once, and
+    served again once a slot is free."""
+    limits = Limits(max_connections=2, header_timeout_s=30)
+    with Collector(tmp_path / "c.db", port=0, access_keys=[KEY], limits=limits) as collector:
+        url = collector.url
+        holders = [connect(url), connect(url)]
+        try:
+            answer = raw_exchange(url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 503 ")
+            assert b"Retry-After: 1\r\n" in answer and b"too many connections" in answer
+        finally:
+            for conn in holders:
+                conn.close()
+
+        def served() -> bool:
+            reply = raw_exchange(
+                url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            return reply.startswith(b"HTTP/1.1 200 ")
+
+        wait_for(served, what="a free connection slot")
+
+
+def test_streamer_rides_out_the_connection_limit(tmp_path: Path) -> None:
+    """A Streamer refused with 503 while all slots are held delivers everything once one frees."""
+    limits = Limits(max_connections=1, header_timeout_s=30)
+    with Collector(tmp_path / "c.db", port=0, access_keys=[KEY], limits=limits) as collector:
+        holder = connect(collector.url)
+        streamer = Streamer(
+            bucket_key="busy",
+            access_key=KEY,
+            api_base=collector.url,
+            spill_dir=str(tmp_path / "spool"),
+        )
+        for i in range(20):
+            streamer.log("n", i)
+        streamer.flush(timeout=0.5)
+        assert streamer.stats()["sent"] == 0  # refused while the one slot is held
+        holder.close()
+        assert streamer.close(timeout=30)
+
+        def delivered() -> Optional[List[Any]]:
+            # The one slot frees once the Streamer's connection has ended on the server too.
+            response = requests.get(f"{collector.url}/api/buckets/busy/events", timeout=10)
+            return None if response.status_code == 503 else [e["value"] for e in response.json()]
+
+        assert sorted(wait_for(delivered, what="a free slot")) == list(range(20))
+
+
+def test_client_errors_are_one_line_without_tracebacks_or_keys(
+    strict_collector: Collector, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
+) -> None:
+    """Malformed requests, resets and timeouts log one debug line each: no traceback, no key."""
+    url = strict_collector.url
+    secret = "Sup3rSecretKey"
+    caplog.set_level(logging.DEBUG, logger="isstreamer.collector")
+    bad = [
+        f"GET /api/events?accessKey={secret} HTTP/1.1 junk\r\n\r\n".encode(),  # bad syntax
+        f"GET /api/events?accessKey={secret} HTTP/9.9\r\n\r\n".encode(),  # bad version
+        ingest_head("Content-Length: -1\r\n"),
+        b"GET /" + b"x" * 70000 + b" HTTP/1.1\r\n\r\n",  # request line too long
+        b"GET /api/health HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",  # too many headers
+    ]
+    for data in bad:
+        answer = raw_exchange(url, data)
+        assert re.match(rb"HTTP/1\.1 (400|414|431|505) ", answer), answer[:100]
+        assert answer.endswith(b'"}') and secret.encode() not in answer  # JSON, no echo
+    tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(11, 51))
+    assert raw_exchange(url, tls_hello) == b""  # no line end: closed at the header deadline
+    for partial in (b"POST /api/ev", ingest_head("Content-Length: 100\r\n") + b"[{"):
+        conn = connect(url)
+        conn.sendall(partial)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # a reset in the middle of a request
+    with connect(url) as conn:  # a head that never ends: closed at the header deadline
+        conn.sendall(b"POST /api/events HTTP/1.1\r\n")
+        assert conn.recv(100) == b""
+    assert post_events(url, [{"key": "still", "value": 1}]).status_code == 204
+    out, err = capfd.readouterr()
+    text = out + err + "\n".join(r.getMessage() for r in caplog.records)
+    assert "Traceback" not in text and secret not in text
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
+    assert any("client 127.0.0.1" in r.getMessage() for r in caplog.records)
+
+
+def test_serve_process_under_abuse_prints_no_traceback(tmp_path: Path) -> None:
+    """`serve --max-connections 1` answers 503 past its slot; resets, junk and a refused
+    connection leave no traceback in its output, and it still stops cleanly."""
+    server = ServeProcess(tmp_path / "abuse.db", "--access-key", KEY, "--max-connections", "1")
+    try:
+        holder = connect(server.url)
+        holder.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(holder).startswith(b"HTTP/1.1 200 ")  # holds the one slot now
+        answer = raw_exchange(server.url, b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After:" in answer
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        holder.sendall(b"POST /api/ev")
+        holder.close()  # a reset in the middle of a request line
+
+        def served() -> bool:
+            try:
+                return post_events(server.url, [{"key": "k", "value": 1}]).status_code == 204
+            except requests.ConnectionError:
+                return False
+
+        wait_for(served, what="the slot to be free again")
+        junk = b"\x00\xff junk\r\n\r\n"  # (the slot frees once the last client's thread ends)
+        wait_for(lambda: raw_exchange(server.url, junk).startswith(b"HTTP/1.1 400 "), what="400")
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in server.output and "stopped" in server.output
+
+
+def test_cli_log_of_a_non_utf8_argument_is_stored(url: str, tmp_path: Path) -> None:
+    """`isstreamer log k $'caf\\xff'` (the argument arrives as "caf\\udcff") is stored as
+    "caf\\ufffd"; the collector answered 500 for it, forever, on every later replay."""
+    env = dict(os.environ, ISSTREAMER_ACCESS_KEY=KEY)
+    cmd = [
+        sys.executable.encode(),
+        b"-m",
+        b"isstreamer",
+        b"log",
+        b"word\xfe",
+        b"caf\xff",
+        b"--api-base",
+        url.encode(),
+        b"--bucket-key",
+        b"cli-odd",
+        b"--spill-dir",
+        str(tmp_path / "spool").encode(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(e["key"], e["value"]) for e in read_events(url, "cli-odd")] == [
+        ("word\ufffd", "caf\ufffd")
+    ]
+    assert not list((tmp_path / "spool").glob("**/*.json"))  # nothing left to replay

@@ -5,9 +5,11 @@ from .cli import add_serve_arguments, run_serve
 from .keys import default_db_path, key_file_path
 from .local import ensure_local_collector
 from .server import Collector
+from .wire import Limits
 
 __all__ = [
     "Collector",
+    "Limits",
     "add_serve_arguments",
     "default_db_path",
     "ensure_local_collector",

@@ -13,6 +13,7 @@ from typing import Any, Dict
 
 from .keys import default_db_path
 from .server import Collector
+from .wire import Limits
 
 log = logging.getLogger("isstreamer.collector")
 
@@ -21,6 +22,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a positive number of days")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
@@ -60,6 +68,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="delete events older than N days (default: keep all)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=_count,
+        default=Limits.max_connections,
+        metavar="N",
+        help="connections served at once; more are answered 503 with Retry-After "
+        f"(default: {Limits.max_connections})",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -71,8 +87,11 @@ def run_serve(args: argparse.Namespace) -> int:
     db = Path(args.db) if getattr(args, "db", None) else default_db_path()
     keys = getattr(args, "access_keys", None)
     try:
+        limits = Limits(
+            max_connections=getattr(args, "max_connections", None) or Limits.max_connections
+        )
         collector = Collector(
-            db, args.host, args.port, keys, getattr(args, "retention_days", None)
+            db, args.host, args.port, keys, getattr(args, "retention_days", None), limits
         ).start()
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or exc
@@ -81,6 +100,14 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # Handlers before the first line: a script that reads the URL may send SIGTERM at once.
+    stop = threading.Event()
+    previous: Dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        except ValueError:  # not the main thread: the caller handles signals
+            pass
     # The first line is the URL alone, so scripts and tests can read the port from it.
     print(f"isstreamer collector listening on {collector.url}", flush=True)
     print(f"  database: {db}")
@@ -100,13 +127,6 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     print("  stop with Ctrl-C", flush=True)
 
-    stop = threading.Event()
-    previous: Dict[int, Any] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-        except ValueError:  # not the main thread: the caller handles signals
-            pass
     try:
         stop.wait()
     finally:

@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
-import zlib
-import ipaddress
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._version import __version__
+from ..events import clean_text
 from . import pages
 from .validate import (
     EventError,
+    big_int,
     bucket_key_problem,
     check_events,
     parse_limit,
     parse_query_time,
     url_events,
 )
+from .wire import GuardedHandler, HTTPError
 
 if TYPE_CHECKING:
     from .server import CollectorHTTPServer
 
 log = logging.getLogger("isstreamer.collector")
 
-MAX_BODY_BYTES = 1024 * 1024
-# A body over the limit is still read and thrown away up to this size, so the client sees the
-# 413 on a live connection (and splits the batch) instead of a reset while it is still sending.
-DISCARD_LIMIT_BYTES = 32 * 1024 * 1024
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 100_000
 SERVICE = "isstreamer-collector"
 _SECURITY_HEADERS = (
@@ -44,40 +42,16 @@ _SECURITY_HEADERS = (
 )
 
 
-class HTTPError(Exception):
-    """Ends a request with ``status`` and a JSON ``{"message": ...}`` body."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: Dict[str, Any] = {"message": message, **extra}
-
-
-class Handler(BaseHTTPRequestHandler):
+class Handler(GuardedHandler):
     """One connection; HTTP/1.1 keep-alive, every response has a Content-Length."""
 
     protocol_version = "HTTP/1.1"
     server_version = f"{SERVICE}/{__version__}"
     sys_version = ""
-    timeout = 300  # idle keep-alive connections are closed after this many seconds
     server: "CollectorHTTPServer"
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
 
     def version_string(self) -> str:
         return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line can carry ?accessKey=, so only the path (no query) is ever logged.
-        log.debug("%s %s", self.command, urlsplit(self.path).path)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -94,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             self._route()
         except HTTPError as exc:
             self._send_json(exc.status, exc.body)
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError, socket.timeout):  # socket.timeout: Python 3.9
             self.close_connection = True
         except Exception:
             log.exception("error handling %s %s", self.command, urlsplit(self.path).path)
@@ -190,6 +164,7 @@ class Handler(BaseHTTPRequestHandler):
         name = data.get("bucketName") or ""
         if not isinstance(bucket_key, str) or not isinstance(name, str):
             raise HTTPError(400, "bucketKey and bucketName must be strings")
+        bucket_key, name = clean_text(bucket_key), clean_text(name)  # as event keys: no surrogates
         problem = bucket_key_problem(bucket_key)
         if problem:
             raise HTTPError(400, problem)
@@ -198,58 +173,18 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(204, b"")
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
-            self.close_connection = True
-            raise HTTPError(411, "send a Content-Length; chunked bodies are not accepted")
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            raise HTTPError(400, "bad Content-Length") from None
-        if length > MAX_BODY_BYTES:
-            self._discard(length)
-            raise HTTPError(
-                413, f"request body larger than {MAX_BODY_BYTES} bytes; send fewer events"
-            )
-        body = self.rfile.read(length) if length > 0 else b""
-        if len(body) < length:
-            raise ConnectionError("client closed the connection mid-body")
-        if self.headers.get("Content-Encoding", "").lower() in ("gzip", "x-gzip"):
-            inflater = zlib.decompressobj(wbits=31)
-            try:
-                body = inflater.decompress(body, MAX_BODY_BYTES + 1)
-            except zlib.error:
-                raise HTTPError(400, "body is not valid gzip") from None
-            if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
-                raise HTTPError(
-                    413, f"request body larger than {MAX_BODY_BYTES} bytes once decompressed"
-                )
-        return body
-
-    def _discard_body(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = DISCARD_LIMIT_BYTES + 1
-        self._discard(length)
-
-    def _discard(self, length: int) -> None:
-        if length > DISCARD_LIMIT_BYTES or self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 65536))
-            if not chunk:
-                self.close_connection = True
-                return
-            length -= len(chunk)
-
     @staticmethod
     def _json(body: bytes) -> Any:
         try:
             return json.loads(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            if "integer string conversion" in str(exc):
+                # An integer of thousands of digits: parse it as a float, so that check_events
+                # refuses that event by name instead of calling the whole body invalid.
+                try:
+                    return json.loads(body, parse_int=big_int)
+                except ValueError:
+                    pass
             raise HTTPError(400, f"body is not valid JSON: {exc}") from None
 
     # --- reads ----------------------------------------------------------------------------

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Set, Union
+from typing import Any, Deque, Iterable, List, Optional, Set, Tuple, Union
 
 from .handler import Handler
 from .keys import key_file_path, load_or_create_key
 from .store import Store
+from .wire import Limits, overload_response
 
 log = logging.getLogger("isstreamer.collector")
 
 RETENTION_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 5.0
+# A refused connection stays open this long after its 503, so the client reads the answer
+# before a close with unread request bytes turns into a reset; at most LINGER_MAX of them.
+LINGER_S = 1.0
+LINGER_MAX = 256
+OVERLOAD_LOG_INTERVAL_S = 60.0
 
 
 class CollectorHTTPServer(ThreadingHTTPServer):
@@ -29,11 +37,23 @@ class CollectorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, store: Store, access_keys: List[str]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        store: Store,
+        access_keys: List[str],
+        limits: Optional[Limits] = None,
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), Handler)
         self.store = store
         self.access_keys = access_keys
+        self.limits = limits or Limits()
+        self._overload = overload_response(self.limits)
+        self._active = 0  # connections with a handler thread
+        self._lingering: Deque[Tuple[float, socket.socket]] = collections.deque()
+        self._overload_logged = -OVERLOAD_LOG_INTERVAL_S
         # Reads are open only when nobody but this machine can connect.
         self.reads_open = _is_loopback(str(self.server_address[0]))
         self._state = threading.Condition()
@@ -46,6 +66,78 @@ class CollectorHTTPServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection, or 503 at once when max_connections are busy."""
+        with self._state:
+            busy = self._active >= self.limits.max_connections
+            if not busy:
+                self._active += 1
+        if busy:
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # "can't start new thread": the system's own limit
+            with self._state:
+                self._active -= 1
+            self._refuse(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._state:
+                self._active -= 1
+
+    def _refuse(self, request: socket.socket) -> None:
+        # On the accepting thread, so it must never block: a new connection's send buffer
+        # is empty and takes the small answer in one non-blocking send.
+        now = time.monotonic()
+        if now - self._overload_logged >= OVERLOAD_LOG_INTERVAL_S:
+            self._overload_logged = now
+            log.warning(
+                "%d connections busy (max_connections): answering 503 to new ones",
+                self.limits.max_connections,
+            )
+        try:
+            request.setblocking(False)
+            request.send(self._overload)
+            request.shutdown(socket.SHUT_WR)
+            while request.recv(65536):  # what the client sent already, so the close is clean
+                pass
+        except OSError:  # BlockingIOError once nothing more has arrived
+            pass
+        self._lingering.append((now + LINGER_S, request))
+        self._close_lingering(now)
+
+    def _close_lingering(self, now: float) -> None:
+        lingering = self._lingering
+        while lingering and (lingering[0][0] <= now or len(lingering) > LINGER_MAX):
+            lingering.popleft()[1].close()
+
+    def service_actions(self) -> None:
+        # Called by serve_forever between accepts (at least every poll interval).
+        self._close_lingering(time.monotonic())
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._close_lingering(float("inf"))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for anything a handler raises; a client
+        # that vanished is one debug line, anything else one error line with the cause.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("client %s: %s", client_address[0], type(exc).__name__)
+        else:
+            log.error(
+                "error serving %s: %s: %s",
+                client_address[0],
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
     def track(self, conn: socket.socket) -> None:
         with self._state:
@@ -107,8 +199,10 @@ class Collector:
         port: int = 8080,
         access_keys: Optional[Iterable[str]] = None,
         retention_days: Optional[float] = None,
+        limits: Optional[Limits] = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.limits = limits or Limits()
         self.host = host
         self.port = port
         self.retention_days = retention_days
@@ -143,7 +237,7 @@ class Collector:
             return self
         store = Store(self.db_path)
         try:
-            server = CollectorHTTPServer(self.host, self.port, store, self.access_keys)
+            server = CollectorHTTPServer(self.host, self.port, store, self.access_keys, self.limits)
         except BaseException:
             store.close()
             raise

@@ -8,17 +8,16 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
+# The limits are the client's: what it sends is what the collector takes.
+from ..events import EPOCH_MAX_S, INT_MAX, INT_MIN, MAX_KEY_CHARS, MAX_STRING_CHARS, clean_text
+
 Value = Union[bool, int, float, str]
 Row = Tuple[str, Value, float]  # (key, value, epoch): the store takes these as they are
 
-MAX_KEY_CHARS = 250
-MAX_STRING_CHARS = 2000
 MAX_BUCKET_KEY_CHARS = 250
 # The service replaces timestamps this old by its own clock. Doing the same keeps a Pi that booted
 # without network time (its clock says 1970) from writing rows that retention would drop at once.
 STALE_AFTER_S = 10 * 365.25 * 86400
-# SQLite integers are 64-bit; a JSON integer beyond that is kept as the nearest float.
-_INT64 = 2**63
 # Query parameters of the URL variant that are credentials, not events.
 URL_RESERVED = frozenset({"accessKey", "bucketKey"})
 _BAD_BUCKET_CHARS = re.compile("[:\"']")
@@ -36,7 +35,8 @@ class EventError(ValueError):
             where += " (key " + json.dumps(key[:60]) + ")"
         super().__init__(f"{where}: {reason}")
         self.index = index
-        self.key = key if isinstance(key, str) else None
+        # Echoed in the answer: cut, so a 1 MB key does not come back as a 1 MB error.
+        self.key = clean_text(key[: MAX_KEY_CHARS + 1]) if isinstance(key, str) else None
 
 
 def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
@@ -86,9 +86,11 @@ def check_events(payload: Any, now: float) -> List[Row]:
         key = event.get("key")
         if type(key) is not str:
             # ISStreamer sent whatever the caller passed as a key; it meant str(key).
-            if type(key) not in (int, float):
+            if type(key) not in (int, float) or key != key or key in (math.inf, -math.inf):
                 raise EventError(index, None, "key must be a string of 1 to 250 characters")
             key = str(key)
+        elif not key.isascii():
+            key = clean_text(key)  # a lone surrogate ("\udcff" in the JSON) becomes U+FFFD
         if not 0 < len(key) <= MAX_KEY_CHARS:
             raise EventError(index, key, "key must be a string of 1 to 250 characters")
         value: Any = event.get("value")
@@ -97,9 +99,11 @@ def check_events(payload: Any, now: float) -> List[Row]:
             if not math.isfinite(value):
                 raise EventError(index, key, "value must be a finite number")
         elif kind is int:
-            if not -_INT64 <= value < _INT64:
-                value = float(value)
+            if not INT_MIN <= value <= INT_MAX:
+                value = _int_as_float(index, key, value)
         elif kind is str:
+            if not value.isascii():
+                value = clean_text(value)
             if len(value) > MAX_STRING_CHARS:
                 raise EventError(
                     index, key, f"string value longer than {MAX_STRING_CHARS} characters"
@@ -116,15 +120,33 @@ def check_events(payload: Any, now: float) -> List[Row]:
                 if epoch is None:
                     raise EventError(index, key, "iso8601 is not an ISO 8601 date and time")
         elif type(epoch) is float or type(epoch) is int:
-            if not math.isfinite(epoch):
-                raise EventError(index, key, "epoch must be a finite number of seconds")
-            epoch = float(epoch)
+            if not epoch < EPOCH_MAX_S:  # NaN, infinity, far future (ints compare exactly)
+                raise EventError(index, key, "epoch must be seconds since 1970, before 10000")
+            epoch = float(epoch) if epoch >= stale else now
         else:
             raise EventError(index, key, "epoch must be a number of seconds since 1970")
         if epoch < stale:
             epoch = now
         append((key, value, epoch))
     return rows
+
+
+def _int_as_float(index: int, key: str, value: int) -> float:
+    """An integer beyond int64 (what SQLite stores) as the nearest float64, as the client does."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise EventError(index, key, "integer value too large for a float64") from None
+
+
+def big_int(text: str) -> Union[int, float]:
+    """json.loads' ``parse_int`` for a body with integers longer than int() parses (4,300
+    digits in Python 3.11+): a float, infinite if need be, so that the event is refused by
+    name instead of the whole body."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def url_value(text: str) -> Value:
