@@ -21,9 +21,10 @@ from .cli_common import (
     say,
 )
 from .events import flatten, make_event
-from .legacy_files import parse_epoch, parse_value
 from .sinks.base import Event
 from .streamer import Streamer
+from .text import parse_time as parse_epoch
+from .text import parse_value
 
 log = logging.getLogger("isstreamer")
 

@@ -13,52 +13,20 @@ Unreadable lines are skipped and reported in the log with their line number.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import logging
-import math
-import re
 from pathlib import Path
 from typing import Any
 
 from .events import make_event
-from .sinks.base import Event, Value
+from .sinks.base import Event
+from .text import parse_time as parse_epoch
+from .text import parse_value
 
 log = logging.getLogger("isstreamer")
 
 LEGACY_KINDS = ("missed", "csv")
 MAX_REPORTED = 10  # bad lines reported one by one per file; the rest are only counted
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
-
-
-def parse_value(text: str) -> Value:
-    """A value as typed on a command line or read from CSV: numbers and true/false typed."""
-    stripped = text.strip()
-    if stripped == "true":
-        return True
-    if stripped == "false":
-        return False
-    if _INT.fullmatch(stripped):
-        return int(stripped)
-    if _FLOAT.fullmatch(stripped):
-        number = float(stripped)
-        if math.isfinite(number):
-            return number
-    return text
-
-
-def parse_epoch(text: str) -> float:
-    """Seconds since 1970, or an ISO 8601 time (a time without zone is local time)."""
-    stripped = text.strip()
-    try:
-        return float(stripped)
-    except ValueError:
-        pass
-    try:  # Python before 3.11 does not read a trailing "Z"
-        return _dt.datetime.fromisoformat(stripped.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValueError(f"{text!r} is neither seconds since 1970 nor an ISO 8601 time") from None
 
 
 def sniff(path: Path) -> str:

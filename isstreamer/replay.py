@@ -22,12 +22,13 @@ from typing import Any, Callable, Optional, Union
 from .config import Settings, load_settings
 from .delivery import Delivery
 from .errors import ConfigError
-from .legacy_files import parse_value, read_legacy, sniff
+from .legacy_files import read_legacy, sniff
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Event, Sink
 from .sinks.factory import needs_access_key, sink_factory
 from .spool import SpillBatch, Spool, event_count
 from .stats import Stats
+from .text import parse_value
 
 __all__ = ["ReplayResult", "parse_value", "replay"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 # The limits are the client's: what it sends is what the collector takes.
 from ..events import EPOCH_MAX_S, INT_MAX, INT_MIN, MAX_KEY_CHARS, MAX_STRING_CHARS, clean_text
+from ..text import parse_time, parse_value
 
 Value = Union[bool, int, float, str]
 Row = Tuple[str, Value, float]  # (key, value, epoch): the store takes these as they are
@@ -21,9 +21,6 @@ STALE_AFTER_S = 10 * 365.25 * 86400
 # Query parameters of the URL variant that are credentials, not events.
 URL_RESERVED = frozenset({"accessKey", "bucketKey"})
 _BAD_BUCKET_CHARS = re.compile("[:\"']")
-_INT_TEXT = re.compile(r"-?\d{1,18}")
-_FLOAT_TEXT = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-_FRACTION = re.compile(r"\.(\d+)")
 
 
 class EventError(ValueError):
@@ -50,22 +47,14 @@ def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
     return None
 
 
-def parse_time(text: Any) -> Optional[float]:
-    """Epoch seconds from an ISO 8601 string (naive means UTC), or None when it is not one."""
-    if not isinstance(text, str) or not 0 < len(text) <= 64:
+def iso_time(text: Any) -> Optional[float]:
+    """Epoch seconds from the ``iso8601`` field (the one time rule of isstreamer.text), or None."""
+    if not isinstance(text, str):
         return None
-    s = text.strip()
-    if s[-1:] in ("Z", "z"):
-        s = s[:-1] + "+00:00"
-    # Python 3.9's fromisoformat wants exactly 3 or 6 fraction digits; clients send any number.
-    s = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], s, count=1)
     try:
-        moment = datetime.fromisoformat(s)
+        return parse_time(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def check_events(payload: Any, now: float) -> List[Row]:
@@ -116,7 +105,7 @@ def check_events(payload: Any, now: float) -> List[Row]:
             if iso is None:
                 epoch = now
             else:
-                epoch = parse_time(iso)
+                epoch = iso_time(iso)
                 if epoch is None:
                     raise EventError(index, key, "iso8601 is not an ISO 8601 date and time")
         elif type(epoch) is float or type(epoch) is int:
@@ -149,19 +138,6 @@ def big_int(text: str) -> Union[int, float]:
         return float(text)
 
 
-def url_value(text: str) -> Value:
-    """The typed value of a URL-variant parameter: numbers and true/false become JSON types."""
-    if _INT_TEXT.fullmatch(text):
-        return int(text)
-    if _FLOAT_TEXT.fullmatch(text):
-        number = float(text)
-        if math.isfinite(number):
-            return number
-    if text in ("true", "false"):
-        return text == "true"
-    return text
-
-
 def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int = 0) -> List[Row]:
     """Rows from the URL variant (``?temperature=21.5&door=open``), all stamped ``now``."""
     rows: List[Row] = []
@@ -173,7 +149,7 @@ def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int =
             raise EventError(index, key, "key must be a string of 1 to 250 characters")
         if len(text) > MAX_STRING_CHARS:
             raise EventError(index, key, f"string value longer than {MAX_STRING_CHARS} characters")
-        rows.append((key, url_value(text), now))
+        rows.append((key, parse_value(text), now))
         index += 1
     return rows
 
@@ -195,10 +171,7 @@ def parse_query_time(text: Optional[str], name: str) -> Optional[float]:
     """A ``since``/``until`` query parameter: epoch seconds or ISO 8601; ValueError if neither."""
     if not text:
         return None
-    try:
-        moment: Optional[float] = float(text)
-    except ValueError:
-        moment = parse_time(text)
-    if moment is None or not math.isfinite(moment):
+    moment = iso_time(text)
+    if moment is None:
         raise ValueError(f"{name} must be epoch seconds or an ISO 8601 time")
     return moment
