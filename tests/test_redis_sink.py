@@ -223,6 +223,46 @@ def test_key_of_the_wrong_type_is_bad(server: RedisServer, make_sink: Any) -> No
     assert result.outcome is Outcome.BAD and "WRONGTYPE" in result.message
 
 
+def _fill_to_the_limit(server: RedisServer, headroom_bytes: int) -> None:
+    """Set maxmemory (noeviction) so that only about ``headroom_bytes`` more fit."""
+    client = server.client()
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", str(used + headroom_bytes))
+
+
+def test_error_half_way_through_a_pipeline_fails_only_the_refused_entries(
+    server: RedisServer, make_sink: Any,
+) -> None:
+    """OOM half-way through a batch: failed names exactly the entries missing from the stream."""
+    sink = make_sink(server.url)
+    assert sink.send(Bucket("pi1"), events(10)).ok  # registry written, connection warm
+    _fill_to_the_limit(server, 200_000)
+    batch = events(20_000, 10)
+    result = sink.send(Bucket("pi1"), batch)
+    assert result.outcome is Outcome.RETRY and result.partial, result
+    assert "OutOfMemoryError" in result.message and "of 20000 entries were stored" in result.message
+    stored = set(stream_pairs(server)[10:])
+    failed = set(result.failed or ())
+    assert 0 < len(failed) < len(batch)
+    assert stored == {(k, e) for i, (k, _, e) in enumerate(batch) if i not in failed}
+    # Space again: re-sending only the failed ones completes the stream with no duplicate.
+    server.client().config_set("maxmemory", "0")
+    assert sink.send(Bucket("pi1"), [batch[i] for i in sorted(failed)]).ok
+    pairs = stream_pairs(server)
+    assert len(pairs) == len(set(pairs)) == 20_010
+
+
+def test_pipeline_refused_whole_is_not_partial(server: RedisServer, make_sink: Any) -> None:
+    """When every entry is refused the result is a plain whole-batch failure (failed is None)."""
+    sink = make_sink(server.url)
+    assert sink.send(Bucket("pi1"), events(1)).ok
+    _fill_to_the_limit(server, 0)
+    result = sink.send(Bucket("pi1"), events(50, 1))
+    assert result.outcome is Outcome.RETRY and result.failed is None
+    assert "0 of 50 entries were stored" in result.message
+
+
 @pytest.mark.parametrize("value", [object(), float("nan"), float("-inf")],
                          ids=["object", "nan", "inf"])
 def test_unencodable_value_is_bad_and_sends_nothing(
