@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .relay_source import Entry, Source
+from .relay_source import CLUSTER_IDLE_WAIT_S, Entry, Source
 
 log = logging.getLogger("isstreamer")
 
@@ -107,6 +107,9 @@ class Relay:
                                  block_ms=block)
             self._settle()
             got = self._forward(rows or [])
+            if self.source.cluster and block and rows == []:
+                # An idle cluster pass does not block in Redis (see relay_source): pause here.
+                self.stop.wait(min(opts.block_ms / 1000, CLUSTER_IDLE_WAIT_S))
             if once and rows is not None and not got and not claimed and not self._inflight:
                 break
         return self._finish()
@@ -127,7 +130,7 @@ class Relay:
             self.stop.wait(wait)
             return None
         if self._errors_in_row:
-            log.warning("redis %s answers again", self.source_name())
+            log.info("redis %s answers again", self.source_name())
             self._errors_in_row = 0
         return result
 

@@ -19,6 +19,7 @@ DEFAULT_PREFIX = "isstreamer:"
 # The socket must outlast a blocking read: a timeout at or below BLOCK turns every idle
 # read into a TimeoutError (redis-py 8's default socket timeout is 5 s).
 SOCKET_MARGIN_S = 10.0
+CLUSTER_IDLE_WAIT_S = 1.0  # the longest pause between two idle passes over a cluster
 
 
 def redact(url: str) -> str:
@@ -40,7 +41,8 @@ def connect(url: str, *, block_ms: int, timeout_s: float = 10.0) -> Tuple[Any, s
     parts = urlsplit(url)
     query = parse_qs(parts.query, keep_blank_values=True)
     prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
-    options = dict(decode_responses=True, socket_connect_timeout=timeout_s,
+    # RESP2 pinned: the reply shapes parsed here are the same in every redis-py since 4.5.
+    options = dict(decode_responses=True, protocol=2, socket_connect_timeout=timeout_s,
                    socket_timeout=block_ms / 1000 + SOCKET_MARGIN_S)
     if parts.scheme in CLUSTER_SCHEMES:
         from .sinks.redis_cluster import parse_nodes
@@ -74,7 +76,6 @@ class Source:
         self.cluster = cluster
         self.address = ""  # the URL without credentials, for messages
         self.buckets: Dict[str, str] = {}  # bucket key -> name, for the streams we read
-        self._rotor = 0  # which stream an idle cluster pass blocks on
         self._claim_cursor: Dict[str, str] = {}  # XAUTOCLAIM's scan position per stream
         import redis
 
@@ -126,16 +127,9 @@ class Source:
             reply = self.client.xreadgroup(self.group, self.consumer, {stream: start}, count=count)
             return [(s, e) for s, e in self._rows(reply) if e]
 
-        got = self._each(streams, read_one)
-        if got or pending or not block_ms:
-            return got
-        # Nothing anywhere: wait on one stream (in turn), so an idle cluster relay does not spin.
-        self._rotor = (self._rotor + 1) % len(streams)
-        stream = streams[self._rotor]
-        wait_ms = max(50, block_ms // len(streams))
-        reply = self.client.xreadgroup(self.group, self.consumer, {stream: start}, count=count,
-                                       block=wait_ms)
-        return [(s, e) for s, e in self._rows(reply) if e]
+        # No BLOCK on a cluster: a blocked XREADGROUP on a node whose cluster went down and
+        # came back was seen never to return. The relay pauses between idle passes instead.
+        return self._each(streams, read_one)
 
     def _each(self, streams: List[str], read: Callable[[str], List[Any]]) -> List[Any]:
         """read(stream) for each stream, joined; on a cluster a failing node skips only its
