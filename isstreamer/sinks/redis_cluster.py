@@ -82,8 +82,7 @@ class RedisClusterSink(RedisSink):
             options["password"] = unquote(parts.password)
         self._cluster_options = dict(
             options,
-            # RESP2 pinned, as for the relay: RESP3 (redis-py 8's default) was seen to leave a
-            # command waiting for its reply on a node that had just restarted.
+            # RESP2 pinned, as for the relay: one reply shape whatever redis-py's default.
             protocol=2,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
