@@ -37,13 +37,15 @@ def connect(url: str, *, block_ms: int, timeout_s: float = 10.0) -> Tuple[Any, s
         import redis
         import redis.cluster
     except ImportError:
-        raise ImportError("the relay needs redis-py: pip install 'isstreamer-agent[redis]'") from None
+        raise ImportError(
+            "the relay needs redis-py: pip install 'isstreamer-agent[redis]'") from None
     parts = urlsplit(url)
     query = parse_qs(parts.query, keep_blank_values=True)
     prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
     # RESP2 pinned: the reply shapes parsed here are the same in every redis-py since 4.5.
-    options = dict(decode_responses=True, protocol=2, socket_connect_timeout=timeout_s,
-                   socket_timeout=block_ms / 1000 + SOCKET_MARGIN_S)
+    options: Dict[str, Any] = dict(decode_responses=True, protocol=2,
+                                   socket_connect_timeout=timeout_s,
+                                   socket_timeout=block_ms / 1000 + SOCKET_MARGIN_S)
     if parts.scheme in CLUSTER_SCHEMES:
         from .sinks.redis_cluster import parse_nodes
 
@@ -55,7 +57,8 @@ def connect(url: str, *, block_ms: int, timeout_s: float = 10.0) -> Tuple[Any, s
         if parts.password:
             extra["password"] = unquote(parts.password)
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in parse_nodes(url)]
-        return redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra), prefix, True
+        client = redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra)
+        return client, prefix, True
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
                          f"not {redact(url)}")
@@ -110,7 +113,8 @@ class Source:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, *, pending: bool, count: int, block_ms: Optional[int]) -> List[Tuple[str, List[Entry]]]:
+    def read(self, *, pending: bool, count: int,
+             block_ms: Optional[int]) -> List[Tuple[str, List[Entry]]]:
         """[(stream, entries)]: this consumer's pending entries ("0") or new ones (">")."""
         streams = [self.stream(b) for b in sorted(self.buckets)]
         if not streams:
@@ -183,7 +187,8 @@ class Source:
             pending = self.client.xpending(stream, info["name"])
             # The oldest entry a group still needs: its oldest pending one, else the one after
             # its last delivered (we keep that one: MINID keeps ids >= the floor).
-            need = pending["min"] if pending and pending.get("pending") else info["last-delivered-id"]
+            need = (pending["min"] if pending and pending.get("pending")
+                    else info["last-delivered-id"])
             floor = need if floor is None or _id_key(need) < _id_key(floor) else floor
         if floor is None or floor == "0-0":
             return 0

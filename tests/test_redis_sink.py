@@ -608,13 +608,13 @@ def test_cluster_node_down_is_retry_and_back_delivers(clean_cluster: Any) -> Non
 def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
     clean_cluster: Any, tmp_path: Path,
 ) -> None:
-    """Devices keep logging while a node is dead: its bucket spills, then every event arrives once."""
+    """Devices log on while a node is dead: its bucket spills, then every event arrives once."""
     streamers = {b: cluster_streamer(clean_cluster, tmp_path / b, b, retry_policy=fast_policy())
                  for b in ("pi0", "pi1", "pi2", "pi3", "pi4", "pi5")}
     victim = clean_cluster.node_for("isstreamer:pi0")
     try:
         for i in range(3):
-            for b, streamer in streamers.items():
+            for streamer in streamers.values():
                 log_events(streamer, events(1000, i * 1000))
             if i == 0:
                 assert all(s.flush(10) for s in streamers.values())

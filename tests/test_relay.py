@@ -1,4 +1,4 @@
-"""`isstreamer relay` against a real redis-server, a real 3-node Redis Cluster and the events API."""
+"""`isstreamer relay` against a real redis-server, a real 3-node Redis Cluster, the events API."""
 from __future__ import annotations
 
 import json
@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import pytest
 from apiserver import ApiServer
-from redisserver import REDIS_SERVER, RedisServer
 from rediscluster import require, started_cluster
+from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
 from isstreamer.sinks.base import Bucket
@@ -219,7 +219,7 @@ def test_own_pending_entries_come_first_on_start(
 def test_bucket_pattern_and_new_buckets_are_discovered(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
-    """--buckets limits the streams read; a bucket that appears later is picked up by a running relay."""
+    """--buckets limits the streams read; a running relay picks up a bucket that appears later."""
     write(server.url, ["kitchen-1", "garage-1"], 50)
     proc = start_relay(api, tmp_path / "spool", server.url, "--buckets", "kitchen-*")
     try:
@@ -235,7 +235,7 @@ def test_bucket_pattern_and_new_buckets_are_discovered(
 def test_an_entry_that_is_not_an_event_is_counted_and_acked(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
-    """A hand-made entry without key/value/epoch is dropped with an error and counted; others flow."""
+    """An entry without key/value/epoch is dropped with an error and counted; the others flow."""
     write(server.url, ["pi0"], 10)
     server.client().xadd("isstreamer:pi0", {"hello": "world"})
     server.client().xadd("isstreamer:pi0", {"key": "k", "value": "not json", "epoch": "1"})
@@ -354,7 +354,7 @@ def test_sigterm_finishes_the_read_acks_and_exits_0(
 def test_sigterm_while_idle_exits_0_at_once(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
-    """An idle relay (blocked in XREADGROUP with the default 2 s block) exits 0 soon after SIGTERM."""
+    """An idle relay (in XREADGROUP with the default 2 s block) exits 0 soon after SIGTERM."""
     write(server.url, ["pi0"], 10)
     proc = subprocess.Popen(relay_cmd(server.url), env=relay_env(api, tmp_path / "spool"),
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

@@ -148,7 +148,8 @@ class RedisSink:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, maxlen={self.maxlen!r})"
+        return (f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, "
+                f"maxlen={self.maxlen!r})")
 
     def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         """XADD every event to the bucket's stream in one pipelined round trip."""
