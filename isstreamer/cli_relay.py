@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import socket
@@ -12,6 +13,8 @@ from typing import Any
 
 from .cli_common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, StopSignal, host_bucket_key, say
 from .errors import ConfigError
+
+log = logging.getLogger("isstreamer")
 
 MAX_BATCH = 2000  # entries per read; the Streamer's memory holds about two reads at once
 
@@ -83,43 +86,68 @@ def run_relay(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     options = _options(args)
     try:
-        client, prefix, cluster = connect(args.source, block_ms=options.block_ms)
+        make_client, prefix, cluster = connect(args.source, block_ms=options.block_ms)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     consumer = args.consumer or default_consumer()
-    source = Source(client, prefix=prefix, group=args.group, consumer=consumer,
-                    pattern=args.buckets, cluster=cluster)
-    source.address = redact(args.source)
+    address = redact(args.source)
     if args.status:
-        return _print_status(source)
+        return _print_status(Source(make_client(), prefix=prefix, group=args.group,
+                                    consumer=consumer, pattern=args.buckets, cluster=cluster))
     from .cli_common import open_streamer
 
     # The receiver, key and spool come from the usual settings; the bucket is set per stream.
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("relay"),
                              buffer_size=options.batch)
-    relay = Relay(source, streamer, options)
     previous = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
-
-    def report(signum: int, frame: Any) -> None:
-        relay.report_requested = True  # logged by the loop, never from inside the handler
-
+    client = relay = None
     try:
         with StopSignal() as stop:
-            relay.stop = stop
+            client = _first_client(make_client, address, stop)
+            if client is None:  # stopped before Redis ever answered: nothing was read
+                return EXIT_OK
+            source = Source(client, prefix=prefix, group=args.group, consumer=consumer,
+                            pattern=args.buckets, cluster=cluster)
+            source.address = address
+            relay = Relay(source, streamer, options, stop=stop)
             if previous is not None:
-                signal.signal(signal.SIGUSR1, report)
-            say(args, f"relaying {source.address} group {args.group} as {consumer} to "
+                signal.signal(signal.SIGUSR1, _reporter(relay))
+            say(args, f"relaying {address} group {args.group} as {consumer} to "
                 f"{streamer.StreamApiBase}")
             done = relay.run(once=args.once)
     finally:
         if previous is not None:
             signal.signal(signal.SIGUSR1, previous)
         streamer.close(options.deadline_s)
-        client.close()
+        if client is not None:
+            client.close()
     counts = relay.counts
     say(args, f"forwarded {counts['forwarded']}, acknowledged {counts['acknowledged']}, "
         f"invalid {counts['invalid']}, claimed {counts['claimed']}, trimmed {counts['trimmed']}")
     return EXIT_OK if done else EXIT_FAILED
+
+
+def _reporter(relay: Any) -> Any:
+    def report(signum: int, frame: Any) -> None:
+        relay.report_requested = True  # logged by the loop, never from inside the handler
+
+    return report
+
+
+def _first_client(make_client: Any, address: str, stop: StopSignal) -> Any:
+    """A client once Redis answers (a cluster client needs the slot map); None if stopped."""
+    import redis
+
+    wait_s = 0.1
+    while not stop.is_set():
+        try:
+            return make_client()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("redis %s: %s: %s (trying again in %.1f s)", address,
+                        type(exc).__name__, str(exc).split("\n")[0][:200], wait_s)
+        stop.wait(wait_s)
+        wait_s = min(wait_s * 2, 5.0)
+    return None
 
 
 def _print_status(source: Any) -> int:

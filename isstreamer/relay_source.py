@@ -31,8 +31,13 @@ def redact(url: str) -> str:
     return redact_cluster_url(url) if scheme in CLUSTER_SCHEMES else redact_url(url)
 
 
-def connect(url: str, *, block_ms: int, timeout_s: float = 10.0) -> Tuple[Any, str, bool]:
-    """(client decoding to str, key prefix, is_cluster) for a redis:// or redis+cluster:// URL."""
+def connect(url: str, *, block_ms: int,
+            timeout_s: float = 10.0) -> Tuple[Callable[[], Any], str, bool]:
+    """(client factory, key prefix, is_cluster) for a redis:// or redis+cluster:// URL.
+
+    The factory builds a client decoding to str. A RedisCluster client reads the slot map
+    when it is built, so building one can fail while the cluster is down: the caller retries.
+    """
     try:
         import redis
         import redis.cluster
@@ -57,13 +62,13 @@ def connect(url: str, *, block_ms: int, timeout_s: float = 10.0) -> Tuple[Any, s
         if parts.password:
             extra["password"] = unquote(parts.password)
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in parse_nodes(url)]
-        client = redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra)
-        return client, prefix, True
+        return (lambda: redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra),
+                prefix, True)
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
                          f"not {redact(url)}")
     url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-    return redis.Redis.from_url(url, **options), prefix, False
+    return lambda: redis.Redis.from_url(url, **options), prefix, False
 
 
 class Source:

@@ -163,8 +163,8 @@ def in_process_relay(url: str, api: ApiServer, spool: Path, **options: Any) -> A
     from isstreamer.relay import Relay, RelayOptions
     from isstreamer.relay_source import Source, connect
 
-    client, prefix, is_cluster = connect(url, block_ms=options.get("block_ms", 100))
-    source = Source(client, prefix=prefix, group=GROUP, consumer=options.pop("consumer", "r1"),
+    make_client, prefix, is_cluster = connect(url, block_ms=options.get("block_ms", 100))
+    source = Source(make_client(), prefix=prefix, group=GROUP, consumer=options.pop("consumer", "r1"),
                     cluster=is_cluster)
     streamer = isstreamer.Streamer(bucket_key="relay", api_base=api.url, access_key=ACCESS_KEY,
                                    spill_dir=str(spool), buffer_size=1000,
@@ -272,6 +272,27 @@ def test_receiver_down_the_relay_spools_acks_and_replays(
     for bucket in ("pi0", "pi1"):
         assert Counter(pairs(api, bucket)) == expected(2500)  # nothing twice
     assert relay.streamer.stats()["spool_files"] == 0
+
+
+def test_redis_down_at_start_and_restarted_mid_relay(
+    server: RedisServer, api: ApiServer, tmp_path: Path,
+) -> None:
+    """A relay started before Redis waits for it, rides out a restart, and never exits on it."""
+    server.stop()
+    spool = tmp_path / "spool"
+    proc = start_relay(api, spool, server.url)
+    try:
+        assert wait_for(lambda: "Connection refused" in stderr_of(spool), 30)
+        server.start()
+        write(server.url, ["pi0"], 500)
+        assert wait_for(delivered(api, server.client(), ["pi0"], 500), 30), stderr_of(spool)
+        server.restart()  # RDB saved on SIGTERM: the group and its position survive
+        write(server.url, ["pi0"], 500, 500)
+        assert wait_for(delivered(api, server.client(), ["pi0"], 1000), 30), stderr_of(spool)
+        assert proc.poll() is None
+    finally:
+        assert stop(proc) == 0
+    assert Counter(pairs(api, "pi0")) == expected(1000)
 
 
 def test_two_relays_share_a_group_and_deliver_each_entry_once(
