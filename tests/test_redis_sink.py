@@ -658,3 +658,32 @@ def test_streamer_resends_only_the_refused_part_of_a_pipeline(
     pairs = stream_pairs(server)
     assert len(pairs) - len(set(pairs)) == 0  # no duplicates
     assert sorted(pairs) == sorted((k, e) for k, _, e in events(20_010))
+
+
+def test_cluster_sink_follows_a_moved_slot_without_duplicates(clean_cluster: Any) -> None:
+    """A slot moved to another node after the sink learnt the map: MOVED replies are followed
+    and every entry is stored once, on the new owner."""
+    from isstreamer.sinks.redis_cluster import RedisClusterSink
+
+    sink = RedisClusterSink(clean_cluster.url, timeout=2)
+    try:
+        assert sink.send(Bucket("warmup"), events(1)).ok  # the slot map is now cached
+        client = clean_cluster.client()
+        stream = "isstreamer:moving"
+        slot = client.keyslot(stream)
+        old = clean_cluster.node_for(stream)
+        new = next(n for n in clean_cluster.nodes if n is not old)
+        new_id = new.client().execute_command("CLUSTER MYID")
+        for node in clean_cluster.nodes:  # an empty slot can be handed over by decree
+            node.client().execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
+        followed: list[int] = []
+        pipeline = sink._pipeline
+        sink._pipeline = lambda c, s, batch: followed.append(len(batch)) or pipeline(
+            c, s, batch)
+        result = sink.send(Bucket("moving"), events(500))
+        assert result.ok, result
+        assert followed == [500]  # the old owner answered MOVED to each; the client followed
+    finally:
+        sink.close()
+    assert clean_cluster.node_for(stream) is new
+    assert new.client().xlen(stream) == 500  # once: nothing was stored twice

@@ -166,10 +166,20 @@ class RedisSink:
             payload = self._pack(bucket, events, register)
         except (TypeError, ValueError) as exc:  # a value that is not JSON: never accepted
             return SendResult(Outcome.BAD, message=f"unencodable value: {exc}"[:300])
-        expected = len(events) + register
-        pool = self._pool
+        errors = self._exchange(self._pool, payload, len(events) + register, int(register))
+        if register and not (errors and errors[0][0] == 0):
+            self._registered.add(bucket.key)
+        return self._partial(errors, int(register), len(events))
+
+    def _exchange(self, pool: Any, payload: bytes, expected: int,
+                  header: int) -> list[tuple[int, Exception]]:
+        """Write ``payload`` on one connection and read its ``expected`` replies back.
+
+        Returns (reply index, error) for each refused or unanswered command. Raises when the
+        connection fails before any reply past the first ``header`` ones was read.
+        """
         conn = pool.get_connection(*self._conn_args)
-        errors: list[tuple[int, Exception]] = []  # (reply index, error) of refused commands
+        errors: list[tuple[int, Exception]] = []
         read_count = 0
         try:
             # One write, then every reply read back before the socket goes back to the pool,
@@ -185,7 +195,7 @@ class RedisSink:
                 read_count = i + 1
         except Exception as exc:
             conn.disconnect()  # a half-read pipeline cannot be reused
-            if read_count <= int(register):
+            if read_count <= header:
                 raise  # no entry confirmed: the whole batch failed
             # Entries answered before the connection broke are stored; the rest is unknown,
             # so it is reported failed and sent again (the only duplicates possible).
@@ -196,9 +206,7 @@ class RedisSink:
             raise
         finally:
             pool.release(conn)
-        if register and not (errors and errors[0][0] == 0):
-            self._registered.add(bucket.key)
-        return self._partial(errors, int(register), len(events))
+        return errors
 
     def _partial(self, errors: list[tuple[int, Exception]], offset: int, count: int) -> SendResult:
         """The result of a pipeline whose replies ``errors`` failed; ``offset`` non-XADD replies

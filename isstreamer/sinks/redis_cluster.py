@@ -1,11 +1,13 @@
 """Redis Cluster sink: the Redis Streams layout, written through redis-py's RedisCluster.
 
 ``redis+cluster://[:password@]host:port[,host:port…]/`` (``rediss+cluster://`` for TLS) names
-any number of startup nodes; the client learns the slot map from them. A batch is one
-cluster pipeline (no MULTI): XADDs are grouped by node, written to every node first, then
-read back; MOVED and ASK replies are followed by the client. Each entry's reply decides its
-fate, so a node that fails half-way through reports only its entries in
-``SendResult.failed``. A whole cluster out of reach is RETRY, like any outage.
+any number of startup nodes; the client learns the slot map from them. A batch is one bucket,
+so one stream, one hash slot and one node: its XADDs are packed as in the standalone sink and
+pipelined (no MULTI) to that node in one round trip. Entries answered MOVED, ASK, TRYAGAIN or
+CLUSTERDOWN, or cut off by a broken connection, go again through redis-py's cluster pipeline,
+which refreshes the slot map and follows the redirections. Each entry's reply decides its
+fate, so only refused entries are reported in ``SendResult.failed``; a cluster out of reach
+is RETRY, like any outage.
 
 A bucket is one stream key, so one hash slot, so one node: buckets spread across the nodes,
 one bucket's rate is bounded by one node. A hash tag in the prefix (``{fleet}:``) puts every
@@ -91,6 +93,9 @@ class RedisClusterSink(RedisSink):
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
         self._cluster_module = redis.cluster
+        errors = redis.exceptions
+        self._redirect_types = (errors.AskError, errors.TryAgainError, errors.ClusterDownError,
+                                errors.ConnectionError, errors.TimeoutError, OSError)
         self._client: Any = None  # built on first send: the constructor must not need a network
 
     def _cluster(self) -> Any:
@@ -102,38 +107,61 @@ class RedisClusterSink(RedisSink):
         return self._client
 
     def _send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
-        register = bucket.key not in self._registered
         try:
-            commands = self._commands(bucket, events)
+            payload = self._pack(bucket, events, register=False)
         except (TypeError, ValueError) as exc:  # a value that is not JSON: never accepted
             return SendResult(Outcome.BAD, message=f"unencodable value: {exc}"[:300])
         try:
             client = self._cluster()
-            pipe = client.pipeline(transaction=False)
         except Exception:
             self._client = None  # no slot map yet (no node answered): start over next time
             raise
-        if register:
-            pipe.execute_command("HSET", self._registry, bucket.key, bucket.name or bucket.key)
-        for args in commands:
-            pipe.execute_command(*args)
-        # raise_on_error=False: one reply (or exception) per command, in order.
-        replies = pipe.execute(raise_on_error=False)
-        errors = [(i, r) for i, r in enumerate(replies) if isinstance(r, Exception)]
-        if register and not (errors and errors[0][0] == 0):
-            self._registered.add(bucket.key)
-        if not errors:
-            return SENT
-        return self._partial(errors, int(register), len(events))
-
-    def _commands(self, bucket: Bucket, events: Sequence[Event]) -> list[tuple[str, ...]]:
-        """One XADD argument tuple per event, values already JSON text."""
         stream = self.prefix + bucket.key
+        errors = self._send_to_slot_node(client, stream, payload, len(events))
+        redirected = [i for i, exc in errors if isinstance(exc, self._redirect_types)]
+        if redirected:
+            # The slot moved, is moving, or its node is unreachable: redis-py's cluster
+            # pipeline refreshes the slot map and follows MOVED/ASK for these entries only.
+            replies = self._pipeline(client, stream, [events[i] for i in redirected])
+            resolved = dict(zip(redirected, replies))
+            errors = [(i, resolved.get(i, exc)) for i, exc in errors]
+            errors = [(i, exc) for i, exc in errors if isinstance(exc, Exception)]
+        if bucket.key not in self._registered and len(errors) < len(events):
+            self._register(client, bucket)
+        return self._partial(errors, 0, len(events))
+
+    def _send_to_slot_node(self, client: Any, stream: str, payload: bytes,
+                           count: int) -> list[tuple[int, Exception]]:
+        """The fast path: the whole batch is one stream, so one slot and one node; the packed
+        XADDs go straight to that node's connection pool (as the standalone sink does)."""
+        errors = self._errors
+        try:
+            pool = client.get_redis_connection(client.get_node_from_key(stream)).connection_pool
+            return self._exchange(pool, payload, count, 0)
+        except (errors.ConnectionError, errors.TimeoutError, OSError) as exc:
+            return [(i, exc) for i in range(count)]  # nothing stored: the pipeline retries all
+
+    def _pipeline(self, client: Any, stream: str, events: Sequence[Event]) -> list[Any]:
+        """One reply (or exception) per XADD, sent through redis-py's cluster pipeline."""
         trim = ("MAXLEN", "~", str(self.maxlen)) if self.maxlen is not None else ()
-        head = ("XADD", stream, *trim, "*", "key")
-        encoders = _ENCODERS
-        return [(*head, str(key), "value", encoders.get(type(value), _encode_other)(value),
-                 "epoch", repr(epoch)) for key, value, epoch in events]
+        pipe = client.pipeline(transaction=False)
+        for key, value, epoch in events:
+            text = _ENCODERS.get(type(value), _encode_other)(value)
+            pipe.execute_command("XADD", stream, *trim, "*", "key", str(key), "value", text,
+                                 "epoch", repr(epoch))
+        try:
+            return list(pipe.execute(raise_on_error=False))
+        except Exception as exc:  # the cluster is unreachable as a whole: all of these failed
+            return [exc] * len(events)
+
+    def _register(self, client: Any, bucket: Bucket) -> None:
+        """HSET the registry (its own slot, so its own round trip, once per bucket)."""
+        try:
+            client.execute_command("HSET", self._registry, bucket.key, bucket.name or bucket.key)
+        except Exception as exc:  # the events are stored; the registry is retried next time
+            log.debug("registering %s: %s", bucket.key, type(exc).__name__)
+            return
+        self._registered.add(bucket.key)
 
     def close(self) -> None:
         """Close every node's connections; a later send() would build a new client."""
