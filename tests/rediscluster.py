@@ -1,4 +1,7 @@
-"""A real 3-node Redis Cluster on 127.0.0.1 for tests: three redis-server processes, no replicas."""
+"""A real 3-node Redis Cluster on 127.0.0.1 for tests: three redis-server processes, no replicas.
+
+Test modules take the fixtures with ``from rediscluster import cluster, clean_cluster``.
+"""
 from __future__ import annotations
 
 import os
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import pytest
 from redisserver import REDIS_SERVER, RedisServer, free_port
 
 REDIS_CLI = shutil.which("redis-cli")
@@ -137,21 +141,31 @@ class RedisCluster:
         self.kill()
 
 
-def started_cluster(directory: Path) -> Iterator[RedisCluster]:
-    """Body of a module-scoped fixture: one cluster for the module, emptied by the tests."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real 3-node Redis Cluster (no replicas), started once per test module that uses it."""
+    pytest.importorskip("redis")
     if REDIS_CLI is None or REDIS_SERVER is None:
         require(False, "redis-server and redis-cli are needed (apt-get install redis-server)")
-    cluster = RedisCluster(directory).start()
+    started = RedisCluster(tmp_path_factory.mktemp("cluster")).start()
     try:
-        yield cluster
+        yield started
     finally:
-        cluster.kill()
+        started.kill()
+
+
+@pytest.fixture
+def clean_cluster(cluster: RedisCluster) -> RedisCluster:
+    """The module's cluster with every node up, the cluster ok, and no keys."""
+    for node in cluster.nodes:
+        node.start()
+    cluster.wait_ok()
+    cluster.flush()
+    return cluster
 
 
 def require(ok: bool, reason: str) -> None:
     """Skip without the Debian packages on a laptop; fail on CI, where they must be there."""
-    import pytest
-
     if not ok:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI=true: required)")

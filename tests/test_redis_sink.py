@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from rediscluster import clean_cluster, cluster  # noqa: F401 (fixtures)
 from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
@@ -483,25 +484,6 @@ def test_streamer_keeps_events_on_a_wrong_password(
 
 
 # ---- Redis Cluster ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real 3-node Redis Cluster (no replicas), started once for this module."""
-    pytest.importorskip("redis")
-    from rediscluster import started_cluster
-
-    yield from started_cluster(tmp_path_factory.mktemp("cluster"))
-
-
-@pytest.fixture
-def clean_cluster(cluster: Any) -> Any:
-    """The module's cluster, emptied and with every node up and the cluster ok."""
-    for node in cluster.nodes:
-        node.start()
-    cluster.wait_ok()
-    cluster.flush()
-    return cluster
-
 
 def cluster_streamer(cluster: Any, tmp_path: Path, bucket: str, **kwargs: Any) -> Any:
     """A Streamer writing to the cluster through RedisClusterSink."""

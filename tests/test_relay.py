@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 from apiserver import ApiServer
-from rediscluster import require, started_cluster
+from rediscluster import clean_cluster, cluster, require  # noqa: F401 (fixtures)
 from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
@@ -35,22 +35,6 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
     require(REDIS_SERVER is not None, "redis-server is not on PATH (apt-get install redis-server)")
     with RedisServer(tmp_path / "redis") as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real 3-node Redis Cluster, started once for this module."""
-    yield from started_cluster(tmp_path_factory.mktemp("cluster"))
-
-
-@pytest.fixture
-def clean_cluster(cluster: Any) -> Any:
-    """The module's cluster with every node up, the cluster ok, and no keys."""
-    for node in cluster.nodes:
-        node.start()
-    cluster.wait_ok()
-    cluster.flush()
-    return cluster
 
 
 def device_events(n: int, start: int = 0) -> list[tuple]:
@@ -164,7 +148,8 @@ def in_process_relay(url: str, api: ApiServer, spool: Path, **options: Any) -> A
     from isstreamer.relay_source import Source, connect
 
     make_client, prefix, is_cluster = connect(url, block_ms=options.get("block_ms", 100))
-    source = Source(make_client(), prefix=prefix, group=GROUP, consumer=options.pop("consumer", "r1"),
+    source = Source(make_client(), prefix=prefix, group=GROUP,
+                    consumer=options.pop("consumer", "r1"),
                     cluster=is_cluster)
     streamer = isstreamer.Streamer(bucket_key="relay", api_base=api.url, access_key=ACCESS_KEY,
                                    spill_dir=str(spool), buffer_size=1000,
