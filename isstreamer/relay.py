@@ -74,6 +74,8 @@ class Relay:
             pass
         # Entries this consumer name read before a crash or a stop come first.
         while not self.stop.is_set():
+            if self._unacked and not self._ack():
+                continue  # re-reading "0" before the XACK went through would forward them twice
             rows = self._attempt(self.source.read, pending=True, count=opts.batch, block_ms=None)
             if rows is None:
                 continue
