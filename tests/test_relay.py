@@ -357,6 +357,27 @@ def test_sigterm_finishes_the_read_acks_and_exits_0(
     assert "forwarded" in stderr_of(tmp_path / "spool")
 
 
+def test_sigterm_while_the_receiver_hangs_spools_acks_and_exits_0(
+    server: RedisServer, api: ApiServer, tmp_path: Path,
+) -> None:
+    """Receiver hanging at SIGTERM: within --deadline the read in flight is spooled and acked."""
+    write(server.url, ["pi0"], 300)
+    api.hang(times=None)
+    spool = tmp_path / "spool"
+    proc = start_relay(api, spool, server.url, "--deadline", "2")
+    try:
+        assert api.wait_for_requests(1, timeout=30, path="/api/events")
+    finally:
+        started = time.monotonic()
+        code = stop(proc, timeout=30)
+        api.clear()
+    assert code == 0, stderr_of(spool)
+    assert time.monotonic() - started < 10  # 2 s deadline, a 0.1 s read, a disk write
+    assert pending(server.client(), ["pi0"]) == 0
+    spilled = sum(len(json.loads(f.read_text())["events"]) for f in spool.glob("*.json"))
+    assert spilled == 300
+
+
 def test_sigterm_while_idle_exits_0_at_once(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
