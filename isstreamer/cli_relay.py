@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 log = logging.getLogger("isstreamer")
 
+FROM_ENV = "ISSTREAMER_RELAY_FROM"
 MAX_BATCH = 2000  # entries per read; the Streamer's memory holds about two reads at once
 
 
@@ -34,9 +35,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "access key, the spool), acknowledging an entry only once it was delivered or spooled. "
         "Run several with the same --group to share the work.",
     )
-    p.add_argument("--from", dest="source", required=True, metavar="URL",
+    p.add_argument("--from", dest="source", default=os.environ.get(FROM_ENV), metavar="URL",
                    help="redis://, rediss://, redis+cluster://host:port[,host:port...]/ or "
-                   "rediss+cluster://; ?prefix=... if the devices use another key prefix")
+                   f"rediss+cluster://; ?prefix=... if the devices use another key prefix "
+                   f"(env {FROM_ENV}: a password there stays out of ps)")
     p.add_argument("--group", default="isstreamer-relay", metavar="NAME",
                    help="consumer group (default isstreamer-relay; created when missing)")
     p.add_argument("--consumer", default=None, metavar="NAME",
@@ -68,6 +70,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace) -> Any:
     from .relay import RelayOptions
 
+    if not args.source:
+        raise ConfigError(f"relay needs --from URL (or {FROM_ENV}): the Redis to read")
     if not 1 <= args.batch <= MAX_BATCH:
         raise ConfigError(f"--batch must be 1 to {MAX_BATCH}, not {args.batch}")
     if args.block_ms < 1 or args.claim_idle <= 0 or args.deadline <= 0:

@@ -464,9 +464,21 @@ def test_stats_bucket_gets_the_relays_metrics(
     assert len(api.events_for("pi0")) == 100
 
 
+def test_source_url_can_come_from_the_environment(
+    server: RedisServer, api: ApiServer, tmp_path: Path,
+) -> None:
+    """ISSTREAMER_RELAY_FROM stands for --from, so a password stays out of the command line."""
+    write(server.url, ["pi0"], 20)
+    env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_RELAY_FROM=server.url)
+    done = subprocess.run([sys.executable, "-m", "isstreamer", "relay", "--once"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(api.events_for("pi0")) == 20
+
+
 def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
-    """An http:// source or a batch out of range is a configuration error (exit 2)."""
-    for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"]):
+    """An http:// source, a batch out of range or no source at all is exit 2."""
+    for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):
         done = subprocess.run([sys.executable, "-m", "isstreamer", "relay", *args],
                               env=relay_env(api, tmp_path / "s"), capture_output=True,
                               text=True, timeout=60)
