@@ -142,11 +142,16 @@ def _first_client(make_client: Any, address: str, stop: StopSignal) -> Any:
     """A client once Redis answers (a cluster client needs the slot map); None if stopped."""
     import redis
 
+    from .relay import refused_credentials
+
     wait_s = 0.1
     while not stop.is_set():
         try:
             return make_client()
         except (redis.RedisError, OSError) as exc:
+            if refused_credentials(exc):
+                raise ConfigError(f"redis {address} refused the credentials: "
+                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
             log.warning("redis %s: %s: %s (trying again in %.1f s)", address,
                         type(exc).__name__, str(exc).split("\n")[0][:200], wait_s)
         stop.wait(wait_s)

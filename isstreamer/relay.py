@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .errors import ConfigError
 from .relay_source import CLUSTER_IDLE_WAIT_S, Entry, Source
 
 log = logging.getLogger("isstreamer")
@@ -123,6 +124,11 @@ class Relay:
         try:
             result = func(**kwargs)
         except (redis.RedisError, OSError) as exc:
+            if refused_credentials(exc):
+                # Waiting would not help: exit (2) and let the operator, or systemd's restart
+                # after a password rotation, start again. What was read stays pending.
+                raise ConfigError(f"redis {self.source_name()} refused the credentials: "
+                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
             self.counts["redis_errors"] += 1
             self._errors_in_row += 1
             wait = min(MAX_ERROR_WAIT_S, 0.05 * 2 ** min(self._errors_in_row, 10))
@@ -247,3 +253,13 @@ class Relay:
             for name in ("pending", "lag"):
                 if row.get(name) is not None:
                     self.streamer.log(f"{bucket}_{name}", row[name])
+
+
+def refused_credentials(exc: Exception) -> bool:
+    """A wrong or missing password, or a user without the rights: never fixed by waiting."""
+    import redis.exceptions as errors
+
+    types = tuple(getattr(errors, name) for name in (
+        "AuthenticationError", "AuthorizationError", "NoPermissionError") if hasattr(errors, name))
+    code = str(exc).split(" ", 1)[0]
+    return isinstance(exc, types) or code in ("NOAUTH", "WRONGPASS", "NOPERM")

@@ -476,6 +476,21 @@ def test_source_url_can_come_from_the_environment(
     assert len(api.events_for("pi0")) == 20
 
 
+def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
+    tmp_path: Path, api: ApiServer,
+) -> None:
+    """A relay logs no Redis password; a refused one ends it with exit 2 and a clear message."""
+    require(REDIS_SERVER is not None, "redis-server is not on PATH (apt-get install redis-server)")
+    with RedisServer(tmp_path / "redis", password="pw-Rl77-secret") as srv:
+        write(srv.url, ["pi0"], 20)
+        done = run_relay(api, tmp_path / "spool", srv.url, "-vv")
+        assert done.returncode == 0 and len(api.events_for("pi0")) == 20, done.stderr
+        wrong = run_relay(api, tmp_path / "spool", srv.url_with("pw-Wx12-also-secret"))
+    assert wrong.returncode == 2 and "refused the credentials" in wrong.stderr, wrong.stderr
+    for output in (done.stderr, done.stdout, wrong.stderr, wrong.stdout):
+        assert "pw-Rl77-secret" not in output and "pw-Wx12-also-secret" not in output
+
+
 def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """An http:// source, a batch out of range or no source at all is exit 2."""
     for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):
