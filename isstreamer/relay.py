@@ -5,8 +5,8 @@ receiver (``set_bucket`` per stream), and acknowledged (XACK) only once ``flush(
 was delivered or safely in the relay's own spool. So a relay killed at any point loses
 nothing: what it had read but not acknowledged stays pending in the group, and it (on
 restart, pending entries first) or another relay (XAUTOCLAIM after ``claim_idle_s``)
-forwards it again. That unacknowledged window, at most two reads (``batch`` entries per
-stream each) plus what was claimed in the same turn, is the only thing that can arrive
+forwards it again. That unacknowledged window, at most two reads of ``batch`` entries (shared
+by the streams) plus what was claimed in the same turn, is the only thing that can arrive
 twice.
 
 The next read is issued while the Streamer's worker delivers the previous one, so Redis
@@ -37,7 +37,7 @@ TRIM_INTERVAL_S = 1.0  # XTRIM at most this often per stream: it costs two looku
 class RelayOptions:
     """What the command line says; durations in seconds unless the name says otherwise."""
 
-    batch: int = 1000  # entries per stream per read
+    batch: int = 1000  # entries per read, shared by the streams
     block_ms: int = 2000  # how long an idle read waits for new entries
     claim_idle_s: float = 60.0  # another consumer's entry idle this long is taken over
     trim: bool = False  # XTRIM MINID what every group has processed
