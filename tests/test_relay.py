@@ -183,6 +183,20 @@ def test_once_forwards_every_bucket_with_types_and_epochs(
             ("sensor0", 21.5), ("sensor1", True), ("sensor2", "on"), ("sensor3", 42)]
     assert pending(server.client(), buckets) == 0
     assert "test-access-key" not in done.stderr
+    assert {b: api.buckets[b] for b in buckets} == {b: b.upper() for b in buckets}  # names kept
+
+
+def test_relay_to_another_redis(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
+    """--api-base redis://… makes the receiver another Redis: the same streams appear there."""
+    write(server.url, ["pi0"], 700)
+    with RedisServer(tmp_path / "target") as target:
+        env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_API_BASE=target.url)
+        done = subprocess.run(relay_cmd(server.url, "--once"), env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        copied = target.client().xrange("isstreamer:pi0")
+        assert [f for _, f in copied] == [f for _, f in server.client().xrange("isstreamer:pi0")]
+        assert target.client().hgetall("isstreamer:buckets") == {"pi0": "PI0"}
 
 
 def test_own_pending_entries_come_first_on_start(
