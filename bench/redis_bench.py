@@ -3,12 +3,15 @@
 
     python bench/redis_bench.py                      # starts its own redis-server
     python bench/redis_bench.py --url redis://127.0.0.1:6379/0 --events 500000
+    python bench/redis_bench.py --cluster            # also a 3-node Redis Cluster of its own
 
 Rows:
   redis-py pipeline   pipeline(transaction=False) + xadd() per event: the plain way, for scale
   sink.send           RedisSink.send() with pre-built batches (the sink's own cost + redis)
   Streamer            Streamer(api_base=url, buffer_size=batch).log() for every event, then
                       flush(): logging, batching, the worker thread and the sink together
+  cluster sink.send   (--cluster) RedisClusterSink.send(), batches spread over 12 buckets, so
+                      over the three nodes of a local cluster
 Goal (issue 8): >= 100,000 events/s at batches of 1000 against a local redis-server.
 """
 from __future__ import annotations
@@ -59,6 +62,22 @@ def run_sink(url: str, batches: list[list[tuple]]) -> float:
     started = time.perf_counter()
     for batch in batches:
         result = sink.send(bucket, batch)
+        if not result.ok:
+            raise SystemExit(f"send failed: {result}")
+    elapsed = time.perf_counter() - started
+    sink.close()
+    return elapsed
+
+
+def run_cluster_sink(url: str, batches: list[list[tuple]], buckets: int = 12) -> float:
+    from isstreamer.sinks.redis_cluster import RedisClusterSink
+
+    sink = RedisClusterSink(url, prefix="bench:")
+    for b in range(buckets):  # slot map, connections and registry outside the timing
+        sink.send(Bucket(f"cluster{b}"), batches[0][:1])
+    started = time.perf_counter()
+    for i, batch in enumerate(batches):
+        result = sink.send(Bucket(f"cluster{i % buckets}"), batch)
         if not result.ok:
             raise SystemExit(f"send failed: {result}")
     elapsed = time.perf_counter() - started
@@ -119,12 +138,22 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
+def cluster_row(batches: list[list[tuple]], repeat: int) -> float | None:
+    sys.path.insert(0, str(TESTS))
+    from rediscluster import RedisCluster
+
+    with RedisCluster(Path(tempfile.mkdtemp(prefix="redis-cluster-bench-"))) as cluster:
+        return best_of(repeat, lambda: run_cluster_sink(cluster.url, batches))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="use this Redis instead of starting a redis-server")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per row")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also time RedisClusterSink against a 3-node cluster of its own")
     args = parser.parse_args(argv)
 
     server: Any = None
@@ -147,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             ("sink.send", best_of(args.repeat, lambda: run_sink(url, batches))),
             ("Streamer", best_of(args.repeat, lambda: run_streamer(url, events, args.batch))),
         ]
+        if args.cluster:
+            rows.append(("cluster sink.send", cluster_row(batches, args.repeat)))
     finally:
         if server is not None:
             server.kill()

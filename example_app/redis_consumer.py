@@ -13,6 +13,7 @@ of them, and entries a dead worker had taken are re-claimed by the others.
         --group dashboards --consumer "$(hostname)-1"
 
 Press Ctrl-C to stop; ``--once`` stops by itself when nothing is left to read.
+``isstreamer relay`` is this loop built in, forwarding to any receiver.
 """
 from __future__ import annotations
 
@@ -101,7 +102,10 @@ def claim_abandoned(client: Any, args: argparse.Namespace, stream: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    client = redis.Redis.from_url(args.url, decode_responses=True)
+    # The socket must wait longer than a blocking read: with redis-py's default socket
+    # timeout (5 s in redis-py 8) every idle XREADGROUP BLOCK 5000 ended in a TimeoutError.
+    client = redis.Redis.from_url(args.url, decode_responses=True,
+                                  socket_timeout=args.block / 1000 + 10)
     if not args.bucket:
         for key, name in sorted(client.hgetall(args.prefix + "buckets").items()):
             print(f"{key}\t{name}")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import cli_config, cli_metrics, cli_replay, cli_send, cli_spool
+from . import cli_config, cli_metrics, cli_relay, cli_replay, cli_send, cli_spool
 from ._version import __version__
 from .cli_common import EXIT_CONFIG, EXIT_FAILED, say
 from .errors import ConfigError
@@ -28,6 +28,7 @@ examples:
   isstreamer metrics                          # system metrics every 10 s to bucket metrics-<host>
   isstreamer replay                           # send what is waiting in the spool now
   isstreamer spool                            # what is waiting, and why
+  isstreamer relay --from redis://host:6379/0 # forward a fleet's Redis streams to the receiver
 
 The access key comes from ISSTREAMER_ACCESS_KEY or an ini file (isstreamer config init). With
 neither a key nor an api_base, log, pipe and metrics use the local collector (isstreamer serve).
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_replay.add_parsers(sub, common)
     cli_spool.add_parsers(sub, common)
     cli_config.add_parsers(sub, common)
+    cli_relay.add_parsers(sub, common)
     _add_serve(sub)
     return parser
 

@@ -103,3 +103,26 @@ def test_read_csv(env: dict[str, str], api_server: ApiServer, tmp_path: Path) ->
         ("level_cm", 12, 1790000060.0),
         ("pump", "off", 1790000060.0),
     ]
+
+
+def test_redis_consumer_survives_an_idle_read_with_its_default_block(tmp_path: Path) -> None:
+    """redis_consumer.py with its defaults (BLOCK 5000) waits out an idle read, then exits 0."""
+    pytest.importorskip("redis")
+    from redisserver import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not on PATH (CI=true: required)")
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server)")
+    from isstreamer.sinks.base import Bucket
+    from isstreamer.sinks.redis import RedisSink
+
+    with RedisServer(tmp_path / "redis") as server:
+        sink = RedisSink(server.url)
+        assert sink.send(Bucket("pi1"), [("temp", 20.0 + i, 1_700_000_000.0 + i)
+                                         for i in range(10)]).ok
+        sink.close()
+        env = dict(os.environ, REDIS_URL=server.url)
+        done = run_example(env, "redis_consumer.py", "--bucket", "pi1", "--from-start", "--once")
+        assert len(done.stdout.splitlines()) == 10 and "temp=29.0 (float)" in done.stdout
+        assert server.client().xpending("isstreamer:pi1", "isstreamer-consumers")["pending"] == 0

@@ -9,11 +9,12 @@ from .initialstate import InitialStateSink
 from .v3io import V3IO_SCHEMES, V3ioSink
 
 REDIS_SCHEMES = ("redis://", "rediss://")
+REDIS_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 def needs_access_key(api_base: str) -> bool:
     """Redis URLs carry their own credentials; the HTTP API and v3io need an access key."""
-    return not api_base.startswith(REDIS_SCHEMES)
+    return not api_base.startswith(REDIS_SCHEMES + REDIS_CLUSTER_SCHEMES)
 
 
 def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:
@@ -21,6 +22,11 @@ def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:
     if settings.offline:
         path = offline_path(settings.offline_file)
         return lambda: CsvFileSink(path)
+    if settings.api_base.startswith(REDIS_CLUSTER_SCHEMES):
+        from .redis_cluster import RedisClusterSink  # redis-py is an optional extra
+
+        cluster_url = settings.api_base
+        return lambda: RedisClusterSink(cluster_url, timeout=timeout)
     if settings.api_base.startswith(REDIS_SCHEMES):
         from .redis import RedisSink  # redis-py is an optional extra
 

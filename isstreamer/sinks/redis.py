@@ -5,10 +5,12 @@ Layout (``prefix`` defaults to ``"isstreamer:"``)::
     {prefix}{bucket_key}   stream; entry fields key, value (JSON text), epoch (decimal text)
     {prefix}buckets        hash; bucket_key -> bucket_name (bucket_key when the name is empty)
 
-Delivery is at-least-once. A batch is pipelined without MULTI, so when the connection
-drops, or the server refuses a command half-way through, the entries before that point
-are already in the stream; the worker retries the whole batch and those entries appear
-twice (with new ids). Consumers that need exactly-once deduplicate on (key, epoch).
+A batch is pipelined without MULTI and every reply is read, so the sink knows which entries
+were stored: an error reply half-way through (OOM, a failover) reports only the refused
+entries in ``SendResult.failed`` and only those are sent again. When the connection drops
+mid-batch, the entries whose replies were read count as stored and the rest as failed; the
+ones written but not yet answered are the only duplicates possible (at-least-once).
+Consumers that need exactly-once deduplicate on (key, epoch).
 """
 from __future__ import annotations
 
@@ -96,9 +98,10 @@ class RedisSink:
                  maxlen: int | None = None) -> None:
         redis = _import_redis()
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a redis:// or rediss:// URL: {redact_url(url)}")
-        self.address = redact_url(url)
+        if parts.scheme not in self.SCHEMES:
+            names = " or ".join(f"{name}://" for name in self.SCHEMES)
+            raise ValueError(f"not a {names} URL: {self._redact(url)}")
+        self.address = self._redact(url)
         # ?prefix=...&maxlen=... in the URL win over the arguments: the URL is the one
         # setting that reaches the sink from the ini file or ISSTREAMER_API_BASE.
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -116,15 +119,7 @@ class RedisSink:
         self._registered: set[str] = set()
         # Kept only to scrub it from error texts, in both spellings the URL may carry.
         self._secrets = [p for p in {parts.password or "", unquote(parts.password or "")} if p]
-        # One attempt per send(): the worker owns retries and backoff, so redis-py's own
-        # retry (3 attempts with backoff by default since 6.0) is turned off. TLS for
-        # rediss:// verifies the certificate and host name (redis-py's default).
-        self._pool = redis.ConnectionPool.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-        )
+        self._connect(redis, url, timeout)
         self._errors = errors = redis.exceptions
         # By class where redis-py has one (some appeared after 4.5), by reply code otherwise.
         self._auth_types = tuple(getattr(errors, name) for name in (
@@ -135,8 +130,26 @@ class RedisSink:
         self._conn_args: tuple[str, ...] = ("XADD",) if version < (5, 3) else ()
         self._key_parts: dict[str, str] = {}  # event key -> its packed "key" field
 
+    SCHEMES: tuple[str, ...] = ("redis", "rediss")
+
+    @staticmethod
+    def _redact(url: str) -> str:
+        return redact_url(url)
+
+    def _connect(self, redis: Any, url: str, timeout: float) -> None:
+        # One attempt per send(): the worker owns retries and backoff, so redis-py's own
+        # retry (3 attempts with backoff by default since 6.0) is turned off. TLS for
+        # rediss:// verifies the certificate and host name (redis-py's default).
+        self._pool = redis.ConnectionPool.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        )
+
     def __repr__(self) -> str:
-        return f"RedisSink({self.address!r}, prefix={self.prefix!r}, maxlen={self.maxlen!r})"
+        return (f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, "
+                f"maxlen={self.maxlen!r})")
 
     def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         """XADD every event to the bucket's stream in one pipelined round trip."""
@@ -153,11 +166,21 @@ class RedisSink:
             payload = self._pack(bucket, events, register)
         except (TypeError, ValueError) as exc:  # a value that is not JSON: never accepted
             return SendResult(Outcome.BAD, message=f"unencodable value: {exc}"[:300])
-        expected = len(events) + register
-        pool = self._pool
+        errors = self._exchange(self._pool, payload, len(events) + register, int(register))
+        if register and not (errors and errors[0][0] == 0):
+            self._registered.add(bucket.key)
+        return self._partial(errors, int(register), len(events))
+
+    def _exchange(self, pool: Any, payload: bytes, expected: int,
+                  header: int) -> list[tuple[int, Exception]]:
+        """Write ``payload`` on one connection and read its ``expected`` replies back.
+
+        Returns (reply index, error) for each refused or unanswered command. Raises when the
+        connection fails before any reply past the first ``header`` ones was read.
+        """
         conn = pool.get_connection(*self._conn_args)
-        first_error: Exception | None = None
-        failed_at = 0
+        errors: list[tuple[int, Exception]] = []
+        read_count = 0
         try:
             # One write, then every reply read back before the socket goes back to the pool,
             # so it never desyncs. An error reply does not stop the commands after it.
@@ -168,21 +191,35 @@ class RedisSink:
                 try:
                     read()
                 except response_error as exc:
-                    if first_error is None:
-                        first_error, failed_at = exc, i
-        except BaseException:
+                    errors.append((i, exc))
+                read_count = i + 1
+        except Exception as exc:
             conn.disconnect()  # a half-read pipeline cannot be reused
+            if read_count <= header:
+                raise  # no entry confirmed: the whole batch failed
+            # Entries answered before the connection broke are stored; the rest is unknown,
+            # so it is reported failed and sent again (the only duplicates possible).
+            errors.append((read_count, exc))
+            errors.extend((i, exc) for i in range(read_count + 1, expected))
+        except BaseException:
+            conn.disconnect()
             raise
         finally:
             pool.release(conn)
-        if first_error is not None:
-            result = self._failed(first_error)
-            added = max(failed_at - int(register), 0)
-            return SendResult(result.outcome, message=f"{result.message} ({added} of "
-                              f"{len(events)} entries were added before it)")
-        if register:
-            self._registered.add(bucket.key)
-        return SENT
+        return errors
+
+    def _partial(self, errors: list[tuple[int, Exception]], offset: int, count: int) -> SendResult:
+        """The result of a pipeline whose replies ``errors`` failed; ``offset`` non-XADD replies
+        come first. The registry HSET failing alone does not fail the batch (it is redone)."""
+        failed = tuple(i - offset for i, _ in errors if i >= offset)
+        if not failed:
+            return SENT
+        first = next(exc for i, exc in errors if i >= offset)
+        result = self._failed(first)
+        message = f"{result.message} ({count - len(failed)} of {count} entries were stored)"
+        if len(failed) == count:
+            return SendResult(result.outcome, message=message)
+        return SendResult(result.outcome, message=message, failed=failed)
 
     def _pack(self, bucket: Bucket, events: Sequence[Event], register: bool) -> bytes:
         """The RESP bytes of [HSET registry] + one XADD per event, in a single buffer.
