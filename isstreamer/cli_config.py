@@ -12,8 +12,8 @@ from .cli_common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collect
 from .config import shown_values, user_config_path, write_ini
 from .errors import ConfigError
 from .redact import redact_key, redact_url
-
-URL_SCHEMES = ("http://", "https://", "redis://", "rediss://")
+from .schemes import ALL as ALL_SCHEMES
+from .schemes import prefixes, scheme_of
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -84,9 +84,9 @@ def _read_key(args: argparse.Namespace) -> str:
 
 def run_init(args: argparse.Namespace) -> int:
     target = Path(args.path or args.config or user_config_path()).expanduser()
-    if args.api_base and not str(args.api_base).startswith(URL_SCHEMES):
+    if args.api_base and scheme_of(str(args.api_base)) not in ALL_SCHEMES:
         raise ConfigError(
-            f"--api-base must start with one of {', '.join(URL_SCHEMES)}; got {redact_url(str(args.api_base))!r}"
+            f"--api-base must start with one of {', '.join(prefixes())}; got {redact_url(str(args.api_base))!r}"
         )
     key = _read_key(args)
     if not key:

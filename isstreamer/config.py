@@ -12,10 +12,10 @@ from typing import Any, Dict, Mapping, Optional
 
 import platformdirs
 
+from . import schemes
 from .errors import ConfigError
 from .redact import redact_key, redact_url
-from .sinks.initialstate import DEFAULT_API_BASE
-from .sinks.v3io import V3IO_SCHEMES
+from .schemes import DEFAULT_API_BASE
 from .spool import DEFAULT_MAX_BYTES
 
 APP = "isstreamer"
@@ -35,7 +35,6 @@ _SOURCES: Dict[str, tuple] = {
     "spill_dir": (CLIENT, "spill_dir", "ISSTREAMER_SPILL_DIR"),
     "spill_max_bytes": (CLIENT, "spill_max_bytes", None),
 }
-_SCHEMES = ("http://", "https://", "redis://", "rediss://", *V3IO_SCHEMES)
 # The v3io SDK's variable; only for a v3io api_base (never sent to another receiver), and
 # only when no isstreamer setting gives a key.
 V3IO_KEY_ENV = "V3IO_ACCESS_KEY"
@@ -151,9 +150,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         return key
     if name == "api_base":
         value = str(value).strip()
-        if not value.startswith(_SCHEMES):
+        if schemes.scheme_of(value) not in schemes.ALL:
             raise ConfigError(f"api_base from {origin} must start with one of "
-                              f"{', '.join(_SCHEMES)}; got {redact_url(value)!r}")
+                              f"{', '.join(schemes.prefixes())}; got {redact_url(value)!r}")
         return value.rstrip("/")
     return value
 
@@ -175,7 +174,7 @@ def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str]
             origin = f"{ini_path} [{section}] {option}"
             values[name], sources[name] = _coerce(name, ini[name], origin), f"ini ({ini_path})"
     if sources["access_key"] == "default" and env.get(V3IO_KEY_ENV) and \
-            str(values["api_base"]).startswith(V3IO_SCHEMES):
+            schemes.scheme_of(str(values["api_base"])) in schemes.V3IO:
         values["access_key"] = _coerce("access_key", env[V3IO_KEY_ENV], V3IO_KEY_ENV)
         sources["access_key"] = f"environment ({V3IO_KEY_ENV})"
     for name, value in arguments.items():  # settings with no env/ini form

@@ -11,10 +11,12 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
+from .schemes import REDIS_CLUSTER
+
 log = logging.getLogger("isstreamer")
 
 Entry = Tuple[str, Optional[Dict[str, str]]]  # (entry id, fields; None once trimmed away)
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+CLUSTER_SCHEMES = REDIS_CLUSTER
 DEFAULT_PREFIX = "isstreamer:"
 # The socket must outlast a blocking read: a timeout at or below BLOCK turns every idle
 # read into a TimeoutError (redis-py 8's default socket timeout is 5 s).

@@ -618,8 +618,6 @@ def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
 
 
 @needs_streamer
-@pytest.mark.xfail(reason="needs Delivery partial success (re-send only SendResult.failed)",
-                   strict=False)
 def test_streamer_resends_only_the_refused_part_of_a_pipeline(
     server: RedisServer, tmp_path: Path,
 ) -> None:

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .. import schemes
+from ..schemes import needs_access_key
 from .base import Sink
 from .csvfile import CsvFileSink, offline_path
 from .initialstate import InitialStateSink
-from .v3io import V3IO_SCHEMES, V3ioSink
+from .v3io import V3ioSink
 
-REDIS_SCHEMES = ("redis://", "rediss://")
-REDIS_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+__all__ = ["needs_access_key", "sink_factory"]
 
-
-def needs_access_key(api_base: str) -> bool:
-    """Redis URLs carry their own credentials; the HTTP API and v3io need an access key."""
-    return not api_base.startswith(REDIS_SCHEMES + REDIS_CLUSTER_SCHEMES)
 
 
 def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:
@@ -22,17 +19,18 @@ def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:
     if settings.offline:
         path = offline_path(settings.offline_file)
         return lambda: CsvFileSink(path)
-    if settings.api_base.startswith(REDIS_CLUSTER_SCHEMES):
+    scheme = schemes.scheme_of(settings.api_base)
+    if scheme in schemes.REDIS_CLUSTER:
         from .redis_cluster import RedisClusterSink  # redis-py is an optional extra
 
         cluster_url = settings.api_base
         return lambda: RedisClusterSink(cluster_url, timeout=timeout)
-    if settings.api_base.startswith(REDIS_SCHEMES):
+    if scheme in schemes.REDIS:
         from .redis import RedisSink  # redis-py is an optional extra
 
         url = settings.api_base
         return lambda: RedisSink(url, timeout=timeout)
     api_base, access_key = settings.api_base, settings.access_key
-    if api_base.startswith(V3IO_SCHEMES):
+    if scheme in schemes.V3IO:
         return lambda: V3ioSink(api_base, access_key, timeout=timeout)
     return lambda: InitialStateSink(api_base, access_key, timeout=timeout)

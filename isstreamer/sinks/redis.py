@@ -20,6 +20,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
+from .. import schemes
 from .base import SENT, Bucket, Event, Outcome, SendResult
 
 log = logging.getLogger("isstreamer")
@@ -130,7 +131,7 @@ class RedisSink:
         self._conn_args: tuple[str, ...] = ("XADD",) if version < (5, 3) else ()
         self._key_parts: dict[str, str] = {}  # event key -> its packed "key" field
 
-    SCHEMES: tuple[str, ...] = ("redis", "rediss")
+    SCHEMES: tuple[str, ...] = schemes.REDIS
 
     @staticmethod
     def _redact(url: str) -> str:

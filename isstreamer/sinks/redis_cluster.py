@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..schemes import REDIS_CLUSTER
 from .base import SENT, Bucket, Event, Outcome, SendResult
 from .redis import _ENCODERS, RedisSink, _encode_other
 
 log = logging.getLogger("isstreamer")
 
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+CLUSTER_SCHEMES = REDIS_CLUSTER
 DEFAULT_PORT = 6379
 
 

@@ -30,13 +30,14 @@ import requests
 
 from ..errors import ConfigError
 from ..redact import redact_key
+from ..schemes import V3IO, prefixes
 from .base import SENT, Bucket, Event, Outcome, SendResult
 from .initialstate import InitialStateSink, public_address
 from .lean import encode_events
 
 log = logging.getLogger("isstreamer")
 
-V3IO_SCHEMES = ("v3io+https://", "v3io+http://")
+V3IO_SCHEMES = prefixes(V3IO)
 MAX_RECORDS = 1000  # per PutRecords request: the web API refuses more
 # The web API takes JSON bodies up to 10 MB; the margin covers the envelope and rounding.
 MAX_REQUEST_BYTES = 9_000_000

@@ -1,0 +1,28 @@
+"""The URL schemes of the receivers, written once: which sink takes an api_base, and whether it
+needs an access key. Sinks, the settings and the command line all read them from here."""
+
+from __future__ import annotations
+
+HTTP = ("https", "http")  # Initial State, or the local collector over http://
+REDIS = ("redis", "rediss")
+REDIS_CLUSTER = ("redis+cluster", "rediss+cluster")
+V3IO = ("v3io+https", "v3io+http")
+ALL = HTTP + REDIS + REDIS_CLUSTER + V3IO
+NO_ACCESS_KEY = REDIS + REDIS_CLUSTER  # their credentials are in the URL
+DEFAULT_API_BASE = "https://groker.init.st"  # Initial State's events API
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of ``url`` in lower case, "" when it has none."""
+    head, sep, _ = str(url).partition("://")
+    return head.lower() if sep else ""
+
+
+def prefixes(schemes: tuple[str, ...] = ALL) -> tuple[str, ...]:
+    """``("https://", ...)``, for messages and ``str.startswith``."""
+    return tuple(f"{name}://" for name in schemes)
+
+
+def needs_access_key(url: str) -> bool:
+    """Redis URLs carry their own credentials; the HTTP API and v3io need an access key."""
+    return scheme_of(url) not in NO_ACCESS_KEY
