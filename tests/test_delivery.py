@@ -396,6 +396,7 @@ def test_partial_retry_resends_only_the_failed_events(tmp_path):
     assert streamer.flush(5)
     assert sorted(sink.stored) == list(range(10))
     assert sink.sends[1] == [3, 7]
+    streamer.close(1)
     stats = streamer.stats()
     assert stats["sent"] == 10 and stats["spilled"] == 0
 
@@ -408,6 +409,7 @@ def test_partial_bad_quarantines_only_the_failed_events(tmp_path):
     for i in range(10):
         streamer.log("k", i)
     streamer.flush(5)
+    streamer.close(1)
     stats = streamer.stats()
     assert stats["sent"] == 9 and stats["quarantined"] == 1
     assert len(sink.sends) == 1
