@@ -1,8 +1,12 @@
 """The one background thread that turns buffered events into batches.
 
-It sleeps on an Event: producers set it for the first event after idling and when a full
-batch waits; otherwise the worker wakes only when the oldest event has waited
-flush_interval, or when a probe or a flush is due. No polling.
+It sleeps on an Event: producers set it (notify()) for the first event after idling and
+when a full batch waits; otherwise the worker wakes only when the oldest event has waited
+flush_interval, or when a probe or a flush is due. No polling. When memory holds more than
+max_buffer events, the worker (not the caller) writes the oldest to disk; the caller's
+thread does that only when the buffer reaches twice the bound because the worker is stuck.
+The Streamer uses only the methods notify, request_flush, ship_until, start, stop and
+relieve.
 """
 from __future__ import annotations
 
@@ -20,14 +24,19 @@ log = logging.getLogger("isstreamer")
 OPEN_SPILL_EVENTS = 1000  # while the sink is down, spill files hold up to this many events
 OPEN_SPILL_AGE = 5.0  # seconds: ... or what gathered over this long, to avoid a file per event
 MAX_SLEEP = 3600.0  # seconds; Event.wait() overflows on absurd timeouts from a server's headers
+OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
 
 
 class Worker:
     """Moves events from the buffer to the Delivery, on its own thread or the caller's."""
 
     def __init__(self, buffer: Buffer, delivery: Delivery, bucket: Bucket, *, batch_size: int,
-                 flush_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 flush_interval: float, max_buffer: int = 1 << 62, threaded: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.buffer = buffer
+        self.items = buffer.items
+        self.max_buffer = max(max_buffer, batch_size)
+        self.threaded = threaded
         self.delivery = delivery
         self.bucket = bucket  # the bucket of the next event taken; updated by Bucket markers
         self.batch_size = batch_size
@@ -35,13 +44,51 @@ class Worker:
         self.clock = clock
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
-        self.idle = True  # read by producers: the next event must wake the worker
+        self.idle = threaded  # the next event must wake the worker
         self.kicked = False  # mirrors wake: producers skip wake.set() while it is pending
         self.kick_at = batch_size  # the fill at which producers wake the worker
+        self._last_overflow_log = float("-inf")
         self.flush_mark = 0  # flush() asked for everything before this buffer position
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
         self._take_lock = threading.Lock()
+
+    # ---- what producers and the Streamer call -------------------------------------------
+
+    def notify(self) -> None:
+        """From log(), after an append: wake the worker if it idles or a batch is ready."""
+        if (self.idle or len(self.items) >= self.kick_at) and not self.kicked:
+            if not self.threaded:
+                self.ship_until(None, self.batch_size)  # use_async=False: send on the caller's thread
+                return
+            self.idle = False
+            if self._thread is None:
+                self.start()
+            self.kicked = True
+            self.wake.set()
+
+    def request_flush(self, mark: int) -> None:
+        """Ship everything before buffer position ``mark`` now, without waiting for batches."""
+        self.flush_mark = max(self.flush_mark, mark)
+        self.idle = False
+        if self._thread is None and self.buffer.taken >= mark and not self.delivery.stats.own_on_disk():
+            return  # nothing to do: don't start a thread for it
+        self.start()
+        self.wake.set()
+
+    def ship_until(self, deadline: Optional[float], keep: int = 0) -> bool:
+        """On the caller's thread: ship until fewer than ``keep`` (or no) events are buffered;
+        False at the deadline (monotonic)."""
+        while len(self.buffer) and len(self.buffer) >= max(keep, 1):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self.ship(self.batch_size)
+        return True
+
+    def relieve(self) -> None:
+        """From log() at twice max_buffer: the worker is stuck, so the caller spills the oldest."""
+        if len(self.buffer) >= 2 * self.max_buffer:
+            self._spill_overflow("worker busy")
 
     # ---- thread control -----------------------------------------------------------------
 
@@ -85,8 +132,12 @@ class Worker:
                 first_seen = None
             elif first_seen is None:
                 first_seen = now
+            if n > self.max_buffer:
+                self._spill_overflow("sink down" if delivery.open else "sending too slowly")
+                continue
             limit, age = self._limits()
-            self.kick_at = limit  # producers wake us at this fill, not at every event while down
+            # Producers wake us at this fill, not at every event while down.
+            self.kick_at = min(limit, self.max_buffer + 1)
             flushing = self.flush_mark > buffer.taken
             if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
                 self.ship(limit)
@@ -146,6 +197,23 @@ class Worker:
         if current:
             groups.append((self.bucket, current))
         return groups
+
+    def _spill_overflow(self, why: str) -> None:
+        """Memory is full: move the oldest events to disk (down to 3/4 of the bound)."""
+        count = len(self.buffer) - self.max_buffer * 3 // 4
+        if count <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_overflow_log > OVERFLOW_LOG_INTERVAL:
+            self._last_overflow_log = now
+            log.warning("buffer full (max_buffer=%d, %s): moving the oldest %d events to the spool",
+                        self.max_buffer, why, count)
+        token, groups = self.take_grouped(count)
+        try:
+            for bucket, events in groups:
+                self.delivery.spill(bucket, events, last_error="memory buffer full")
+        finally:
+            self.buffer.done(token)
 
     def drain_to_spool(self) -> int:
         """After the deadline: put everything still buffered on disk; returns events handled."""

@@ -87,7 +87,7 @@ def test_401_spills_with_a_clear_error_and_no_key(make, api_server, access_key, 
         streamer = make()
         for i in range(100):
             streamer.log("k", i)
-        assert streamer.close(5)
+        assert not streamer.close(5)  # False: the events are on disk, not delivered
     files = spill_files(tmp_path / "spool")
     assert sum(len(json.loads(p.read_text())["events"]) for p in files) == 100
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
@@ -104,7 +104,7 @@ def test_bad_key_process_then_right_key_process(api_server, access_key, tmp_path
         from isstreamer import Streamer
         s = Streamer(access_key='wrong-key', {common})
         for i in range(100): s.log('k', i)
-        assert s.close(5)
+        assert not s.close(5)  # False: the events wait on disk
         """)
     assert len(api_server.events) == 0 and spill_files(spool)
     run_child(f"""
@@ -125,7 +125,7 @@ def test_400_quarantines_with_reason(make, api_server, tmp_path):
     api_server.fail(400, body={"message": {"error": {"type": "BUCKET_REMOVED", "message": "bucket gone"}}})
     streamer = make()
     streamer.log("k", 1)
-    assert streamer.flush(5)
+    assert not streamer.flush(5)  # False: the event was not accepted
     quarantine = tmp_path / "spool" / "quarantine"
     reasons = list(quarantine.glob("*.reason"))
     assert len(reasons) == 1 and "bucket gone" in reasons[0].read_text()
@@ -184,7 +184,7 @@ def test_corrupt_file_is_quarantined_and_the_rest_replayed(make, api_server, tmp
     assert api_server.wait_for_events(2, timeout=10)
     assert sorted(e["value"] for e in api_server.events) == [1, 2]
     assert (spool_dir / "quarantine" / "20200101T000000.000000-deadbeef-n3.json.reason").exists()
-    assert streamer.stats()["quarantined"] == 3
+    assert streamer.stats()["quarantined_other"] == 3  # another run's file
 
 
 def test_replay_only_to_the_matching_sink(make, api_server, tmp_path):
@@ -306,8 +306,8 @@ def test_a_raising_sink_loses_nothing(tmp_path, use_async):
                         use_async=use_async, retry_policy=RetryPolicy(**FAST))
     for i in range(5):
         streamer.log("k", i)
-    assert streamer.flush(5)
-    assert streamer.close(2)
+    assert streamer.flush(5)  # True: the sink is failing and the events are on disk
+    assert not streamer.close(2)  # False: on disk is not delivered
     assert streamer.stats()["spilled"] == 5 and streamer.stats()["dropped"] == 0
 
 
@@ -325,7 +325,7 @@ def test_close_rescues_every_bucket_of_a_stuck_batch(make, api_server, tmp_path)
     for i in range(5):
         streamer.log("k", i)
     assert api_server.wait_for_requests(2, path="/api/events", timeout=5)  # stuck on bucket a
-    assert streamer.close(0.5)
+    assert not streamer.close(0.5)  # False: on disk, not delivered
     on_disk = {p: json.loads(p.read_text()) for p in spill_files(tmp_path / "spool")}
     assert sum(len(doc["events"]) for doc in on_disk.values()) == 10
     assert {doc["bucket_key"] for doc in on_disk.values()} == {"a", "b"}
@@ -357,7 +357,7 @@ def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
     assert time.monotonic() - started < 3.0  # one request timeout, not five plus backoff
     streamer.log("k", 2)
     started = time.monotonic()
-    assert streamer.close(0.5)
+    assert not streamer.close(0.5)
     assert time.monotonic() - started < 3.0
     assert streamer.stats()["spilled"] == 2
 

@@ -172,7 +172,7 @@ def test_close_against_hanging_server(make, api_server):
     for i in range(10):
         streamer.log("k", i)
     started = time.monotonic()
-    assert streamer.close(timeout=1.0)
+    assert not streamer.close(timeout=1.0)  # False: on disk, not delivered
     assert time.monotonic() - started < 3.0
     stats = streamer.stats()
     assert stats["spilled"] == 10 and stats["dropped"] == 0
