@@ -137,6 +137,7 @@ class Replayer:
         spool = self.delivery.spool
         if batch is None or spool is None:
             return None
+        self._scan_needed = True  # the file is back (maybe renamed): the next probe looks again
         try:
             if not self._left:
                 spool.delete(batch.path)

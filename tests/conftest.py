@@ -81,3 +81,24 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     logger.setLevel(saved[0])
     logger.handlers[:] = saved[1]
     logger.propagate, logger.disabled = saved[2], saved[3]
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nothing can be written in: a read-only tmpfs when mounting is allowed
+    (root), else a path below a regular file, where every create fails with an OSError."""
+    import subprocess
+
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode == 0:
+        try:
+            yield mount
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        return
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    yield blocker / "spool"

@@ -442,3 +442,150 @@ def test_partial_replay_keeps_only_the_unstored_events(tmp_path):
     left = [e[1] for p in spill_files(tmp_path) for e in json.loads(p.read_text())["events"]]
     assert left == [4]
     assert sorted(sink.stored) == [0, 1, 2, 3, 5]
+
+
+# ---- the delivery contract ------------------------------------------------------------------
+
+
+def assert_adds_up(stats):
+    """logged == sent + replayed + on_disk + quarantined + dropped + queued."""
+    parts = ("sent", "replayed", "on_disk", "quarantined", "dropped", "queued")
+    assert stats["logged"] == sum(stats[p] for p in parts), stats
+
+
+def test_close_delivers_after_a_burst_of_503s(make, api_server, tmp_path):
+    """Five 503s in a row: close(30) keeps probing, delivers all 1,000 events and returns True."""
+    api_server.fail(503, times=5)
+    streamer = make(buffer_size=100)
+    for i in range(1000):
+        streamer.log("k", i)
+    assert streamer.close(30)
+    assert sorted(e["value"] for e in api_server.events) == list(range(1000))
+    assert not spill_files(tmp_path / "spool")
+    stats = streamer.stats()
+    assert stats["sent"] + stats["replayed"] == 1000
+    assert_adds_up(stats)
+
+
+def test_close_false_with_one_line_when_the_receiver_stays_down(make, api_server, caplog):
+    """The receiver never answers: close() is False and one line counts what is in the spool."""
+    api_server.stop()
+    streamer = make(buffer_size=10)
+    for i in range(50):
+        streamer.log("k", i)
+    with caplog.at_level(logging.WARNING, logger="isstreamer"):
+        assert not streamer.close(1.0)
+    lines = [r.getMessage() for r in caplog.records if "were not delivered" in r.getMessage()]
+    assert len(lines) == 1 and "50 in the spool" in lines[0], lines
+    assert_adds_up(streamer.stats())
+
+
+def test_burst_to_a_healthy_receiver_makes_no_disk_round_trip(make, api_server, tmp_path):
+    """100,000 events at buffer_size=1000 with defaults: close() delivers all, no spill file."""
+    streamer = make(buffer_size=1000)
+    for i in range(100_000):
+        streamer.log("k", i)
+    assert streamer.close(60)
+    stats = streamer.stats()
+    assert stats["sent"] == 100_000 and stats["spilled"] == 0, stats
+    assert api_server.wait_for_events(100_000, timeout=10)
+    assert not (tmp_path / "spool").exists() or not spill_files(tmp_path / "spool")
+
+
+def test_flush_true_means_delivered_after_an_overflow(make, api_server):
+    """Overflow spilled while the receiver is healthy: flush() returns True only once replayed."""
+    api_server.delay(0.3, times=3)
+    streamer = make(buffer_size=10, max_buffer=100)
+    for i in range(1000):
+        streamer.log("k", i)
+    assert streamer.flush(30)
+    stats = streamer.stats()
+    assert stats["spilled"] > 0 and stats["on_disk"] == 0, stats
+    assert stats["sent"] + stats["replayed"] == 1000
+    assert len({e["value"] for e in api_server.events}) == 1000
+
+
+def test_quarantined_events_make_flush_and_close_false(make, api_server):
+    """A 400 for the only batch: flush() and close() are False, stats say quarantined."""
+    api_server.fail(400)
+    streamer = make(buffer_size=5)
+    for i in range(5):
+        streamer.log("k", i)
+    assert not streamer.flush(5)
+    assert not streamer.close(2)
+    stats = streamer.stats()
+    assert stats["quarantined"] == 5
+    assert_adds_up(stats)
+
+
+def test_unwritable_spool_counts_losses_and_returns_false(make, api_server, unwritable_dir, caplog):
+    """Receiver down and a spool that cannot be written: every event is dropped, counted and
+    logged, and flush() and close() both return False."""
+    api_server.stop()
+    streamer = make(buffer_size=100, spill_dir=str(unwritable_dir))
+    with caplog.at_level(logging.ERROR, logger="isstreamer"):
+        for i in range(3000):
+            streamer.log("k", i)
+        assert not streamer.flush(10)
+        assert not streamer.close(2)
+    stats = streamer.stats()
+    assert stats["dropped"] == 3000 and stats["sent"] == 0, stats
+    assert "events lost" in caplog.text
+    assert_adds_up(stats)
+
+
+def test_poison_event_is_isolated_and_its_neighbours_delivered(make, api_server, tmp_path):
+    """The receiver answers 500 to any batch holding one value: that event alone is
+    quarantined with the answer, the rest (and later batches) arrive, in bounded requests."""
+    api_server.poison(37)
+    streamer = make(buffer_size=50)
+    for i in range(200):
+        streamer.log("k", i)
+    streamer.flush(20)
+    assert streamer.close(5) is False
+    values = sorted(e["value"] for e in api_server.events)
+    assert values == [i for i in range(200) if i != 37]
+    quarantine = tmp_path / "spool" / "quarantine"
+    docs = [json.loads(p.read_text()) for p in quarantine.glob("*.json")]
+    assert [e[1] for doc in docs for e in doc["events"]] == [37]
+    assert "500" in "".join(p.read_text() for p in quarantine.glob("*.reason"))
+    requests = [r for r in api_server.requests if r.path == "/api/events"]
+    assert len(requests) <= 4 + 2 * 6 + 3 + 1, len(requests)  # retries + bisection + the rest
+    stats = streamer.stats()
+    assert stats["quarantined"] == 1
+    assert_adds_up(stats)
+
+
+def test_poison_in_a_one_event_file_is_quarantined_after_bounded_tries(make, api_server, tmp_path):
+    """A lone event the receiver keeps refusing while it takes others ends in quarantine."""
+    spool = Spool(tmp_path / "spool")
+    spool.write(Bucket("b"), [("k", "poison", 1.0)], sink=api_server.url)
+    spool.write(Bucket("b"), [("k", "fine", 2.0)], sink=api_server.url)
+    api_server.poison("poison")
+    streamer = make(buffer_size=1)
+    for _ in range(4):
+        streamer.log("k", "live")
+        streamer.flush(5)
+        streamer.replay(timeout=5)
+    values = [e["value"] for e in api_server.events]
+    assert "fine" in values and values.count("live") == 4 and "poison" not in values
+    assert streamer.stats()["quarantined_other"] == 1
+    assert not spill_files(tmp_path / "spool")
+
+
+def test_stats_add_up_through_outage_recovery_and_eviction(make, api_server):
+    """Through an outage, a spool quota that evicts and a recovery, the sum holds."""
+    streamer = make(buffer_size=10, spill_max_bytes=4000)
+    for i in range(100):
+        streamer.log("k", i)
+    assert streamer.flush(5)
+    api_server.stop()
+    for i in range(400):
+        streamer.log("k", i)
+    assert not streamer.flush(10)  # False: the quota evicted events
+    assert_adds_up(streamer.stats())
+    api_server.start()
+    streamer.close(20)
+    stats = streamer.stats()
+    assert stats["dropped"] > 0 and stats["replayed"] > 0, stats
+    assert_adds_up(stats)
