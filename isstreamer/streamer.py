@@ -123,7 +123,7 @@ class Streamer:
             self._worker.start()  # replay what an earlier run left, even before the first log()
 
     def _build_pipeline(self, buffer: Optional[Buffer] = None) -> None:
-        self._buffer = buffer or Buffer()
+        self._buffer = buffer if buffer is not None else Buffer()
         self._items = self._buffer.items
         self._append = self._buffer.append
         self._sink = self._make_sink()
