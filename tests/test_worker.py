@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from isstreamer import RetryPolicy
+from isstreamer import RetryPolicy, Streamer
 
 
 def workers():
@@ -99,3 +99,87 @@ def test_keep_alive_reuses_one_connection(make, api_server):
         streamer.log("k", i)
     assert streamer.flush(10)
     assert len({r.conn for r in api_server.requests}) == 1
+
+
+class GateSink:
+    """A sink whose sends wait until the test opens the gate; records what it stored."""
+
+    address = "gate"
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.stored = []
+
+    def send(self, bucket, events):
+        self.entered.set()
+        self.gate.wait(30)
+        self.stored.extend(e[1] for e in events)
+        from isstreamer.sinks.base import SENT
+
+        return SENT
+
+    def close(self):
+        self.gate.set()
+
+
+@pytest.fixture
+def spill_threads(monkeypatch):
+    """The names of the threads that wrote each spill file."""
+    from isstreamer.spool import Spool
+
+    names = []
+    real = Spool.write
+
+    def write(self, *args, **kwargs):
+        names.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Spool, "write", write)
+    return names
+
+
+def test_overflow_is_written_by_the_worker_not_the_caller(tmp_path, spill_threads):
+    """Past max_buffer (but below twice it) the worker moves the oldest events to disk."""
+    sink = GateSink()
+    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10,
+                        max_buffer=100)
+    streamer.log("k", 0)
+    assert sink.entered.wait(5)  # the worker holds event 0 on the wire
+    for i in range(1, 181):
+        streamer.log("k", i)
+    assert spill_threads == []  # the caller never touched the disk
+    sink.gate.set()
+    assert streamer.close(30)
+    assert spill_threads and set(spill_threads) == {"isstreamer-worker"}
+    assert sorted(sink.stored) == list(range(181))
+    assert streamer.stats()["replayed"] > 0
+
+
+def test_a_stuck_worker_makes_the_caller_spill_at_twice_the_bound(tmp_path, spill_threads):
+    """While the worker is stuck in a send, memory stays below twice max_buffer."""
+    sink = GateSink()
+    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10,
+                        max_buffer=100)
+    streamer.log("k", 0)
+    assert sink.entered.wait(5)
+    for i in range(1, 500):
+        streamer.log("k", i)
+    assert streamer.stats()["queued"] <= 201
+    assert threading.current_thread().name in spill_threads
+    sink.gate.set()
+    assert streamer.close(30)
+    assert sorted(sink.stored) == list(range(500))
+
+
+def test_streamer_uses_only_the_worker_methods():
+    """The Streamer module reads or writes none of the worker's fields."""
+    import inspect
+
+    from isstreamer import streamer as module
+
+    source = inspect.getsource(module)
+    for field in ("worker.idle", "worker.kicked", "worker.flush_mark", "worker.wake",
+                  "worker._thread", "worker.kick_at"):
+        assert field not in source
+
