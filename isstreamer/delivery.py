@@ -28,6 +28,7 @@ log = logging.getLogger("isstreamer")
 # Answers that speak of the receiver's state rather than of the batch: never a poison event.
 NOT_POISON_STATUSES = frozenset({408, 429, 502, 503, 504})
 BISECT_SENDS_MAX = 64  # requests one poison search may make; what is left then is spilled
+BISECT_BLIND_DEPTH = 2  # levels split before any part was accepted (an outage costs 6 sends)
 Account = Callable[[str, int], None]  # (outcome counter, events): where settled events are counted
 
 
@@ -251,7 +252,8 @@ class Delivery:
             self.quarantine(bucket, events, describe(result), account)
             return [], result
         if self._looks_poisoned(result, events):
-            return self._bisect(bucket, events, result, account, [BISECT_SENDS_MAX], healthy=False)
+            left, last, _ = self._bisect(bucket, events, result, account, [BISECT_SENDS_MAX], healthy=False)
+            return left, last
         return events, result
 
     def _looks_poisoned(self, result: SendResult, events: Sequence[Event]) -> bool:
@@ -261,42 +263,46 @@ class Delivery:
                 and result.retry_after is None and not self.circuit.open and not self.stopping())
 
     def _bisect(self, bucket: Bucket, events: Sequence[Event], result: SendResult, account: Account,
-                budget: List[int], healthy: bool) -> Tuple[List[Event], SendResult]:
+                budget: List[int], healthy: bool, depth: int = 0) -> Tuple[List[Event], SendResult, bool]:
         """The receiver keeps refusing this batch: split it until the refused events are found.
 
-        ``healthy`` is True once some part was accepted, which shows the receiver is up;
-        until then two refused halves mean an outage and everything is left for the spool.
+        ``healthy`` is True once some part was accepted, which shows the receiver is up.
+        Until then refused halves may be an outage, so only the first half is split further,
+        BISECT_BLIND_DEPTH levels deep, before everything is left for the spool. Returns what
+        is left, the answer that left it, and whether the receiver showed it is up.
         """
         half = len(events) // 2
         answers = []
         for part in (events[:half], events[half:]):
+            sub = Pending(part)
             if budget[0] <= 0 or self.stopping():
-                answers.append((Pending(part), result))
+                answers.append((sub, result))
                 continue
             budget[0] -= 1
-            sub = Pending(part)
             answers.append((sub, sub.absorb(self._send_once(bucket, part))))
         healthy = healthy or any(r.ok or sub.stored for sub, r in answers)
-        if not healthy:
-            return list(events), result
         left: List[Event] = []
         last = result
-        for sub, answer in answers:
+        for index, (sub, answer) in enumerate(answers):
             account("sent", sub.stored)
             sub.stored = 0
             refusal = answer.outcome is Outcome.RETRY and refused(answer)
-            if refusal and len(sub.events) == 1:
+            if refusal and len(sub.events) == 1 and healthy:
                 self.quarantine(bucket, sub.events, f"the receiver kept refusing this event while "
                                 f"accepting others ({describe(answer)})", account)
-            elif refusal and budget[0] > 0:
-                rest, last_part = self._bisect(bucket, sub.events, answer, account, budget, healthy)
-                left.extend(rest)
-                last = last_part if rest else last
+                continue
+            blind = not healthy and index == 0 and depth < BISECT_BLIND_DEPTH
+            if refusal and len(sub.events) > 1 and budget[0] > 0 and (healthy or blind):
+                rest, answer, seen_up = self._bisect(bucket, sub.events, answer, account, budget,
+                                                     healthy, depth + 1)
+                healthy = healthy or seen_up
+            elif refusal:
+                rest = sub.events
             else:
-                rest, last_part = self.resolve(bucket, sub, answer, account)
-                left.extend(rest)
-                last = last_part if rest else last
-        return left, last
+                rest, answer = self.resolve(bucket, sub, answer, account)
+            left.extend(rest)
+            last = answer if rest else last
+        return left, last, healthy
 
     def failed(self, result: SendResult) -> None:
         """A batch was given up on: open the circuit (and say so once per outage)."""

@@ -589,3 +589,105 @@ def test_stats_add_up_through_outage_recovery_and_eviction(make, api_server):
     stats = streamer.stats()
     assert stats["dropped"] > 0 and stats["replayed"] > 0, stats
     assert_adds_up(stats)
+
+
+# ---- Delivery alone: a fake sink, an injected clock ------------------------------------------
+
+
+class PoisonSink:
+    """Stores batches unless they hold a poisoned value; then answers 500 for the whole batch."""
+
+    address = "poison"
+
+    def __init__(self, poison):
+        self.poison = set(poison)
+        self.stored = []
+        self.sends = 0
+
+    def send(self, bucket, events):
+        self.sends += 1
+        if any(e[1] in self.poison for e in events):
+            return SendResult(Outcome.RETRY, status=500, message="cannot store")
+        self.stored.extend(e[1] for e in events)
+        return SendResult(Outcome.OK)
+
+    def close(self):
+        pass
+
+
+def make_delivery(sink, tmp_path, **policy):
+    import threading
+
+    from isstreamer.delivery import Delivery
+    from isstreamer.stats import Stats
+
+    clock = [0.0]
+    stats = Stats()
+    policy = RetryPolicy(**{**FAST, "sleep": lambda s: clock.__setitem__(0, clock[0] + s), **policy})
+    delivery = Delivery(sink, Spool(tmp_path), stats, policy, stop_event=threading.Event(),
+                        clock=lambda: clock[0])
+    return delivery, stats
+
+
+@pytest.mark.parametrize("poison", [{0}, {511}, {1023}, {100, 900}])
+def test_bisection_finds_the_poison_in_bounded_sends(tmp_path, poison):
+    """A 1,024-event batch with one or two poison events: those are quarantined alone, the
+    rest stored, in at most attempts + 2·log2(n) sends per poison event."""
+    sink = PoisonSink(poison)
+    delivery, stats = make_delivery(sink, tmp_path)
+    report = delivery.deliver(Bucket("b"), [("k", i, 1.0) for i in range(1024)])
+    assert sorted(sink.stored) == [i for i in range(1024) if i not in poison]
+    assert report.sent == 1024 - len(poison) and report.quarantined == len(poison)
+    assert not report.delivered
+    assert sink.sends <= 2 + len(poison) * 2 * 10
+    assert not delivery.open  # a poison event is not an outage
+
+
+def test_an_outage_answering_500_is_not_bisected_forever(tmp_path):
+    """Every batch refused: after a few failed halves the batch is spilled and the circuit opens."""
+    sink = PoisonSink(set(range(100)))
+    delivery, stats = make_delivery(sink, tmp_path)
+    report = delivery.deliver(Bucket("b"), [("k", i, 1.0) for i in range(100)])
+    assert report.spilled == 100 and delivery.open
+    assert sink.sends == 2 + 2 * 3  # the attempts, then two halves on three levels
+    assert stats.snapshot()["on_disk"] == 100
+
+
+def test_report_counts_a_delivered_batch(tmp_path):
+    """A batch the sink takes reports sent and delivered."""
+    delivery, _ = make_delivery(PoisonSink(set()), tmp_path)
+    report = delivery.deliver(Bucket("b"), [("k", 1, 1.0), ("k", 2, 1.0)])
+    assert report.sent == 2 and report.delivered
+
+
+def test_a_quarantine_write_that_raises_is_a_counted_loss(tmp_path, monkeypatch, caplog):
+    """Any exception from the quarantine write counts the events as dropped, with an error log."""
+    sink = PoisonSink(set())
+    delivery, stats = make_delivery(sink, tmp_path)
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot encode")
+
+    monkeypatch.setattr(delivery.spool, "quarantine_batch", broken)
+    with caplog.at_level(logging.ERROR, logger="isstreamer"):
+        delivery.quarantine(Bucket("b"), [("k", 1, 1.0)], "400", stats.add)
+    counts = stats.snapshot()
+    assert counts["dropped"] == 1 and counts["quarantined"] == 0
+    assert "events lost" in caplog.text
+
+
+def test_a_bad_answer_for_a_batch_is_isolated_per_event(tmp_path):
+    """isolate() sends events one by one, so only the refused one is quarantined."""
+
+    class BadSink(PoisonSink):
+        def send(self, bucket, events):
+            self.sends += 1
+            if any(e[1] in self.poison for e in events):
+                return SendResult(Outcome.BAD, status=400, message="cannot encode")
+            self.stored.extend(e[1] for e in events)
+            return SendResult(Outcome.OK)
+
+    sink = BadSink({2})
+    delivery, stats = make_delivery(sink, tmp_path)
+    report = delivery.isolate(Bucket("b"), [("k", i, 1.0) for i in range(5)], "encoder failed")
+    assert sink.stored == [0, 1, 3, 4] and report.quarantined == 1 and report.sent == 4
