@@ -8,100 +8,24 @@ replay of spilled files (replayer.py) reuses the same settling.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from .circuit import Circuit
 from .replayer import Replayer
+from .report import Account, Pending, Report, Tally, describe, refused
 from .retry import RetryPolicy, send_with_retry
-from .sinks.base import SENT, Bucket, Event, Outcome, SendResult, Sink
+from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
 from .spool import Spool
 from .stats import Stats
 
 log = logging.getLogger("isstreamer")
 
-# Answers that speak of the receiver's state rather than of the batch: never a poison event.
-NOT_POISON_STATUSES = frozenset({408, 429, 502, 503, 504})
 BISECT_SENDS_MAX = 64  # requests one poison search may make; what is left then is spilled
 BISECT_BLIND_DEPTH = 2  # levels split before any part was accepted (an outage costs 6 sends)
-Account = Callable[[str, int], None]  # (outcome counter, events): where settled events are counted
-
-
-@dataclass(frozen=True)
-class Report:
-    """What became of the events of one delivery call."""
-
-    sent: int = 0  # accepted by the receiver
-    spilled: int = 0  # on disk, to be replayed
-    quarantined: int = 0  # refused by the receiver, set aside with its answer
-    dropped: int = 0  # lost: counted and logged
-
-    def __add__(self, other: "Report") -> "Report":
-        return Report(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
-
-    @property
-    def delivered(self) -> bool:
-        """True when every event was accepted by the receiver."""
-        return not (self.spilled or self.quarantined or self.dropped)
-
-
-class Tally:
-    """Counts settled events into Stats (via ``account``) and into a Report at once."""
-
-    def __init__(self, account: Account) -> None:
-        self._account = account
-        self.counts = {"sent": 0, "spilled": 0, "quarantined": 0, "dropped": 0}
-
-    def __call__(self, outcome: str, events: int) -> None:
-        if events:
-            self._account(outcome, events)
-            self.counts[outcome] += events
-
-    def report(self) -> Report:
-        return Report(**self.counts)
-
-
-class Pending:
-    """The events of one batch not yet stored; a partial success shrinks it.
-
-    A sink may answer that some events were stored and others not (``SendResult.failed``);
-    only those are sent again, so a partial failure never repeats what succeeded.
-    """
-
-    def __init__(self, events: Sequence[Event]) -> None:
-        self.events: List[Event] = list(events)
-        self.stored = 0  # events of this batch the receiver has stored so far
-
-    def absorb(self, result: SendResult) -> SendResult:
-        """Account for one answer; returns it as the answer for what is still pending."""
-        if result.ok:
-            self.stored += len(self.events)
-            self.events = []
-            return result
-        if result.failed is None:
-            return result
-        indices = sorted({i for i in result.failed if 0 <= i < len(self.events)})
-        self.stored += len(self.events) - len(indices)
-        self.events = [self.events[i] for i in indices]
-        if not self.events:  # "failed" named no event of the batch: all of it was stored
-            return dataclasses.replace(SENT, retry_after=result.retry_after)
-        return dataclasses.replace(result, failed=None)
-
-
-def refused(result: SendResult) -> bool:
-    """The receiver answered with an error that may be about the batch (a 500, not a 503)."""
-    return result.status is not None and result.status not in NOT_POISON_STATUSES
-
-
-def describe(result: SendResult) -> str:
-    """The receiver's answer in a few words, for logs and quarantine reasons."""
-    status = f"{result.status}: " if result.status is not None else ""
-    return status + (result.message or result.outcome.value)
 
 
 class Delivery:

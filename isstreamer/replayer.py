@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Deque, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Set
 
+from .report import Pending, Report, Tally, describe, refused
 from .sinks.base import Event, Outcome
 from .spool import CorruptSpillFile, SpillBatch, event_count
 
 if TYPE_CHECKING:
-    from .delivery import Delivery, Report
+    from .delivery import Delivery
 
 log = logging.getLogger("isstreamer")
 
@@ -75,10 +77,8 @@ class Replayer:
         self.drained.set()
         return False
 
-    def step(self) -> Optional["Report"]:
+    def step(self) -> Optional[Report]:
         """Send one chunk of spilled events; None when there was nothing to send."""
-        from .delivery import Pending, Tally, describe, refused
-
         d = self.delivery
         if d.stopping():
             return None  # closing: a claimed file would be left behind half-replayed
@@ -207,6 +207,34 @@ class Replayer:
             log.error("cannot quarantine %s (%s)", claimed.name, exc)
         if not events:
             d.stats.add("quarantined_other", event_count(path))
+
+    def wait_own(self, deadline: Optional[float], while_open: bool,
+                 wake: Optional[Callable[[], None]], stop: threading.Event) -> bool:
+        """Wait until the own spill files (this Streamer's) are delivered; False at the deadline.
+
+        While the circuit is open that is not waited for (``while_open`` False: flush), or
+        waited for with the probes on their schedule, giving up when the next probe falls
+        after the deadline or the receiver refused the key (close). ``wake`` wakes the worker;
+        without one the replay runs on this thread.
+        """
+        d, stats = self.delivery, self.delivery.stats
+        while stats.own_on_disk():
+            now = time.monotonic()
+            if d.open and (not while_open or d.circuit.refused_key):
+                return not while_open  # a refused key is not fixed by waiting
+            if deadline is not None and (now >= deadline or d.open and d.probe_at > deadline):
+                return False
+            if wake is None:
+                if d.open and d.probe_at > now:
+                    stop.wait(d.probe_at - now)
+                elif self.step() is None and stats.own_on_disk():
+                    return False  # nothing of ours can be claimed now (another sender has it)
+                continue
+            wake()
+            with d.progress:
+                if stats.own_on_disk():
+                    d.progress.wait(1.0 if deadline is None else min(1.0, deadline - now))
+        return True
 
     def replay_all(self, deadline: Optional[float] = None) -> bool:
         """Replay until the spool is empty, the sink fails or the deadline; True when empty."""

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional
 from . import events as _events
 from . import lifecycle
 from .buffer import Buffer
+from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_level, given
 from .config import load_settings
 from .delivery import Delivery
 from .errors import ConfigError
@@ -34,52 +35,25 @@ DEFAULT_MAX_BUFFER = 200_000
 CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and spilling
 
 
-class _DefaultInt(int):
-    """A default that is told apart from the same value given explicitly (ini may override it)."""
-
-
-class _DefaultFloat(float):
-    pass
-
-
-_DEFAULT_BUFFER_SIZE = _DefaultInt(10)
-_DEFAULT_FLUSH_INTERVAL = _DefaultFloat(1.0)
-
-
-def _given(value: Any) -> Any:
-    return None if isinstance(value, (_DefaultInt, _DefaultFloat)) or value in ("", None) else value
-
-
-def _apply_debug_level(debug_level: int) -> None:
-    # ISStreamer's levels: 0 quiet, 1 informative, 2+ everything.
-    if debug_level <= 0 and log.level != logging.NOTSET:
-        return  # the application configured the logger itself; leave it be
-    log.setLevel(logging.WARNING if debug_level <= 0 else logging.INFO if debug_level == 1 else logging.DEBUG)
-    if debug_level > 0 and not log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s isstreamer %(levelname)s: %(message)s"))
-        log.addHandler(handler)
-
-
 class Streamer:
     """Streams events to Initial State (or a collector, Redis, a CSV file) without blocking."""
 
     def __init__(self, bucket_name: str = "", bucket_key: str = "", access_key: str = "",
                  ini_file_location: Optional[str] = None, debug_level: int = 0,
-                 buffer_size: int = _DEFAULT_BUFFER_SIZE, offline: Optional[bool] = None,
+                 buffer_size: int = DEFAULT_BUFFER_SIZE, offline: Optional[bool] = None,
                  use_async: bool = True, *, api_base: Optional[str] = None,
-                 flush_interval: float = _DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
                  spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
                  timeout: float = 10.0, strict: bool = False, sink: Any = None,
                  retry_policy: Optional[RetryPolicy] = None) -> None:
-        _apply_debug_level(debug_level)
+        apply_debug_level(debug_level)
         self.DebugLevel = debug_level
         self.Async = bool(use_async)
         settings = load_settings({
-            "access_key": _given(access_key), "bucket_key": _given(bucket_key),
-            "bucket_name": _given(bucket_name), "api_base": _given(api_base), "offline": offline,
-            "buffer_size": _given(buffer_size), "flush_interval": _given(flush_interval),
-            "spill_dir": _given(spill_dir), "spill_max_bytes": _given(spill_max_bytes),
+            "access_key": given(access_key), "bucket_key": given(bucket_key),
+            "bucket_name": given(bucket_name), "api_base": given(api_base), "offline": offline,
+            "buffer_size": given(buffer_size), "flush_interval": given(flush_interval),
+            "spill_dir": given(spill_dir), "spill_max_bytes": given(spill_max_bytes),
         }, ini_file_location)
         self.settings = settings
         max_buffer = DEFAULT_MAX_BUFFER if max_buffer is None else max_buffer
@@ -278,31 +252,9 @@ class Streamer:
         return self._buffer.wait_handled(mark, deadline)
 
     def _settle_backlog(self, deadline: Optional[float], while_open: bool) -> bool:
-        """Wait until this Streamer's own spill files are delivered.
-
-        While the circuit is open that is not waited for (``while_open`` False: flush), or
-        waited for with the probes on their schedule, giving up when the next probe falls
-        after the deadline (close).
-        """
-        delivery, stats = self._delivery, self._stats
         on_thread = not self.Async or self._stop.is_set()
-        while stats.own_on_disk():
-            now = time.monotonic()
-            if delivery.open and (not while_open or delivery.circuit.refused_key):
-                return not while_open  # a refused key is not fixed by waiting
-            if deadline is not None and (now >= deadline or delivery.open and delivery.probe_at > deadline):
-                return False
-            if on_thread:
-                if delivery.open and delivery.probe_at > now:
-                    self._stop.wait(delivery.probe_at - now)
-                elif not delivery.replay_step() and stats.own_on_disk():
-                    return False  # nothing of ours can be claimed now (another sender has it)
-                continue
-            self._worker.request_flush(self._buffer.mark())  # wakes the worker to replay
-            with delivery.progress:
-                if stats.own_on_disk():
-                    delivery.progress.wait(1.0 if deadline is None else min(1.0, deadline - now))
-        return True
+        wake = None if on_thread else lambda: self._worker.request_flush(self._buffer.mark())
+        return self._delivery.replayer.wait_own(deadline, while_open, wake, self._stop)
 
     def _no_new_losses(self) -> bool:
         losses = self._stats.losses()
