@@ -6,6 +6,7 @@ done; flush() waits until everything that was in the buffer when it was called i
 Items are event tuples, or a Bucket marker placed by set_bucket() so that events logged
 before a bucket change still go to the old bucket.
 """
+
 from __future__ import annotations
 
 import threading
@@ -46,7 +47,9 @@ class Buffer:
             token = self._next_token
             self._next_token += 1
             self._inflight[token] = self._taken
-            self._inflight_events[token] = n if not self.markers else sum(1 for x in taken if type(x) is tuple)
+            self._inflight_events[token] = (
+                n if not self.markers else sum(1 for x in taken if type(x) is tuple)
+            )
             self._taken += n
             return token, taken
 
@@ -83,7 +86,11 @@ class Buffer:
     def queued(self) -> int:
         """Events waiting in memory or taken and not yet settled (markers excluded)."""
         with self._lock:
-            waiting = len(self.items) if not self.markers else sum(1 for x in list(self.items) if type(x) is tuple)
+            waiting = (
+                len(self.items)
+                if not self.markers
+                else sum(1 for x in list(self.items) if type(x) is tuple)
+            )
             return waiting + sum(self._inflight_events.values())
 
     def total(self) -> int:

@@ -5,6 +5,7 @@ Retry-After says); new batches go to disk meanwhile, which ends a retry storm. A
 header on a success pauses sending briefly (pace) or, when the pause is long, opens the
 circuit until then. All times are on an injected monotonic clock, in seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,12 @@ PACE_SLEEP_MAX = 2.0  # seconds: a longer rate-limit pause opens the circuit ins
 class Circuit:
     """Open/closed state, the probe schedule, Retry-After and rate-limit pauses of one sink."""
 
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float],
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         self.policy = policy
         self.clock = clock
         self.rng = rng
@@ -59,11 +64,14 @@ class Circuit:
             if wait <= PACE_SLEEP_MAX:
                 self.pace_until = self.clock() + wait
             else:
-                self.open, self.probe_at = True, self.clock() + min(wait, self.policy.max_retry_after)
+                self.open, self.probe_at = (
+                    True,
+                    self.clock() + min(wait, self.policy.max_retry_after),
+                )
         return closed_now
 
     def failed(self, result: SendResult) -> bool:
-        """Record a failure that gave up on a batch: open (or keep open); True when it just opened."""
+        """Record a failure that gave up on a batch: open or stay open; True when just opened."""
         first = not self.open
         self.open, self.last_ok = True, False
         self.refused_key = result.outcome is Outcome.AUTH

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .circuit import Circuit
 from .replayer import Replayer
@@ -160,8 +160,8 @@ class Delivery:
             return [], result
         if outcome is Outcome.TOO_LARGE:
             if len(events) == 1:
-                self.quarantine(bucket, events, "413: a single event is larger than the receiver accepts",
-                                account)
+                self.quarantine(bucket, events,
+                                "413: a single event is larger than the receiver accepts", account)
                 return [], result
             half = len(events) // 2
             left: List[Event] = []
@@ -176,7 +176,8 @@ class Delivery:
             self.quarantine(bucket, events, describe(result), account)
             return [], result
         if self._looks_poisoned(result, events):
-            left, last, _ = self._bisect(bucket, events, result, account, [BISECT_SENDS_MAX], healthy=False)
+            budget = [BISECT_SENDS_MAX]
+            left, last, _ = self._bisect(bucket, events, result, account, budget, healthy=False)
             return left, last
         return events, result
 
@@ -186,8 +187,9 @@ class Delivery:
         return (result.outcome is Outcome.RETRY and refused(result) and len(events) > 1
                 and result.retry_after is None and not self.circuit.open and not self.stopping())
 
-    def _bisect(self, bucket: Bucket, events: Sequence[Event], result: SendResult, account: Account,
-                budget: List[int], healthy: bool, depth: int = 0) -> Tuple[List[Event], SendResult, bool]:
+    def _bisect(self, bucket: Bucket, events: Sequence[Event], result: SendResult,
+                account: Account, budget: List[int], healthy: bool,
+                depth: int = 0) -> Tuple[List[Event], SendResult, bool]:
         """The receiver keeps refusing this batch: split it until the refused events are found.
 
         ``healthy`` is True once some part was accepted, which shows the receiver is up.
@@ -232,15 +234,17 @@ class Delivery:
         """A batch was given up on: open the circuit (and say so once per outage)."""
         self.stats.error(result.message or result.outcome.value)
         if self.circuit.failed(result):
-            where = f"spilling to {self.spool.directory}" if self.spool else "no spool: events are dropped"
+            where = (f"spilling to {self.spool.directory}" if self.spool
+                     else "no spool: events are dropped")
             level = logging.ERROR if result.outcome is Outcome.AUTH else logging.WARNING
-            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s (at most every %g s)",
-                    self.sink.address, describe(result), where, self.circuit.probe_at - self._clock(),
-                    self.policy.probe_max)
+            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s "
+                    "(at most every %g s)", self.sink.address, describe(result), where,
+                    self.circuit.probe_at - self._clock(), self.policy.probe_max)
 
     # ---- spill and quarantine -----------------------------------------------------------
 
-    def spill(self, bucket: Bucket, events: Sequence[Event], attempts: int = 0, last_error: str = "") -> Report:
+    def spill(self, bucket: Bucket, events: Sequence[Event], attempts: int = 0,
+              last_error: str = "") -> Report:
         """Put this Streamer's batch on disk; count it as dropped (and say so) when impossible."""
         if not events:
             return Report()
@@ -252,19 +256,21 @@ class Delivery:
         self.replayer.spilled()
         return Report(spilled=len(events))
 
-    def write_spill(self, bucket: Bucket, events: Sequence[Event], **fields: object) -> Optional[Path]:
+    def write_spill(self, bucket: Bucket, events: Sequence[Event],
+                    **fields: Any) -> Optional[Path]:
         """Write a spill file; None (with an error log) when there is no spool or it fails."""
         if self.spool is None:
             log.error("no spool configured: %d undeliverable events dropped", len(events))
             return None
         try:
-            return self.spool.write(bucket, events, sink=self.sink.address, **fields)  # type: ignore[arg-type]
+            return self.spool.write(bucket, events, sink=self.sink.address, **fields)
         except Exception as exc:  # OSError, or anything a broken disk or encoder raises
             log.error("cannot write spill file in %s (%s): %d events lost", self.spool.directory,
                       exc, len(events))
             return None
 
-    def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str, account: Account) -> None:
+    def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str,
+                   account: Account) -> None:
         """Set events aside with the receiver's answer; a failed write is a counted, logged loss."""
         log.error("receiver rejected %d event(s) to bucket %r: %s", len(events), bucket.key, reason)
         if self.spool is None:
@@ -285,7 +291,8 @@ class Delivery:
             pending = Pending([event])
             left, last = self.resolve(bucket, pending, self.send(bucket, pending), tally)
             if left:
-                return tally.report() + self.spill(bucket, left, attempts=1, last_error=last.message)
+                spilled = self.spill(bucket, left, attempts=1, last_error=last.message)
+                return tally.report() + spilled
         return tally.report()
 
     def rescue_inflight(self) -> None:
@@ -294,7 +301,8 @@ class Delivery:
             for entry in self._pending:
                 if entry[2] is None:
                     bucket, events = entry[0], entry[1]
-                    path = self.write_spill(bucket, events, last_error="close() deadline passed while sending")
+                    path = self.write_spill(bucket, events,
+                                            last_error="close() deadline passed while sending")
                     if path is None:
                         self.stats.add("dropped", len(events))
                     else:

@@ -6,6 +6,7 @@ closing is registered both ways, and again in each child (the fork clears the fi
 A child made by a bare ``os.fork()`` that ends with ``os._exit`` runs neither: its events
 are delivered only if it calls flush() or close() (said in the README).
 """
+
 from __future__ import annotations
 
 import atexit

@@ -6,6 +6,7 @@ bisection, quarantine); the file then holds exactly what was not delivered. A on
 chunk the receiver keeps refusing while it accepts others does not open the circuit: the
 file is set aside until the next rescan, and quarantined after POISON_ATTEMPTS tries.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,7 +88,7 @@ class Replayer:
             return None
         assert d.spool is not None
         name = original_name(batch.path)
-        chunk, rest = self._left[:self.batch_events], self._left[self.batch_events:]
+        chunk, rest = self._left[: self.batch_events], self._left[self.batch_events :]
         pending = Pending(chunk)
         probing = d.circuit.probing()
         was_ok = d.circuit.last_ok
@@ -96,13 +97,27 @@ class Replayer:
             result = d.send(batch.bucket, pending, probe=probing)
         finally:
             self._inflight = False
-        tally = Tally(lambda outcome, n: d.stats.left_file(name, n, "replayed" if outcome == "sent" else outcome))
-        lone = (result.outcome is Outcome.RETRY and refused(result) and not probing
-                and was_ok and len(pending.events) == 1)
+        tally = Tally(
+            lambda outcome, n: d.stats.left_file(
+                name, n, "replayed" if outcome == "sent" else outcome
+            )
+        )
+        lone = (
+            result.outcome is Outcome.RETRY
+            and refused(result)
+            and not probing
+            and was_ok
+            and len(pending.events) == 1
+        )
         if lone and batch.attempts + 1 >= POISON_ATTEMPTS:
             tally("sent", pending.stored)
-            d.quarantine(batch.bucket, pending.events, f"the receiver refused this event "
-                         f"{batch.attempts + 1} times while accepting others ({describe(result)})", tally)
+            d.quarantine(
+                batch.bucket,
+                pending.events,
+                f"the receiver refused this event "
+                f"{batch.attempts + 1} times while accepting others ({describe(result)})",
+                tally,
+            )
             left: List[Event] = []
             last = result
         else:
@@ -144,10 +159,15 @@ class Replayer:
             elif len(self._left) == len(batch.events) and not attempted:
                 spool.release(batch)  # unchanged: renamed back under its own name
             else:
-                new = spool.write(batch.bucket, self._left, sink=batch.sink,
-                                  attempts=batch.attempts + int(attempted),
-                                  last_error=last_error or batch.last_error, created=batch.created,
-                                  batch_id=batch.id)
+                new = spool.write(
+                    batch.bucket,
+                    self._left,
+                    sink=batch.sink,
+                    attempts=batch.attempts + int(attempted),
+                    last_error=last_error or batch.last_error,
+                    created=batch.created,
+                    batch_id=batch.id,
+                )
                 spool.delete(batch.path)
                 self.delivery.stats.renamed(original_name(batch.path), new.name)
         except Exception as exc:  # the claimed file stays; a later run takes it over
@@ -174,7 +194,9 @@ class Replayer:
                 except OSError as exc:
                     log.error("cannot list the spool %s: %s", spool.directory, exc)
                     names = []
-                self._queue.extend(p for p in names if p.name not in self._skip and p.name not in self._held)
+                self._queue.extend(
+                    p for p in names if p.name not in self._skip and p.name not in self._held
+                )
                 if not self._queue:
                     self.drained.set()
                     return None
@@ -208,8 +230,13 @@ class Replayer:
         if not events:
             d.stats.add("quarantined_other", event_count(path))
 
-    def wait_own(self, deadline: Optional[float], while_open: bool,
-                 wake: Optional[Callable[[], None]], stop: threading.Event) -> bool:
+    def wait_own(
+        self,
+        deadline: Optional[float],
+        while_open: bool,
+        wake: Optional[Callable[[], None]],
+        stop: threading.Event,
+    ) -> bool:
         """Wait until the own spill files (this Streamer's) are delivered; False at the deadline.
 
         While the circuit is open that is not waited for (``while_open`` False: flush), or

@@ -3,6 +3,7 @@
 Pending follows a batch through partial successes; Tally counts settled events into the
 Stats and into a Report at once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,9 @@ class Report:
     dropped: int = 0  # lost: counted and logged
 
     def __add__(self, other: "Report") -> "Report":
-        return Report(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+        return Report(
+            *(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other)))
+        )
 
     @property
     def delivered(self) -> bool:

@@ -9,13 +9,26 @@ quarantined, dropped (counted and logged), or queued (in memory or on the wire),
 Spill files other runs left, replayed by this one, are counted apart (``*_other``), so they
 never break that sum. The ledger of own files maps a spill file's name to its events.
 """
+
 from __future__ import annotations
 
 import threading
 from typing import Dict, Iterable
 
-COUNTERS = ("logged", "invalid", "sent", "batches", "retried", "spilled", "replayed",
-            "quarantined", "dropped", "replayed_other", "quarantined_other", "dropped_other")
+COUNTERS = (
+    "logged",
+    "invalid",
+    "sent",
+    "batches",
+    "retried",
+    "spilled",
+    "replayed",
+    "quarantined",
+    "dropped",
+    "replayed_other",
+    "quarantined_other",
+    "dropped_other",
+)
 LOSSES = ("quarantined", "dropped")  # own events that will never be delivered
 
 

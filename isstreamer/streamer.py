@@ -59,11 +59,13 @@ class Streamer:
         max_buffer = DEFAULT_MAX_BUFFER if max_buffer is None else max_buffer
         if max_buffer < 1 or timeout <= 0:
             raise ValueError("max_buffer must be at least 1 and timeout more than 0")
-        if sink is None and not settings.offline and needs_access_key(settings.api_base) and not settings.access_key:
+        keyless = sink is None and not settings.offline and not settings.access_key
+        if keyless and needs_access_key(settings.api_base):
             raise ConfigError(
-                "no access key: pass access_key=..., set ISSTREAMER_ACCESS_KEY, or put access_key = ... "
-                "in the [isstreamer.client_config] section of isstreamer.ini (looked in the current "
-                "directory, your home directory and ~/.config/isstreamer/); or use offline=True")
+                "no access key: pass access_key=..., set ISSTREAMER_ACCESS_KEY, or put "
+                "access_key = ... in the [isstreamer.client_config] section of isstreamer.ini "
+                "(looked in the current directory, your home directory and "
+                "~/.config/isstreamer/); or use offline=True")
         key = settings.bucket_key
         if not key:
             key = str(uuid.uuid4())
@@ -106,9 +108,10 @@ class Streamer:
             Path(os.path.expanduser(str(spill_dir))), int(self.settings.spill_max_bytes),
             on_evict=lambda files, events: self._delivery.evicted(files, events))
         self._stop = threading.Event()
-        self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy, stop_event=self._stop,
-                                  replay_batch=max(self._batch_size, 500))
-        self._worker = Worker(self._buffer, self._delivery, self._bucket, batch_size=self._batch_size,
+        self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy,
+                                  stop_event=self._stop, replay_batch=max(self._batch_size, 500))
+        self._worker = Worker(self._buffer, self._delivery, self._bucket,
+                              batch_size=self._batch_size,
                               flush_interval=float(self.settings.flush_interval),
                               max_buffer=self._max_buffer, threaded=self.Async)
         self._notify = self._worker.notify
@@ -141,7 +144,8 @@ class Streamer:
         return self._closed
 
     def __repr__(self) -> str:
-        return f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} closed={self._closed}>"
+        return (f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
+                f"closed={self._closed}>")
 
     # ---- logging events -----------------------------------------------------------------
 
@@ -329,8 +333,8 @@ class Streamer:
             return self._delivery.drained.wait(timeout) and not self._delivery.open
         deadline = None if timeout is None else time.monotonic() + timeout
         sink = self._make_sink() if self._user_sink is None else self._user_sink
-        delivery = Delivery(sink, self._spool, self._stats, self._policy, stop_event=threading.Event(),
-                            replay_batch=max(self._batch_size, 500))
+        delivery = Delivery(sink, self._spool, self._stats, self._policy,
+                            stop_event=threading.Event(), replay_batch=max(self._batch_size, 500))
         try:
             return delivery.replay_all(deadline)
         finally:

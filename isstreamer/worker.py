@@ -8,6 +8,7 @@ thread does that only when the buffer reaches twice the bound because the worker
 The Streamer uses only the methods notify, request_flush, ship_until, start, stop and
 relieve.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,9 +31,18 @@ OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
 class Worker:
     """Moves events from the buffer to the Delivery, on its own thread or the caller's."""
 
-    def __init__(self, buffer: Buffer, delivery: Delivery, bucket: Bucket, *, batch_size: int,
-                 flush_interval: float, max_buffer: int = 1 << 62, threaded: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        buffer: Buffer,
+        delivery: Delivery,
+        bucket: Bucket,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int = 1 << 62,
+        threaded: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.buffer = buffer
         self.items = buffer.items
         self.max_buffer = max(max_buffer, batch_size)
@@ -59,7 +69,9 @@ class Worker:
         """From log(), after an append: wake the worker if it idles or a batch is ready."""
         if (self.idle or len(self.items) >= self.kick_at) and not self.kicked:
             if not self.threaded:
-                self.ship_until(None, self.batch_size)  # use_async=False: send on the caller's thread
+                self.ship_until(
+                    None, self.batch_size
+                )  # use_async=False: send on the caller's thread
                 return
             self.idle = False
             if self._thread is None:
@@ -71,7 +83,11 @@ class Worker:
         """Ship everything before buffer position ``mark`` now, without waiting for batches."""
         self.flush_mark = max(self.flush_mark, mark)
         self.idle = False
-        if self._thread is None and self.buffer.taken >= mark and not self.delivery.stats.own_on_disk():
+        if (
+            self._thread is None
+            and self.buffer.taken >= mark
+            and not self.delivery.stats.own_on_disk()
+        ):
             return  # nothing to do: don't start a thread for it
         self.start()
         self.wake.set()
@@ -95,7 +111,9 @@ class Worker:
     def start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self.stop_event.is_set():
-                self._thread = threading.Thread(target=self._run, name="isstreamer-worker", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="isstreamer-worker", daemon=True
+                )
                 self._thread.start()
 
     @property
@@ -143,7 +161,8 @@ class Worker:
                 self.ship(limit)
                 first_seen = now if len(buffer) else None
                 if delivery.has_replay_work():
-                    delivery.replay_step()  # one spilled chunk per live batch: live is never starved
+                    # One spilled chunk per live batch: live is never starved.
+                    delivery.replay_step()
                 continue
             if delivery.has_replay_work() and delivery.replay_step():
                 continue
@@ -206,8 +225,12 @@ class Worker:
         now = time.monotonic()
         if now - self._last_overflow_log > OVERFLOW_LOG_INTERVAL:
             self._last_overflow_log = now
-            log.warning("buffer full (max_buffer=%d, %s): moving the oldest %d events to the spool",
-                        self.max_buffer, why, count)
+            log.warning(
+                "buffer full (max_buffer=%d, %s): moving the oldest %d events to the spool",
+                self.max_buffer,
+                why,
+                count,
+            )
         token, groups = self.take_grouped(count)
         try:
             for bucket, events in groups:

@@ -1,4 +1,5 @@
 """The sink contract: where a batch of events goes, and the named outcome of trying."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,17 @@ import enum
 import inspect
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+from typing import (
+    Any,
+    Callable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+    runtime_checkable,
+)
 
 # An event on the hot path is a plain tuple (key, value, epoch): building a tuple is
 # several times cheaper than building an object, and log() must stay well under 1 µs.
@@ -140,7 +151,9 @@ class AsyncSink:
     def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         result = self._loops.run(self._obj.send(bucket, events))
         if not isinstance(result, SendResult):
-            return SendResult(Outcome.RETRY, message=f"sink returned {type(result).__name__}, not a SendResult")
+            return SendResult(
+                Outcome.RETRY, message=f"sink returned {type(result).__name__}, not a SendResult"
+            )
         return result
 
     def close(self) -> None:
@@ -166,4 +179,6 @@ def as_sink(obj: Any) -> Sink:
         return obj
     if callable(obj):
         return CallableSink(obj)
-    raise TypeError(f"sink must have a send(bucket, events) method or be callable, not {type(obj).__name__}")
+    raise TypeError(
+        f"sink must have a send(bucket, events) method or be callable, not {type(obj).__name__}"
+    )
