@@ -29,8 +29,8 @@ _time = time.time
 _INT_MIN, _INT_MAX = _events.INT_MIN, _events.INT_MAX
 WARN_KEYS_MAX = 1000  # distinct keys remembered for "warn once per key"
 # Events held in memory before the worker moves the oldest to disk: a burst of this many
-# makes no disk round trip. About 120 bytes an event on 64-bit CPython and 64 on a 32-bit
-# Pi (README, "Memory"), so 200,000 events is 24 MB and 13 MB.
+# makes no disk round trip. About 120 bytes an event on 64-bit CPython and 68 on a 32-bit
+# Pi (README, "Memory"), so 200,000 events is 24 MB and 14 MB.
 DEFAULT_MAX_BUFFER = 200_000
 CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and spilling
 
