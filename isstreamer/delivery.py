@@ -158,7 +158,12 @@ class Delivery:
                 log.warning("%s is reachable again; replaying spilled events", self.sink.address)
                 self.replayer.request(probe=False)
             return [], result
-        if outcome is Outcome.TOO_LARGE:
+        # A batch too large, or one the sink could not encode (BAD with no answer from a
+        # receiver), is split: the parts that pass are delivered, a lone bad event quarantined.
+        if outcome is Outcome.TOO_LARGE or outcome is Outcome.BAD and result.status is None:
+            if outcome is Outcome.BAD and len(events) == 1:
+                self.quarantine(bucket, events, describe(result), account)
+                return [], result
             if len(events) == 1:
                 self.quarantine(bucket, events,
                                 "413: a single event is larger than the receiver accepts", account)

@@ -691,3 +691,24 @@ def test_a_bad_answer_for_a_batch_is_isolated_per_event(tmp_path):
     delivery, stats = make_delivery(sink, tmp_path)
     report = delivery.isolate(Bucket("b"), [("k", i, 1.0) for i in range(5)], "encoder failed")
     assert sink.stored == [0, 1, 3, 4] and report.quarantined == 1 and report.sent == 4
+
+
+def test_a_batch_the_sink_cannot_encode_is_split_to_the_bad_event(tmp_path):
+    """BAD without a status (the encoder failed): the good neighbours are delivered and the
+    bad event is quarantined on its own."""
+
+    class EncodingSink(PoisonSink):
+        def send(self, bucket, events):
+            self.sends += 1
+            if any(e[1] in self.poison for e in events):
+                return SendResult(Outcome.BAD, message="batch cannot be encoded as JSON")
+            self.stored.extend(e[1] for e in events)
+            return SendResult(Outcome.OK)
+
+    sink = EncodingSink({"bad"})
+    delivery, stats = make_delivery(sink, tmp_path)
+    events = [("k", i, 1.0) for i in range(8)] + [("k", "bad", 1.0)]
+    report = delivery.deliver(Bucket("b"), events)
+    assert sorted(sink.stored) == list(range(8))
+    assert report.sent == 8 and report.quarantined == 1
+    assert stats.snapshot()["quarantined"] == 1
