@@ -48,6 +48,7 @@ class Delivery:
         self._pending: List[list] = []
         self.deadline: Optional[float] = None  # monotonic; flush()/close() on their way out
         self.progress = threading.Condition()  # notified after each settled batch or chunk
+        self.waiters = 0  # threads waiting on progress (flush() or close()), under its lock
         self.replayer = Replayer(self, replay_batch)
         self.drained = self.replayer.drained
 
@@ -71,8 +72,9 @@ class Delivery:
         return self.stop_event.is_set()
 
     def notify_progress(self) -> None:
-        with self.progress:
-            self.progress.notify_all()
+        if self.waiters:  # read without the lock: a waiter looks again within a second anyway
+            with self.progress:
+                self.progress.notify_all()
 
     # ---- live batches -------------------------------------------------------------------
 
@@ -88,7 +90,7 @@ class Delivery:
         report = Report()
         try:
             for entry in entries:
-                report = report + self._deliver_entry(entry)
+                report = report + self._deliver_entry(entry)  # one entry unless set_bucket()
         finally:
             with self._lock:
                 self._pending = []

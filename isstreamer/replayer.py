@@ -257,10 +257,14 @@ class Replayer:
                 elif self.step() is None and stats.own_on_disk():
                     return False  # nothing of ours can be claimed now (another sender has it)
                 continue
-            wake()
             with d.progress:
-                if stats.own_on_disk():
-                    d.progress.wait(1.0 if deadline is None else min(1.0, deadline - now))
+                d.waiters += 1
+                try:
+                    wake()
+                    if stats.own_on_disk():
+                        d.progress.wait(1.0 if deadline is None else min(1.0, deadline - now))
+                finally:
+                    d.waiters -= 1
         return True
 
     def replay_all(self, deadline: Optional[float] = None) -> bool:

@@ -27,8 +27,13 @@ class Report:
     dropped: int = 0  # lost: counted and logged
 
     def __add__(self, other: "Report") -> "Report":
+        if not (other.sent or other.spilled or other.quarantined or other.dropped):
+            return self
         return Report(
-            *(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other)))
+            self.sent + other.sent,
+            self.spilled + other.spilled,
+            self.quarantined + other.quarantined,
+            self.dropped + other.dropped,
         )
 
     @property
