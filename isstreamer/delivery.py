@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -19,7 +20,7 @@ from .replayer import Replayer
 from .report import Account, Pending, Report, Tally, describe, refused
 from .retry import RetryPolicy, send_with_retry
 from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
-from .spool import Spool
+from .spool import Spool, event_count
 from .stats import Stats
 
 log = logging.getLogger("isstreamer")
@@ -112,9 +113,10 @@ class Delivery:
         with self._lock:
             rescued, entry[2] = entry[2], "done"
         if rescued is not None:  # close() already put this batch on disk
-            if result.ok and isinstance(rescued, Path) and self.spool is not None:
-                self.spool.delete(rescued)
-                self.stats.left_file(rescued.name, len(events), "sent")
+            if result.ok and isinstance(rescued, tuple) and self.spool is not None:
+                path, batch_id = rescued
+                self.spool.delete(path)
+                self.stats.left_file(batch_id, len(events), "sent")
                 return Report(sent=len(events))
             return Report(spilled=len(events))
         tally = Tally(self.stats.add)
@@ -255,26 +257,34 @@ class Delivery:
         """Put this Streamer's batch on disk; count it as dropped (and say so) when impossible."""
         if not events:
             return Report()
-        path = self.write_spill(bucket, events, attempts=attempts, last_error=last_error)
-        if path is None:
-            self.stats.add("dropped", len(events))
+        written = self._spill_own(bucket, events, attempts=attempts, last_error=last_error)
+        if written is None:
             return Report(dropped=len(events))
-        self.stats.spilled(path.name, len(events))
         self.replayer.spilled()
         return Report(spilled=len(events))
 
-    def write_spill(self, bucket: Bucket, events: Sequence[Event],
-                    **fields: Any) -> Optional[Path]:
-        """Write a spill file; None (with an error log) when there is no spool or it fails."""
+    def _spill_own(self, bucket: Bucket, events: Sequence[Event],
+                   **fields: Any) -> Optional[Tuple[Path, str]]:
+        """Write a spill file of this Streamer and enter it in the ledger: (path, batch id).
+
+        None, with the events counted as dropped and an error log, when there is no spool
+        or the write fails for any reason.
+        """
+        batch_id = uuid.uuid4().hex[:16]
         if self.spool is None:
             log.error("no spool configured: %d undeliverable events dropped", len(events))
-            return None
-        try:
-            return self.spool.write(bucket, events, sink=self.sink.address, **fields)
-        except Exception as exc:  # OSError, or anything a broken disk or encoder raises
-            log.error("cannot write spill file in %s (%s): %d events lost", self.spool.directory,
-                      exc, len(events))
-            return None
+        else:
+            try:
+                path = self.spool.write(bucket, events, sink=self.sink.address,
+                                        batch_id=batch_id, **fields)
+            except Exception as exc:  # OSError, or anything a broken disk or encoder raises
+                log.error("cannot write spill file in %s (%s): %d events lost",
+                          self.spool.directory, exc, len(events))
+            else:
+                self.stats.spilled(batch_id, path.name, len(events))
+                return path, batch_id
+        self.stats.add("dropped", len(events))
+        return None
 
     def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str,
                    account: Account) -> None:
@@ -291,39 +301,24 @@ class Delivery:
             return
         account("quarantined", len(events))
 
-    def isolate(self, bucket: Bucket, events: Sequence[Event], reason: str) -> Report:
-        """Quarantine events that failed to encode, one by one, delivering their neighbours."""
-        tally = Tally(self.stats.add)
-        for event in events:
-            pending = Pending([event])
-            left, last = self.resolve(bucket, pending, self.send(bucket, pending), tally)
-            if left:
-                spilled = self.spill(bucket, left, attempts=1, last_error=last.message)
-                return tally.report() + spilled
-        return tally.report()
-
     def rescue_inflight(self) -> None:
         """From close() past its deadline: put the batches the worker has not finished on disk."""
         with self._lock:
             for entry in self._pending:
                 if entry[2] is None:
                     bucket, events = entry[0], entry[1]
-                    path = self.write_spill(bucket, events,
-                                            last_error="close() deadline passed while sending")
-                    if path is None:
-                        self.stats.add("dropped", len(events))
-                    else:
-                        self.stats.spilled(path.name, len(events))
-                    entry[2] = path or "lost"
+                    written = self._spill_own(
+                        bucket, events, last_error="close() deadline passed while sending")
+                    entry[2] = written or "lost"
 
     def evicted(self, files: int, events: int) -> None:
         """The spool's quota evicted files: own events among them are dropped, others apart."""
         own = 0
         if self.spool is not None:
             replaying = self.replayer.current_name()
-            for name in self.stats.own_files():
+            for name in self.stats.own_names():
                 if name != replaying and not (self.spool.directory / name).exists():
-                    own += self.stats.forget(name, "dropped")
+                    own += self.stats.gone(name, event_count(Path(name)), "dropped")
         self.stats.add("dropped_other", max(0, events - own))
 
     # ---- replay (replayer.py) -------------------------------------------------------------

@@ -99,7 +99,7 @@ class Replayer:
             self._inflight = False
         tally = Tally(
             lambda outcome, n: d.stats.left_file(
-                name, n, "replayed" if outcome == "sent" else outcome
+                batch.id, n, "replayed" if outcome == "sent" else outcome
             )
         )
         lone = (
@@ -156,20 +156,13 @@ class Replayer:
         try:
             if not self._left:
                 spool.delete(batch.path)
-            elif len(self._left) == len(batch.events) and not attempted:
-                spool.release(batch)  # unchanged: renamed back under its own name
+            elif attempted:
+                # The try is counted in the file (its attempts), which is what ends a poison
+                # event's tries; the error text changes with it, so the file is rewritten.
+                tries = batch.attempts + 1
+                spool.release(batch, self._left, f"{last_error or 'failed'} (try {tries})")
             else:
-                new = spool.write(
-                    batch.bucket,
-                    self._left,
-                    sink=batch.sink,
-                    attempts=batch.attempts + int(attempted),
-                    last_error=last_error or batch.last_error,
-                    created=batch.created,
-                    batch_id=batch.id,
-                )
-                spool.delete(batch.path)
-                self.delivery.stats.renamed(original_name(batch.path), new.name)
+                spool.release(batch, self._left)
         except Exception as exc:  # the claimed file stays; a later run takes it over
             log.error("cannot give back spill file %s: %s", batch.path.name, exc)
         return None
@@ -217,18 +210,19 @@ class Replayer:
                 spool.release(batch)
                 continue
             self._current, self._left = batch, list(batch.events)
+            d.stats.seen(batch.id, original_name(batch.path))
             return batch
 
     def _quarantine_file(self, claimed: Path, path: Path, reason: str) -> None:
         d = self.delivery
         assert d.spool is not None
-        events = d.stats.forget(path.name, "quarantined") if d.stats.owns(path.name) else 0
+        count = event_count(path)
+        own = d.stats.gone(path.name, count, "quarantined")
         try:
             d.spool.quarantine(claimed, reason)
         except Exception as exc:
             log.error("cannot quarantine %s (%s)", claimed.name, exc)
-        if not events:
-            d.stats.add("quarantined_other", event_count(path))
+        d.stats.add("quarantined_other", count - own)
 
     def wait_own(
         self,

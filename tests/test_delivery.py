@@ -676,23 +676,6 @@ def test_a_quarantine_write_that_raises_is_a_counted_loss(tmp_path, monkeypatch,
     assert "events lost" in caplog.text
 
 
-def test_a_bad_answer_for_a_batch_is_isolated_per_event(tmp_path):
-    """isolate() sends events one by one, so only the refused one is quarantined."""
-
-    class BadSink(PoisonSink):
-        def send(self, bucket, events):
-            self.sends += 1
-            if any(e[1] in self.poison for e in events):
-                return SendResult(Outcome.BAD, status=400, message="cannot encode")
-            self.stored.extend(e[1] for e in events)
-            return SendResult(Outcome.OK)
-
-    sink = BadSink({2})
-    delivery, stats = make_delivery(sink, tmp_path)
-    report = delivery.isolate(Bucket("b"), [("k", i, 1.0) for i in range(5)], "encoder failed")
-    assert sink.stored == [0, 1, 3, 4] and report.quarantined == 1 and report.sent == 4
-
-
 def test_a_batch_the_sink_cannot_encode_is_split_to_the_bad_event(tmp_path):
     """BAD without a status (the encoder failed): the good neighbours are delivered and the
     bad event is quarantined on its own."""
