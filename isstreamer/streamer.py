@@ -329,7 +329,7 @@ class Streamer:
             return True
         if self.Async and not self._closed:
             self._delivery.request_replay()
-            self._worker.request_flush(self._buffer.mark())  # wakes the worker
+            self._worker.wake_up()
             return self._delivery.drained.wait(timeout) and not self._delivery.open
         deadline = None if timeout is None else time.monotonic() + timeout
         sink = self._make_sink() if self._user_sink is None else self._user_sink

@@ -5,7 +5,7 @@ when a full batch waits; otherwise the worker wakes only when the oldest event h
 flush_interval, or when a probe or a flush is due. No polling. When memory holds more than
 max_buffer events, the worker (not the caller) writes the oldest to disk; the caller's
 thread does that only when the buffer reaches twice the bound because the worker is stuck.
-The Streamer uses only the methods notify, request_flush, ship_until, start, stop and
+The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop and
 relieve.
 """
 
@@ -82,13 +82,17 @@ class Worker:
     def request_flush(self, mark: int) -> None:
         """Ship everything before buffer position ``mark`` now, without waiting for batches."""
         self.flush_mark = max(self.flush_mark, mark)
-        self.idle = False
         if (
             self._thread is None
             and self.buffer.taken >= mark
             and not self.delivery.stats.own_on_disk()
         ):
             return  # nothing to do: don't start a thread for it
+        self.wake_up()
+
+    def wake_up(self) -> None:
+        """Start the worker if need be and wake it (to replay the spool, say)."""
+        self.idle = False
         self.start()
         self.wake.set()
 

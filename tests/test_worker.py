@@ -175,11 +175,33 @@ def test_a_stuck_worker_makes_the_caller_spill_at_twice_the_bound(tmp_path, spil
 def test_streamer_uses_only_the_worker_methods():
     """The Streamer module reads or writes none of the worker's fields."""
     import inspect
+    import re
 
     from isstreamer import streamer as module
 
     source = inspect.getsource(module)
-    for field in ("worker.idle", "worker.kicked", "worker.flush_mark", "worker.wake",
-                  "worker._thread", "worker.kick_at"):
-        assert field not in source
+    fields = re.findall(r"worker\.(idle|kicked|flush_mark|wake|_thread|kick_at)\b", source)
+    assert fields == []
+    assert "_worker.wake_up()" in source  # the pattern does see method calls next to fields
 
+
+
+def test_flush_before_any_log_leaves_the_worker_lazy_and_wakeable(make, api_server):
+    """flush() with nothing logged starts no thread; the first log() afterwards still wakes one."""
+    before = len(workers())
+    streamer = make(buffer_size=100)
+    assert streamer.flush(1)
+    assert len(workers()) == before
+    streamer.log("k", 1)
+    assert api_server.wait_for_events(1, timeout=5)  # within flush_interval, not at 100 events
+
+
+def test_replay_starts_the_worker_for_files_that_appeared_later(make, api_server, tmp_path):
+    """Spill files written after construction are replayed by replay(), worker or not."""
+    from isstreamer.sinks.base import Bucket
+    from isstreamer.spool import Spool
+
+    streamer = make()
+    Spool(tmp_path / "spool").write(Bucket("b"), [("k", 7, 1.0)], sink=api_server.url)
+    assert streamer.replay(timeout=10)
+    assert [e["value"] for e in api_server.events] == [7]
