@@ -13,8 +13,8 @@ from typing import Callable, List, Sequence
 from .sinks.base import SENT, Event, SendResult
 
 Account = Callable[[str, int], None]  # (outcome counter, events): where settled events are counted
-# Answers that speak of the receiver's state rather than of the batch: never a poison event.
-NOT_POISON_STATUSES = frozenset({408, 429, 502, 503, 504})
+# Server errors that speak of the receiver's state rather than of the batch: never poison.
+NOT_POISON_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,10 @@ class Pending:
 
 
 def refused(result: SendResult) -> bool:
-    """The receiver answered with an error that may be about the batch (a 500, not a 503)."""
-    return result.status is not None and result.status not in NOT_POISON_STATUSES
+    """The receiver answered with a server error that may be about the batch (a 500, not a
+    503; not a 200 naming records that failed, which may be throttling)."""
+    status = result.status
+    return status is not None and 500 <= status < 600 and status not in NOT_POISON_STATUSES
 
 
 def describe(result: SendResult) -> str:

@@ -695,3 +695,19 @@ def test_a_batch_the_sink_cannot_encode_is_split_to_the_bad_event(tmp_path):
     assert sorted(sink.stored) == list(range(8))
     assert report.sent == 8 and report.quarantined == 1
     assert stats.snapshot()["quarantined"] == 1
+
+
+def test_records_failing_in_a_200_answer_are_not_taken_for_poison(tmp_path):
+    """A partial RETRY inside a 200 (throttled records) is retried and spilled, not bisected."""
+
+    class ThrottlingSink(PoisonSink):
+        def send(self, bucket, events):
+            self.sends += 1
+            return SendResult(Outcome.RETRY, status=200, message="throttled",
+                              failed=tuple(range(len(events))))
+
+    sink = ThrottlingSink(set())
+    delivery, stats = make_delivery(sink, tmp_path)
+    report = delivery.deliver(Bucket("b"), [("k", i, 1.0) for i in range(8)])
+    assert report.spilled == 8 and report.quarantined == 0
+    assert sink.sends == FAST["attempts"]
