@@ -26,6 +26,7 @@ OPEN_SPILL_EVENTS = 1000  # while the sink is down, spill files hold up to this 
 OPEN_SPILL_AGE = 5.0  # seconds: ... or what gathered over this long, to avoid a file per event
 MAX_SLEEP = 3600.0  # seconds; Event.wait() overflows on absurd timeouts from a server's headers
 OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
+OVERFLOW_FILE_EVENTS = 20_000  # events per overflow spill file, what the spool loads at once
 
 
 class Worker:
@@ -162,7 +163,10 @@ class Worker:
             self.kick_at = min(limit, self.max_buffer + 1)
             flushing = self.flush_mark > buffer.taken
             if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
-                self.ship(limit)
+                # While the circuit holds batches back they go to disk: a backlog goes in
+                # big files then, with one fsync each, so the disk keeps up with a burst.
+                backlog = delivery.circuit.blocks() and n > limit
+                self.ship(min(n, OVERFLOW_FILE_EVENTS) if backlog else limit)
                 first_seen = now if len(buffer) else None
                 if delivery.has_replay_work():
                     # One spilled chunk per live batch: live is never starved.
@@ -235,12 +239,14 @@ class Worker:
                 why,
                 count,
             )
-        token, groups = self.take_grouped(count)
-        try:
-            for bucket, events in groups:
-                self.delivery.spill(bucket, events, last_error="memory buffer full")
-        finally:
-            self.buffer.done(token)
+        while count > 0:  # in files a replay loads whole: no split, no memory spike
+            token, groups = self.take_grouped(min(count, OVERFLOW_FILE_EVENTS))
+            count -= OVERFLOW_FILE_EVENTS
+            try:
+                for bucket, events in groups:
+                    self.delivery.spill(bucket, events, last_error="memory buffer full")
+            finally:
+                self.buffer.done(token)
 
     def drain_to_spool(self) -> int:
         """After the deadline: put everything still buffered on disk; returns events handled."""
