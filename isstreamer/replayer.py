@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("isstreamer")
 
 RESCAN_INTERVAL = 60.0  # seconds between looks for spill files other processes left
+WAIT_STEP_S = 0.25  # flush()/close() look again at least this often while they wait
 POISON_ATTEMPTS = 3  # tries of a lone refused event, across rescans, before it is quarantined
 _CLAIM_MARK = ".claim."
 
@@ -251,12 +252,15 @@ class Replayer:
                 elif self.step() is None and stats.own_on_disk():
                     return False  # nothing of ours can be claimed now (another sender has it)
                 continue
+            if self.drained.is_set() and self._current is None and not self._queue:
+                return False  # the worker found nothing of ours to send (held, or another's)
             with d.progress:
                 d.waiters += 1
                 try:
                     wake()
                     if stats.own_on_disk():
-                        d.progress.wait(1.0 if deadline is None else min(1.0, deadline - now))
+                        d.progress.wait(WAIT_STEP_S if deadline is None
+                                        else min(WAIT_STEP_S, deadline - now))
                 finally:
                     d.waiters -= 1
         return True

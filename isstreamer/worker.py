@@ -162,7 +162,11 @@ class Worker:
             # Producers wake us at this fill, not at every event while down.
             self.kick_at = min(limit, self.max_buffer + 1)
             flushing = self.flush_mark > buffer.taken
-            if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
+            # A due probe of an open circuit goes out with what is buffered, not at the
+            # (longer) age of a batch while down: recovery is seen at the probe time.
+            probe_due = delivery.open and not delivery.circuit.blocks()
+            aged = first_seen is not None and now - first_seen >= age
+            if n and (n >= limit or flushing or probe_due or aged):
                 # While the circuit holds batches back they go to disk: a backlog goes in
                 # big files then, with one fsync each, so the disk keeps up with a burst.
                 backlog = delivery.circuit.blocks() and n > limit

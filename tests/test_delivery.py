@@ -711,3 +711,22 @@ def test_records_failing_in_a_200_answer_are_not_taken_for_poison(tmp_path):
     report = delivery.deliver(Bucket("b"), [("k", i, 1.0) for i in range(8)])
     assert report.spilled == 8 and report.quarantined == 0
     assert sink.sends == FAST["attempts"]
+
+
+def test_flush_does_not_wait_forever_for_a_file_another_process_holds(make, api_server, tmp_path):
+    """An own spill file claimed by another sender: flush() returns False instead of hanging."""
+    streamer = make(buffer_size=10, max_buffer=10)
+    api_server.stop()
+    for i in range(10):
+        streamer.log("k", i)
+    assert streamer.flush(5)  # on disk while the receiver is down
+    spool = Spool(tmp_path / "spool")
+    claimed = [spool.claim(p) for p in spool.files()]  # another sender takes the files
+    assert all(claimed)
+    api_server.start()
+    streamer.log("k", 10)
+    assert api_server.wait_for_events(1, timeout=10)  # the probe passed: the circuit is closed
+    started = time.monotonic()
+    assert streamer.flush(None) is False
+    assert time.monotonic() - started < 30
+    assert not streamer.stats()["circuit_open"]
