@@ -205,3 +205,64 @@ def test_replay_starts_the_worker_for_files_that_appeared_later(make, api_server
     Spool(tmp_path / "spool").write(Bucket("b"), [("k", 7, 1.0)], sink=api_server.url)
     assert streamer.replay(timeout=10)
     assert [e["value"] for e in api_server.events] == [7]
+class FakeDelivery:
+    """What the worker needs of a Delivery, recording what it was given."""
+
+    def __init__(self):
+        import types
+
+        self.stop_event = threading.Event()
+        self.delivered, self.spilled = [], []
+        self.stats = types.SimpleNamespace(own_on_disk=lambda: 0)
+        self.open = False
+        self.circuit = types.SimpleNamespace(blocks=lambda: False)
+
+    def deliver_groups(self, groups):
+        self.delivered.append([e[1] for _, events in groups for e in events])
+
+    def spill(self, bucket, events, **fields):
+        self.spilled.append(len(events))
+
+    def has_replay_work(self):
+        return False
+
+
+def make_worker(**kwargs):
+    from isstreamer.buffer import Buffer
+    from isstreamer.sinks.base import Bucket
+    from isstreamer.worker import Worker
+
+    buffer, delivery = Buffer(), FakeDelivery()
+    worker = Worker(buffer, delivery, Bucket("b"), **{"batch_size": 3, "flush_interval": 1.0,
+                                                      **kwargs})
+    return worker, buffer, delivery
+
+
+def test_sync_worker_ships_full_batches_on_the_callers_thread():
+    """threaded=False: notify() ships every full batch at once and leaves the rest buffered."""
+    worker, buffer, delivery = make_worker(threaded=False)
+    for i in range(7):
+        buffer.append(("k", i, 1.0))
+        worker.notify()
+    assert delivery.delivered == [[0, 1, 2], [3, 4, 5]] and len(buffer) == 1
+    assert worker.ship_until(None) and delivery.delivered[-1] == [6]
+    assert not workers() or all(t.name != "isstreamer-worker" for t in workers())
+
+
+def test_relieve_spills_only_at_twice_the_bound():
+    """relieve() does nothing below twice max_buffer and spills down to 3/4 of it above."""
+    worker, buffer, delivery = make_worker(max_buffer=100)
+    for i in range(199):
+        buffer.append(("k", i, 1.0))
+    worker.relieve()
+    assert delivery.spilled == []
+    buffer.append(("k", 199, 1.0))
+    worker.relieve()
+    assert sum(delivery.spilled) == 200 - 75 and len(buffer) == 75
+
+
+def test_request_flush_with_nothing_to_do_starts_no_thread():
+    """request_flush() for an empty buffer starts no thread and keeps the worker idle."""
+    worker, buffer, _ = make_worker()
+    worker.request_flush(buffer.mark())
+    assert not worker.alive and worker.idle
