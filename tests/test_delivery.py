@@ -730,3 +730,20 @@ def test_flush_does_not_wait_forever_for_a_file_another_process_holds(make, api_
     assert streamer.flush(None) is False
     assert time.monotonic() - started < 30
     assert not streamer.stats()["circuit_open"]
+
+
+def test_sync_close_replays_its_own_spill_files_on_the_callers_thread(make, api_server, tmp_path):
+    """use_async=False: close() probes and replays what it spilled, with no worker thread."""
+    import threading
+
+    api_server.fail(503, times=3)
+    policy = RetryPolicy(**dict(FAST, attempts=1))
+    streamer = make(use_async=False, buffer_size=10, retry_policy=policy)
+    for i in range(30):
+        streamer.log("k", i)
+    assert streamer.stats()["on_disk"] > 0
+    assert streamer.close(10)
+    assert sorted(e["value"] for e in api_server.events) == list(range(30))
+    assert not spill_files(tmp_path / "spool")
+    assert not any(t.name == "isstreamer-worker" for t in threading.enumerate())
+    assert_adds_up(streamer.stats())
