@@ -623,7 +623,10 @@ def make_delivery(sink, tmp_path, **policy):
 
     clock = [0.0]
     stats = Stats()
-    policy = RetryPolicy(**{**FAST, "sleep": lambda s: clock.__setitem__(0, clock[0] + s), **policy})
+    def sleep(seconds):
+        clock[0] += seconds
+
+    policy = RetryPolicy(**{**FAST, "sleep": sleep, **policy})
     delivery = Delivery(sink, Spool(tmp_path), stats, policy, stop_event=threading.Event(),
                         clock=lambda: clock[0])
     return delivery, stats
