@@ -34,6 +34,8 @@ class _Anchor:
 
 _anchor = _Anchor()
 _finalizer_pid = 0
+_bare_fork_pid = 0  # this process was made by os.fork(), not by multiprocessing
+_warned_pid = 0
 
 
 def register(streamer: "Streamer") -> None:
@@ -64,13 +66,31 @@ def _register_finalizer(_: object = None) -> None:
     multiprocessing.util.Finalize(None, close_all, exitpriority=EXIT_PRIORITY)
 
 
+def _in_multiprocessing_child(_: object) -> None:
+    global _bare_fork_pid
+    _bare_fork_pid = 0  # multiprocessing runs its finalizers at the end: nothing to warn of
+    _register_finalizer()
+
+
+def warn_if_bare_fork() -> None:
+    """Once per process: say that a child of a bare os.fork() must close its Streamers."""
+    global _warned_pid
+    pid = os.getpid()
+    if _bare_fork_pid == pid and _warned_pid != pid:
+        _warned_pid = pid
+        log.warning("this process was forked with os.fork(): its events are delivered at exit "
+                    "only if it ends normally or calls close(); os._exit() skips both")
+
+
 def _after_fork_in_child() -> None:
+    global _bare_fork_pid
+    _bare_fork_pid = os.getpid()  # until multiprocessing's bootstrap says otherwise
     for streamer in list(_live):
         streamer._after_fork_in_child()
 
 
 atexit.register(close_all)
 # multiprocessing's child bootstrap clears the finalizers and then runs these hooks.
-multiprocessing.util.register_after_fork(_anchor, _register_finalizer)
+multiprocessing.util.register_after_fork(_anchor, _in_multiprocessing_child)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

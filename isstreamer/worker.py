@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
+from . import lifecycle
 from .buffer import Buffer
 from .delivery import Delivery
 from .sinks.base import Bucket, Event
@@ -116,6 +117,7 @@ class Worker:
     def start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self.stop_event.is_set():
+                lifecycle.warn_if_bare_fork()
                 self._thread = threading.Thread(
                     target=self._run, name="isstreamer-worker", daemon=True
                 )

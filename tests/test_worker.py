@@ -266,3 +266,35 @@ def test_request_flush_with_nothing_to_do_starts_no_thread():
     worker, buffer, _ = make_worker()
     worker.request_flush(buffer.mark())
     assert not worker.alive and worker.idle
+
+
+def test_a_bare_fork_child_is_warned_once_and_a_multiprocessing_child_not(api_server, access_key,
+                                                                          tmp_path):
+    """os.fork() children, which os._exit() can end without any hook, get one warning."""
+    code = textwrap.dedent(f"""
+        import multiprocessing as mp, os
+        from isstreamer import Streamer
+        s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
+                     spill_dir={str(tmp_path / 'spool')!r})
+
+        def child():
+            s.log('mp', 1)
+
+        if __name__ == '__main__':
+            p = mp.get_context('fork').Process(target=child)
+            p.start(); p.join()
+            pid = os.fork()
+            if pid == 0:
+                s.log('bare', 1)
+                s.log('bare', 2)
+                ok = s.close(5)
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.WEXITSTATUS(status) == 0
+            s.close(5)
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("forked with os.fork()") == 1, done.stderr
+    keys = collections.Counter(e["key"] for e in api_server.events)
+    assert keys == {"mp": 1, "bare": 2}
