@@ -6,6 +6,7 @@ done; flush() waits until everything that was in the buffer when it was called i
 Items are event tuples, or a Bucket marker placed by set_bucket() so that events logged
 before a bucket change still go to the old bucket.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,6 +25,7 @@ class Buffer:
         self._progress = threading.Condition(self._lock)
         self._taken = 0  # items ever taken out
         self._inflight: Dict[int, int] = {}  # token -> index of its first item
+        self._inflight_events: Dict[int, int] = {}  # token -> events (not markers) it holds
         self._next_token = 0
         self._waiting: List[int] = []  # marks flush() callers wait for: wake them only then
         self.markers = 0  # set_bucket() markers ever put in; 0 lets consumers skip grouping
@@ -45,12 +47,16 @@ class Buffer:
             token = self._next_token
             self._next_token += 1
             self._inflight[token] = self._taken
+            self._inflight_events[token] = (
+                n if not self.markers else sum(1 for x in taken if type(x) is tuple)
+            )
             self._taken += n
             return token, taken
 
     def done(self, token: int) -> None:
         with self._lock:
             self._inflight.pop(token, None)
+            self._inflight_events.pop(token, None)
             # Waking every flush() caller after every batch costs a thread switch each time.
             if self._waiting and self._watermark() >= min(self._waiting):
                 self._progress.notify_all()
@@ -76,6 +82,16 @@ class Buffer:
                 return True
             finally:
                 self._waiting.remove(mark)
+
+    def queued(self) -> int:
+        """Events waiting in memory or taken and not yet settled (markers excluded)."""
+        with self._lock:
+            waiting = (
+                len(self.items)
+                if not self.markers
+                else sum(1 for x in list(self.items) if type(x) is tuple)
+            )
+            return waiting + sum(self._inflight_events.values())
 
     def total(self) -> int:
         """Items ever put in (taken + waiting)."""

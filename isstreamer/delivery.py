@@ -1,55 +1,32 @@
 """Getting each batch to the sink or, failing that, to the spool.
 
-Owns the decisions that follow a SendResult: retry, split, quarantine, spill; the circuit
-that stops a retry storm once the sink is down (new batches go straight to disk, one probe
-at growing intervals detects recovery); and the replay of spilled files once it is healthy.
+Delivery settles batches: it sends with retries, re-sends only what a partial success left,
+splits what is too large, isolates a poison event by bisection, quarantines what the
+receiver refuses, and spills what cannot be delivered now. Each call returns a Report of
+what became of its events. The circuit (circuit.py) decides when to stop trying; the
+replay of spilled files (replayer.py) reuses the same settling.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from collections import deque
+import uuid
 from pathlib import Path
-from typing import Callable, Deque, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from .retry import RetryPolicy, next_probe_interval, send_with_retry
-from .sinks.base import SENT, Bucket, Event, Outcome, SendResult, Sink
-from .spool import CorruptSpillFile, SpillBatch, Spool, event_count
+from .circuit import Circuit
+from .replayer import Replayer
+from .report import Account, Pending, Report, Tally, describe, refused
+from .retry import RetryPolicy, send_with_retry
+from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
+from .spool import Spool, event_count
 from .stats import Stats
 
 log = logging.getLogger("isstreamer")
 
-PACE_SLEEP_MAX = 2.0  # seconds: a longer rate-limit pause opens the circuit instead of blocking
-RESCAN_INTERVAL = 60.0  # seconds between looks for spill files other processes left
-
-
-class Pending:
-    """The events of one batch not yet stored; a partial success shrinks it.
-
-    A sink may answer that some events were stored and others not (``SendResult.failed``);
-    only those are sent again, so a partial failure never repeats what succeeded.
-    """
-
-    def __init__(self, events: Sequence[Event]) -> None:
-        self.events: List[Event] = list(events)
-        self.stored = 0  # events of this batch the receiver has stored so far
-
-    def absorb(self, result: SendResult) -> SendResult:
-        """Account for one answer; returns it as the answer for what is still pending."""
-        if result.ok:
-            self.stored += len(self.events)
-            self.events = []
-            return result
-        if result.failed is None:
-            return result
-        indices = sorted({i for i in result.failed if 0 <= i < len(self.events)})
-        self.stored += len(self.events) - len(indices)
-        self.events = [self.events[i] for i in indices]
-        if not self.events:  # "failed" named no event of the batch: all of it was stored
-            return dataclasses.replace(SENT, retry_after=result.retry_after)
-        return dataclasses.replace(result, failed=None)
+BISECT_SENDS_MAX = 64  # requests one poison search may make; what is left then is spilled
+BISECT_BLIND_DEPTH = 2  # levels split before any part was accepted (an outage costs 6 sends)
 
 
 class Delivery:
@@ -62,82 +39,98 @@ class Delivery:
         self.spool = spool
         self.stats = stats
         self.policy = policy
-        self.replay_batch = max(1, replay_batch)
         self.stop_event = stop_event
         self._clock = clock
         self._sleep = policy.sleep or self._wait
-        self.open = False  # the circuit: True while the sink is considered down
-        self.probe_at = 0.0
-        self._probe_interval = 0.0
-        self._pace_until = 0.0
+        self.circuit = Circuit(policy, clock)
         self._lock = threading.Lock()
         # The runs of the take being delivered, as [bucket, events, state]: state None while
         # not yet handled, then "done", "spilled", or the path close() rescued it to.
         self._pending: List[list] = []
-        self._replay_inflight = False  # a replay chunk is on the wire: close() must not give it back
-        self._replay_queue: Deque[Path] = deque()
-        self._replaying: Optional[SpillBatch] = None
-        self._replay_pos = 0
-        self._scan_needed = spool is not None
-        self._last_scan = float("-inf")
-        self._skip: Set[str] = set()
-        self.drained = threading.Event()  # set while the spool holds nothing this sink can send
-        self.deadline: Optional[float] = None  # monotonic; set while flush() runs on the caller's thread
+        self.deadline: Optional[float] = None  # monotonic; flush()/close() on their way out
+        self.progress = threading.Condition()  # notified after each settled batch or chunk
+        self.waiters = 0  # threads waiting on progress (flush() or close()), under its lock
+        self.replayer = Replayer(self, replay_batch)
+        self.drained = self.replayer.drained
+
+    # The circuit's state, read by the worker and the replay command.
+    @property
+    def open(self) -> bool:
+        return self.circuit.open
+
+    @property
+    def probe_at(self) -> float:
+        return self.circuit.probe_at
 
     def _wait(self, seconds: float) -> None:
-        if self.deadline is not None:  # a flush() on the caller's thread: never sleep past it
+        if self.deadline is not None:  # flush() or close() is waiting: never sleep past it
             seconds = min(seconds, max(0.0, self.deadline - self._clock()))
         self.stop_event.wait(seconds)  # close() sets the event: a backoff ends at once
 
     def stopping(self) -> bool:
         if self.deadline is not None and self._clock() >= self.deadline:
-            return True  # a flush() on the caller's thread ran out of time: no more retries
+            return True  # flush() or close() ran out of time: no more retries
         return self.stop_event.is_set()
+
+    def notify_progress(self) -> None:
+        if self.waiters:  # read without the lock: a waiter looks again within a second anyway
+            with self.progress:
+                self.progress.notify_all()
 
     # ---- live batches -------------------------------------------------------------------
 
-    def deliver(self, bucket: Bucket, events: Sequence[Event]) -> None:
+    def deliver(self, bucket: Bucket, events: Sequence[Event]) -> Report:
         """Send one batch, or spill it; never raises for sink trouble."""
-        self.deliver_groups([(bucket, events)])
+        return self.deliver_groups([(bucket, events)])
 
-    def deliver_groups(self, groups: Sequence[Tuple[Bucket, Sequence[Event]]]) -> None:
+    def deliver_groups(self, groups: Sequence[Tuple[Bucket, Sequence[Event]]]) -> Report:
         """Deliver the runs of one take in order; close() can rescue all that are not done."""
         entries = [[bucket, events, None] for bucket, events in groups if events]
         with self._lock:
             self._pending = entries
+        report = Report()
         try:
             for entry in entries:
-                self._deliver_entry(entry)
+                report = report + self._deliver_entry(entry)  # one entry unless set_bucket()
         finally:
             with self._lock:
                 self._pending = []
+            self.notify_progress()
+        return report
 
-    def _deliver_entry(self, entry: list) -> None:
+    def _deliver_entry(self, entry: list) -> Report:
         bucket, events = entry[0], entry[1]
         with self._lock:
             if entry[2] is not None:
-                return  # close() put it on disk before we got to it
-            spill = self.open and self._clock() < self.probe_at
+                return Report()  # close() put it on disk before we got to it (counted there)
+            spill = self.circuit.blocks()
             if spill:
                 entry[2] = "spilled"
         if spill:
-            self.spill(bucket, events, last_error=self.stats.last_error)
-            return
+            return self.spill(bucket, events, last_error=self.stats.last_error)
         pending = Pending(events)
-        result = self._send(bucket, pending, probe=self.open)
+        result = self.send(bucket, pending, probe=self.circuit.probing())
         with self._lock:
             rescued, entry[2] = entry[2], "done"
         if rescued is not None:  # close() already put this batch on disk
-            if result.ok and isinstance(rescued, Path) and self.spool is not None:
-                self.spool.delete(rescued)
-                self.stats.add("spilled", -len(events))
-                self.stats.add("sent", len(events))
-            return
-        self._settle(bucket, pending, result)
+            if result.ok and isinstance(rescued, tuple) and self.spool is not None:
+                path, batch_id = rescued
+                self.spool.delete(path)
+                self.stats.left_file(batch_id, len(events), "sent")
+                return Report(sent=len(events))
+            return Report(spilled=len(events))
+        tally = Tally(self.stats.add)
+        left, last = self.resolve(bucket, pending, result, tally)
+        if left:
+            self.failed(last)
+            return tally.report() + self.spill(bucket, left, attempts=1, last_error=last.message)
+        return tally.report()
 
-    def _send(self, bucket: Bucket, pending: Pending, probe: bool = False) -> SendResult:
+    def send(self, bucket: Bucket, pending: Pending, probe: bool = False) -> SendResult:
         """Send what is pending (with retries unless probing); the answer for what is left."""
-        self._wait_pace()
+        wait = self.circuit.pace_wait_s()
+        if wait > 0 and not self.stopping():
+            self._sleep(wait)
 
         def once() -> SendResult:
             return pending.absorb(self._send_once(bucket, pending.events))
@@ -155,93 +148,158 @@ class Delivery:
 
     def _on_retry(self, result: SendResult, wait: float) -> None:
         self.stats.add("retried")
-        log.info("send failed (%s); retrying in %.1f s", result.message or result.outcome.value, wait)
+        log.info("send failed (%s); retrying in %.1f s", describe(result), wait)
 
-    def _settle(self, bucket: Bucket, pending: Pending, result: SendResult) -> None:
-        if pending.stored:
-            self.stats.add("sent", pending.stored)
-        events = pending.events
-        outcome = result.outcome
+    def resolve(self, bucket: Bucket, pending: Pending, result: SendResult,
+                account: Account) -> Tuple[List[Event], SendResult]:
+        """Act on an answer: count, split, bisect, quarantine. Returns what is left undelivered
+        (RETRY or AUTH: for the spool) and the answer that left it."""
+        account("sent", pending.stored)
+        events, outcome = pending.events, result.outcome
         if outcome is Outcome.OK:
             self.stats.add("batches")
-            self._healthy(result)
-        elif outcome is Outcome.TOO_LARGE:
+            if self.circuit.succeeded(result):
+                log.warning("%s is reachable again; replaying spilled events", self.sink.address)
+                self.replayer.request(probe=False)
+            return [], result
+        # A batch too large, or one the sink could not encode (BAD with no answer from a
+        # receiver), is split: the parts that pass are delivered, a lone bad event quarantined.
+        if outcome is Outcome.TOO_LARGE or outcome is Outcome.BAD and result.status is None:
+            if outcome is Outcome.BAD and len(events) == 1:
+                self.quarantine(bucket, events, describe(result), account)
+                return [], result
             if len(events) == 1:
-                self.quarantine(bucket, events, "413: a single event is larger than the receiver accepts")
-                return
+                self.quarantine(bucket, events,
+                                "413: a single event is larger than the receiver accepts", account)
+                return [], result
             half = len(events) // 2
+            left: List[Event] = []
+            last = result
             for part in (events[:half], events[half:]):
                 sub = Pending(part)
-                self._settle(bucket, sub, self._send(bucket, sub))
-        elif outcome is Outcome.BAD:
-            self.quarantine(bucket, events, result.message)
-        else:
-            self._failed(result)
-            self.spill(bucket, events, attempts=1, last_error=result.message)
+                rest, answer = self.resolve(bucket, sub, self.send(bucket, sub), account)
+                left.extend(rest)
+                last = answer if rest else last
+            return left, last
+        if outcome is Outcome.BAD:
+            self.quarantine(bucket, events, describe(result), account)
+            return [], result
+        if self._looks_poisoned(result, events):
+            budget = [BISECT_SENDS_MAX]
+            left, last, _ = self._bisect(bucket, events, result, account, budget, healthy=False)
+            return left, last
+        return events, result
 
-    def _wait_pace(self) -> None:
-        wait = self._pace_until - self._clock()
-        if wait > 0 and not self.stopping():
-            self._sleep(wait)
+    def _looks_poisoned(self, result: SendResult, events: Sequence[Event]) -> bool:
+        # The receiver answered (not a timeout or a refused connection) and did not ask us to
+        # wait: it may be one event it cannot store. An outage fails both halves at once.
+        return (result.outcome is Outcome.RETRY and refused(result) and len(events) > 1
+                and result.retry_after is None and not self.circuit.open and not self.stopping())
 
-    def _healthy(self, result: SendResult) -> None:
-        if self.open:
-            log.warning("%s is reachable again; replaying spilled events", self.sink.address)
-            self.open = False
-            self._probe_interval = 0.0
-            self._scan_needed = True
-        if result.retry_after:  # rate-limit headers asked us to slow down
-            if result.retry_after <= PACE_SLEEP_MAX:
-                self._pace_until = self._clock() + result.retry_after
+    def _bisect(self, bucket: Bucket, events: Sequence[Event], result: SendResult,
+                account: Account, budget: List[int], healthy: bool,
+                depth: int = 0) -> Tuple[List[Event], SendResult, bool]:
+        """The receiver keeps refusing this batch: split it until the refused events are found.
+
+        ``healthy`` is True once some part was accepted, which shows the receiver is up.
+        Until then refused halves may be an outage, so only the first half is split further,
+        BISECT_BLIND_DEPTH levels deep, before everything is left for the spool. Returns what
+        is left, the answer that left it, and whether the receiver showed it is up.
+        """
+        half = len(events) // 2
+        answers = []
+        for part in (events[:half], events[half:]):
+            sub = Pending(part)
+            if budget[0] <= 0 or self.stopping():
+                answers.append((sub, result))
+                continue
+            budget[0] -= 1
+            answers.append((sub, sub.absorb(self._send_once(bucket, part))))
+        healthy = healthy or any(r.ok or sub.stored for sub, r in answers)
+        left: List[Event] = []
+        last = result
+        for index, (sub, answer) in enumerate(answers):
+            account("sent", sub.stored)
+            sub.stored = 0
+            refusal = answer.outcome is Outcome.RETRY and refused(answer)
+            if refusal and len(sub.events) == 1 and healthy:
+                self.quarantine(bucket, sub.events, f"the receiver kept refusing this event while "
+                                f"accepting others ({describe(answer)})", account)
+                continue
+            blind = not healthy and index == 0 and depth < BISECT_BLIND_DEPTH
+            if refusal and len(sub.events) > 1 and budget[0] > 0 and (healthy or blind):
+                rest, answer, seen_up = self._bisect(bucket, sub.events, answer, account, budget,
+                                                     healthy, depth + 1)
+                healthy = healthy or seen_up
+            elif refusal:
+                rest = sub.events
             else:
-                pause = min(result.retry_after, self.policy.max_retry_after)
-                self.open, self.probe_at = True, self._clock() + pause
+                rest, answer = self.resolve(bucket, sub, answer, account)
+            left.extend(rest)
+            last = answer if rest else last
+        return left, last, healthy
 
-    def _failed(self, result: SendResult) -> None:
-        first = not self.open
-        self.open = True
-        if result.retry_after is not None:
-            interval = min(result.retry_after, self.policy.max_retry_after)
-        else:
-            interval = self._probe_interval = next_probe_interval(self.policy, self._probe_interval)
-        self.probe_at = self._clock() + interval
+    def failed(self, result: SendResult) -> None:
+        """A batch was given up on: open the circuit (and say so once per outage)."""
         self.stats.error(result.message or result.outcome.value)
-        if first:
-            where = f"spilling to {self.spool.directory}" if self.spool else "no spool: events are dropped"
+        if self.circuit.failed(result):
+            where = (f"spilling to {self.spool.directory}" if self.spool
+                     else "no spool: events are dropped")
             level = logging.ERROR if result.outcome is Outcome.AUTH else logging.WARNING
-            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s (at most every %g s)",
-                    self.sink.address, result.message or result.outcome.value, where, interval,
-                    self.policy.probe_max)
+            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s "
+                    "(at most every %g s)", self.sink.address, describe(result), where,
+                    self.circuit.probe_at - self._clock(), self.policy.probe_max)
 
     # ---- spill and quarantine -----------------------------------------------------------
 
-    def spill(self, bucket: Bucket, events: Sequence[Event], attempts: int = 0, last_error: str = "") -> Optional[Path]:
-        """Put a batch on disk; count it as dropped (and say so) when that is impossible."""
+    def spill(self, bucket: Bucket, events: Sequence[Event], attempts: int = 0,
+              last_error: str = "") -> Report:
+        """Put this Streamer's batch on disk; count it as dropped (and say so) when impossible."""
         if not events:
-            return None
-        if self.spool is not None:
-            try:
-                path = self.spool.write(bucket, events, sink=self.sink.address, attempts=attempts, last_error=last_error)
-            except OSError as exc:
-                log.error("cannot write spill file in %s (%s): %d events lost", self.spool.directory, exc, len(events))
-            else:
-                self.stats.add("spilled", len(events))
-                self.drained.clear()
-                self._scan_needed = True
-                return path
-        else:
+            return Report()
+        written = self._spill_own(bucket, events, attempts=attempts, last_error=last_error)
+        if written is None:
+            return Report(dropped=len(events))
+        self.replayer.spilled()
+        return Report(spilled=len(events))
+
+    def _spill_own(self, bucket: Bucket, events: Sequence[Event],
+                   **fields: Any) -> Optional[Tuple[Path, str]]:
+        """Write a spill file of this Streamer and enter it in the ledger: (path, batch id).
+
+        None, with the events counted as dropped and an error log, when there is no spool
+        or the write fails for any reason.
+        """
+        batch_id = uuid.uuid4().hex[:16]
+        if self.spool is None:
             log.error("no spool configured: %d undeliverable events dropped", len(events))
+        else:
+            try:
+                path = self.spool.write(bucket, events, sink=self.sink.address,
+                                        batch_id=batch_id, **fields)
+            except Exception as exc:  # OSError, or anything a broken disk or encoder raises
+                log.error("cannot write spill file in %s (%s): %d events lost",
+                          self.spool.directory, exc, len(events))
+            else:
+                self.stats.spilled(batch_id, path.name, len(events))
+                return path, batch_id
         self.stats.add("dropped", len(events))
         return None
 
-    def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str) -> None:
-        log.error("receiver rejected a batch of %d events to bucket %r: %s", len(events), bucket.key, reason)
-        self.stats.add("quarantined", len(events))
-        if self.spool is not None:
-            try:
-                self.spool.quarantine_batch(bucket, events, sink=self.sink.address, reason=reason)
-            except OSError as exc:
-                log.error("cannot write to the quarantine (%s): %d events lost", exc, len(events))
+    def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str,
+                   account: Account) -> None:
+        """Set events aside with the receiver's answer; a failed write is a counted, logged loss."""
+        log.error("receiver rejected %d event(s) to bucket %r: %s", len(events), bucket.key, reason)
+        if self.spool is None:
+            account("dropped", len(events))
+            return
+        try:
+            self.spool.quarantine_batch(bucket, events, sink=self.sink.address, reason=reason)
+        except Exception as exc:
+            log.error("cannot write to the quarantine (%s): %d events lost", exc, len(events))
+            account("dropped", len(events))
+            return
+        account("quarantined", len(events))
 
     def rescue_inflight(self) -> None:
         """From close() past its deadline: put the batches the worker has not finished on disk."""
@@ -249,129 +307,35 @@ class Delivery:
             for entry in self._pending:
                 if entry[2] is None:
                     bucket, events = entry[0], entry[1]
-                    entry[2] = self.spill(bucket, events, last_error="close() deadline passed while sending") or "lost"
+                    written = self._spill_own(
+                        bucket, events, last_error="close() deadline passed while sending")
+                    entry[2] = written or "lost"
 
-    # ---- replay -------------------------------------------------------------------------
+    def evicted(self, files: int, events: int) -> None:
+        """The spool's quota evicted files: own events among them are dropped, others apart."""
+        own = 0
+        if self.spool is not None:
+            replaying = self.replayer.current_name()
+            for name in self.stats.own_names():
+                if name != replaying and not (self.spool.directory / name).exists():
+                    own += self.stats.gone(name, event_count(Path(name)), "dropped")
+        self.stats.add("dropped_other", max(0, events - own))
+
+    # ---- replay (replayer.py) -------------------------------------------------------------
 
     def has_replay_work(self) -> bool:
-        if self.spool is None or self.stopping() or (self.open and self._clock() < self.probe_at):
-            return False
-        if self._replaying is not None or self._replay_queue or self._scan_needed:
-            return True
-        if self._clock() - self._last_scan > RESCAN_INTERVAL:
-            return True
-        self.drained.set()
-        return False
-
-    def request_replay(self) -> None:
-        """Ask for a fresh look at the spool now, even while the circuit is open."""
-        self.drained.clear()
-        self._scan_needed = True
-        if self.open:
-            self.probe_at = self._clock()
+        return self.replayer.has_work()
 
     def replay_step(self) -> bool:
         """Send one chunk of spilled events; False when there was nothing to send."""
-        if self.stopping():
-            return False  # closing: a claimed file would be left behind half-replayed
-        batch = self._replaying or self._claim_next()
-        if batch is None:
-            return False
-        assert self.spool is not None
-        chunk = batch.events[self._replay_pos:self._replay_pos + self.replay_batch]
-        pending = Pending(chunk)
-        self._replay_inflight = True
-        try:
-            result = self._send(batch.bucket, pending, probe=self.open)
-        finally:
-            self._replay_inflight = False
-        if pending.stored and pending.events:
-            # Partly stored: from now on the file holds only what was not, so neither a retry
-            # nor a release repeats the stored events.
-            self.stats.add("replayed", pending.stored)
-            end = self._replay_pos + len(chunk)
-            batch.events = batch.events[:self._replay_pos] + pending.events + batch.events[end:]
-            chunk = pending.events
-        if result.outcome is Outcome.OK:
-            self._replay_pos += len(chunk)
-            self.stats.add("replayed", len(chunk))
-            self.stats.add("batches")
-            self._healthy(result)
-            if self._replay_pos >= len(batch.events):
-                self.spool.delete(batch.path)
-                self._replaying = None
-        elif result.outcome is Outcome.TOO_LARGE and len(chunk) > 1:
-            self.replay_batch = max(1, len(chunk) // 2)
-        elif result.outcome in (Outcome.BAD, Outcome.TOO_LARGE):
-            self.quarantine(batch.bucket, chunk, result.message)
-            self._replay_pos += len(chunk)
-            if self._replay_pos >= len(batch.events):
-                self.spool.delete(batch.path)
-                self._replaying = None
-        else:
-            self._failed(result)
-            self.release_replay(result.message)
-        if self.stopping():
-            self.release_replay()  # close() left this file to us while its chunk was on the wire
-        return True
+        return self.replayer.step() is not None
+
+    def request_replay(self) -> None:
+        """Ask for a fresh look at the spool now, even while the circuit is open."""
+        self.replayer.request(probe=True)
 
     def release_replay(self, last_error: str = "") -> Optional[Path]:
-        """Give back the file being replayed, keeping only what was not yet delivered.
-
-        Returns the claimed path that was kept instead when a chunk of it is still being sent
-        (the worker gives it back once the answer is in), else None.
-        """
-        if self._replay_inflight and self._replaying is not None:
-            return self._replaying.path
-        batch, self._replaying = self._replaying, None
-        if batch is not None and self.spool is not None:
-            try:
-                self.spool.release(batch, batch.events[self._replay_pos:], last_error)
-            except OSError as exc:
-                log.error("cannot give back spill file %s: %s", batch.path.name, exc)
-        return None
-
-    def _claim_next(self) -> Optional[SpillBatch]:
-        assert self.spool is not None
-        while True:
-            if not self._replay_queue:
-                if not self._scan_needed and self._clock() - self._last_scan <= RESCAN_INTERVAL:
-                    self.drained.set()
-                    return None
-                self._scan_needed = False
-                self._last_scan = self._clock()
-                self.spool.reclaim_stale()
-                self._replay_queue.extend(p for p in self.spool.files() if p.name not in self._skip)
-                if not self._replay_queue:
-                    self.drained.set()
-                    return None
-            path = self._replay_queue.popleft()
-            claimed = self.spool.claim(path)
-            if claimed is None:
-                continue  # another sender has it
-            try:
-                batch = self.spool.load(claimed)
-            except CorruptSpillFile as exc:
-                self.spool.quarantine(claimed, f"unreadable spill file: {exc}")
-                self.stats.add("quarantined", event_count(path))
-                continue
-            if batch.sink != self.sink.address:
-                self._skip.add(path.name)
-                self.spool.release(batch)
-                continue
-            self._replaying, self._replay_pos = batch, 0
-            return batch
+        return self.replayer.release(last_error)
 
     def replay_all(self, deadline: Optional[float] = None) -> bool:
-        """Replay until the spool is empty, the sink fails or the deadline; True when empty."""
-        self.request_replay()  # asked by hand: try now, whatever the circuit says
-        while deadline is None or self._clock() < deadline:
-            if self.stopping() or (self.open and self._clock() < self.probe_at):
-                break
-            if not self.replay_step():
-                return True
-        self.release_replay()
-        return False
-
-    def pending_files(self) -> List[Path]:
-        return self.spool.files() if self.spool is not None else []
+        return self.replayer.replay_all(deadline)

@@ -163,7 +163,8 @@ class _Run:
 
     def done(self) -> int:
         counts = self.stats.snapshot()
-        return counts["replayed"] + counts["sent"] + counts["quarantined"]
+        return sum(counts[name] for name in ("replayed", "sent", "quarantined", "replayed_other",
+                                             "quarantined_other"))
 
     def report(self) -> None:
         if self.progress is not None:
@@ -228,10 +229,8 @@ class _Run:
                     bucket, chunk, last_error=reason or f"replay of {path.name} interrupted"
                 )
                 continue
-            before = self.stats.snapshot()
-            delivery.deliver(bucket, chunk)
-            after = self.stats.snapshot()
-            if after["spilled"] > before["spilled"] or after["dropped"] > before["dropped"]:
+            report = delivery.deliver(bucket, chunk)
+            if report.spilled or report.dropped:
                 self.failed += len(chunk)
                 reason = self.stats.last_error or "delivery failed"
             self.report()
@@ -304,9 +303,9 @@ def replay(
         sink.close()
     counts = run.stats.snapshot()
     result = ReplayResult(
-        sent=counts["replayed"] + counts["sent"],
+        sent=counts["replayed"] + counts["sent"] + counts["replayed_other"],
         failed=run.failed,
-        quarantined=counts["quarantined"],
+        quarantined=counts["quarantined"] + counts["quarantined_other"],
         remaining=run.remaining,
         skipped=sum(s for _, _, s in legacy),
         last_error=run.stats.last_error,

@@ -3,6 +3,7 @@
 Backoff is computed by pure functions; the sleeping is done by whoever runs the retry (the
 worker sleeps on its stop event, so close() interrupts a wait at once).
 """
+
 from __future__ import annotations
 
 import random
@@ -28,7 +29,9 @@ class RetryPolicy:
     max_wait: float = 30.0
     jitter: float = 0.5  # up to this many seconds added at random to each wait
     max_retry_after: float = 600.0  # a server asking for longer is capped here
-    max_inline_wait: float = 30.0  # a longer Retry-After ends the retries: the circuit waits instead
+    max_inline_wait: float = (
+        30.0  # a longer Retry-After ends the retries: the circuit waits instead
+    )
     probe_initial: float = 2.0  # first wait before probing a failed sink
     probe_max: float = 60.0  # the cap of the growing probe interval
     sleep: Optional[Sleep] = None  # injected in tests; the worker's interruptible wait otherwise
@@ -47,7 +50,9 @@ def honour_retry_after(wait: float, result: Optional[SendResult], policy: RetryP
     return wait
 
 
-def next_probe_interval(policy: RetryPolicy, previous: float, rng: Callable[[], float] = random.random) -> float:
+def next_probe_interval(
+    policy: RetryPolicy, previous: float, rng: Callable[[], float] = random.random
+) -> float:
     """Growing, jittered interval between probes of a failed sink, capped at probe_max."""
     grown = policy.probe_initial if previous <= 0 else min(policy.probe_max, previous * 2)
     # Jitter on the upper quarter keeps a fleet of devices from probing in lock-step; callers
@@ -62,19 +67,30 @@ class _Wait(tenacity.wait.wait_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         result = outcome.result() if outcome is not None and not outcome.failed else None
-        return honour_retry_after(backoff(self.policy, retry_state.attempt_number), result, self.policy)
+        return honour_retry_after(
+            backoff(self.policy, retry_state.attempt_number), result, self.policy
+        )
 
 
-def send_with_retry(send: Callable[[], SendResult], policy: RetryPolicy, sleep: Sleep,
-                    should_stop: Callable[[], bool],
-                    on_retry: Optional[Callable[[SendResult, float], None]] = None) -> SendResult:
+def send_with_retry(
+    send: Callable[[], SendResult],
+    policy: RetryPolicy,
+    sleep: Sleep,
+    should_stop: Callable[[], bool],
+    on_retry: Optional[Callable[[SendResult, float], None]] = None,
+) -> SendResult:
     """Call ``send`` until it stops answering RETRY, attempts run out or ``should_stop()``.
 
     The first attempt is made directly: tenacity's bookkeeping is only paid when a batch
     actually has to be retried, which keeps the healthy path cheap.
     """
     first = send()
-    if first.outcome is not Outcome.RETRY or policy.attempts <= 1 or should_stop() or _long_wait(first, policy):
+    if (
+        first.outcome is not Outcome.RETRY
+        or policy.attempts <= 1
+        or should_stop()
+        or _long_wait(first, policy)
+    ):
         return first
     results = [first]  # the first entry is replayed so tenacity computes the first wait from it
     replayed = False

@@ -1,18 +1,18 @@
 """The public Streamer: ISStreamer's API, with a bounded buffer and one background worker."""
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import time
 import uuid
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from . import events as _events
+from . import lifecycle
 from .buffer import Buffer
+from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_level, given
 from .config import load_settings
 from .delivery import Delivery
 from .errors import ConfigError
@@ -26,36 +26,13 @@ from .worker import Worker
 
 log = logging.getLogger("isstreamer")
 _time = time.time
-_live: "weakref.WeakSet[Streamer]" = weakref.WeakSet()
-ATEXIT_TIMEOUT = 5.0  # seconds, for all Streamers the program forgot to close
+_INT_MIN, _INT_MAX = _events.INT_MIN, _events.INT_MAX
 WARN_KEYS_MAX = 1000  # distinct keys remembered for "warn once per key"
-
-
-class _DefaultInt(int):
-    """A default that is told apart from the same value given explicitly (ini may override it)."""
-
-
-class _DefaultFloat(float):
-    pass
-
-
-_DEFAULT_BUFFER_SIZE = _DefaultInt(10)
-_DEFAULT_FLUSH_INTERVAL = _DefaultFloat(1.0)
-
-
-def _given(value: Any) -> Any:
-    return None if isinstance(value, (_DefaultInt, _DefaultFloat)) or value in ("", None) else value
-
-
-def _apply_debug_level(debug_level: int) -> None:
-    # ISStreamer's levels: 0 quiet, 1 informative, 2+ everything.
-    if debug_level <= 0 and log.level != logging.NOTSET:
-        return  # the application configured the logger itself; leave it be
-    log.setLevel(logging.WARNING if debug_level <= 0 else logging.INFO if debug_level == 1 else logging.DEBUG)
-    if debug_level > 0 and not log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s isstreamer %(levelname)s: %(message)s"))
-        log.addHandler(handler)
+# Events held in memory before the worker moves the oldest to disk: a burst of this many
+# makes no disk round trip. About 120 bytes an event on 64-bit CPython and 68 on a 32-bit
+# Pi (README, "Memory"), so 200,000 events is 24 MB and 14 MB.
+DEFAULT_MAX_BUFFER = 200_000
+CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and spilling
 
 
 class Streamer:
@@ -63,29 +40,32 @@ class Streamer:
 
     def __init__(self, bucket_name: str = "", bucket_key: str = "", access_key: str = "",
                  ini_file_location: Optional[str] = None, debug_level: int = 0,
-                 buffer_size: int = _DEFAULT_BUFFER_SIZE, offline: Optional[bool] = None,
+                 buffer_size: int = DEFAULT_BUFFER_SIZE, offline: Optional[bool] = None,
                  use_async: bool = True, *, api_base: Optional[str] = None,
-                 flush_interval: float = _DEFAULT_FLUSH_INTERVAL, max_buffer: int = 10000,
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
                  spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
                  timeout: float = 10.0, strict: bool = False, sink: Any = None,
                  retry_policy: Optional[RetryPolicy] = None) -> None:
-        _apply_debug_level(debug_level)
+        apply_debug_level(debug_level)
         self.DebugLevel = debug_level
         self.Async = bool(use_async)
         settings = load_settings({
-            "access_key": _given(access_key), "bucket_key": _given(bucket_key),
-            "bucket_name": _given(bucket_name), "api_base": _given(api_base), "offline": offline,
-            "buffer_size": _given(buffer_size), "flush_interval": _given(flush_interval),
-            "spill_dir": _given(spill_dir), "spill_max_bytes": _given(spill_max_bytes),
+            "access_key": given(access_key), "bucket_key": given(bucket_key),
+            "bucket_name": given(bucket_name), "api_base": given(api_base), "offline": offline,
+            "buffer_size": given(buffer_size), "flush_interval": given(flush_interval),
+            "spill_dir": given(spill_dir), "spill_max_bytes": given(spill_max_bytes),
         }, ini_file_location)
         self.settings = settings
+        max_buffer = DEFAULT_MAX_BUFFER if max_buffer is None else max_buffer
         if max_buffer < 1 or timeout <= 0:
             raise ValueError("max_buffer must be at least 1 and timeout more than 0")
-        if sink is None and not settings.offline and needs_access_key(settings.api_base) and not settings.access_key:
+        keyless = sink is None and not settings.offline and not settings.access_key
+        if keyless and needs_access_key(settings.api_base):
             raise ConfigError(
-                "no access key: pass access_key=..., set ISSTREAMER_ACCESS_KEY, or put access_key = ... "
-                "in the [isstreamer.client_config] section of isstreamer.ini (looked in the current "
-                "directory, your home directory and ~/.config/isstreamer/); or use offline=True")
+                "no access key: pass access_key=..., set ISSTREAMER_ACCESS_KEY, or put "
+                "access_key = ... in the [isstreamer.client_config] section of isstreamer.ini "
+                "(looked in the current directory, your home directory and "
+                "~/.config/isstreamer/); or use offline=True")
         key = settings.bucket_key
         if not key:
             key = str(uuid.uuid4())
@@ -109,30 +89,33 @@ class Streamer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._close_result: Optional[bool] = None
+        self._losses_seen = 0  # losses already reported by flush() or close()
         self._build_pipeline()
-        _live.add(self)
+        lifecycle.register(self)
         log.debug("streaming to %s, bucket %r, access key %s, buffer_size %d, spool %s",
                   self._sink.address, self._bucket.key, redact_key(settings.access_key),
                   self._batch_size, self._spool.directory if self._spool else None)
         if self._spool is not None and self.Async and self._spool.files():
             self._worker.start()  # replay what an earlier run left, even before the first log()
 
-    def _build_pipeline(self) -> None:
-        self._buffer = Buffer()
+    def _build_pipeline(self, buffer: Optional[Buffer] = None) -> None:
+        self._buffer = buffer if buffer is not None else Buffer()
         self._items = self._buffer.items
         self._append = self._buffer.append
         self._sink = self._make_sink()
         spill_dir = self.settings.spill_dir
         self._spool = None if self.settings.offline or not spill_dir else Spool(
             Path(os.path.expanduser(str(spill_dir))), int(self.settings.spill_max_bytes),
-            on_evict=lambda files, events: self._stats.add("dropped", events))
+            on_evict=lambda files, events: self._delivery.evicted(files, events))
         self._stop = threading.Event()
-        self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy, stop_event=self._stop,
-                                  replay_batch=max(self._batch_size, 500))
-        self._worker = Worker(self._buffer, self._delivery, self._bucket, batch_size=self._batch_size,
-                              flush_interval=float(self.settings.flush_interval))
-        self._overflow_lock = threading.Lock()
-        self._last_overflow_log = float("-inf")
+        self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy,
+                                  stop_event=self._stop, replay_batch=max(self._batch_size, 500))
+        self._worker = Worker(self._buffer, self._delivery, self._bucket,
+                              batch_size=self._batch_size,
+                              flush_interval=float(self.settings.flush_interval),
+                              max_buffer=self._max_buffer, threaded=self.Async)
+        self._notify = self._worker.notify
+        self._relieve_at = 2 * self._max_buffer  # the caller spills only when the worker is stuck
 
     # ---- ISStreamer-compatible attributes ---------------------------------------------
 
@@ -161,31 +144,33 @@ class Streamer:
         return self._closed
 
     def __repr__(self) -> str:
-        return f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} closed={self._closed}>"
+        return (f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
+                f"closed={self._closed}>")
 
     # ---- logging events -----------------------------------------------------------------
 
     def log(self, key: Any, value: Any, epoch: Any = None) -> None:
         """Queue one event; never blocks on the network and never raises for it."""
         if self._closed:
-            return self._refuse()
+            self._reopen()
         t = type(value)
-        if (epoch is None and type(key) is str and 0 < len(key) <= 250 and (
-                t is float and value - value == 0.0 or t is int or t is bool or t is str and len(value) <= 2000)):
+        # The fast path takes only what the full validation would take unchanged: ASCII
+        # strings (no lone surrogates to replace), finite floats, ints within int64.
+        if (epoch is None and type(key) is str and 0 < len(key) <= 250 and key.isascii() and (
+                t is float and value - value == 0.0 or t is int and _INT_MIN <= value <= _INT_MAX
+                or t is bool or t is str and len(value) <= 2000 and value.isascii())):
             event: Optional[Event] = (key, value, _time())
         else:
             event = self._checked(key, value, epoch)
             if event is None:
                 return None
-        if len(self._items) >= self._max_buffer:
-            self._overflow()
+        if len(self._items) >= self._relieve_at:
+            self._worker.relieve()
         self._append(event)
         if self._closed:  # close() ran between the check above and the append
             self._worker.drain_to_spool()
             return None
-        worker = self._worker
-        if (worker.idle or len(self._items) >= worker.kick_at) and not worker.kicked:
-            self._kick()
+        self._notify()
         return None
 
     def log_object(self, obj: Any, key_prefix: Optional[str] = None, epoch: Any = None) -> None:
@@ -221,41 +206,19 @@ class Streamer:
                         "problems with this key are not reported)", name, exc)
         return None
 
-    def _refuse(self) -> None:
-        self._stats.add("invalid")
-        if "<closed>" not in self._warned:
-            self._warned.add("<closed>")
-            log.warning("log() after close(): event not logged")
-
-    def _kick(self) -> None:
-        worker = self._worker
-        if not self.Async:
-            while len(self._items) >= self._batch_size:
-                worker.ship(self._batch_size)  # use_async=False: send on the caller's thread
-            return
-        worker.idle = False
-        if worker._thread is None:
-            worker.start()
-        worker.kicked = True
-        worker.wake.set()
-
-    def _overflow(self) -> None:
-        """Memory is full: move the oldest events to disk rather than drop them."""
-        with self._overflow_lock:
-            if len(self._items) < self._max_buffer:
-                return  # another thread made room meanwhile
-            count = max(self._batch_size, self._max_buffer // 4)
-            now = time.monotonic()
-            if now - self._last_overflow_log > 60:
-                self._last_overflow_log = now
-                log.warning("buffer full (max_buffer=%d, %s): moving the oldest %d events to the spool",
-                            self._max_buffer, "sink down" if self._delivery.open else "sending too slowly", count)
-            token, groups = self._worker.take_grouped(count)
-            try:
-                for bucket, events in groups:
-                    self._delivery.spill(bucket, events, last_error="memory buffer full")
-            finally:
-                self._buffer.done(token)
+    def _reopen(self) -> None:
+        """log() after close(): ISStreamer delivered such events, so start again."""
+        with self._close_lock:
+            if not self._closed:
+                return
+            if "<closed>" not in self._warned:
+                self._warned.add("<closed>")
+                log.warning("log() after close(): reopening the Streamer with a new worker; it is "
+                            "closed again at exit (call close() again when done)")
+            self._build_pipeline(self._buffer)  # same buffer and counters: stats() still add up
+            self._close_result = None
+            self._closed = False
+            lifecycle.register(self)
 
     def set_bucket(self, bucket_name: str = "", bucket_key: str = "") -> None:
         """Send the following events to another bucket (a new uuid4 key when none is given)."""
@@ -267,50 +230,70 @@ class Streamer:
     # ---- flush, close, replay -----------------------------------------------------------
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait until everything logged so far is sent or on disk; False at the deadline."""
+        """Wait until every event logged before the call was accepted by the receiver.
+
+        Only while the sink is failing (the circuit is open) does an event safely on disk
+        count as handled; after True, even ``kill -9`` loses nothing. False at the deadline
+        (``timeout`` seconds), or when events were quarantined or dropped since the previous
+        flush() or close() (see stats()).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._settle_buffer(deadline) and self._settle_backlog(deadline, while_open=False)
+        return self._no_new_losses() and done
+
+    def _settle_buffer(self, deadline: Optional[float]) -> bool:
         if not self.Async or self._stop.is_set():
-            self._delivery.deadline = deadline  # retries on this thread end at the deadline too
+            delivery, closing = self._delivery, self._closed
+            if not closing:
+                delivery.deadline = deadline  # retries on this thread end at the deadline too
             try:
-                while len(self._items):
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return False
-                    self._worker.ship(self._batch_size)
+                return self._worker.ship_until(deadline)  # on this thread
             finally:
-                self._delivery.deadline = None
-            return True
+                if not closing:
+                    delivery.deadline = None
         mark = self._buffer.mark()
-        worker = self._worker
-        worker.flush_mark = max(worker.flush_mark, mark)
-        worker.idle = False
-        worker.start()
-        worker.wake.set()
+        self._worker.request_flush(mark)
         return self._buffer.wait_handled(mark, deadline)
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Stop taking events, deliver or spill what is left, release everything.
+    def _settle_backlog(self, deadline: Optional[float], while_open: bool) -> bool:
+        on_thread = not self.Async or self._stop.is_set()
+        wake = None if on_thread else lambda: self._worker.request_flush(self._buffer.mark())
+        return self._delivery.replayer.wait_own(deadline, while_open, wake, self._stop)
 
-        Returns True when nothing was lost: every event was delivered or is in the spool.
-        Never takes longer than ``timeout`` seconds (plus a disk write), even when the
-        receiver hangs. Safe to call more than once.
+    def _no_new_losses(self) -> bool:
+        losses = self._stats.losses()
+        seen, self._losses_seen = self._losses_seen, losses
+        return losses == seen
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop taking events; spend up to ``timeout`` seconds delivering; spill the rest.
+
+        Delivers what is buffered and what this Streamer spilled, with retries and the
+        probes of a failing sink on their schedule, never past the deadline. Whatever is left
+        then goes to the spool. Returns True only when every event logged was delivered;
+        otherwise False, with one log line saying how many events are in the spool (sent by
+        the next run or ``isstreamer replay``), quarantined (see the quarantine directory)
+        or lost. Safe to call more than once.
         """
         with self._close_lock:
-            if self._close_result is not None or self._closed:
+            if self._closed:
                 return bool(self._close_result)
             self._closed = True
         deadline = time.monotonic() + timeout
-        dropped_before = self._stats.snapshot()["dropped"]
-        if not self.Async:
-            self._stop.set()  # on the caller's thread: one attempt per batch, no backoff waits
+        # Delivering stops a little early, to leave time to stop the worker and spill the rest.
+        delivering = deadline - min(CLOSE_RESERVE_S, timeout / 10)
+        delivery = self._delivery
+        delivery.deadline = delivering  # retries and backoff waits end there
         try:
-            self.flush(timeout)
+            if self._settle_buffer(delivering):
+                self._settle_backlog(delivering, while_open=True)
         except Exception:  # a sink bug on the sync path must not stop the cleanup below
             log.exception("flush during close failed")
         if not self._worker.stop(deadline):
-            self._delivery.rescue_inflight()
-            log.warning("close(): the receiver did not answer within %.1f s; unsent events are in the spool", timeout)
+            delivery.rescue_inflight()
+            log.warning("close(): the receiver did not answer within %.1f s", timeout)
         self._worker.drain_to_spool()
-        sending = self._delivery.release_replay()  # a file still on the wire stays claimed
+        sending = delivery.release_replay()  # a file still on the wire stays claimed
         if self._spool is not None:
             try:
                 self._spool.release_own_claims(keep=sending)
@@ -320,9 +303,21 @@ class Streamer:
             self._sink.close()
         except Exception:
             log.debug("sink close failed", exc_info=True)
-        _live.discard(self)
-        self._close_result = self._stats.snapshot()["dropped"] == dropped_before
+        lifecycle.unregister(self)
+        self._close_result = self._closing_report()
         return self._close_result
+
+    def _closing_report(self) -> bool:
+        stats = self.stats()
+        self._no_new_losses()
+        missing = stats["logged"] - stats["sent"] - stats["replayed"]
+        if missing:
+            log.warning("close(): %d of %d events were not delivered: %d in the spool %s (sent by "
+                        "the next run or `isstreamer replay`), %d quarantined, %d lost (dropped)",
+                        missing, stats["logged"], stats["on_disk"],
+                        self._spool.directory if self._spool else "(none)", stats["quarantined"],
+                        stats["dropped"])
+        return missing == 0
 
     def replay(self, timeout: Optional[float] = None) -> bool:
         """Replay the spool now; True when nothing is left for this receiver.
@@ -334,12 +329,12 @@ class Streamer:
             return True
         if self.Async and not self._closed:
             self._delivery.request_replay()
-            self._kick()
+            self._worker.wake_up()
             return self._delivery.drained.wait(timeout) and not self._delivery.open
         deadline = None if timeout is None else time.monotonic() + timeout
         sink = self._make_sink() if self._user_sink is None else self._user_sink
-        delivery = Delivery(sink, self._spool, self._stats, self._policy, stop_event=threading.Event(),
-                            replay_batch=max(self._batch_size, 500))
+        delivery = Delivery(sink, self._spool, self._stats, self._policy,
+                            stop_event=threading.Event(), replay_batch=max(self._batch_size, 500))
         try:
             return delivery.replay_all(deadline)
         finally:
@@ -355,39 +350,32 @@ class Streamer:
     # ---- introspection ------------------------------------------------------------------
 
     def stats(self) -> Dict[str, Any]:
-        """Counters since construction, plus the current queue and spool sizes."""
+        """Counters since construction, plus the current queue and spool sizes.
+
+        For this Streamer's own events ``logged == sent + replayed + on_disk + quarantined
+        + dropped + queued`` whenever no batch is being settled; files of other runs that it
+        replayed count in ``replayed_other``, ``quarantined_other`` and ``dropped_other``.
+        """
         out: Dict[str, Any] = self._stats.snapshot()
         out["logged"] = self._buffer.total() - self._buffer.markers
-        out["queued"] = sum(1 for item in list(self._items) if type(item) is tuple)
-        files, size = self._spool.usage() if self._spool is not None else (0, 0)
+        out["queued"] = self._buffer.queued()
+        try:
+            files, size = self._spool.usage() if self._spool is not None else (0, 0)
+        except OSError:
+            files = size = 0
         out["spool_files"], out["spool_bytes"] = files, size
+        out["spool_error"] = getattr(self._spool, "error", "")
+        out["circuit_open"] = self._delivery.open
         out["last_error"] = self._stats.last_error
         return out
 
     def _after_fork_in_child(self) -> None:
         # The parent keeps (and sends) its own buffer; the child starts clean, with its own
-        # connection and worker. Locks held by parent threads at fork time are replaced.
-        self._stats._lock = threading.Lock()
+        # connection, worker and counters. Locks held by parent threads at fork time are replaced.
+        if self._closed:
+            lifecycle.unregister(self)
+            return
+        self._stats = Stats()
         self._close_lock = threading.Lock()
+        self._losses_seen = 0
         self._build_pipeline()
-
-
-def _close_all_at_exit() -> None:
-    deadline = time.monotonic() + ATEXIT_TIMEOUT
-    for streamer in list(_live):
-        remaining = deadline - time.monotonic()
-        try:
-            streamer.close(max(0.5, remaining))
-        except Exception:
-            log.exception("closing a Streamer at exit failed")
-
-
-def _after_fork() -> None:
-    for streamer in list(_live):
-        if not streamer._closed:
-            streamer._after_fork_in_child()
-
-
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)

@@ -1,9 +1,14 @@
 """The one background thread that turns buffered events into batches.
 
-It sleeps on an Event: producers set it for the first event after idling and when a full
-batch waits; otherwise the worker wakes only when the oldest event has waited
-flush_interval, or when a probe or a flush is due. No polling.
+It sleeps on an Event: producers set it (notify()) for the first event after idling and
+when a full batch waits; otherwise the worker wakes only when the oldest event has waited
+flush_interval, or when a probe or a flush is due. No polling. When memory holds more than
+max_buffer events, the worker (not the caller) writes the oldest to disk; the caller's
+thread does that only when the buffer reaches twice the bound because the worker is stuck.
+The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop and
+relieve.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,6 +16,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
+from . import lifecycle
 from .buffer import Buffer
 from .delivery import Delivery
 from .sinks.base import Bucket, Event
@@ -20,14 +26,29 @@ log = logging.getLogger("isstreamer")
 OPEN_SPILL_EVENTS = 1000  # while the sink is down, spill files hold up to this many events
 OPEN_SPILL_AGE = 5.0  # seconds: ... or what gathered over this long, to avoid a file per event
 MAX_SLEEP = 3600.0  # seconds; Event.wait() overflows on absurd timeouts from a server's headers
+OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
+OVERFLOW_FILE_EVENTS = 20_000  # events per overflow spill file, what the spool loads at once
 
 
 class Worker:
     """Moves events from the buffer to the Delivery, on its own thread or the caller's."""
 
-    def __init__(self, buffer: Buffer, delivery: Delivery, bucket: Bucket, *, batch_size: int,
-                 flush_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        buffer: Buffer,
+        delivery: Delivery,
+        bucket: Bucket,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int = 1 << 62,
+        threaded: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.buffer = buffer
+        self.items = buffer.items
+        self.max_buffer = max(max_buffer, batch_size)
+        self.threaded = threaded
         self.delivery = delivery
         self.bucket = bucket  # the bucket of the next event taken; updated by Bucket markers
         self.batch_size = batch_size
@@ -35,20 +56,71 @@ class Worker:
         self.clock = clock
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
-        self.idle = True  # read by producers: the next event must wake the worker
+        self.idle = threaded  # the next event must wake the worker
         self.kicked = False  # mirrors wake: producers skip wake.set() while it is pending
         self.kick_at = batch_size  # the fill at which producers wake the worker
+        self._last_overflow_log = float("-inf")
         self.flush_mark = 0  # flush() asked for everything before this buffer position
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
         self._take_lock = threading.Lock()
+
+    # ---- what producers and the Streamer call -------------------------------------------
+
+    def notify(self) -> None:
+        """From log(), after an append: wake the worker if it idles or a batch is ready."""
+        if (self.idle or len(self.items) >= self.kick_at) and not self.kicked:
+            if not self.threaded:
+                self.ship_until(
+                    None, self.batch_size
+                )  # use_async=False: send on the caller's thread
+                return
+            self.idle = False
+            if self._thread is None:
+                self.start()
+            self.kicked = True
+            self.wake.set()
+
+    def request_flush(self, mark: int) -> None:
+        """Ship everything before buffer position ``mark`` now, without waiting for batches."""
+        self.flush_mark = max(self.flush_mark, mark)
+        if (
+            self._thread is None
+            and self.buffer.taken >= mark
+            and not self.delivery.stats.own_on_disk()
+        ):
+            return  # nothing to do: don't start a thread for it
+        self.wake_up()
+
+    def wake_up(self) -> None:
+        """Start the worker if need be and wake it (to replay the spool, say)."""
+        self.idle = False
+        self.start()
+        self.wake.set()
+
+    def ship_until(self, deadline: Optional[float], keep: int = 0) -> bool:
+        """On the caller's thread: ship until fewer than ``keep`` (or no) events are buffered;
+        False at the deadline (monotonic)."""
+        while len(self.buffer) and len(self.buffer) >= max(keep, 1):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self.ship(self.batch_size)
+        return True
+
+    def relieve(self) -> None:
+        """From log() at twice max_buffer: the worker is stuck, so the caller spills the oldest."""
+        if len(self.buffer) >= 2 * self.max_buffer:
+            self._spill_overflow("worker busy")
 
     # ---- thread control -----------------------------------------------------------------
 
     def start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self.stop_event.is_set():
-                self._thread = threading.Thread(target=self._run, name="isstreamer-worker", daemon=True)
+                lifecycle.warn_if_bare_fork()
+                self._thread = threading.Thread(
+                    target=self._run, name="isstreamer-worker", daemon=True
+                )
                 self._thread.start()
 
     @property
@@ -85,14 +157,26 @@ class Worker:
                 first_seen = None
             elif first_seen is None:
                 first_seen = now
+            if n > self.max_buffer:
+                self._spill_overflow("sink down" if delivery.open else "sending too slowly")
+                continue
             limit, age = self._limits()
-            self.kick_at = limit  # producers wake us at this fill, not at every event while down
+            # Producers wake us at this fill, not at every event while down.
+            self.kick_at = min(limit, self.max_buffer + 1)
             flushing = self.flush_mark > buffer.taken
-            if n and (n >= limit or flushing or now - first_seen >= age):  # type: ignore[operator]
-                self.ship(limit)
+            # A due probe of an open circuit goes out with what is buffered, not at the
+            # (longer) age of a batch while down: recovery is seen at the probe time.
+            probe_due = delivery.open and not delivery.circuit.blocks()
+            aged = first_seen is not None and now - first_seen >= age
+            if n and (n >= limit or flushing or probe_due or aged):
+                # While the circuit holds batches back they go to disk: a backlog goes in
+                # big files then, with one fsync each, so the disk keeps up with a burst.
+                backlog = delivery.circuit.blocks() and n > limit
+                self.ship(min(n, OVERFLOW_FILE_EVENTS) if backlog else limit)
                 first_seen = now if len(buffer) else None
                 if delivery.has_replay_work():
-                    delivery.replay_step()  # one spilled chunk per live batch: live is never starved
+                    # One spilled chunk per live batch: live is never starved.
+                    delivery.replay_step()
                 continue
             if delivery.has_replay_work() and delivery.replay_step():
                 continue
@@ -146,6 +230,29 @@ class Worker:
         if current:
             groups.append((self.bucket, current))
         return groups
+
+    def _spill_overflow(self, why: str) -> None:
+        """Memory is full: move the oldest events to disk (down to 3/4 of the bound)."""
+        count = len(self.buffer) - self.max_buffer * 3 // 4
+        if count <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_overflow_log > OVERFLOW_LOG_INTERVAL:
+            self._last_overflow_log = now
+            log.warning(
+                "buffer full (max_buffer=%d, %s): moving the oldest %d events to the spool",
+                self.max_buffer,
+                why,
+                count,
+            )
+        while count > 0:  # in files a replay loads whole: no split, no memory spike
+            token, groups = self.take_grouped(min(count, OVERFLOW_FILE_EVENTS))
+            count -= OVERFLOW_FILE_EVENTS
+            try:
+                for bucket, events in groups:
+                    self.delivery.spill(bucket, events, last_error="memory buffer full")
+            finally:
+                self.buffer.done(token)
 
     def drain_to_spool(self) -> int:
         """After the deadline: put everything still buffered on disk; returns events handled."""

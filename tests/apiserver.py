@@ -147,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
         problem = _bucket_problem(bucket)
         if problem:
             return self._answer(req, 400, {"message": problem})
+        poison = api.poisoned(events)
+        if poison is not None:
+            return self._answer(req, poison, {"message": "cannot store this batch"})
         self._answer(req, 204, events=[dict(e, bucket=bucket) for e in events])
 
     def _create_bucket(self, req: Request, payload: Any) -> None:
@@ -295,6 +298,7 @@ class ApiServer:
         self._conns: dict[socket.socket, int] = {}  # open connections -> connection id
         self._conn_ids = itertools.count(1)
         self._running: tuple[_HTTPServer, threading.Thread, socket.socket] | None = None
+        self._poison: dict[Any, int] = {}  # event value -> status for any batch holding it
 
     @property
     def url(self) -> str:
@@ -360,10 +364,27 @@ class ApiServer:
         """Read the body of the next requests 1 KiB per ``interval_s`` seconds, then answer."""
         self._queue(path, _Behaviour("trickle", times, seconds=interval_s))
 
+    def poison(self, value: Any, status: int = 500) -> None:
+        """Answer ``status`` to every batch holding an event with this value, until clear()."""
+        with self._cond:
+            self._poison[value] = status
+
+    def poisoned(self, events: list[dict]) -> int | None:
+        """The status to answer for a batch holding a poisoned value, else None."""
+        with self._cond:
+            if not self._poison:
+                return None
+            for event in events:
+                value = event.get("value")
+                if isinstance(value, (str, int, float)) and value in self._poison:
+                    return self._poison[value]
+        return None
+
     def clear(self) -> None:
         """Drop queued behaviours and release hung requests (their connections close)."""
         with self._cond:
             self._behaviours.clear()
+            self._poison.clear()
         self._release_all()
 
     def events_for(self, bucket_key: str) -> list[dict]:

@@ -160,3 +160,22 @@ def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
             leaks.append(f"captured {name} during {when}: {_masked(text)}")
     if leaks:
         pytest.fail("a test access key was shown in full:\n" + "\n".join(leaks), pytrace=False)
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nothing can be written in: a read-only tmpfs when mounting is allowed
+    (root), else a path below a regular file, where every create fails with an OSError."""
+    import subprocess
+
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode == 0:
+        try:
+            yield mount
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        return
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    yield blocker / "spool"

@@ -14,7 +14,7 @@ from decimal import Decimal
 import psutil
 import pytest
 
-from isstreamer import ConfigError, Streamer
+from isstreamer import ConfigError, RetryPolicy, Streamer
 
 
 @pytest.fixture
@@ -172,21 +172,154 @@ def test_close_against_hanging_server(make, api_server):
     for i in range(10):
         streamer.log("k", i)
     started = time.monotonic()
-    assert streamer.close(timeout=1.0)
+    assert not streamer.close(timeout=1.0)  # False: on disk, not delivered
     assert time.monotonic() - started < 3.0
     stats = streamer.stats()
     assert stats["spilled"] == 10 and stats["dropped"] == 0
 
 
-def test_close_is_idempotent_and_refuses_new_events(make, api_server, caplog):
-    """A second close() is harmless; log() after close warns and sends nothing."""
+def test_close_is_idempotent_and_log_after_close_reopens(make, api_server, caplog):
+    """A second close() is harmless; log() after close warns once, reopens and delivers."""
     streamer = make()
     streamer.log("a", 1)
     assert streamer.close() and streamer.close()
     with caplog.at_level(logging.WARNING, logger="isstreamer"):
         streamer.log("b", 2)
-    assert "after close" in caplog.text
-    assert [e["key"] for e in api_server.events] == ["a"]
+        assert not streamer.IsClosed
+        assert streamer.close(5)
+        streamer.log("c", 3)
+        assert streamer.close(5)
+    assert caplog.text.count("after close") == 1
+    assert [e["key"] for e in api_server.events] == ["a", "b", "c"]
+    stats = streamer.stats()
+    assert stats["logged"] == stats["sent"] == 3
+
+
+def test_log_after_close_is_delivered_at_exit(api_server, access_key, tmp_path):
+    """A program that logs after close() and never closes again still delivers at exit."""
+    subprocess.run([sys.executable, "-c", f"""
+from isstreamer import Streamer
+s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key="b",
+             spill_dir={str(tmp_path / "spool")!r})
+s.log("before", 1)
+s.close()
+s.log("after", 2)
+"""], check=True, timeout=60)
+    assert [e["key"] for e in api_server.events] == ["before", "after"]
+
+
+def test_async_def_callable_sink_is_awaited(tmp_path):
+    """An async def callable is awaited: its events arrive and only then count as sent."""
+    import asyncio
+
+    got = []
+
+    async def collect(batch):
+        await asyncio.sleep(0)
+        got.extend(batch)
+
+    streamer = Streamer(sink=collect, bucket_key="b", spill_dir=str(tmp_path), buffer_size=5)
+    for i in range(10):
+        streamer.log("k", i)
+    assert streamer.close(5)
+    assert [e["value"] for e in got] == list(range(10))
+    assert streamer.stats()["sent"] == 10
+
+
+def test_object_with_async_send_is_awaited_and_failures_spill(tmp_path):
+    """An object whose send is a coroutine function is awaited; a RETRY from it spills."""
+    import asyncio
+
+    from isstreamer.sinks.base import Outcome, SendResult
+
+    class AsyncSink:
+        address = "async-sink"
+
+        def __init__(self):
+            self.got, self.fail = [], False
+            self.closed = False
+
+        async def send(self, bucket, events):
+            await asyncio.sleep(0)
+            if self.fail:
+                return SendResult(Outcome.RETRY, message="down")
+            self.got.extend(e[1] for e in events)
+            return SendResult(Outcome.OK)
+
+        async def close(self):
+            self.closed = True
+
+    sink = AsyncSink()
+    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=5,
+                        retry_policy=RetryPolicy(attempts=1, probe_initial=60))
+    for i in range(5):
+        streamer.log("k", i)
+    assert streamer.flush(5)
+    sink.fail = True
+    for i in range(5, 10):
+        streamer.log("k", i)
+    assert streamer.flush(5)  # on disk while the sink fails
+    assert not streamer.close(1)
+    assert sink.got == [0, 1, 2, 3, 4] and sink.closed
+    stats = streamer.stats()
+    assert stats["sent"] == 5 and stats["on_disk"] == 5
+
+
+def test_multiprocessing_fork_children_deliver_without_flush(api_server, access_key, tmp_path):
+    """Children of a fork Pool/Process that log and never flush still deliver everything."""
+    code = f"""
+import multiprocessing as mp
+from isstreamer import Streamer
+s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key="b",
+             spill_dir={str(tmp_path / "spool")!r}, buffer_size=100)
+
+def child(n):
+    for i in range(1000):
+        s.log("child", n * 1000 + i)
+
+def own(n):
+    mine = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key="b",
+                    spill_dir={str(tmp_path / "spool")!r}, buffer_size=100)
+    for i in range(1000):
+        mine.log("own", n * 1000 + i)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=child, args=(n,)) for n in range(4)]
+    procs += [ctx.Process(target=own, args=(n,)) for n in range(4, 8)]
+    for p in procs: p.start()
+    for p in procs: p.join()
+    assert [p.exitcode for p in procs] == [0] * 8
+    s.close()
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    values = sorted(e["value"] for e in api_server.events)
+    assert values == list(range(8000))
+
+
+def test_fast_path_leaves_odd_values_to_validation(make, api_server, monkeypatch):
+    """Ints beyond int64 and non-ASCII strings (lone surrogates) take the validating path."""
+    from isstreamer import events
+
+    seen = []
+    real = events.make_event
+
+    def spy(key, value, epoch=None):
+        seen.append(value)
+        return real(key, value, epoch)
+
+    monkeypatch.setattr(events, "make_event", spy)
+    streamer = make()
+    for value in (1, 2**63 - 1, "ascii", 2.5, True):
+        streamer.log("k", value)
+    assert seen == []
+    for value in (2**63, -(2**63) - 1, "caf\udcff", "café"):
+        try:
+            streamer.log("k", value)
+        except ValueError:
+            pass
+    streamer.log("caf\udcff", 1)
+    assert seen == [2**63, -(2**63) - 1, "caf\udcff", "café", 1]
 
 
 def test_context_manager_closes(make, api_server):

@@ -9,7 +9,6 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +20,12 @@ from v3ioserver import PUT_RECORDS, V3ioServer
 
 from isstreamer import ConfigError, Streamer
 from isstreamer.config import load_settings
-from isstreamer.delivery import Delivery
 from isstreamer.replay import replay
 from isstreamer.retry import RetryPolicy
-from isstreamer.sinks.base import SENT, Bucket, Outcome, SendResult, Sink
+from isstreamer.sinks.base import Bucket, Outcome, Sink
 from isstreamer.sinks.factory import sink_factory
 from isstreamer.sinks.v3io import MAX_RECORDS, V3ioSink
 from isstreamer.spool import Spool
-from isstreamer.stats import Stats
 
 KEY = "test-access-key"
 SECRET = "v3io-0123456789abcdef-very-secret"
@@ -42,37 +39,6 @@ def events(n: int, keys: int = 7, start: int = 0) -> list[tuple]:
     """n events with distinct epochs and values of every type."""
     return [(f"sensor{i % keys}", VALUES[i % len(VALUES)], NOW + i / 1000)
             for i in range(start, start + n)]
-
-
-def _delivery_resends_only_failed() -> bool:
-    """Whether Delivery re-sends only SendResult.failed (the partial-success contract)."""
-    calls: list[list] = []
-
-    class HalfStored:
-        address = "probe"
-
-        def send(self, bucket: Bucket, batch: Any) -> SendResult:
-            calls.append(list(batch))
-            return SendResult(Outcome.RETRY, failed=(1,)) if len(calls) == 1 else SENT
-
-        def close(self) -> None:
-            pass
-
-    try:
-        delivery = Delivery(HalfStored(), None, Stats(),
-                            RetryPolicy(attempts=3, sleep=lambda s: None),
-                            stop_event=threading.Event())
-        delivery.deliver(Bucket("b"), [("a", 1, 1.0), ("b", 2, 2.0)])
-    except (TypeError, AttributeError):  # a changed Delivery: the strict xfail reports it
-        return False
-    return calls[1:] == [[("b", 2, 2.0)]]
-
-
-# End-to-end exactly-once needs Delivery to honour SendResult.failed; until it does, these
-# tests fail (strict xfail) and the sink-level tests check the sink's half of the contract.
-needs_partial_delivery = pytest.mark.xfail(
-    not _delivery_resends_only_failed(), strict=True,
-    reason="Delivery does not yet re-send only SendResult.failed (partial success)")
 
 
 @pytest.fixture(autouse=True)
@@ -510,7 +476,6 @@ def test_streamer_delivers_to_a_stream(server: V3ioServer, make_streamer: Any) -
     assert max(sizes) <= 1000 and sum(sizes) == 6000 and len(sizes) >= 6
 
 
-@needs_partial_delivery
 def test_exactly_once_through_a_streamer_under_record_failures(
         make_streamer: Any) -> None:
     """With 20 % of records refused, every one of 2,000 events is stored once: no loss, no repeat."""
