@@ -199,7 +199,7 @@ class Streamer:
         self._stats.add("invalid")
         if self._strict:
             raise exc
-        name = str(key)[:100]
+        name = _events.key_label(key)  # never raises: str() of some keys does
         if name not in self._warned and len(self._warned) < WARN_KEYS_MAX:
             self._warned.add(name)
             log.warning("event %r not logged: %s (counted in stats()['invalid']; further "

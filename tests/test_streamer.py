@@ -427,3 +427,21 @@ def test_atexit_closes_forgotten_streamer(api_server, access_key, tmp_path):
             f"for i in range(7): s.log('k', i)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert api_server.wait_for_events(7, timeout=5)
+
+
+def test_keys_whose_str_fails_are_counted_not_raised(make_streamer, caplog):
+    """log(10**5000, 1) and a key whose str() raises: no exception, counted invalid, one warning."""
+
+    class Hostile:
+        def __str__(self) -> str:
+            raise RuntimeError("no name")
+
+    streamer = make_streamer()
+    streamer.log(10**5000, 1)
+    streamer.log(Hostile(), 1)
+    streamer.log("k", 10**5000)  # beyond a float64: invalid, not a poisoned batch
+    streamer.log("caf\udcff", "caf\udcff")  # a lone surrogate: sent as U+FFFD
+    assert streamer.stats()["invalid"] == 3
+    assert sum("not logged" in r.getMessage() for r in caplog.records) == 3
+    assert streamer.flush(10)
+    assert streamer.stats()["sent"] == 1 and streamer.stats()["quarantined"] == 0
