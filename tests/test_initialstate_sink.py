@@ -605,6 +605,7 @@ class _TLSHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.seen.append((id(self.connection), self.path, body))  # type: ignore[attr-defined]
+        self.server.hosts.add(self.headers["Host"])  # type: ignore[attr-defined]
         self.send_response(201 if self.path == "/api/buckets" else 204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -617,6 +618,7 @@ def tls_server(tls_files: tuple[Path, Path, Path]) -> Iterator[http.server.Threa
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TLSHandler)
     server.daemon_threads = True
     server.seen = []  # type: ignore[attr-defined]
+    server.hosts = set()  # type: ignore[attr-defined]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -654,3 +656,68 @@ def test_https_unknown_ca_is_refused(tls_server: http.server.ThreadingHTTPServer
         sink.close()
     assert result.outcome is Outcome.RETRY and "SSLError" in result.message
     assert tls_server.seen == []  # type: ignore[attr-defined]
+
+
+class ConnectProxy:
+    """An HTTPS proxy: answers CONNECT by piping bytes to the target; keeps each target."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.tunnels: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            target = head.split(b" ")[1]
+            self.tunnels.append(target)
+            host, port = target.rsplit(b":", 1)
+            upstream = socket.create_connection((host.decode(), int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_https_through_a_connect_proxy(tls_server: http.server.ThreadingHTTPServer,
+                                       tls_files: tuple[Path, Path, Path],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTPS_PROXY set, batches travel through one CONNECT tunnel to the receiver, the
+    certificate verified end to end and Host naming the receiver, not the proxy."""
+    proxy = ConnectProxy()
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    session = requests.Session()
+    session.mount("https://", LeanAdapter())
+    session.verify = str(tls_files[0])
+    address = f"127.0.0.1:{tls_server.server_port}"
+    sink = InitialStateSink(f"https://{address}", "k", session=session)
+    try:
+        results = [sink.send(BUCKET, EVENTS) for _ in range(3)]
+    finally:
+        sink.close()
+        proxy.close()
+    assert all(r.ok for r in results)
+    assert proxy.tunnels == [address.encode()]
+    assert tls_server.hosts == {address}  # type: ignore[attr-defined]
+    assert len(tls_server.seen) == 4  # type: ignore[attr-defined]
