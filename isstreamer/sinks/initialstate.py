@@ -16,14 +16,8 @@ from requests.utils import get_environ_proxies
 from .._version import __version__
 from ..redact import redact_key, scrub
 from .base import SENT, Bucket, Event, Outcome, SendResult
-from .lean import (
-    ENCODE_ERRORS,
-    Answer,
-    LeanAdapter,
-    as_response,
-    encode_events,
-    unencodable,
-)
+from .keepalive import Answer, as_response
+from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
 from .server_time import (
     MAX_WAIT_S,
     Headers,

@@ -7,25 +7,19 @@ board the HTTP layer, not log(), is where the CPU of a delivered event goes.
 
 from __future__ import annotations
 
-import http.client
-import io
 import json
-import socket
-import ssl
 from collections.abc import Mapping, Sequence
-from email.message import Message
 from typing import Any
 
-import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
-from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .base import Event
 from .deadline import Watchdog, watch_pool
+from .keepalive import Answer, exchange, request_head
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (C)
 _float_repr = float.__repr__  # ... for float
@@ -33,8 +27,6 @@ _int_repr = int.__repr__  # ... for int
 _HEADS: dict[str, str] = {}  # key -> '{"key":<key>,"value":' (keys repeat in every batch)
 _HEADS_MAX = 4096
 _UNSET = object()
-_JOIN_BELOW = 64 * 1024  # bodies up to this size go out in one send() with the head
-Answer = tuple[int, str, Message, bytes]  # status, reason, headers, complete body
 
 
 def _scalar(value: Any) -> str:
@@ -187,9 +179,9 @@ class LeanAdapter(HTTPAdapter):
         10-event batch is worth. Connecting, TLS and its verification, proxy tunnels and the
         first request of each connection stay with send(); a request that needs a plain-HTTP
         proxy (an absolute request line and proxy headers) always goes through send(). This
-        path writes the head send() would write, byte for byte, reads the answer with
-        http.client as urllib3 does, and raises the exceptions send() raises for the same
-        failures (requests.ReadTimeout, SSLError, ConnectionError).
+        path writes the head send() would write, byte for byte, reads the answer as
+        http.client would (keepalive.py), and raises the exceptions send() raises for the
+        same failures (requests.ReadTimeout, SSLError, ConnectionError).
         """
         pool = self.get_connection_with_tls_context(request, verify, proxies, cert)
         key = (request, pool)  # by identity: the sink keeps one request per path and bucket
@@ -197,7 +189,7 @@ class LeanAdapter(HTTPAdapter):
         if head is _UNSET:
             if len(self._heads) >= _HEADS_MAX:  # a caller with a new request every time
                 self._heads.clear()
-            head = self._heads[key] = _request_head(
+            head = self._heads[key] = request_head(
                 request, self.request_url(request, proxies), pool
             )
         if head is None:
@@ -210,7 +202,7 @@ class LeanAdapter(HTTPAdapter):
             pool._put_conn(conn)
             return None
         try:
-            return _exchange(conn, head, body, timeout, self.watchdog)
+            return exchange(conn, head, body, timeout, self.watchdog)
         finally:
             pool._put_conn(conn)
 
@@ -220,97 +212,3 @@ class LeanAdapter(HTTPAdapter):
         self.watchdog.close()
         super().close()
 
-
-def _request_head(request: PreparedRequest, path: str, pool: Any) -> tuple[bytes, bytes] | None:
-    """The head http.client writes for ``request`` on ``pool``'s connections, split where the
-    Content-Length value goes; None when only send() can write it."""
-    names = {name.lower() for name in request.headers}
-    if not path.startswith("/") or "content-length" not in names or "host" in names:
-        return None  # a plain-HTTP proxy's absolute URL, or a head unlike the sink's
-    if "user-agent" not in names or "transfer-encoding" in names:
-        return None
-    lines = [f"{request.method} {path} HTTP/1.1", f"Host: {_host(pool)}"]
-    if "accept-encoding" not in names:
-        lines.append("Accept-Encoding: identity")  # what http.client.putrequest adds
-    lines.extend(f"{name}: {value}" for name, value in request.headers.items())
-    try:
-        text = "\r\n".join(lines).encode("latin-1")  # http.client's header encoding
-    except UnicodeEncodeError:
-        return None
-    mark = text.lower().index(b"\r\ncontent-length: ") + len(b"\r\ncontent-length: ")
-    end = text.find(b"\r\n", mark)
-    after = (text[end:] if end >= 0 else b"") + b"\r\n\r\n"
-    return text[:mark], after
-
-
-def _host(pool: Any) -> str:
-    """The Host header http.client writes for ``pool``'s connections (urllib3 drops the
-    trailing dot of a fully qualified name; the port only when not the scheme's default)."""
-    host = str(pool.host)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    host = host.rstrip(".")
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
-    if ":" in host:
-        host = f"[{host}]"
-    port = pool.port
-    if port is None or port == pool.ConnectionCls.default_port:
-        return host
-    return f"{host}:{port}"
-
-
-def _exchange(
-    conn: Any, head: tuple[bytes, bytes], body: bytes, timeout: float | None, watchdog: Watchdog
-) -> Answer:
-    """Write one request on connected ``conn`` and read its whole answer; a failure closes
-    the connection and raises what requests raises for it."""
-    sock = conn.sock
-    try:
-        sock.settimeout(timeout)
-        watchdog.attach(conn)
-        start = head[0] + str(len(body)).encode() + head[1]
-        try:
-            if len(body) < _JOIN_BELOW:
-                sock.sendall(start + body)
-            else:
-                sock.sendall(start)
-                sock.sendall(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # as urllib3: the server may have answered (413) before reading it all
-        answer = http.client.HTTPResponse(sock, method="POST")
-        answer.begin()
-        content = answer.read()
-        if answer.will_close:
-            conn.close()
-        return answer.status, answer.reason, answer.msg, content
-    except socket.timeout as exc:  # TimeoutError since 3.10
-        conn.close()
-        raise requests.exceptions.ReadTimeout(exc) from exc
-    except ssl.SSLError as exc:
-        conn.close()
-        raise requests.exceptions.SSLError(exc) from exc
-    except (OSError, http.client.HTTPException) as exc:
-        conn.close()
-        raise requests.ConnectionError(exc) from exc
-    except BaseException:
-        conn.close()
-        raise
-
-
-def as_response(answer: Answer, request: PreparedRequest, adapter: HTTPAdapter) -> Response:
-    """A requests.Response for an answer of post_kept_alive(), as send() builds it."""
-    status, reason, headers, content = answer
-    response = Response()
-    response.status_code = status
-    # HTTPHeaderDict joins repeated headers with ", ", as send()'s responses do.
-    response.headers = CaseInsensitiveDict(HTTPHeaderDict(headers.items()))
-    response.encoding = get_encoding_from_headers(response.headers)
-    response.raw = io.BytesIO(content)
-    response.reason = reason
-    response.url = str(request.url)
-    response.request = request
-    response.connection = adapter
-    return response
