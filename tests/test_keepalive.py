@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from isstreamer.sinks.base import Bucket, Outcome
 from isstreamer.sinks.initialstate import InitialStateSink
@@ -110,7 +111,7 @@ def test_answer_headers_defaults() -> None:
 
 class Scripted:
     """A socket server that answers each request with the next scripted raw answer; after
-    an answer marked close it closes the connection. Records (connection number, head)."""
+    an answer marked close it closes the connection. Records (connection number, request)."""
 
     def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
         self.answers = answers
@@ -142,8 +143,8 @@ class Scripted:
                 length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
                 while len(data) < length:
                     data += conn.recv(65536)
+                self.seen.append((number, head + b"\r\n\r\n" + data[:length]))
                 data = data[length:]
-                self.seen.append((number, head.split(b"\r\n", 1)[0]))
                 answer, close = self.answers.pop(0)
                 conn.sendall(answer)
                 if close:
@@ -206,3 +207,27 @@ def test_sink_maps_broken_answers_to_retry(scripted: Scripted, garbage: bytes) -
     assert failed.outcome is Outcome.RETRY and failed.message.startswith("cannot reach")
     assert "ConnectionError" in failed.message
     assert after.ok and [n for n, _ in scripted.seen] == [1, 1, 1, 2]
+
+
+def test_kept_alive_post_writes_what_the_adapter_writes() -> None:
+    """The fast path's request (head and body) is byte for byte what HTTPAdapter.send writes,
+    credentials in the URL and extra query parameters included."""
+    server = Scripted([NO_CONTENT] * 6)
+    base = server.url.replace("http://", "http://user:pw@") + "/?region=eu"
+    plain = requests.Session()  # a caller's session: every request goes through send()
+    plain.mount("http://", requests.adapters.HTTPAdapter())
+    try:
+        for session in (plain, None):
+            sink = InitialStateSink(base, "the-key", session=session)
+            try:
+                assert sink.send(Bucket("b"), EVENTS).ok
+                assert sink.send(Bucket("b"), EVENTS * 3).ok
+            finally:
+                sink.close()
+    finally:
+        server.close()
+    slow, fast = [raw for _, raw in server.seen[:3]], [raw for _, raw in server.seen[3:]]
+    assert len(fast) == 3 and fast == slow
+    assert fast[1].startswith(b"POST /api/events?region=eu HTTP/1.1\r\n")
+
+

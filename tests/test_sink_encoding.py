@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import socket
-import threading
 from decimal import Decimal
 
 import pytest
@@ -192,66 +190,6 @@ def test_unencodable_finds_the_first_bad_event() -> None:
 
 
 # ---- the kept-alive POST ----------------------------------------------------------------
-
-
-class RawCapture:
-    """A bare socket server answering 204 to each request and keeping its exact bytes."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.requests: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
-
-    def _talk(self, conn: socket.socket) -> None:
-        data = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                while len(data) < length:
-                    data += conn.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + data[:length])
-                data = data[length:]
-                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def test_kept_alive_post_writes_what_the_adapter_writes() -> None:
-    """The fast path's request (head and body) is byte for byte what HTTPAdapter.send writes,
-    credentials in the URL and extra query parameters included."""
-    server = RawCapture()
-    base = f"http://user:pw@127.0.0.1:{server.port}/?region=eu"
-    plain = requests.Session()  # a caller's session: every request goes through send()
-    plain.mount("http://", requests.adapters.HTTPAdapter())
-    try:
-        for session in (plain, None):
-            sink = InitialStateSink(base, "the-key", session=session)
-            try:
-                assert sink.send(Bucket("b"), SAMPLES[:3]).ok
-                assert sink.send(Bucket("b"), SAMPLES[3:5]).ok
-            finally:
-                sink.close()
-    finally:
-        server.close()
-    slow, fast = server.requests[:3], server.requests[3:]
-    assert len(fast) == 3 and fast == slow
-    assert fast[1].startswith(b"POST /api/events?region=eu HTTP/1.1\r\n")
 
 
 def _events_request(sink: InitialStateSink) -> requests.PreparedRequest:

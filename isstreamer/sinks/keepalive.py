@@ -16,7 +16,8 @@ import http.client
 import io
 import socket
 import ssl
-from typing import Any, BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter
