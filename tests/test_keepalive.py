@@ -231,3 +231,11 @@ def test_kept_alive_post_writes_what_the_adapter_writes() -> None:
     assert fast[1].startswith(b"POST /api/events?region=eu HTTP/1.1\r\n")
 
 
+
+
+def test_requests_headers_join_repeated_fields() -> None:
+    """The requests view of an answer's headers has each field once, values joined."""
+    headers = AnswerHeaders([("Retry-After", "1"), ("Date", "d"), ("retry-after", "2")])
+    joined = headers.joined()
+    assert dict(joined) == {"Retry-After": "1, 2", "Date": "d"}
+    assert joined["RETRY-AFTER"] == "1, 2"

@@ -24,7 +24,6 @@ from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
-from urllib3 import HTTPHeaderDict
 
 from .deadline import Watchdog
 
@@ -42,17 +41,23 @@ class AnswerHeaders:
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         self._fields = fields
-        joined: dict[str, str] = {}
+        joined: dict[str, tuple[str, str]] = {}  # lower-case name -> (name, joined values)
         for name, value in fields:
             key = name.lower()
-            joined[key] = value if key not in joined else f"{joined[key]}, {value}"
+            seen = joined.get(key)
+            joined[key] = (name, value) if seen is None else (seen[0], f"{seen[1]}, {value}")
         self._joined = joined
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._joined.get(name.lower(), default)
+        field = self._joined.get(name.lower())
+        return default if field is None else field[1]
 
     def items(self) -> Iterable[tuple[str, str]]:
         return list(self._fields)
+
+    def joined(self) -> CaseInsensitiveDict[str]:
+        """requests' headers of this answer (a repeated field once, its values joined)."""
+        return CaseInsensitiveDict(dict(self._joined.values()))
 
 
 Answer = tuple[int, str, AnswerHeaders, bytes]  # status, reason, headers, complete body
@@ -236,7 +241,7 @@ def as_response(answer: Answer, request: PreparedRequest, adapter: HTTPAdapter) 
     status, reason, headers, content = answer
     response = Response()
     response.status_code = status
-    response.headers = CaseInsensitiveDict(HTTPHeaderDict(headers.items()))
+    response.headers = headers.joined()
     response.encoding = get_encoding_from_headers(response.headers)
     response.raw = io.BytesIO(content)
     response.reason = reason
