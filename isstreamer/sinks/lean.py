@@ -211,4 +211,3 @@ class LeanAdapter(HTTPAdapter):
         self._heads.clear()
         self.watchdog.close()
         super().close()
-

@@ -20,7 +20,7 @@ WallClock = Callable[[], float]
 
 class Headers(Protocol):
     """What is read of an answer's headers: a case-insensitive ``get`` (requests'
-    CaseInsensitiveDict, http.client's HTTPMessage)."""
+    CaseInsensitiveDict, keepalive.AnswerHeaders)."""
 
     def get(self, name: str, /) -> str | None: ...
 
