@@ -647,6 +647,24 @@ def test_https_verified_with_the_sessions_ca_bundle(tls_server: http.server.Thre
     assert json.loads(seen[-1][2]) == [{"key": k, "value": v, "epoch": e} for k, v, e in EVENTS]
 
 
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_https_ca_bundle_from_the_environment(tls_server: http.server.ThreadingHTTPServer,
+                                              tls_files: tuple[Path, Path, Path],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              variable: str) -> None:
+    """REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names the CAs to trust, as for requests.post()."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv(variable, str(tls_files[0]))
+    sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", timeout=5)
+    try:
+        results = [sink.send(BUCKET, EVENTS) for _ in range(2)]
+    finally:
+        sink.close()
+    assert all(r.ok for r in results)
+    assert len(tls_server.seen) == 3  # type: ignore[attr-defined]
+
+
 def test_https_unknown_ca_is_refused(tls_server: http.server.ThreadingHTTPServer) -> None:
     """A certificate no trusted CA signed is refused: RETRY naming SSLError, nothing sent."""
     sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", timeout=5)

@@ -204,10 +204,11 @@ def test_kept_alive_post_needs_a_connected_pool(api_server: ApiServer, access_ke
     assert lean is not None
     body = encode_events(SAMPLES[:2])
     try:
-        assert lean.post_kept_alive(_events_request(sink), body, 5.0, True, None, {}) is None
+        verify = sink._verify()
+        assert lean.post_kept_alive(_events_request(sink), body, 5.0, verify, None, {}) is None
         assert api_server.requests == []
         assert sink.send(Bucket("b"), SAMPLES[:1]).ok  # bucket and events: connects
-        answer = lean.post_kept_alive(_events_request(sink), body, 5.0, True, None, {})
+        answer = lean.post_kept_alive(_events_request(sink), body, 5.0, verify, None, {})
     finally:
         sink.close()
     assert answer is not None and answer[0] == 204
@@ -227,7 +228,7 @@ def test_plain_http_proxy_goes_through_the_adapter(api_server: ApiServer, access
         for _ in range(3):
             assert sink.send(Bucket("b"), SAMPLES[:2]).ok
         body = encode_events(SAMPLES[:2])
-        assert lean.post_kept_alive(_events_request(sink), body, 5.0, True, None,
+        assert lean.post_kept_alive(_events_request(sink), body, 5.0, sink._verify(), None,
                                     sink._proxies) is None
     finally:
         sink.close()

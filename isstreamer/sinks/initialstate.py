@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -129,6 +130,12 @@ class InitialStateSink:
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
         self._proxies = get_environ_proxies(self._base) if self._session.trust_env else {}
+        # ... and so is the CA bundle Session.request() would take from the environment.
+        self._env_ca_bundle = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if self._session.trust_env
+            else None
+        )
         self._headers: dict[str, str] = {
             "Content-Type": "application/json",
             "Accept-Version": "~0",
@@ -196,13 +203,19 @@ class InitialStateSink:
         req.body = body
         return req
 
+    def _verify(self) -> Any:
+        """What verifies TLS (bool or CA bundle path): the session's, read per request, or
+        the environment's bundle when the session just says True, as Session.request does."""
+        verify = self._session.verify
+        return self._env_ca_bundle if verify is True and self._env_ca_bundle else verify
+
     def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
         # ``timeout`` bounds the whole request: urllib3 applies it to each socket operation
         # (connect, each send, each receive), the watchdog to all of them together.
         watchdog = self._watchdog if self.timeout is not None else None
         late = False
         template = self._template(path, bucket_key)
-        verify: Any = self._session.verify  # read per request, as Session.send would
+        verify = self._verify()
         lean = self._lean
         answer: Answer | None = None
         try:
