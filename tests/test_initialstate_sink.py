@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import email.utils
+import http.server
 import json
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import requests
 from apiserver import ApiServer
 
 from isstreamer import __version__
@@ -16,6 +23,7 @@ from isstreamer.sinks.base import Bucket, Outcome, SendResult, Sink
 from isstreamer.sinks.initialstate import (
     DEFAULT_API_BASE,
     InitialStateSink,
+    LeanAdapter,
     public_address,
 )
 
@@ -562,3 +570,172 @@ def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server
     assert access_key not in result.message
     api_server.fail(503, body={"message": f"overloaded for {access_key}"})
     assert access_key not in sink.send(BUCKET, [("k", 1, 1.0)]).message
+
+
+# ---- TLS --------------------------------------------------------------------------------
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, server key) for 127.0.0.1, made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=isstreamer test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=tmp_path)
+    _openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1",
+             cwd=tmp_path)
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\n"
+                                  "authorityKeyIdentifier=keyid\n")
+    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext", cwd=tmp_path)
+    return tmp_path / "ca.pem", tmp_path / "srv.pem", tmp_path / "srv.key"
+
+
+class _TLSHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append((id(self.connection), self.path, body))  # type: ignore[attr-defined]
+        self.server.hosts.add(self.headers["Host"])  # type: ignore[attr-defined]
+        self.send_response(201 if self.path == "/api/buckets" else 204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def tls_server(tls_files: tuple[Path, Path, Path]) -> Iterator[http.server.ThreadingHTTPServer]:
+    """An HTTPS receiver on 127.0.0.1 with a certificate signed by the test CA."""
+    _, cert, key = tls_files
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TLSHandler)
+    server.daemon_threads = True
+    server.seen = []  # type: ignore[attr-defined]
+    server.hosts = set()  # type: ignore[attr-defined]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_verified_with_the_sessions_ca_bundle(tls_server: http.server.ThreadingHTTPServer,
+                                                    tls_files: tuple[Path, Path, Path]) -> None:
+    """Over HTTPS with the session's CA bundle, every batch is delivered on one verified,
+    kept-alive TLS connection."""
+    session = requests.Session()
+    session.mount("https://", LeanAdapter())
+    session.verify = str(tls_files[0])
+    sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", session=session)
+    try:
+        results = [sink.send(BUCKET, EVENTS) for _ in range(3)]
+    finally:
+        sink.close()
+    assert all(r.ok for r in results)
+    seen = tls_server.seen  # type: ignore[attr-defined]
+    assert [path for _, path, _ in seen] == ["/api/buckets"] + ["/api/events"] * 3
+    assert len({conn for conn, _, _ in seen}) == 1
+    assert json.loads(seen[-1][2]) == [{"key": k, "value": v, "epoch": e} for k, v, e in EVENTS]
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_https_ca_bundle_from_the_environment(tls_server: http.server.ThreadingHTTPServer,
+                                              tls_files: tuple[Path, Path, Path],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              variable: str) -> None:
+    """REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names the CAs to trust, as for requests.post()."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv(variable, str(tls_files[0]))
+    sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", timeout=5)
+    try:
+        results = [sink.send(BUCKET, EVENTS) for _ in range(2)]
+    finally:
+        sink.close()
+    assert all(r.ok for r in results)
+    assert len(tls_server.seen) == 3  # type: ignore[attr-defined]
+
+
+def test_https_unknown_ca_is_refused(tls_server: http.server.ThreadingHTTPServer) -> None:
+    """A certificate no trusted CA signed is refused: RETRY naming SSLError, nothing sent."""
+    sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", timeout=5)
+    try:
+        result = sink.send(BUCKET, EVENTS)
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.RETRY and "SSLError" in result.message
+    assert tls_server.seen == []  # type: ignore[attr-defined]
+
+
+class ConnectProxy:
+    """An HTTPS proxy: answers CONNECT by piping bytes to the target; keeps each target."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.tunnels: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            target = head.split(b" ")[1]
+            self.tunnels.append(target)
+            host, port = target.rsplit(b":", 1)
+            upstream = socket.create_connection((host.decode(), int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_https_through_a_connect_proxy(tls_server: http.server.ThreadingHTTPServer,
+                                       tls_files: tuple[Path, Path, Path],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTPS_PROXY set, batches travel through one CONNECT tunnel to the receiver, the
+    certificate verified end to end and Host naming the receiver, not the proxy."""
+    proxy = ConnectProxy()
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    session = requests.Session()
+    session.mount("https://", LeanAdapter())
+    session.verify = str(tls_files[0])
+    address = f"127.0.0.1:{tls_server.server_port}"
+    sink = InitialStateSink(f"https://{address}", "k", session=session)
+    try:
+        results = [sink.send(BUCKET, EVENTS) for _ in range(3)]
+    finally:
+        sink.close()
+        proxy.close()
+    assert all(r.ok for r in results)
+    assert proxy.tunnels == [address.encode()]
+    assert tls_server.hosts == {address}  # type: ignore[attr-defined]
+    assert len(tls_server.seen) == 4  # type: ignore[attr-defined]

@@ -187,3 +187,94 @@ def test_unencodable_finds_the_first_bad_event() -> None:
     assert unencodable(SAMPLES) is None
     found = unencodable([("a", 1, 1.0), ("b", math.inf, 1.0), ("c", math.nan, 1.0)])
     assert found is not None and found[0] == 1 and found[1].startswith("ValueError")
+
+
+# ---- the kept-alive POST ----------------------------------------------------------------
+
+
+def _events_request(sink: InitialStateSink) -> requests.PreparedRequest:
+    return sink._template("/api/events", "b")
+
+
+def test_kept_alive_post_needs_a_connected_pool(api_server: ApiServer, access_key: str) -> None:
+    """Without a connection in the pool the fast path sends nothing and says so (None); once
+    one is kept alive it carries the request and returns the whole answer."""
+    sink = InitialStateSink(api_server.url, access_key)
+    lean = sink._lean
+    assert lean is not None
+    body = encode_events(SAMPLES[:2])
+    try:
+        verify = sink._verify()
+        assert lean.post_kept_alive(_events_request(sink), body, 5.0, verify, None, {}) is None
+        assert api_server.requests == []
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok  # bucket and events: connects
+        answer = lean.post_kept_alive(_events_request(sink), body, 5.0, verify, None, {})
+    finally:
+        sink.close()
+    assert answer is not None and answer[0] == 204
+    assert api_server.requests[-1].body == body
+    assert len({r.conn for r in api_server.requests}) == 1
+
+
+def test_plain_http_proxy_goes_through_the_adapter(api_server: ApiServer, access_key: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a plain-HTTP proxy (absolute request line, proxy headers) every request takes
+    HTTPAdapter.send, and the events still arrive through the proxy."""
+    monkeypatch.setenv("HTTP_PROXY", api_server.url)  # the local server plays the proxy
+    sink = InitialStateSink("http://receiver.invalid", access_key)
+    lean = sink._lean
+    assert lean is not None
+    try:
+        for _ in range(3):
+            assert sink.send(Bucket("b"), SAMPLES[:2]).ok
+        body = encode_events(SAMPLES[:2])
+        assert lean.post_kept_alive(_events_request(sink), body, 5.0, sink._verify(), None,
+                                    sink._proxies) is None
+    finally:
+        sink.close()
+    assert len(api_server.events) == 6
+    assert {r.headers["host"] for r in api_server.requests} == {"receiver.invalid"}
+
+
+def test_connection_close_answer_reconnects(api_server: ApiServer, access_key: str) -> None:
+    """An answer saying Connection: close closes the pooled connection; the next send opens a
+    new one and is delivered."""
+    sink = InitialStateSink(api_server.url, access_key)
+    try:
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+        api_server.fail(204, headers={"Connection": "close"})
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+    finally:
+        sink.close()
+    conns = [r.conn for r in api_server.requests]
+    assert conns[0] == conns[1] == conns[2] != conns[3]
+
+
+def test_large_batch_arrives_whole_on_the_kept_alive_path(api_server: ApiServer,
+                                                          access_key: str) -> None:
+    """A body larger than the one-write limit (head and body written apart) arrives intact."""
+    batch = [(f"k{i % 20}", i + 0.25, 1700000000.0 + i) for i in range(5000)]
+    sink = InitialStateSink(api_server.url, access_key)
+    try:
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+        assert sink.send(Bucket("b"), batch).ok
+    finally:
+        sink.close()
+    assert len(api_server.requests[-1].body) > 64 * 1024
+    assert api_server.requests[-1].body == reference(batch)
+
+
+def test_error_answer_on_the_kept_alive_path_keeps_its_details(api_server: ApiServer,
+                                                               access_key: str) -> None:
+    """A 503 read by the fast path gives the same outcome, message and Retry-After as send()."""
+    sink = InitialStateSink(api_server.url, access_key)
+    try:
+        assert sink.send(Bucket("b"), SAMPLES[:1]).ok
+        api_server.fail(503, headers={"Retry-After": "3"}, body={"message": "busy ünïcödé"})
+        result = sink.send(Bucket("b"), SAMPLES[:1])
+    finally:
+        sink.close()
+    assert result.outcome is Outcome.RETRY and result.status == 503
+    assert result.retry_after == 3.0
+    assert result.message == "503 Service Unavailable: busy ünïcödé"

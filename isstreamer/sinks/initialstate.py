@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests.models import PreparedRequest
-from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
 from ..redact import redact_key, scrub
 from .base import SENT, Bucket, Event, Outcome, SendResult
+from .keepalive import Answer, as_response
 from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
 from .server_time import (
     MAX_WAIT_S,
+    Headers,
     WallClock,
     parse_retry_after,
     rate_limit_wait,
@@ -121,17 +124,25 @@ class InitialStateSink:
         # A session of the caller's with another adapter gets requests' per-operation
         # timeouts only: the deadline needs connections that report to the watchdog.
         self._watchdog = getattr(self._adapter, "watchdog", None)
+        # Only our own adapter has the kept-alive fast path; a caller's adapter sees every request.
+        self._lean = self._adapter if isinstance(self._adapter, LeanAdapter) else None
         self._created: set[str] = set()
         # Resolved once: Session.request() re-reads proxy variables and ~/.netrc on every call,
         # which costs more CPU than the request itself on a small board.
         self._proxies = get_environ_proxies(self._base) if self._session.trust_env else {}
+        # ... and so is the CA bundle Session.request() would take from the environment.
+        self._env_ca_bundle = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if self._session.trust_env
+            else None
+        )
         self._headers: dict[str, str] = {
             "Content-Type": "application/json",
             "Accept-Version": "~0",
             "User-Agent": f"isstreamer/{__version__}",
             "X-IS-AccessKey": access_key,
         }
-        self._templates: dict[tuple, tuple[str, CaseInsensitiveDict]] = {}
+        self._templates: dict[tuple[str, str], PreparedRequest] = {}
 
     def __repr__(self) -> str:
         return f"InitialStateSink({self.address!r}, access_key={redact_key(self._access_key)!r})"
@@ -169,43 +180,66 @@ class InitialStateSink:
             log.info("bucket %r ready at %s", bucket.key, self.address)
         return result
 
-    def _request(self, path: str, bucket_key: str, body: bytes) -> PreparedRequest:
-        # The URL and headers are prepared once per (path, bucket); each request only copies
-        # them and adds its body. Preparing from scratch (URL parsing and quoting, header
-        # validation and merging), or PreparedRequest.copy() with its cookie jar, costs more.
+    def _template(self, path: str, bucket_key: str) -> PreparedRequest:
+        # The URL and headers are prepared once per (path, bucket); each request reuses them.
+        # Preparing from scratch (URL parsing and quoting, header validation and merging), or
+        # PreparedRequest.copy() with its cookie jar, costs more than a small batch's request.
         key = (path, bucket_key)
         template = self._templates.get(key)
         if template is None:
             headers = dict(self._headers, **{"X-IS-BucketKey": bucket_key})
-            prepared = requests.Request(
+            template = self._templates[key] = requests.Request(
                 "POST", self._base + path + self._query, headers=headers, data=b"x"
-            ).prepare()
-            template = self._templates[key] = (str(prepared.url), prepared.headers)
+            ).prepare()  # Content-Length is each request's own
+        return template
+
+    @staticmethod
+    def _request(template: PreparedRequest, body: bytes) -> PreparedRequest:
         req = PreparedRequest()
         req.method = "POST"
-        req.url = template[0]
-        req.headers = template[1].copy()
+        req.url = template.url
+        req.headers = template.headers.copy()
         req.headers["Content-Length"] = str(len(body))
         req.body = body
         return req
+
+    def _verify(self) -> Any:
+        """What verifies TLS (bool or CA bundle path): the session's, read per request, or
+        the environment's bundle when the session just says True, as Session.request does."""
+        verify = self._session.verify
+        return self._env_ca_bundle if verify is True and self._env_ca_bundle else verify
 
     def _post(self, path: str, bucket_key: str, body: bytes) -> SendResult:
         # ``timeout`` bounds the whole request: urllib3 applies it to each socket operation
         # (connect, each send, each receive), the watchdog to all of them together.
         watchdog = self._watchdog if self.timeout is not None else None
         late = False
+        template = self._template(path, bucket_key)
+        verify = self._verify()
+        lean = self._lean
+        answer: Answer | None = None
         try:
             if watchdog is not None:
                 watchdog.arm(self.timeout)
             try:
-                response = self._adapter.send(
-                    self._request(path, bucket_key, body),
-                    timeout=self.timeout,
-                    verify=self._session.verify,
-                    cert=self._session.cert,
-                    proxies=self._proxies,
-                )
-                _ = response.content  # read to the end, so the connection goes back to the pool
+                if lean is not None:  # a kept-alive connection, if the pool has one
+                    answer = lean.post_kept_alive(
+                        template,
+                        body,
+                        self.timeout,
+                        verify,
+                        self._session.cert,
+                        self._proxies,
+                    )
+                if answer is None:
+                    response = self._adapter.send(
+                        self._request(template, body),
+                        timeout=self.timeout,
+                        verify=verify,
+                        cert=self._session.cert,
+                        proxies=self._proxies,
+                    )
+                    _ = response.content  # read to the end: the connection goes back to the pool
             finally:
                 late = watchdog is not None and watchdog.disarm()
         except requests.RequestException as exc:
@@ -215,6 +249,10 @@ class InitialStateSink:
                     message=f"no complete answer from {self.address} within {self.timeout:g} s",
                 )
             return self._failed(exc)
+        if answer is not None and lean is not None:
+            if 200 <= answer[0] < 300:  # the common case needs only a few headers
+                return self._accepted(answer[0], answer[2])
+            response = as_response(answer, template, lean)
         try:
             return self._classify(response)
         finally:
@@ -234,9 +272,7 @@ class InitialStateSink:
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            now = self._server_now(response)
-            pace = rate_limit_wait(response.headers, now, self.max_retry_after_s)
-            return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
+            return self._accepted(status, response.headers)
         if status in RETRYABLE_STATUS or status >= 500:
             wait = requested_wait(response.headers, self._wall_clock, self.max_retry_after_s)
             return SendResult(
@@ -270,6 +306,12 @@ class InitialStateSink:
             f"{status} {response.reason} from {self.address}: check stream_api_base; "
             "events are kept",
         )
+
+    def _accepted(self, status: int, headers: Headers) -> SendResult:
+        """A 2xx: sent, with the wait its rate-limit headers ask for before the next request."""
+        now = server_now(headers, self._wall_clock)
+        pace = rate_limit_wait(headers, now, self.max_retry_after_s)
+        return SENT if pace is None else SendResult(Outcome.OK, status, retry_after=pace)
 
     def _server_now(self, response: requests.Response) -> float | None:
         return server_now(response.headers, self._wall_clock)

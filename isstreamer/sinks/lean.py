@@ -8,16 +8,18 @@ board the HTTP layer, not log(), is where the CPU of a delivered event goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .base import Event
 from .deadline import Watchdog, watch_pool
+from .keepalive import Answer, exchange, request_head
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (C)
 _float_repr = float.__repr__  # ... for float
@@ -102,20 +104,21 @@ class LeanAdapter(HTTPAdapter):
     cookie extraction (the events API sets no cookies). Its connections report to
     ``watchdog``, which bounds a whole request when armed (see deadline.py). Everything else,
     connection reuse, per-operation timeouts, TLS, proxies and the mapping of urllib3 errors
-    to requests' exceptions, is HTTPAdapter's own code.
+    to requests' exceptions, is HTTPAdapter's own code, except in ``post_kept_alive``.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pools: dict[tuple, Any] = {}
         self._paths: dict[tuple, str] = {}
+        self._heads: dict[tuple, Any] = {}  # (request, pool) -> head halves, or None
         self.watchdog = Watchdog()
 
     def get_connection_with_tls_context(
         self,
         request: PreparedRequest,
         verify: Any,
-        proxies: dict[str, str] | None = None,
+        proxies: Mapping[str, str] | None = None,
         cert: Any = None,
     ) -> Any:
         url = str(request.url)
@@ -134,13 +137,13 @@ class LeanAdapter(HTTPAdapter):
             watch_pool(pool, self.watchdog)
         return pool
 
-    def get_connection(self, url: Any, proxies: dict[str, str] | None = None) -> Any:
+    def get_connection(self, url: Any, proxies: Mapping[str, str] | None = None) -> Any:
         # What requests older than 2.32.2 call instead of get_connection_with_tls_context.
         pool = super().get_connection(url, proxies)
         watch_pool(pool, self.watchdog)
         return pool
 
-    def request_url(self, request: PreparedRequest, proxies: dict[str, str] | None) -> str:
+    def request_url(self, request: PreparedRequest, proxies: Mapping[str, str] | None) -> str:
         key = (request.url, tuple(sorted(proxies.items())) if proxies else ())
         path = self._paths.get(key)
         if path is None:
@@ -159,7 +162,52 @@ class LeanAdapter(HTTPAdapter):
         response.connection = self
         return response
 
+    def post_kept_alive(
+        self,
+        request: PreparedRequest,
+        body: bytes,
+        timeout: float | None,
+        verify: Any,
+        cert: Any,
+        proxies: dict[str, str],
+    ) -> Answer | None:
+        """POST ``body`` with ``request``'s URL and headers on a connection the pool keeps
+        alive; None, having sent nothing, when there is none (the caller then uses send()).
+
+        Why: on a small board urllib3's per-request machinery (header-by-header writes,
+        Timeout objects, its response object, requests' Response) costs more CPU than a
+        10-event batch is worth. Connecting, TLS and its verification, proxy tunnels and the
+        first request of each connection stay with send(); a request that needs a plain-HTTP
+        proxy (an absolute request line and proxy headers) always goes through send(). This
+        path writes the head send() would write, byte for byte, reads the answer as
+        http.client would (keepalive.py), and raises the exceptions send() raises for the
+        same failures (requests.ReadTimeout, SSLError, ConnectionError).
+        """
+        pool = self.get_connection_with_tls_context(request, verify, proxies, cert)
+        key = (request, pool)  # by identity: the sink keeps one request per path and bucket
+        head = self._heads.get(key, _UNSET)
+        if head is _UNSET:
+            if len(self._heads) >= _HEADS_MAX:  # a caller with a new request every time
+                self._heads.clear()
+            head = self._heads[key] = request_head(
+                request, self.request_url(request, proxies), pool
+            )
+        if head is None:
+            return None
+        try:
+            conn = pool._get_conn()
+        except Urllib3Error:  # a closed pool: send() reports it as it always did
+            return None
+        if conn.sock is None:  # new or dropped: send() connects it, with its error mapping
+            pool._put_conn(conn)
+            return None
+        try:
+            return exchange(conn, head, body, timeout, self.watchdog)
+        finally:
+            pool._put_conn(conn)
+
     def close(self) -> None:
         self._pools.clear()
+        self._heads.clear()
         self.watchdog.close()
         super().close()

@@ -11,12 +11,19 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import Mapping
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..retry import RetryPolicy
 
 WallClock = Callable[[], float]
+
+
+class Headers(Protocol):
+    """What is read of an answer's headers: a case-insensitive ``get`` (requests'
+    CaseInsensitiveDict, keepalive.AnswerHeaders)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
 
 # The longest wait a server can ask for (s); RetryPolicy caps it again for the delivery loop.
 MAX_WAIT_S: float = RetryPolicy.max_retry_after
@@ -41,7 +48,7 @@ def http_date(value: str | None) -> float | None:
         return None
 
 
-def server_now(headers: Mapping[str, str], clock: WallClock = time.time) -> float | None:
+def server_now(headers: Headers, clock: WallClock = time.time) -> float | None:
     """Unix seconds at the server when it answered: its Date header, else our wall clock.
 
     None when neither can be believed: no usable Date and a wall clock before 2020.
@@ -72,7 +79,7 @@ def parse_retry_after(value: str | None, now: float | None,
     return _capped(seconds, cap_s)
 
 
-def rate_limit_wait(headers: Mapping[str, str], now: float | None,
+def rate_limit_wait(headers: Headers, now: float | None,
                     cap_s: float = MAX_WAIT_S) -> float | None:
     """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset (unix seconds,
     measured from ``now``, the server's time; None: unknown), at most ``cap_s``."""
@@ -88,7 +95,7 @@ def rate_limit_wait(headers: Mapping[str, str], now: float | None,
         return None
 
 
-def requested_wait(headers: Mapping[str, str], clock: WallClock = time.time,
+def requested_wait(headers: Headers, clock: WallClock = time.time,
                    cap_s: float = MAX_WAIT_S) -> float | None:
     """The wait an answer asks for: Retry-After, else the rate-limit reset; None if neither."""
     now = server_now(headers, clock)
