@@ -20,7 +20,6 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -93,26 +92,21 @@ class V3ioSink(InitialStateSink):
         self.endpoint = urlunsplit((parts.scheme[len("v3io+"):], parts.netloc,
                                     parts.path.rstrip("/"), "", ""))
         super().__init__(self.endpoint, access_key, timeout=timeout, session=session)
-        if session is None and self._session.trust_env:
-            # Requests go straight to the adapter, which skips requests' reading of these
-            # variables; a platform with its own CA (common on premises) needs them.
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            if bundle:
-                self._session.verify = bundle
         self.address = address  # v3io+https://host/container/stream: the spool's sink address
-        headers = {
+        self._v3io_headers = {
             "Content-Type": "application/json",
             "User-Agent": self._headers["User-Agent"],
             "X-v3io-session-key": access_key,
         }
-        # The HTTP sink prepares each request from a template per (path, bucket); seeded here
-        # with one per web-API function, every call goes to the stream's URL with a slash.
-        for function in ("PutRecords", "CreateStream"):
-            prepared = requests.Request("POST", self.endpoint + "/", data=b"x", headers=dict(
-                headers, **{"X-v3io-function": function})).prepare()
-            self._templates[("/", function)] = (str(prepared.url), prepared.headers)
         self._pk_cache: dict[str, bytes] = {}
         self._sending = 0  # records in the PutRecords request on the wire
+
+    reads_accepted_body = True  # PutRecords answers 200 with a result per record
+
+    def _template_headers(self, function: str) -> dict[str, str]:
+        # The HTTP sink prepares a request per (path, bucket key); here the second part is the
+        # web-API function, and every call goes to the stream's URL with a slash.
+        return dict(self._v3io_headers, **{"X-v3io-function": function})
 
     def __repr__(self) -> str:
         return f"V3ioSink({self.address!r}, access_key={redact_key(self._access_key)!r})"
