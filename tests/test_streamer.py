@@ -383,11 +383,13 @@ def test_offline_mode_appends_csv(tmp_path):
 
 def test_sync_mode_sends_on_callers_thread(make, api_server):
     """use_async=False sends a full batch inside log(), with no worker thread."""
+    # Workers of earlier tests' Streamers may still be ending: only a new one would be ours.
+    before = {t for t in threading.enumerate() if t.name == "isstreamer-worker"}
     streamer = make(use_async=False, buffer_size=5)
     for i in range(5):
         streamer.log("k", i)
     assert len(api_server.events) == 5
-    assert not any(t.name == "isstreamer-worker" for t in threading.enumerate())
+    assert not {t for t in threading.enumerate() if t.name == "isstreamer-worker"} - before
 
 
 def test_callable_sink(tmp_path):
