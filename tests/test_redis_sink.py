@@ -486,12 +486,10 @@ def test_streamer_keeps_events_on_a_wrong_password(
 # ---- Redis Cluster ---------------------------------------------------------------------------
 
 def cluster_streamer(cluster: Any, tmp_path: Path, bucket: str, **kwargs: Any) -> Any:
-    """A Streamer writing to the cluster through RedisClusterSink."""
-    from isstreamer.sinks.redis_cluster import RedisClusterSink
-
+    """A Streamer writing to the cluster, configured as a user would: a redis+cluster:// api_base."""
     kwargs.setdefault("buffer_size", 500)
     return isstreamer.Streamer(bucket_key=bucket, bucket_name=bucket.upper(),
-                               sink=RedisClusterSink(cluster.url, timeout=2),
+                               api_base=cluster.url, timeout=2,
                                spill_dir=str(tmp_path / "spool"), **kwargs)
 
 
