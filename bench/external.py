@@ -24,7 +24,7 @@ def run_external(name: str, quick: bool, env: dict[str, str]) -> dict[str, Any]:
     """``bench/<name>_bench.py``'s figures, or why there are none."""
     if not (ROOT / "bench" / f"{name}_bench.py").exists():
         return {"skipped": f"bench/{name}_bench.py is not there"}
-    if name == "redis" and shutil.which("redis-server") is None:
+    if name in ("redis", "relay") and shutil.which("redis-server") is None:
         return {"skipped": "redis-server is not installed"}
     command = [sys.executable, "-m", "bench.external", name] + (["--quick"] if quick else [])
     try:

@@ -357,7 +357,7 @@ def render(r: dict[str, Any]) -> str:
     ]
     lines += _table(["client", "events", "delivered by return", "spilled", "s", "events/s"], rows)
 
-    for name in ("collector", "redis"):
+    for name in ("collector", "redis", "v3io", "relay"):
         section = r.get(name, {})
         lines += ["", f"{name} benchmark: " + ", ".join(f"{k} {v}" for k, v in section.items())]
     problems = []

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUFFER_SIZES = (10, 100, 1000)
 WORKLOAD_TIMEOUT = 1200.0
+EXTERNAL = ("collector", "redis", "v3io", "relay")  # bench/<name>_bench.py, each run(quick)
 SENSOR_KEYS, SENSOR_HZ = 20, 10  # the realistic rate of the CPU goal: 200 events/s
 
 
@@ -269,7 +270,7 @@ def collect(args: argparse.Namespace, env: dict[str, str], say: Any) -> dict[str
             },
             env,
         )
-    for name in ("collector", "redis"):
+    for name in EXTERNAL:
         if args.no_external:
             results[name] = {"skipped": "--no-external"}
             continue
