@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Union
 from .config import Settings, load_settings
 from .delivery import Delivery
 from .errors import ConfigError
-from .legacy_files import read_legacy, sniff
+from .spool.legacy import read_legacy, sniff
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Event, Sink
 from .sinks.factory import needs_access_key, sink_factory

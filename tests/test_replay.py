@@ -12,7 +12,7 @@ import pytest
 from apiserver import ApiServer
 
 from isstreamer import ConfigError, Streamer
-from isstreamer.legacy_files import parse_epoch, parse_value, read_missed_events, read_offline_csv
+from isstreamer.spool.legacy import parse_epoch, parse_value, read_missed_events, read_offline_csv
 from isstreamer.replay import ReplayResult, replay
 from isstreamer.retry import RetryPolicy
 from isstreamer.sinks.base import Bucket

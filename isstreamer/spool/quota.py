@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import List, Tuple
 
-from .spool_names import event_count
+from .names import event_count
 
 
 def evict_oldest(files: List[Path], exclude: Path, max_bytes: int) -> Tuple[int, int, int]:

@@ -1,6 +1,6 @@
 """Spill files: batches that could not be delivered, kept on disk until they can be.
 
-One JSON file per spilled batch (format in spool_format.py, names in spool_names.py), written
+One JSON file per spilled batch (format in format.py, names in names.py), written
 in full to a temp file, fsync'd and renamed into place, in a 0700 directory as 0600 files.
 The access key is never written: replay takes it from the current configuration.
 
@@ -25,20 +25,17 @@ import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from . import spool_format as fmt
-from . import spool_io as sio
-from . import spool_names as names
-from .sinks.base import Bucket, Event
-from .spool_claims import ClaimLocks
-from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
-from .spool_names import event_count
-from .spool_quarantine import FAILED, QUARANTINE, Quarantine
-from .spool_quota import evict_oldest
-from .spool_split import split_claimed, too_big
-from .spool_sweep import sweep_tmp
-
-__all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
-           "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
+from . import format as fmt
+from . import safe_io as sio
+from . import names
+from ..sinks.base import Bucket, Event
+from .claims import ClaimLocks
+from .format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
+from .names import event_count
+from .quarantine import FAILED, QUARANTINE, Quarantine
+from .quota import evict_oldest
+from .split import split_claimed, too_big
+from .sweep import sweep_tmp
 
 log = logging.getLogger("isstreamer")
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import List
 
-from . import spool_io as sio
+from . import safe_io as sio
 
 log = logging.getLogger("isstreamer")
 

@@ -18,10 +18,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .events import make_event
-from .sinks.base import Event
-from .text import parse_time as parse_epoch
-from .text import parse_value
+from ..events import make_event
+from ..sinks.base import Event
+from ..text import parse_time as parse_epoch
+from ..text import parse_value
 
 log = logging.getLogger("isstreamer")
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
-from .events import normalise_epoch, normalise_key, normalise_value
-from .sinks.base import Bucket, Event
+from ..events import normalise_epoch, normalise_key, normalise_value
+from ..sinks.base import Bucket, Event
 
 FORMAT_VERSION = 1
 MAX_CREATED_S = 1e11  # about the year 5138: anything later was never a real clock

@@ -11,7 +11,7 @@ Names of earlier versions, ``<UTC time>-<id>-n<events>.json``, stay readable; th
 before every new name (digits sort before ``s``), which is their true age.
 
 A claimed file is ``<name>.claim.<pid>.<token>``; the pid and token are for people and for
-a process to find its own claims; who owns a claim is decided by a lock (see spool.py).
+a process to find its own claims; who owns a claim is decided by a lock (see claims.py).
 """
 from __future__ import annotations
 

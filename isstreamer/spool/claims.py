@@ -17,8 +17,8 @@ import weakref
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from . import spool_io as sio
-from . import spool_names as names
+from . import safe_io as sio
+from . import names
 
 
 class ClaimLocks:

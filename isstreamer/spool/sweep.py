@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import spool_io as sio
-from . import spool_names as names
-from .spool_format import check_whole
+from . import safe_io as sio
+from . import names
+from .format import check_whole
 
 log = logging.getLogger("isstreamer")
 

@@ -13,15 +13,15 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, List
 
-from . import spool_format as fmt
-from . import spool_io as sio
-from . import spool_names as names
-from .sinks.base import Bucket, Event
-from .spool_format import CorruptSpillFile, SpillBatch, decode_batch
-from .spool_names import event_count
+from . import format as fmt
+from . import safe_io as sio
+from . import names
+from ..sinks.base import Bucket, Event
+from .format import CorruptSpillFile, SpillBatch, decode_batch
+from .names import event_count
 
 if TYPE_CHECKING:
-    from .spool import Spool
+    from .store import Spool
 
 log = logging.getLogger("isstreamer")
 
