@@ -15,9 +15,9 @@ from typing import IO, Any
 import pytest
 from apiserver import ApiServer
 
-from isstreamer import cli_common
+from isstreamer.cli import common as cli_common
 from isstreamer.cli import main
-from isstreamer.cli_common import host_bucket_key
+from isstreamer.cli.common import host_bucket_key
 from isstreamer.sinks.base import Bucket
 from isstreamer.spool import QUARANTINE, Spool
 

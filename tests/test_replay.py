@@ -12,11 +12,11 @@ import pytest
 from apiserver import ApiServer
 
 from isstreamer import ConfigError, Streamer
-from isstreamer.spool.legacy import parse_epoch, parse_value, read_missed_events, read_offline_csv
 from isstreamer.replay import ReplayResult, replay
 from isstreamer.retry import RetryPolicy
 from isstreamer.sinks.base import Bucket
 from isstreamer.spool import QUARANTINE, Spool, event_count
+from isstreamer.spool.legacy import parse_epoch, parse_value, read_missed_events, read_offline_csv
 
 NOW = 1_790_000_000.0
 FAST = RetryPolicy(attempts=1)  # a failed send is final at once: no backoff waits in tests

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from isstreamer.spool import split as spool_split
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
 from isstreamer.spool import (
@@ -31,6 +30,7 @@ from isstreamer.spool import (
     encode_batch,
     event_count,
 )
+from isstreamer.spool import split as spool_split
 from isstreamer.spool.format import BOOT_ID
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"

@@ -17,8 +17,8 @@ import weakref
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from . import safe_io as sio
 from . import names
+from . import safe_io as sio
 
 
 class ClaimLocks:

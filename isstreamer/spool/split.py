@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, List
 
-from . import format as fmt
-from . import safe_io as sio
-from . import names
 from ..sinks.base import Bucket, Event
+from . import format as fmt
+from . import names
+from . import safe_io as sio
 from .format import CorruptSpillFile, SpillBatch, decode_batch
 from .names import event_count
 

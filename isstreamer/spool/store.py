@@ -25,10 +25,10 @@ import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from . import format as fmt
-from . import safe_io as sio
-from . import names
 from ..sinks.base import Bucket, Event
+from . import format as fmt
+from . import names
+from . import safe_io as sio
 from .claims import ClaimLocks
 from .format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .names import event_count

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import safe_io as sio
 from . import names
+from . import safe_io as sio
 from .format import check_whole
 
 log = logging.getLogger("isstreamer")

@@ -8,16 +8,16 @@ import socket
 import time
 from typing import Any
 
-from .cli_common import (
+from ..metrics import SystemSampler
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
-    StopSignal,
     add_deadline_argument,
     host_bucket_key,
     open_streamer,
     say,
 )
-from .metrics import SystemSampler
+from .signals import StopSignal
 
 log = logging.getLogger("isstreamer")
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, load, say
-from .spool import QUARANTINE, CorruptSpillFile, Spool, event_count
-from .spool.safe_io import open_regular, read_fd
-from .spool.names import created_from_name
-from .spool.quarantine import reason_of
+from ..spool import QUARANTINE, CorruptSpillFile, Spool, event_count
+from ..spool.names import created_from_name
+from ..spool.quarantine import reason_of
+from ..spool.safe_io import open_regular, read_fd
+from .common import EXIT_FAILED, EXIT_OK, load, say
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
