@@ -102,7 +102,8 @@ def run_metrics(args: argparse.Namespace) -> int:
     if stats["spilled"] and args.once:
         say(
             args,
-            f"{stats['spilled']} events not delivered yet ({stats['last_error']}); kept in the spool",
+            f"{stats['spilled']} events not delivered yet ({stats['last_error']}); "
+            "kept in the spool",
         )
     lost = stats["dropped"] + stats["quarantined"]
     if lost:

@@ -30,10 +30,10 @@ from . import format as fmt
 from . import names
 from . import safe_io as sio
 from .claims import ClaimLocks
-from .format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
-from .names import event_count
+from .format import CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .quarantine import FAILED, QUARANTINE, Quarantine
 from .quota import evict_oldest
+from .selection import Selection
 from .split import split_claimed, too_big
 from .sweep import sweep_tmp
 
@@ -43,12 +43,14 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
 class Spool:
-    """A directory of spill files with a byte quota."""
+    """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 on_evict: Optional[Callable[[int, int], None]] = None) -> None:
+                 on_evict: Optional[Callable[[int, int], None]] = None,
+                 select: Optional[Selection] = None) -> None:
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
+        self.select = select
         self._on_evict = on_evict  # called with (files, events) evicted
         self._lock = threading.Lock()
         self._bytes_estimate: Optional[int] = None  # lazily scanned; own writes keep it current
@@ -161,6 +163,8 @@ class Spool:
                 fd = sio.put(self.directory, name, data, hold=claim)
                 if fd is not None:
                     self._claims.hold(name, fd)
+                if self.select is not None:  # only rewrites and parts of selected files
+                    self.select.follow(names.original_name(name))
                 return self.directory / name
             except FileNotFoundError:  # the directory was removed under us: once more
                 if retry:
@@ -198,6 +202,8 @@ class Spool:
             with os.scandir(self.directory) as it:
                 for entry in it:
                     if not names.is_spill_name(entry.name):
+                        continue
+                    if self.select is not None and not self.select.wants(entry.name):
                         continue
                     if entry.is_file(follow_symlinks=False):
                         found.append(entry.name)
@@ -254,26 +260,15 @@ class Spool:
             try:
                 size = os.fstat(fd).st_size
                 if own and too_big(claimed, size):
-                    return split_claimed(self, claimed, fd)
-                data = sio.read_fd(fd)
+                    batch = split_claimed(self, claimed, fd)
+                else:
+                    batch = decode_batch(claimed, sio.read_fd(fd))
             finally:
                 if not own:
                     os.close(fd)
         except OSError as exc:
             raise CorruptSpillFile(f"unreadable: {exc}") from None
-        return decode_batch(claimed, data)
-
-    def peek(self, path: Path, max_events: int) -> Tuple[SpillBatch, int]:
-        """(batch with the first ``max_events`` events, events in all) of any spill file, in
-        bounded memory (for listings); CorruptSpillFile when it is not one."""
-        try:
-            fd = sio.open_regular(path)
-            try:
-                return fmt.peek(fd, path, max_events)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise CorruptSpillFile(f"unreadable: {exc}") from None
+        return batch if self.select is None else self.select.adopt(batch)
 
     def delete(self, claimed: Path) -> None:
         size = 0
@@ -324,7 +319,10 @@ class Spool:
 
     def quarantine(self, path: Path, reason: str) -> Path:
         """Move a file aside for a human, with a .reason file beside it (never raises)."""
-        return self._set_aside(path, names.original_name(path.name), reason)
+        name = names.original_name(path.name)
+        if self.select is not None:
+            self.select.quarantined(name)
+        return self._set_aside(path, name, reason)
 
     def _set_aside(self, path: Path, name: str, reason: str) -> Path:
         self._odd.discard(name)
