@@ -75,7 +75,8 @@ class Replayer:
         return False
 
     def step(self) -> Optional[Report]:
-        """Send one chunk of spilled events; None when there was nothing to send."""
+        """Send one chunk of spilled events: what became of them (``spilled``: kept in the
+        file), or None when there was nothing to send."""
         d = self.delivery
         if d.stopping():
             return None  # closing: a claimed file would be left behind half-replayed
@@ -134,7 +135,8 @@ class Replayer:
         if d.stopping():
             self.release()  # close() left this file to us while its chunk was on the wire
         d.notify_progress()
-        return tally.report()
+        # What this chunk left undelivered is back in its file: on disk, to be replayed.
+        return tally.report() + Report(spilled=len(left))
 
     def release(self, last_error: str = "", attempted: bool = False) -> Optional[Path]:
         """Give back the file being replayed, keeping only what was not yet delivered.
