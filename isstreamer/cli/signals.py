@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -30,9 +30,9 @@ class StopSignal:
         self.event = threading.Event()
         self.signum: int | None = None
         self._read, self._write = os.pipe()
-        self._previous: Dict[int, Any] = {}  # stop signals whose handler is ours
-        self._callbacks: Dict[int, Callable[[], None]] = {}
-        self._other_previous: Dict[int, Any] = {}
+        self._previous: dict[int, Any] = {}  # stop signals whose handler is ours
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._other_previous: dict[int, Any] = {}
         self._watcher = threading.Thread(target=self._watch, name="isstreamer-signals", daemon=True)
 
     def __enter__(self) -> StopSignal:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any
 
 from . import format as fmt
 from . import safe_io as sio
@@ -21,7 +22,7 @@ __all__ = ["created_at", "details", "events_in", "find", "peek", "purge", "raw_j
            "reason_of", "size_bytes"]
 
 
-def peek(path: Path, max_events: int) -> Tuple[SpillBatch, int]:
+def peek(path: Path, max_events: int) -> tuple[SpillBatch, int]:
     """(batch with the first ``max_events`` events, events in all) of any spill file, in
     bounded memory; CorruptSpillFile when it is not one."""
     try:
@@ -34,7 +35,7 @@ def peek(path: Path, max_events: int) -> Tuple[SpillBatch, int]:
         raise CorruptSpillFile(f"unreadable: {exc}") from None
 
 
-def details(path: Path) -> Tuple[str, str]:
+def details(path: Path) -> tuple[str, str]:
     """(bucket key, last error) of one file, or ("?", why it cannot be read)."""
     try:
         batch, _ = peek(path, 0)
@@ -43,7 +44,7 @@ def details(path: Path) -> Tuple[str, str]:
     return batch.bucket.key, batch.last_error
 
 
-def created_at(path: Path) -> Optional[float]:
+def created_at(path: Path) -> float | None:
     """When a file was written (seconds since 1970): from its name, else its mtime; None."""
     created = created_from_name(path.name)  # for people: the order is the sequence in the name
     if created is not None:
@@ -66,7 +67,7 @@ def events_in(paths: Iterable[Path]) -> int:
     return sum(event_count(p) for p in paths)
 
 
-def find(spool: Spool, name: str) -> Optional[Path]:
+def find(spool: Spool, name: str) -> Path | None:
     """A file given by path, by name in the spool, or by name in its quarantine; None."""
     for candidate in (Path(name).expanduser(), spool.directory / name,
                       spool.directory / QUARANTINE / name):
@@ -84,7 +85,7 @@ def raw_json(path: Path) -> Any:
         os.close(fd)
 
 
-def purge(paths: List[Path]) -> None:
+def purge(paths: list[Path]) -> None:
     """Delete spill or quarantined files, with the reasons beside them."""
     for path in paths:
         for victim in (path, path.with_name(path.name + ".reason")):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Set
 
 from .format import SpillBatch
 from .names import event_count
@@ -20,7 +19,7 @@ log = logging.getLogger("isstreamer")
 class Selection:
     """Some files of a spool (or all), optionally sent to one receiver whatever they record."""
 
-    def __init__(self, names: Optional[Set[str]] = None, sink: Optional[str] = None) -> None:
+    def __init__(self, names: set[str] | None = None, sink: str | None = None) -> None:
         self.names = None if names is None else set(names)  # None: every file
         self.sink = sink  # send files spilled for another receiver to this one
         self.set_aside = 0  # events of selected files the spool quarantined unread

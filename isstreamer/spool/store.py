@@ -22,8 +22,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable
 
 from ..sinks.base import Bucket, Event
 from . import format as fmt
@@ -46,14 +47,14 @@ class Spool:
     """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 on_evict: Optional[Callable[[int, int], None]] = None,
-                 select: Optional[Selection] = None) -> None:
+                 on_evict: Callable[[int, int], None] | None = None,
+                 select: Selection | None = None) -> None:
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
         self.select = select
         self._on_evict = on_evict  # called with (files, events) evicted
         self._lock = threading.Lock()
-        self._bytes_estimate: Optional[int] = None  # lazily scanned; own writes keep it current
+        self._bytes_estimate: int | None = None  # lazily scanned; own writes keep it current
         self._problems = sio.Problems()
         self._claims = ClaimLocks()
         self._quarantine = Quarantine(self.directory, self._problems)
@@ -108,9 +109,9 @@ class Spool:
     # ---- writing --------------------------------------------------------------------------
 
     def write(self, bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int = 0,
-              last_error: str = "", created: Optional[float] = None,
-              batch_id: Optional[str] = None, order: Optional[str] = None,
-              boot_id: Optional[str] = None, wall_minus_monotonic: Optional[float] = None,
+              last_error: str = "", created: float | None = None,
+              batch_id: str | None = None, order: str | None = None,
+              boot_id: str | None = None, wall_minus_monotonic: float | None = None,
               name_id: str = "", account: bool = True) -> Path:
         """Write one batch durably; raises OSError (only) when that is impossible.
 
@@ -138,9 +139,9 @@ class Spool:
 
     @staticmethod
     def _encode(bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int,
-                last_error: str, created: float, batch_id: Optional[str] = None,
-                boot_id: Optional[str] = None,
-                wall_minus_monotonic: Optional[float] = None) -> bytes:
+                last_error: str, created: float, batch_id: str | None = None,
+                boot_id: str | None = None,
+                wall_minus_monotonic: float | None = None) -> bytes:
         try:
             return encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
                                 attempts, last_error, fmt.BOOT_ID if boot_id is None else boot_id,
@@ -149,7 +150,7 @@ class Spool:
         except Exception as exc:  # the caller counts an OSError as a loss; nothing else
             raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
 
-    def _write_new(self, data: bytes, created: float, count: int, order: Optional[str],
+    def _write_new(self, data: bytes, created: float, count: int, order: str | None,
                    claim: bool = False, name_id: str = "") -> Path:
         for retry in (False, True):
             try:
@@ -193,7 +194,7 @@ class Spool:
 
     # ---- reading --------------------------------------------------------------------------
 
-    def files(self) -> List[Path]:
+    def files(self) -> list[Path]:
         """Unclaimed spill files, oldest first (never raises: [] when the spool is unusable)."""
         if not self._usable():
             return []
@@ -215,7 +216,7 @@ class Spool:
         self._fine("listing")
         return [self.directory / n for n in sorted(found)]
 
-    def usage(self) -> Tuple[int, int]:
+    def usage(self) -> tuple[int, int]:
         """(files, bytes) of spill files including claimed ones, quarantine excluded."""
         count = size = 0
         if not self._usable():
@@ -232,7 +233,7 @@ class Spool:
             self._problem("listing", f"cannot list spool {self.directory}", exc)
         return count, size
 
-    def claim(self, path: Path) -> Optional[Path]:
+    def claim(self, path: Path) -> Path | None:
         """Take a file for sending; None when another sender has it, it is gone or unusable."""
         if not self._usable():
             return None
@@ -284,7 +285,7 @@ class Spool:
             if self._bytes_estimate is not None:
                 self._bytes_estimate = max(0, self._bytes_estimate - size)
 
-    def release(self, batch: SpillBatch, remaining: Optional[Sequence[Event]] = None,
+    def release(self, batch: SpillBatch, remaining: Sequence[Event] | None = None,
                 last_error: str = "") -> None:
         """Give a claimed file back, with fewer events if some were delivered."""
         attempts = batch.attempts + 1
@@ -343,7 +344,7 @@ class Spool:
         return self._quarantine.add(names.spill_name(order, uuid.uuid4().hex[:12], len(events)),
                                     data, reason)
 
-    def quarantined(self) -> List[Path]:
+    def quarantined(self) -> list[Path]:
         """Files in the quarantine (regular ones only), oldest first."""
         return self._quarantine.files()
 
@@ -374,7 +375,7 @@ class Spool:
                 self._problem("claiming", f"cannot take over {name}", error)
         return count
 
-    def release_own_claims(self, keep: Optional[Path] = None) -> None:
+    def release_own_claims(self, keep: Path | None = None) -> None:
         """On close: give back every file this Spool still holds (but ``keep``)."""
         for name in self._claims.names():
             if keep is None or name != keep.name:
