@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,7 +67,6 @@ class SpillBatch:
     events: list[Event]
     attempts: int = 0
     last_error: str = ""
-    extra: dict = field(default_factory=dict)
     boot_id: str = ""  # of the machine that wrote it; "" when unknown
     wall_minus_monotonic: float | None = None  # time.time() - time.monotonic() at writing
 
