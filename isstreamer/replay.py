@@ -85,7 +85,7 @@ def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
     spools: dict[Path, set[str] | None] = {}
     legacy: list[tuple[Path, str]] = []
     if not paths:
-        spools[Path(os.path.expanduser(str(settings.spill_dir))).resolve()] = None
+        spools[Spool(str(settings.spill_dir)).directory.resolve()] = None
     for path in paths:
         if path.is_dir():
             spools[path.resolve()] = None
@@ -180,10 +180,7 @@ class _Run:
         self.remaining += left
 
     def legacy_events(self, path: Path, events: list[Event], bucket: Bucket) -> None:
-        spool = Spool(
-            Path(os.path.expanduser(str(self.settings.spill_dir))),
-            int(self.settings.spill_max_bytes),
-        )
+        spool = Spool(str(self.settings.spill_dir), int(self.settings.spill_max_bytes))
         delivery = self.delivery(spool)
         reason = ""
         for start in range(0, len(events), LEGACY_CHUNK):

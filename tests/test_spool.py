@@ -941,3 +941,12 @@ def test_selection_counts_selected_files_set_aside_unread(tmp_path: Path) -> Non
     spool.quarantine(other, "unreadable")
     assert select.set_aside == len(EVENTS)
     assert len(spool.quarantined()) == 2
+
+
+def test_a_spool_directory_from_settings_may_start_with_a_tilde(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spool("~/spool") is the spool in the home directory, as an ini file would write it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spool = Spool("~/spool")
+    assert spool.directory == tmp_path / "spool"
+    assert spool.write(BUCKET, EVENTS, sink=SINK).parent == tmp_path / "spool"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _spool(args: argparse.Namespace) -> Spool:
-    return Spool(Path(os.path.expanduser(str(load(args).spill_dir))))
+    return Spool(str(load(args).spill_dir))
 
 
 def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:

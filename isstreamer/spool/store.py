@@ -46,10 +46,10 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 class Spool:
     """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
                  on_evict: Callable[[int, int], None] | None = None,
                  select: Selection | None = None) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(os.path.expanduser(directory))  # "~/spool" from an ini file
         self.max_bytes = int(max_bytes)
         self.select = select
         self._on_evict = on_evict  # called with (files, events) evicted
