@@ -5,7 +5,8 @@ running Streamer sharing the spool never sends the same file, and deleted only o
 event in it was accepted. ISStreamer's ``err_missed_events.txt`` and offline CSV files carry
 no bucket, so they go to the configured one; they are read and never changed, and whatever
 cannot be delivered now is written to the spool, where the next replay (or any Streamer)
-picks it up. Sending, retrying, splitting and quarantining are Delivery's, as for live data.
+picks it up. Sending, retrying, splitting and quarantining are Delivery's, as for live data,
+and the outcomes counted here are the Reports Delivery gives for each chunk.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 from .config import Settings, load_settings
 from .delivery import Delivery
 from .errors import ConfigError
-from .legacy_files import read_legacy, sniff
+from .report import Report
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Event, Sink
 from .sinks.factory import needs_access_key, sink_factory
-from .spool import SpillBatch, Spool, event_count
+from .spool import Spool, event_count
+from .spool.legacy import read_legacy, sniff
+from .spool.names import parse_claim
+from .spool.selection import Selection
 from .stats import Stats
 from .text import parse_value
 
@@ -46,7 +50,8 @@ class ReplayResult:
 
     ``failed`` events were tried and refused or unreachable; they are kept, so they also
     count in ``remaining`` (everything still waiting on disk after the call). ``skipped`` are
-    unreadable lines of legacy files, reported in the log.
+    unreadable lines of legacy files, reported in the log; ``dropped`` events could be
+    neither delivered nor kept (a quarantine that cannot be written), also logged.
     """
 
     sent: int = 0
@@ -55,53 +60,13 @@ class ReplayResult:
     remaining: int = 0
     skipped: int = 0
     last_error: str = ""
+    dropped: int = 0
 
     @property
     def ok(self) -> bool:
         """True when everything was delivered."""
-        return not (self.failed or self.quarantined or self.remaining or self.skipped)
-
-
-class _Selection(Spool):
-    """A spool directory limited to some of its files, following files rewritten on release."""
-
-    def __init__(
-        self, directory: Path, names: set[str] | None, max_bytes: int, retarget: str | None = None
-    ) -> None:
-        super().__init__(directory, max_bytes)
-        self.names = names  # None: every file
-        self.retarget = retarget  # send files spilled for another receiver to this one
-        self.last_claimed: Path | None = None
-        self.last_written: Path | None = None
-
-    def files(self) -> list[Path]:
-        return [p for p in super().files() if self.names is None or p.name in self.names]
-
-    def claim(self, path: Path) -> Path | None:
-        self.last_claimed = path
-        return super().claim(path)
-
-    def load(self, claimed: Path) -> SpillBatch:
-        batch = super().load(claimed)
-        if self.retarget is not None and batch.sink != self.retarget:
-            log.info(
-                "replay: %s was spilled for %s; sending it to %s",
-                claimed.name,
-                batch.sink,
-                self.retarget,
-            )
-            batch.sink = self.retarget  # Delivery only sends batches meant for its own sink
-        return batch
-
-    def write(self, *args: Any, **kwargs: Any) -> Path:
-        path = super().write(*args, **kwargs)
-        if self.names is not None:
-            self.names.add(path.name)  # a partly delivered file comes back under a new name
-        self.last_written = path
-        return path
-
-    def pending(self) -> int:
-        return sum(event_count(p) for p in self.files())
+        return not (self.failed or self.quarantined or self.remaining or self.skipped
+                    or self.dropped)
 
 
 def _as_paths(paths_or_dir: None | PathLike | Iterable[PathLike]) -> list[Path]:
@@ -120,14 +85,14 @@ def _plan(paths: Sequence[Path], settings: Settings) -> _Plan:
     spools: dict[Path, set[str] | None] = {}
     legacy: list[tuple[Path, str]] = []
     if not paths:
-        spools[Path(os.path.expanduser(str(settings.spill_dir))).resolve()] = None
+        spools[Spool(str(settings.spill_dir)).directory.resolve()] = None
     for path in paths:
         if path.is_dir():
             spools[path.resolve()] = None
         elif path.is_file():
             kind = sniff(path)
             if kind == "spill":
-                if ".claim." in path.name:
+                if parse_claim(path.name) is not None:
                     log.warning("%s is being sent by another process; skipped", path)
                     continue
                 names = spools.setdefault(path.parent.resolve(), set())
@@ -158,13 +123,14 @@ class _Run:
     any_receiver: bool
     stats: Stats = field(default_factory=Stats)
     started: float = field(default_factory=time.monotonic)
+    outcome: Report = field(default_factory=Report)  # of every chunk sent, added up
+    set_aside: int = 0  # events of spill files quarantined unread (they cannot be decoded)
     failed: int = 0
     remaining: int = 0
 
     def done(self) -> int:
-        counts = self.stats.snapshot()
-        return sum(counts[name] for name in ("replayed", "sent", "quarantined", "replayed_other",
-                                             "quarantined_other"))
+        o = self.outcome
+        return o.sent + o.quarantined + o.dropped + self.set_aside
 
     def report(self) -> None:
         if self.progress is not None:
@@ -183,26 +149,26 @@ class _Run:
         return not self.stop.is_set()
 
     def spool_files(self, directory: Path, names: set[str] | None) -> None:
-        retarget = self.sink.address if self.any_receiver else None
-        spool = _Selection(directory, names, int(self.settings.spill_max_bytes), retarget)
+        select = Selection(names, self.sink.address if self.any_receiver else None)
+        spool = Spool(directory, int(self.settings.spill_max_bytes), select=select)
         delivery = self.delivery(spool)
         exhausted = False
         try:
             while self.wait_pace(delivery):
-                before = self.done()
-                spool.last_written = None
-                if not delivery.replay_step():
+                step = delivery.replayer.step()
+                if step is None:
                     exhausted = True
                     break
+                self.outcome += step
                 self.report()
-                if delivery.open and self.done() == before:  # the receiver failed this file
-                    kept = spool.last_written or spool.last_claimed
-                    self.failed += event_count(kept) if kept is not None else 0
+                if step.spilled and delivery.open:  # the receiver failed: the rest waits
+                    self.failed += step.spilled
                     break
         finally:
             delivery.release_replay("replay interrupted" if self.stop.is_set() else "")
             spool.release_own_claims()
-        left = spool.pending()
+            self.set_aside += select.set_aside
+        left = _pending(spool)
         if exhausted and left:  # nothing more could be claimed, yet files are left
             log.warning(
                 "replay: %d events in %s were spilled for another receiver than %s; left as "
@@ -214,27 +180,31 @@ class _Run:
         self.remaining += left
 
     def legacy_events(self, path: Path, events: list[Event], bucket: Bucket) -> None:
-        spool = Spool(
-            Path(os.path.expanduser(str(self.settings.spill_dir))),
-            int(self.settings.spill_max_bytes),
-        )
+        spool = Spool(str(self.settings.spill_dir), int(self.settings.spill_max_bytes))
         delivery = self.delivery(spool)
-        spilled_before = self.stats.snapshot()["spilled"]
         reason = ""
         for start in range(0, len(events), LEGACY_CHUNK):
             chunk = events[start : start + LEGACY_CHUNK]
             if reason or not self.wait_pace(delivery):
                 # Not sent: kept in the spool so nothing is lost and nothing is sent twice.
-                delivery.spill(
+                kept = delivery.spill(
                     bucket, chunk, last_error=reason or f"replay of {path.name} interrupted"
                 )
+                self.outcome += Report(dropped=kept.dropped)
+                self.remaining += kept.spilled
                 continue
             report = delivery.deliver(bucket, chunk)
+            self.outcome += report
+            self.remaining += report.spilled
             if report.spilled or report.dropped:
-                self.failed += len(chunk)
+                self.failed += report.spilled
                 reason = self.stats.last_error or "delivery failed"
             self.report()
-        self.remaining += self.stats.snapshot()["spilled"] - spilled_before
+
+
+def _pending(spool: Spool) -> int:
+    """Events in the spool's (selected) files that nobody is sending."""
+    return sum(event_count(p) for p in spool.files())
 
 
 def replay(
@@ -280,7 +250,7 @@ def replay(
         )
     spools, legacy_paths = _plan(_as_paths(paths_or_dir), settings)
     legacy = [(path, *read_legacy(path, kind)) for path, kind in legacy_paths]
-    total = sum(_Selection(d, n, 1).pending() for d, n in spools.items()) + sum(
+    total = sum(_pending(Spool(d, select=Selection(n))) for d, n in spools.items()) + sum(
         len(e) for _, e, _ in legacy
     )
     stop = stop_event or threading.Event()
@@ -301,14 +271,14 @@ def replay(
         if timer is not None:
             timer.cancel()
         sink.close()
-    counts = run.stats.snapshot()
     result = ReplayResult(
-        sent=counts["replayed"] + counts["sent"] + counts["replayed_other"],
+        sent=run.outcome.sent,
         failed=run.failed,
-        quarantined=counts["quarantined"] + counts["quarantined_other"],
+        quarantined=run.outcome.quarantined + run.set_aside,
         remaining=run.remaining,
         skipped=sum(s for _, _, s in legacy),
         last_error=run.stats.last_error,
+        dropped=run.outcome.dropped,
     )
     log.info("replay to %s: %s", sink.address, result)
     return result

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Set
 from .report import Pending, Report, Tally, describe, refused
 from .sinks.base import Event, Outcome
 from .spool import CorruptSpillFile, SpillBatch, event_count
+from .spool.names import original_name
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -28,12 +29,6 @@ log = logging.getLogger("isstreamer")
 RESCAN_INTERVAL = 60.0  # seconds between looks for spill files other processes left
 WAIT_STEP_S = 0.25  # flush()/close() look again at least this often while they wait
 POISON_ATTEMPTS = 3  # tries of a lone refused event, across rescans, before it is quarantined
-_CLAIM_MARK = ".claim."
-
-
-def original_name(path: Path) -> str:
-    """The spill file's name without the claim suffix."""
-    return path.name.split(_CLAIM_MARK, 1)[0]
 
 
 class Replayer:
@@ -66,7 +61,7 @@ class Replayer:
             self.delivery.circuit.probe_now()
 
     def current_name(self) -> Optional[str]:
-        return original_name(self._current.path) if self._current is not None else None
+        return original_name(self._current.path.name) if self._current is not None else None
 
     def has_work(self) -> bool:
         d = self.delivery
@@ -80,7 +75,8 @@ class Replayer:
         return False
 
     def step(self) -> Optional[Report]:
-        """Send one chunk of spilled events; None when there was nothing to send."""
+        """Send one chunk of spilled events: what became of them (``spilled``: kept in the
+        file), or None when there was nothing to send."""
         d = self.delivery
         if d.stopping():
             return None  # closing: a claimed file would be left behind half-replayed
@@ -88,7 +84,7 @@ class Replayer:
         if batch is None:
             return None
         assert d.spool is not None
-        name = original_name(batch.path)
+        name = original_name(batch.path.name)
         chunk, rest = self._left[: self.batch_events], self._left[self.batch_events :]
         pending = Pending(chunk)
         probing = d.circuit.probing()
@@ -139,7 +135,8 @@ class Replayer:
         if d.stopping():
             self.release()  # close() left this file to us while its chunk was on the wire
         d.notify_progress()
-        return tally.report()
+        # What this chunk left undelivered is back in its file: on disk, to be replayed.
+        return tally.report() + Report(spilled=len(left))
 
     def release(self, last_error: str = "", attempted: bool = False) -> Optional[Path]:
         """Give back the file being replayed, keeping only what was not yet delivered.
@@ -211,7 +208,7 @@ class Replayer:
                 spool.release(batch)
                 continue
             self._current, self._left = batch, list(batch.events)
-            d.stats.seen(batch.id, original_name(batch.path))
+            d.stats.seen(batch.id, original_name(batch.path.name))
             return batch
 
     def _quarantine_file(self, claimed: Path, path: Path, reason: str) -> None:

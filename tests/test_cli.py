@@ -8,16 +8,19 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import requests
 from apiserver import ApiServer
 
-from isstreamer import cli_common
-from isstreamer.cli import main
-from isstreamer.cli_common import host_bucket_key
+from isstreamer.cli import common as cli_common
+from isstreamer.cli import build_parser, main
+from isstreamer.cli.common import host_bucket_key
+from isstreamer.cli.signals import StopSignal
 from isstreamer.sinks.base import Bucket
 from isstreamer.spool import QUARANTINE, Spool
 
@@ -91,7 +94,7 @@ def test_log_delivers_a_float(env: dict[str, str], api_server: ApiServer) -> Non
 
 
 def test_log_types_epoch_and_string(env: dict[str, str], api_server: ApiServer) -> None:
-    """true is a bool, --string keeps the text, --epoch sets the time, the default bucket is per host."""
+    """true is a bool, --string keeps the text, --epoch sets the time; the bucket is per host."""
     assert run(env, "log", "door_open", "true", "--epoch", str(NOW)).returncode == 0
     assert run(env, "--bucket-key", "pi", "log", "code", "007", "--string").returncode == 0
     [door] = api_server.events_for(host_bucket_key("log"))
@@ -351,7 +354,7 @@ def test_config_init_writes_0600(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_metrics_once_sends_system_keys(env: dict[str, str], api_server: ApiServer) -> None:
-    """`metrics --once` sends at least ten system keys, cpu and memory among them, to metrics-<host>."""
+    """`metrics --once` sends ten or more system keys, cpu and memory among them, to metrics-<host>."""
     done = run(env, "metrics", "--once")
     assert done.returncode == 0, done.stderr
     bucket = host_bucket_key("metrics")
@@ -409,6 +412,96 @@ def test_serve_is_wired_to_the_collector(env: dict[str, str]) -> None:
     """`serve --help` shows the collector's own options."""
     done = run(env, "serve", "--help")
     assert done.returncode == 0 and "--port" in done.stdout and "--retention-days" in done.stdout
+
+
+def test_help_never_imports_the_collector(env: dict[str, str]) -> None:
+    """`isstreamer --help` loads no code of the collector; `serve --help` shows its defaults."""
+    probe = (
+        "import sys\n"
+        "from isstreamer.cli import main\n"
+        "for argv in (['--help'], ['serve', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    print(argv[0], 'isstreamer.collector' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, text=True, capture_output=True,
+                          timeout=60)
+    assert done.stderr.split() == ["--help", "False", "serve", "True"]
+    assert "(default: 64)" in " ".join(done.stdout.split())  # the collector's own limit
+
+
+COMMANDS = [["log", "k", "1"], ["pipe"], ["metrics"], ["replay"], ["spool"], ["spool", "list"],
+            ["spool", "show", "f"], ["spool", "purge"], ["config"], ["config", "show"],
+            ["config", "init"], ["relay"], ["serve"]]
+GLOBAL = ["-q", "-vv", "--config", "c.ini", "--spill-dir", "S", "--api-base", "http://h",
+          "--bucket-key", "b", "--bucket-name", "B"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_global_options_before_or_after_every_command(command: list) -> None:
+    """Each global option means the same before the command and after it (actions included)."""
+    for argv in (GLOBAL + command, command + GLOBAL):
+        args = build_parser().parse_args(argv)
+        got = (args.quiet, args.verbose, args.config, args.spill_dir, args.api_base,
+               args.bucket_key, args.bucket_name)
+        assert got == (True, 2, "c.ini", "S", "http://h", "b", "B"), argv
+        assert args.func is not None
+
+
+@pytest.mark.parametrize("before, after", [(["-q", "--access-key", "K-1"], []),
+                                           ([], ["-v", "--access-key", "K-1", "--config",
+                                                 "/nonexistent.ini"])])
+def test_serve_takes_the_global_options_before_or_after_it(
+    env: dict[str, str], tmp_path: Path, before: list, after: list
+) -> None:
+    """Global options work on either side of `serve`; --access-key names the key clients send."""
+    proc = start(env, *before, "serve", "--port", "0", "--db", str(tmp_path / "c.db"), *after)
+    try:
+        assert proc.stdout is not None
+        url = read_until(proc.stdout, "listening on").split()[-1]
+        body = json.dumps([{"key": "k", "value": 1}])
+        answers = [
+            requests.post(f"{url}/api/events", data=body, timeout=10,
+                          headers={"X-IS-AccessKey": key, "X-IS-BucketKey": "b",
+                                   "Content-Type": "application/json"}).status_code
+            for key in ("K-1", "wrong")
+        ]
+        assert answers == [204, 401]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out
+
+
+def test_stop_signal_runs_callbacks_and_stops_once(tmp_path: Path) -> None:
+    """SIGUSR1 runs its callback on the watcher thread; SIGTERM sets the stop and is named."""
+    called = threading.Event()
+    with StopSignal() as stop:
+        assert stop.on(signal.SIGUSR1, called.set)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert called.wait(10) and not stop.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(10) and stop.name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is not stop._handle  # a second one is fatal
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_stop_signal_off_the_main_thread_only_stops_by_set() -> None:
+    """Off the main thread no handler can be installed: StopSignal still works by set()."""
+    seen: list = []
+
+    def body() -> None:
+        with StopSignal() as stop:
+            seen.append(stop.on(signal.SIGUSR1, lambda: None))
+            stop.set()
+            seen.append(stop.wait(1))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(30)
+    assert seen == [False, True]
 
 
 @pytest.mark.timeout(60)

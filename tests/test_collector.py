@@ -612,7 +612,7 @@ def test_ensure_local_collector_refuses_a_foreign_server() -> None:
 
 def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> None:
     """`isstreamer metrics --once` with no key or api_base streams into a collector it starts."""
-    pytest.importorskip("isstreamer.cli_metrics", reason="the metrics command is not in this tree")
+    pytest.importorskip("isstreamer.cli.metrics", reason="the metrics command is not in this tree")
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", 8080))

@@ -12,11 +12,11 @@ import pytest
 from apiserver import ApiServer
 
 from isstreamer import ConfigError, Streamer
-from isstreamer.legacy_files import parse_epoch, parse_value, read_missed_events, read_offline_csv
 from isstreamer.replay import ReplayResult, replay
 from isstreamer.retry import RetryPolicy
 from isstreamer.sinks.base import Bucket
 from isstreamer.spool import QUARANTINE, Spool, event_count
+from isstreamer.spool.legacy import parse_epoch, parse_value, read_missed_events, read_offline_csv
 
 NOW = 1_790_000_000.0
 FAST = RetryPolicy(attempts=1)  # a failed send is final at once: no backoff waits in tests
@@ -302,3 +302,30 @@ def test_spill_files_keep_their_mode(
     api_server.fail(503)
     replay(spool, **settings(api_server, access_key, tmp_path))
     assert [oct(os.stat(p).st_mode & 0o777) for p in Spool(spool).files()] == ["0o600"]
+
+
+def test_a_poison_event_is_counted_from_the_delivery_reports(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
+    """A file with one event the receiver cannot store: the others sent, that one quarantined."""
+    spool = tmp_path / "spool"
+    spill(spool, api_server, "b1", 6)
+    api_server.poison(3)  # a batch holding the value 3 is answered 500
+    result = replay(spool, **settings(api_server, access_key, tmp_path))
+    assert (result.sent, result.quarantined, result.failed, result.remaining) == (5, 1, 0, 0)
+    assert sorted(e["value"] for e in api_server.events_for("b1")) == [0, 1, 2, 4, 5]
+    [held] = (spool / QUARANTINE).glob("*.json")
+    assert event_count(held) == 1
+
+
+def test_a_partly_delivered_selected_file_is_followed(
+    api_server: ApiServer, access_key: str, tmp_path: Path
+) -> None:
+    """A named file the receiver fails on is kept (rewritten) and counted once as failed."""
+    spool = tmp_path / "spool"
+    chosen = spill(spool, api_server, "b1", 3)
+    spill(spool, api_server, "b1", 2, start=10)
+    api_server.fail(503, times=None)
+    result = replay([str(chosen)], **settings(api_server, access_key, tmp_path))
+    assert (result.sent, result.failed, result.remaining) == (0, 3, 3) and not result.ok
+    assert sorted(event_count(p) for p in Spool(spool).files()) == [2, 3]

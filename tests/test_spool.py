@@ -15,11 +15,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from isstreamer import spool_split
 from isstreamer.sinks.base import Bucket
 from isstreamer.sinks.initialstate import InitialStateSink
 from isstreamer.spool import (
@@ -31,7 +29,9 @@ from isstreamer.spool import (
     encode_batch,
     event_count,
 )
-from isstreamer.spool_format import BOOT_ID
+from isstreamer.spool import split as spool_split
+from isstreamer.spool.format import BOOT_ID
+from isstreamer.spool.selection import Selection
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
 BUCKET = Bucket("bucket-key", "Bucket Name")
@@ -832,25 +832,21 @@ def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
     assert seen == events and spool.files() == [later]
 
 
-def test_split_parts_are_written_through_write(spool: Spool, monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
-    """Parts after the first come out of write(), so a subclass that tracks its files sees them."""
+def test_split_parts_of_a_selected_file_stay_selected(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """The parts a selected huge file is split into are selected too; its neighbour is not."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 10)
-
-    class Tracking(Spool):
-        def write(self, *args: Any, **kwargs: Any) -> Path:
-            path = super().write(*args, **kwargs)
-            self.seen.append(path)
-            return path
-
-    tracking = Tracking(tmp_path / "tracked")
-    tracking.seen = []  # type: ignore[attr-defined]
-    big = tracking.write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)], sink=SINK)
-    claimed = tracking.claim(big)
+    directory = tmp_path / "selected"
+    big = Spool(directory).write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)],
+                                 sink=SINK)
+    other = Spool(directory).write(BUCKET, EVENTS, sink=SINK)
+    chosen = Spool(directory, select=Selection({big.name}))
+    assert chosen.files() == [big]
+    claimed = chosen.claim(big)
     assert claimed is not None
-    assert len(tracking.load(claimed).events) == 10
-    assert tracking.seen[1:] == tracking.files()  # type: ignore[attr-defined]
-    assert [event_count(p) for p in tracking.files()] == [10, 10, 5]
+    assert len(chosen.load(claimed).events) == 10
+    assert [event_count(p) for p in chosen.files()] == [10, 10, 5]
+    assert other not in chosen.files() and other in Spool(directory).files()
 
 
 def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
@@ -902,3 +898,55 @@ def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
     result = json.loads(out.stdout)
     assert result["events"] == 300_000
     assert result["growth_kib"] < 40 * 1024  # loaded whole it takes over 100 MiB
+
+
+# ---- selections -------------------------------------------------------------------------
+
+def test_selection_follows_a_file_rewritten_on_release(tmp_path: Path) -> None:
+    """A selected file given back with fewer events is listed under its new name; others never."""
+    directory = tmp_path / "spool"
+    chosen_path = Spool(directory).write(BUCKET, EVENTS, sink=SINK)
+    neighbour = Spool(directory).write(BUCKET, EVENTS[:1], sink=SINK)
+    chosen = Spool(directory, select=Selection({chosen_path.name}))
+    claimed = chosen.claim(chosen_path)
+    assert claimed is not None
+    batch = chosen.load(claimed)
+    chosen.release(batch, batch.events[2:], last_error="503")
+    [rewritten] = chosen.files()
+    assert rewritten != chosen_path and event_count(rewritten) == 2
+    assert neighbour not in chosen.files()
+
+
+def test_selection_sends_to_its_receiver(tmp_path: Path) -> None:
+    """A selection with a receiver loads files spilled for another one as its own; without, not."""
+    directory = tmp_path / "spool"
+    path = Spool(directory).write(BUCKET, EVENTS, sink="https://groker.init.st")
+    retarget = Spool(directory, select=Selection(sink=SINK))
+    claimed = retarget.claim(path)
+    assert claimed is not None
+    assert retarget.load(claimed).sink == SINK
+    assert Spool(directory).load(claimed).sink == "https://groker.init.st"
+
+
+def test_selection_counts_selected_files_set_aside_unread(tmp_path: Path) -> None:
+    """Quarantining an unreadable selected file counts its events; an unselected one is not."""
+    directory = tmp_path / "spool"
+    chosen_path = Spool(directory).write(BUCKET, EVENTS, sink=SINK)
+    other = Spool(directory).write(BUCKET, EVENTS[:1], sink=SINK)
+    select = Selection({chosen_path.name})
+    spool = Spool(directory, select=select)
+    claimed = spool.claim(chosen_path)
+    assert claimed is not None
+    spool.quarantine(claimed, "unreadable")
+    spool.quarantine(other, "unreadable")
+    assert select.set_aside == len(EVENTS)
+    assert len(spool.quarantined()) == 2
+
+
+def test_a_spool_directory_from_settings_may_start_with_a_tilde(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spool("~/spool") is the spool in the home directory, as an ini file would write it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spool = Spool("~/spool")
+    assert spool.directory == tmp_path / "spool"
+    assert spool.write(BUCKET, EVENTS, sink=SINK).parent == tmp_path / "spool"

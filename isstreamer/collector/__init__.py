@@ -1,7 +1,6 @@
 """The local collector behind `isstreamer serve`: Initial State's events API on SQLite, a read
-API and a live dashboard."""
+API and a live dashboard. Its command line is isstreamer.cli.serve."""
 
-from .cli import add_serve_arguments, run_serve
 from .keys import default_db_path, key_file_path
 from .local import ensure_local_collector
 from .server import Collector
@@ -10,9 +9,7 @@ from .wire import Limits
 __all__ = [
     "Collector",
     "Limits",
-    "add_serve_arguments",
     "default_db_path",
     "ensure_local_collector",
     "key_file_path",
-    "run_serve",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import add_serve_arguments, run_serve
+from ..cli.serve import add_serve_arguments, run_serve
 
 
 def main() -> int:

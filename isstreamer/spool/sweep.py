@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from . import spool_io as sio
-from . import spool_names as names
-from .spool_format import check_whole
+from . import names
+from . import safe_io as sio
+from .format import check_whole
 
 log = logging.getLogger("isstreamer")
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import uuid
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
 
-from . import spool_io as sio
-from . import spool_names as names
+from . import names
+from . import safe_io as sio
 
 
 class ClaimLocks:
@@ -26,10 +26,10 @@ class ClaimLocks:
 
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex[:8]
-        self._held: Dict[str, int] = {}
+        self._held: dict[str, int] = {}
         _all.add(self)
 
-    def take(self, path: Path) -> Optional[Path]:
+    def take(self, path: Path) -> Path | None:
         """Lock and rename ``path`` to a claim name; None when another sender has it.
 
         OSError when the file is not a regular file or the spool refuses the rename.
@@ -61,10 +61,10 @@ class ClaimLocks:
         """Keep a claim this Spool wrote itself (its fd is locked already)."""
         self._held[name] = fd
 
-    def fd(self, name: str) -> Optional[int]:
+    def fd(self, name: str) -> int | None:
         return self._held.get(name)
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return list(self._held)
 
     def drop(self, name: str) -> None:
@@ -74,7 +74,7 @@ class ClaimLocks:
             os.close(fd)
 
     def take_over_dead(self, directory: Path,
-                       listing: Iterable[str]) -> Tuple[int, List[Tuple[str, OSError]]]:
+                       listing: Iterable[str]) -> tuple[int, list[tuple[str, OSError]]]:
         """Rename back the claims nobody holds a lock on: (how many, [(name, error)])."""
         count, errors = 0, []
         for name in listing:
@@ -110,7 +110,7 @@ class ClaimLocks:
         self._held = {}
 
 
-_all: "weakref.WeakSet[ClaimLocks]" = weakref.WeakSet()
+_all: weakref.WeakSet[ClaimLocks] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:

@@ -8,16 +8,16 @@ import socket
 import time
 from typing import Any
 
-from .cli_common import (
+from ..metrics import SystemSampler
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
-    StopSignal,
     add_deadline_argument,
     host_bucket_key,
     open_streamer,
     say,
 )
-from .metrics import SystemSampler
+from .signals import StopSignal
 
 log = logging.getLogger("isstreamer")
 
@@ -102,7 +102,8 @@ def run_metrics(args: argparse.Namespace) -> int:
     if stats["spilled"] and args.once:
         say(
             args,
-            f"{stats['spilled']} events not delivered yet ({stats['last_error']}); kept in the spool",
+            f"{stats['spilled']} events not delivered yet ({stats['last_error']}); "
+            "kept in the spool",
         )
     lost = stats["dropped"] + stats["quarantined"]
     if lost:

@@ -18,14 +18,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .events import make_event
-from .sinks.base import Event
-from .text import parse_time as parse_epoch
-from .text import parse_value
+from ..events import make_event
+from ..sinks.base import Event
+from ..text import parse_time as parse_epoch
+from ..text import parse_value
 
 log = logging.getLogger("isstreamer")
 
-LEGACY_KINDS = ("missed", "csv")
 MAX_REPORTED = 10  # bad lines reported one by one per file; the rest are only counted
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Tuple
 
-from .spool_names import event_count
+from .names import event_count
 
 
-def evict_oldest(files: List[Path], exclude: Path, max_bytes: int) -> Tuple[int, int, int]:
+def evict_oldest(files: list[Path], exclude: Path, max_bytes: int) -> tuple[int, int, int]:
     """Delete the oldest of ``files`` (never ``exclude``, the file just written) until all fit.
 
     Returns (files deleted, events in them, bytes left). Files being sent are not in

@@ -14,7 +14,6 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Dict, Optional
 
 log = logging.getLogger("isstreamer")
 
@@ -53,7 +52,7 @@ def kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "an odd file"
 
 
-def read_fd(fd: int, limit: Optional[int] = None) -> bytes:
+def read_fd(fd: int, limit: int | None = None) -> bytes:
     """All of a file from its start (or its first ``limit`` bytes)."""
     chunks = []
     offset = 0
@@ -155,7 +154,7 @@ def create_tmp(tmp: Path) -> int:
     return fd
 
 
-def put(directory: Path, name: str, data: bytes, hold: bool = False) -> Optional[int]:
+def put(directory: Path, name: str, data: bytes, hold: bool = False) -> int | None:
     """Write a file in full under ``name`` or not at all (temp file, fsync, rename).
 
     With ``hold`` the file's fd is returned, still locked (the caller owns it then).
@@ -194,7 +193,7 @@ class Problems:
     """
 
     def __init__(self) -> None:
-        self._by_area: Dict[str, str] = {}
+        self._by_area: dict[str, str] = {}
         self.last = ""
 
     def report(self, area: str, what: str, exc: OSError) -> None:

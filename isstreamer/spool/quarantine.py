@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import List
 
-from . import spool_io as sio
+from . import safe_io as sio
 
 log = logging.getLogger("isstreamer")
 
@@ -52,7 +51,7 @@ class Quarantine:
         except OSError as exc:
             log.warning("cannot write the reason for quarantined %s: %s", name, exc)
 
-    def files(self) -> List[Path]:
+    def files(self) -> list[Path]:
         """Regular files named ``*.json`` in the quarantine, by name (never raises)."""
         try:
             with os.scandir(self.directory) as it:

@@ -11,17 +11,17 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING
 
-from . import spool_format as fmt
-from . import spool_io as sio
-from . import spool_names as names
-from .sinks.base import Bucket, Event
-from .spool_format import CorruptSpillFile, SpillBatch, decode_batch
-from .spool_names import event_count
+from ..sinks.base import Bucket, Event
+from . import format as fmt
+from . import names
+from . import safe_io as sio
+from .format import CorruptSpillFile, SpillBatch, decode_batch
+from .names import event_count
 
 if TYPE_CHECKING:
-    from .spool import Spool
+    from .store import Spool
 
 log = logging.getLogger("isstreamer")
 
@@ -52,7 +52,7 @@ def split_claimed(spool: Spool, claimed: Path, fd: int) -> SpillBatch:
     """
     fmt.count_events(fd)  # CorruptSpillFile at the first bad event
     parsed = names.parse_name(names.original_name(claimed.name))
-    written: List[Path] = []
+    written: list[Path] = []
     try:
         header, parts = fmt.stream_parts(fd, LOAD_MAX_EVENTS, PART_BYTES, _json_size)
         bucket = Bucket(header["bucket_key"], header.get("bucket_name", ""))
@@ -85,7 +85,7 @@ def split_claimed(spool: Spool, claimed: Path, fd: int) -> SpillBatch:
     return decode_batch(written[0], sio.read_fd(first_fd))
 
 
-def _write_claimed(spool: Spool, bucket: Bucket, events: List[Event], meta: dict,
+def _write_claimed(spool: Spool, bucket: Bucket, events: list[Event], meta: dict,
                    name_id: str) -> Path:
     """The first part of a split file, written as a claim of ours."""
     meta = dict(meta)  # shared by all parts of a split

@@ -1,6 +1,6 @@
 """Spill files: batches that could not be delivered, kept on disk until they can be.
 
-One JSON file per spilled batch (format in spool_format.py, names in spool_names.py), written
+One JSON file per spilled batch (format in format.py, names in names.py), written
 in full to a temp file, fsync'd and renamed into place, in a 0700 directory as 0600 files.
 The access key is never written: replay takes it from the current configuration.
 
@@ -22,23 +22,21 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable
 
-from . import spool_format as fmt
-from . import spool_io as sio
-from . import spool_names as names
-from .sinks.base import Bucket, Event
-from .spool_claims import ClaimLocks
-from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
-from .spool_names import event_count
-from .spool_quarantine import FAILED, QUARANTINE, Quarantine
-from .spool_quota import evict_oldest
-from .spool_split import split_claimed, too_big
-from .spool_sweep import sweep_tmp
-
-__all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
-           "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
+from ..sinks.base import Bucket, Event
+from . import format as fmt
+from . import names
+from . import safe_io as sio
+from .claims import ClaimLocks
+from .format import CorruptSpillFile, SpillBatch, decode_batch, encode_batch
+from .quarantine import FAILED, QUARANTINE, Quarantine
+from .quota import evict_oldest
+from .selection import Selection
+from .split import split_claimed, too_big
+from .sweep import sweep_tmp
 
 log = logging.getLogger("isstreamer")
 
@@ -46,15 +44,17 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
 class Spool:
-    """A directory of spill files with a byte quota."""
+    """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 on_evict: Optional[Callable[[int, int], None]] = None) -> None:
-        self.directory = Path(directory)
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                 on_evict: Callable[[int, int], None] | None = None,
+                 select: Selection | None = None) -> None:
+        self.directory = Path(os.path.expanduser(directory))  # "~/spool" from an ini file
         self.max_bytes = int(max_bytes)
+        self.select = select
         self._on_evict = on_evict  # called with (files, events) evicted
         self._lock = threading.Lock()
-        self._bytes_estimate: Optional[int] = None  # lazily scanned; own writes keep it current
+        self._bytes_estimate: int | None = None  # lazily scanned; own writes keep it current
         self._problems = sio.Problems()
         self._claims = ClaimLocks()
         self._quarantine = Quarantine(self.directory, self._problems)
@@ -109,9 +109,9 @@ class Spool:
     # ---- writing --------------------------------------------------------------------------
 
     def write(self, bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int = 0,
-              last_error: str = "", created: Optional[float] = None,
-              batch_id: Optional[str] = None, order: Optional[str] = None,
-              boot_id: Optional[str] = None, wall_minus_monotonic: Optional[float] = None,
+              last_error: str = "", created: float | None = None,
+              batch_id: str | None = None, order: str | None = None,
+              boot_id: str | None = None, wall_minus_monotonic: float | None = None,
               name_id: str = "", account: bool = True) -> Path:
         """Write one batch durably; raises OSError (only) when that is impossible.
 
@@ -139,9 +139,9 @@ class Spool:
 
     @staticmethod
     def _encode(bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int,
-                last_error: str, created: float, batch_id: Optional[str] = None,
-                boot_id: Optional[str] = None,
-                wall_minus_monotonic: Optional[float] = None) -> bytes:
+                last_error: str, created: float, batch_id: str | None = None,
+                boot_id: str | None = None,
+                wall_minus_monotonic: float | None = None) -> bytes:
         try:
             return encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
                                 attempts, last_error, fmt.BOOT_ID if boot_id is None else boot_id,
@@ -150,7 +150,7 @@ class Spool:
         except Exception as exc:  # the caller counts an OSError as a loss; nothing else
             raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
 
-    def _write_new(self, data: bytes, created: float, count: int, order: Optional[str],
+    def _write_new(self, data: bytes, created: float, count: int, order: str | None,
                    claim: bool = False, name_id: str = "") -> Path:
         for retry in (False, True):
             try:
@@ -164,6 +164,8 @@ class Spool:
                 fd = sio.put(self.directory, name, data, hold=claim)
                 if fd is not None:
                     self._claims.hold(name, fd)
+                if self.select is not None:  # only rewrites and parts of selected files
+                    self.select.follow(names.original_name(name))
                 return self.directory / name
             except FileNotFoundError:  # the directory was removed under us: once more
                 if retry:
@@ -192,7 +194,7 @@ class Spool:
 
     # ---- reading --------------------------------------------------------------------------
 
-    def files(self) -> List[Path]:
+    def files(self) -> list[Path]:
         """Unclaimed spill files, oldest first (never raises: [] when the spool is unusable)."""
         if not self._usable():
             return []
@@ -201,6 +203,8 @@ class Spool:
             with os.scandir(self.directory) as it:
                 for entry in it:
                     if not names.is_spill_name(entry.name):
+                        continue
+                    if self.select is not None and not self.select.wants(entry.name):
                         continue
                     if entry.is_file(follow_symlinks=False):
                         found.append(entry.name)
@@ -212,7 +216,7 @@ class Spool:
         self._fine("listing")
         return [self.directory / n for n in sorted(found)]
 
-    def usage(self) -> Tuple[int, int]:
+    def usage(self) -> tuple[int, int]:
         """(files, bytes) of spill files including claimed ones, quarantine excluded."""
         count = size = 0
         if not self._usable():
@@ -229,7 +233,7 @@ class Spool:
             self._problem("listing", f"cannot list spool {self.directory}", exc)
         return count, size
 
-    def claim(self, path: Path) -> Optional[Path]:
+    def claim(self, path: Path) -> Path | None:
         """Take a file for sending; None when another sender has it, it is gone or unusable."""
         if not self._usable():
             return None
@@ -257,26 +261,15 @@ class Spool:
             try:
                 size = os.fstat(fd).st_size
                 if own and too_big(claimed, size):
-                    return split_claimed(self, claimed, fd)
-                data = sio.read_fd(fd)
+                    batch = split_claimed(self, claimed, fd)
+                else:
+                    batch = decode_batch(claimed, sio.read_fd(fd))
             finally:
                 if not own:
                     os.close(fd)
         except OSError as exc:
             raise CorruptSpillFile(f"unreadable: {exc}") from None
-        return decode_batch(claimed, data)
-
-    def peek(self, path: Path, max_events: int) -> Tuple[SpillBatch, int]:
-        """(batch with the first ``max_events`` events, events in all) of any spill file, in
-        bounded memory (for listings); CorruptSpillFile when it is not one."""
-        try:
-            fd = sio.open_regular(path)
-            try:
-                return fmt.peek(fd, path, max_events)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise CorruptSpillFile(f"unreadable: {exc}") from None
+        return batch if self.select is None else self.select.adopt(batch)
 
     def delete(self, claimed: Path) -> None:
         size = 0
@@ -292,7 +285,7 @@ class Spool:
             if self._bytes_estimate is not None:
                 self._bytes_estimate = max(0, self._bytes_estimate - size)
 
-    def release(self, batch: SpillBatch, remaining: Optional[Sequence[Event]] = None,
+    def release(self, batch: SpillBatch, remaining: Sequence[Event] | None = None,
                 last_error: str = "") -> None:
         """Give a claimed file back, with fewer events if some were delivered."""
         attempts = batch.attempts + 1
@@ -327,7 +320,10 @@ class Spool:
 
     def quarantine(self, path: Path, reason: str) -> Path:
         """Move a file aside for a human, with a .reason file beside it (never raises)."""
-        return self._set_aside(path, names.original_name(path.name), reason)
+        name = names.original_name(path.name)
+        if self.select is not None:
+            self.select.quarantined(name)
+        return self._set_aside(path, name, reason)
 
     def _set_aside(self, path: Path, name: str, reason: str) -> Path:
         self._odd.discard(name)
@@ -348,7 +344,7 @@ class Spool:
         return self._quarantine.add(names.spill_name(order, uuid.uuid4().hex[:12], len(events)),
                                     data, reason)
 
-    def quarantined(self) -> List[Path]:
+    def quarantined(self) -> list[Path]:
         """Files in the quarantine (regular ones only), oldest first."""
         return self._quarantine.files()
 
@@ -379,7 +375,7 @@ class Spool:
                 self._problem("claiming", f"cannot take over {name}", error)
         return count
 
-    def release_own_claims(self, keep: Optional[Path] = None) -> None:
+    def release_own_claims(self, keep: Path | None = None) -> None:
         """On close: give back every file this Spool still holds (but ``keep``)."""
         for name in self._claims.names():
             if keep is None or name != keep.name:

@@ -7,8 +7,9 @@ import sys
 import time
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, StopSignal, load, receiver, say
-from .replay import ReplayResult, replay
+from ..replay import ReplayResult, replay
+from .common import EXIT_FAILED, EXIT_OK, load, receiver, say
+from .signals import StopSignal
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,21 +1,49 @@
-"""`isstreamer serve`: the command-line face of the collector."""
+"""``isstreamer serve``: the local collector in the foreground until SIGTERM or SIGINT.
+
+The collector (its server, store and dashboard) is imported only when serve runs, or when
+its help shows the collector's defaults: ``isstreamer --help`` and every other command never
+load it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sqlite3
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable
 
-from .keys import default_db_path
-from .server import Collector
-from .wire import Limits
+from .common import EXIT_FAILED, EXIT_OK
+from .signals import StopSignal
 
 log = logging.getLogger("isstreamer.collector")
+
+
+class _CollectorDefault:
+    """A default read from the collector when it is needed (``--help`` formats it with str)."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self.read = read
+
+    def __str__(self) -> str:
+        return str(self.read())
+
+
+def _default_db() -> Path:
+    from ..collector.keys import default_db_path
+
+    return default_db_path()
+
+
+def _default_max_connections() -> int:
+    from ..collector.wire import Limits
+
+    return Limits.max_connections
+
+
+def _resolved(value: Any) -> Any:
+    return value.read() if isinstance(value, _CollectorDefault) else value
 
 
 def _positive(text: str) -> float:
@@ -30,6 +58,16 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the local collector: ingest API, SQLite store, dashboard",
+    )
+    add_serve_arguments(p)
+    p.set_defaults(func=run_serve)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +86,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         type=Path,
-        default=None,
+        default=_CollectorDefault(_default_db),
         metavar="PATH",
-        help=f"SQLite database (default: {default_db_path()})",
+        help="SQLite database (default: %(default)s)",
     )
     parser.add_argument(
         "--access-key",
@@ -71,24 +109,31 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-connections",
         type=_count,
-        default=Limits.max_connections,
+        default=_CollectorDefault(_default_max_connections),
         metavar="N",
         help="connections served at once; more are answered 503 with Retry-After "
-        f"(default: {Limits.max_connections})",
+        "(default: %(default)s)",
     )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve in the foreground until SIGTERM or SIGINT; returns the exit code."""
+    from ..collector.server import Collector
+    from ..collector.wire import Limits
+
     if not logging.getLogger().handlers and not logging.getLogger("isstreamer").handlers:
         logging.basicConfig(
             level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-    db = Path(args.db) if getattr(args, "db", None) else default_db_path()
-    keys = getattr(args, "access_keys", None)
+    db = Path(_resolved(getattr(args, "db", None)) or _default_db())
+    # A global --access-key before "serve" names the key clients must send, as after it.
+    keys = getattr(args, "access_keys", None) or (
+        [args.access_key] if getattr(args, "access_key", None) else None
+    )
     try:
         limits = Limits(
-            max_connections=getattr(args, "max_connections", None) or Limits.max_connections
+            max_connections=_resolved(getattr(args, "max_connections", None))
+            or Limits.max_connections
         )
         collector = Collector(
             db, args.host, args.port, keys, getattr(args, "retention_days", None), limits
@@ -99,15 +144,19 @@ def run_serve(args: argparse.Namespace) -> int:
             f"isstreamer serve: cannot serve on {args.host}:{args.port}: {reason}",
             file=sys.stderr,
         )
-        return 1
-    # Handlers before the first line: a script that reads the URL may send SIGTERM at once.
-    stop = threading.Event()
-    previous: Dict[int, Any] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-        except ValueError:  # not the main thread: the caller handles signals
-            pass
+        return EXIT_FAILED
+    try:
+        # Handlers before the first line: a script that reads the URL may send SIGTERM at once.
+        with StopSignal() as stop:
+            _announce(collector, db)
+            stop.wait()
+    finally:
+        collector.stop()
+    print("isstreamer collector stopped", flush=True)
+    return EXIT_OK
+
+
+def _announce(collector: Any, db: Path) -> None:
     # The first line is the URL alone, so scripts and tests can read the port from it.
     print(f"isstreamer collector listening on {collector.url}", flush=True)
     print(f"  database: {db}")
@@ -126,12 +175,3 @@ def run_serve(args: argparse.Namespace) -> int:
             "  dashboard and read API need the access key: open /#key=<KEY> or send X-IS-AccessKey"
         )
     print("  stop with Ctrl-C", flush=True)
-
-    try:
-        stop.wait()
-    finally:
-        collector.stop()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    print("isstreamer collector stopped", flush=True)
-    return 0

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collector
-from .config import shown_values, user_config_path, write_ini
-from .errors import ConfigError
-from .redact import redact_key, redact_url
-from .schemes import ALL as ALL_SCHEMES
-from .schemes import prefixes, scheme_of
+from ..config import shown_values, user_config_path, write_ini
+from ..errors import ConfigError
+from ..redact import redact_key, redact_url
+from ..schemes import ALL as ALL_SCHEMES
+from ..schemes import prefixes, scheme_of
+from .common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collector
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,22 +1,18 @@
 """What the ``isstreamer`` subcommands share: settings from the global options, opening a
-Streamer (with the local collector as the receiver when nothing is configured), stopping on
-signals, and messages on stderr."""
+Streamer (with the local collector as the receiver when nothing is configured), and messages
+on stderr. Stopping on signals is signals.py's."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import socket
 import sys
-import threading
-from types import FrameType
 from typing import Any
 
-from .config import Settings, load_settings
-from .errors import ConfigError
-from .streamer import Streamer
+from ..config import Settings, load_settings
+from ..errors import ConfigError
+from ..streamer import Streamer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 SETTING_OPTIONS = ("access_key", "bucket_key", "bucket_name", "api_base", "spill_dir")
@@ -67,7 +63,7 @@ def wants_local_collector(settings: Settings) -> bool:
 def start_local_collector() -> tuple:
     """(api_base, access_key) of the collector on 127.0.0.1:8080, started in-process if needed."""
     try:
-        from .collector import ensure_local_collector
+        from ..collector import ensure_local_collector
     except ImportError:
         raise ConfigError(
             "no access key is configured and this installation has no local collector; "
@@ -123,67 +119,3 @@ def open_streamer(
     if buffer_size and settings.sources.get("buffer_size") == "default":
         kwargs["buffer_size"] = buffer_size
     return Streamer(**kwargs)
-
-
-class StopSignal:
-    """Set by SIGINT/SIGTERM or by another thread; waited on like a threading.Event.
-
-    The handler only writes a byte to a pipe and a small thread sets the Event: a handler
-    calling Event.set() itself could deadlock if the signal lands while the main thread holds
-    the Event's internal lock. After the first signal the default handlers are back, so a
-    second Ctrl-C or SIGTERM ends the program at once.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.signum: int | None = None
-        self._read, self._write = os.pipe()
-        self._previous: dict[int, Any] = {}
-        self._watcher = threading.Thread(target=self._watch, name="isstreamer-signals", daemon=True)
-
-    def __enter__(self) -> StopSignal:
-        self._watcher.start()
-        for signum in self.SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
-        os.close(self._write)  # ends the watcher
-        self._watcher.join(1.0)
-        os.close(self._read)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signum = signum
-        self._restore()
-        try:
-            os.write(self._write, b"\0")
-        except OSError:
-            pass
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def _watch(self) -> None:
-        try:
-            if os.read(self._read, 1):
-                self.event.set()
-        except OSError:
-            pass
-
-    def set(self) -> None:
-        self.event.set()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.event.wait(timeout)
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""

@@ -11,7 +11,7 @@ Names of earlier versions, ``<UTC time>-<id>-n<events>.json``, stay readable; th
 before every new name (digits sort before ``s``), which is their true age.
 
 A claimed file is ``<name>.claim.<pid>.<token>``; the pid and token are for people and for
-a process to find its own claims; who owns a claim is decided by a lock (see spool.py).
+a process to find its own claims; who owns a claim is decided by a lock (see claims.py).
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import errno
 import fcntl
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional
+from typing import NamedTuple
 
 SEQ_FILE = ".seq"  # the counter; a leading dot keeps it out of every listing
 _SEQ_DIGITS = 20  # fits any unsigned 64-bit count, so names keep sorting as text
@@ -39,13 +40,13 @@ class SpillName(NamedTuple):
     """The parts of a spill file name."""
 
     order: str  # what sorts it: "s<seq>-<stamp>" (or "<stamp>" for old names)
-    seq: Optional[int]  # None for names of earlier versions
+    seq: int | None  # None for names of earlier versions
     stamp: str
     id: str
     events: int
 
 
-def parse_name(name: str) -> Optional[SpillName]:
+def parse_name(name: str) -> SpillName | None:
     """The parts of a spill file name (not a claim), or None when it is not one."""
     m = _NAME.match(name)
     if not m:
@@ -80,7 +81,7 @@ def stamp(created: float) -> str:
     return moment.strftime("%Y%m%dT%H%M%S.%f")
 
 
-def created_from_name(name: str) -> Optional[float]:
+def created_from_name(name: str) -> float | None:
     """The creation time a name carries (seconds since 1970), or None."""
     parsed = parse_name(original_name(name))
     if parsed is None or parsed.stamp == _NO_STAMP:
@@ -101,7 +102,7 @@ def claim_name(name: str, pid: int, token: str) -> str:
     return f"{name}.claim.{pid}.{token}"
 
 
-def parse_claim(name: str) -> Optional[tuple[str, int, str]]:
+def parse_claim(name: str) -> tuple[str, int, str] | None:
     """(original name, pid, token) of a claim name, or None."""
     m = _CLAIM.match(name)
     return (m.group("name"), int(m.group("pid")), m.group("token")) if m else None
@@ -111,7 +112,7 @@ def tmp_name(final_name: str) -> str:
     return f".{final_name}.tmp"
 
 
-def final_of_tmp(name: str) -> Optional[str]:
+def final_of_tmp(name: str) -> str | None:
     """The name a temp file was to be renamed to, or None when it is not our temp file."""
     m = _TMP.match(name)
     return m.group("name") if m else None

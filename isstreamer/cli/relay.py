@@ -9,10 +9,11 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from .cli_common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, StopSignal, host_bucket_key, say
-from .errors import ConfigError
+from ..errors import ConfigError
+from .common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, host_bucket_key, say
+from .signals import StopSignal
 
 log = logging.getLogger("isstreamer")
 
@@ -68,7 +69,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from .relay import RelayOptions
+    from ..relay import RelayOptions
 
     if not args.source:
         raise ConfigError(f"relay needs --from URL (or {FROM_ENV}): the Redis to read")
@@ -83,8 +84,8 @@ def _options(args: argparse.Namespace) -> Any:
 
 def run_relay(args: argparse.Namespace) -> int:
     try:
-        from .relay import Relay
-        from .relay_source import Source, connect, redact
+        from ..relay import Relay
+        from ..relay_source import Source, connect, redact
     except ImportError as exc:
         say(args, str(exc), always=True)
         return EXIT_CONFIG
@@ -98,12 +99,11 @@ def run_relay(args: argparse.Namespace) -> int:
     if args.status:
         return _print_status(Source(make_client(), prefix=prefix, group=args.group,
                                     consumer=consumer, pattern=args.buckets, cluster=cluster))
-    from .cli_common import open_streamer
+    from .common import open_streamer
 
     # The receiver, key and spool come from the usual settings; the bucket is set per stream.
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("relay"),
                              buffer_size=options.batch)
-    previous = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
     client = relay = None
     try:
         with StopSignal() as stop:
@@ -114,14 +114,12 @@ def run_relay(args: argparse.Namespace) -> int:
                             pattern=args.buckets, cluster=cluster)
             source.address = address
             relay = Relay(source, streamer, options, stop=stop)
-            if previous is not None:
-                signal.signal(signal.SIGUSR1, _reporter(relay))
+            if hasattr(signal, "SIGUSR1"):
+                stop.on(signal.SIGUSR1, _reporter(relay))
             say(args, f"relaying {address} group {args.group} as {consumer} to "
                 f"{streamer.StreamApiBase}")
             done = relay.run(once=args.once)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGUSR1, previous)
         streamer.close(options.deadline_s)
         if client is not None:
             client.close()
@@ -131,9 +129,9 @@ def run_relay(args: argparse.Namespace) -> int:
     return EXIT_OK if done else EXIT_FAILED
 
 
-def _reporter(relay: Any) -> Any:
-    def report(signum: int, frame: Any) -> None:
-        relay.report_requested = True  # logged by the loop, never from inside the handler
+def _reporter(relay: Any) -> Callable[[], None]:
+    def report() -> None:
+        relay.report_requested = True  # logged by the relay's loop, which owns its counters
 
     return report
 
@@ -142,7 +140,7 @@ def _first_client(make_client: Any, address: str, stop: StopSignal) -> Any:
     """A client once Redis answers (a cluster client needs the slot map); None if stopped."""
     import redis
 
-    from .relay import refused_credentials
+    from ..relay import refused_credentials
 
     wait_s = 0.1
     while not stop.is_set():

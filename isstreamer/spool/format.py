@@ -17,12 +17,13 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable
 
-from .events import normalise_epoch, normalise_key, normalise_value
-from .sinks.base import Bucket, Event
+from ..events import normalise_epoch, normalise_key, normalise_value
+from ..sinks.base import Bucket, Event
 
 FORMAT_VERSION = 1
 MAX_CREATED_S = 1e11  # about the year 5138: anything later was never a real clock
@@ -63,17 +64,16 @@ class SpillBatch:
     created: float
     sink: str
     bucket: Bucket
-    events: List[Event]
+    events: list[Event]
     attempts: int = 0
     last_error: str = ""
-    extra: dict = field(default_factory=dict)
     boot_id: str = ""  # of the machine that wrote it; "" when unknown
-    wall_minus_monotonic: Optional[float] = None  # time.time() - time.monotonic() at writing
+    wall_minus_monotonic: float | None = None  # time.time() - time.monotonic() at writing
 
 
 def encode_batch(batch_id: str, created: float, sink: str, bucket: Bucket, events: Sequence[Event],
                  attempts: int, last_error: str, boot_id: str = "",
-                 wall_minus_monotonic: Optional[float] = None) -> bytes:
+                 wall_minus_monotonic: float | None = None) -> bytes:
     doc: dict = {
         "format": FORMAT_VERSION,
         "id": batch_id,
@@ -126,7 +126,7 @@ def decode_event(item: Any) -> Event:
         raise CorruptSpillFile(f"bad event {item!r:.80}: {exc}") from None
 
 
-def batch_from(path: Path, header: dict, events: List[Event]) -> SpillBatch:
+def batch_from(path: Path, header: dict, events: list[Event]) -> SpillBatch:
     offset = header.get("wall_minus_monotonic")
     return SpillBatch(path=path, id=header["id"], created=float(header["created"]),
                       sink=header["sink"],
@@ -238,12 +238,12 @@ class EventStream:
 
 
 def stream_parts(fd: int, max_events: int, max_bytes: int,
-                 size_of: Callable[[Event], int]) -> tuple[dict, Iterator[List[Event]]]:
+                 size_of: Callable[[Event], int]) -> tuple[dict, Iterator[list[Event]]]:
     """(header, parts): the events of a spill file in lists of bounded count and size."""
     stream = EventStream(fd)
 
-    def parts() -> Iterator[List[Event]]:
-        part: List[Event] = []
+    def parts() -> Iterator[list[Event]]:
+        part: list[Event] = []
         used = 0
         for event in stream.events():
             part.append(event)
@@ -274,7 +274,7 @@ def check_whole(fd: int, expected: int) -> str:
 def peek(fd: int, path: Path, max_events: int) -> tuple[SpillBatch, int]:
     """(batch with the first ``max_events`` events, events in all), in bounded memory."""
     stream = EventStream(fd)
-    first: List[Event] = []
+    first: list[Event] = []
     total = 0
     for event in stream.events():
         if total < max_events:

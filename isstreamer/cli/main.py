@@ -1,7 +1,7 @@
 """The ``isstreamer`` command: global options, subcommands and exit statuses.
 
 Exit 0 when done, 1 when something failed (the message says what), 2 when the configuration
-cannot work or the command line is wrong. Each subcommand lives in a cli_* module.
+cannot work or the command line is wrong. Each subcommand lives in a module of this package.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from . import cli_config, cli_metrics, cli_relay, cli_replay, cli_send, cli_spool
-from ._version import __version__
-from .cli_common import EXIT_CONFIG, EXIT_FAILED, say
-from .errors import ConfigError
+from .._version import __version__
+from ..errors import ConfigError
+from . import config, metrics, relay, replay, send, serve, spool
+from .common import EXIT_CONFIG, EXIT_FAILED, say
 
 log = logging.getLogger("isstreamer")
 
@@ -35,20 +34,21 @@ neither a key nor an api_base, log, pipe and metrics use the local collector (is
 """
 
 
-def _global_options(parser: argparse.ArgumentParser) -> None:
+def _global_options(parser: argparse.ArgumentParser, access_key: bool = True) -> None:
     parser.add_argument(
         "--config",
         metavar="INI",
         help="the ini file to read (default: $ISSTREAMER_CONFIG, "
         "./isstreamer.ini, ~/isstreamer.ini, then ~/.config/isstreamer/isstreamer.ini)",
     )
-    parser.add_argument(
-        "--access-key",
-        metavar="KEY",
-        help="the Initial State access key; better kept in the ini file (isstreamer config "
-        "init) or ISSTREAMER_ACCESS_KEY: a key on the command line is visible in ps "
-        "and in your shell history",
-    )
+    if access_key:
+        parser.add_argument(
+            "--access-key",
+            metavar="KEY",
+            help="the Initial State access key; better kept in the ini file (isstreamer config "
+            "init) or ISSTREAMER_ACCESS_KEY: a key on the command line is visible in ps "
+            "and in your shell history",
+        )
     parser.add_argument(
         "--bucket-key", metavar="KEY", help="the bucket to stream to (ISSTREAMER_BUCKET_KEY)"
     )
@@ -67,11 +67,16 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
 
+def _common(access_key: bool = True) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _global_options(common, access_key)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The global options are accepted before and after the subcommand; after it they are
     # SUPPRESSed when absent, so they never overwrite what was given before it.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    _global_options(common)
+    common = _common()
     parser = argparse.ArgumentParser(
         prog="isstreamer",
         epilog=EXAMPLES,
@@ -82,33 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(verbose=0, quiet=False, func=None)
     parser.add_argument("--version", action="version", version=f"isstreamer {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    cli_send.add_parsers(sub, common)
-    cli_metrics.add_parsers(sub, common)
-    cli_replay.add_parsers(sub, common)
-    cli_spool.add_parsers(sub, common)
-    cli_config.add_parsers(sub, common)
-    cli_relay.add_parsers(sub, common)
-    _add_serve(sub)
+    send.add_parsers(sub, common)
+    metrics.add_parsers(sub, common)
+    replay.add_parsers(sub, common)
+    spool.add_parsers(sub, common)
+    config.add_parsers(sub, common)
+    relay.add_parsers(sub, common)
+    # serve has an --access-key of its own (the keys clients must send), repeatable.
+    serve.add_parsers(sub, _common(access_key=False))
     return parser
-
-
-def _add_serve(sub: Any) -> None:
-    # No global options after "serve": the collector has its own --access-key.
-    try:
-        from .collector import add_serve_arguments, run_serve
-    except Exception as exc:  # not part of this installation, or broken: the rest still works
-        reason = f"{type(exc).__name__}: {exc}"
-        p = sub.add_parser("serve", help="run the local collector (not available here)")
-        p.set_defaults(func=lambda args: _unavailable(args, reason))
-        return
-    p = sub.add_parser("serve", help="run the local collector: ingest API, SQLite store, dashboard")
-    add_serve_arguments(p)
-    p.set_defaults(func=run_serve)
-
-
-def _unavailable(args: argparse.Namespace, reason: str) -> int:
-    say(args, f"serve is not available in this installation ({reason})", always=True)
-    return EXIT_FAILED
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

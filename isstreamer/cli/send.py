@@ -11,20 +11,20 @@ import sys
 import threading
 from typing import Any
 
-from .cli_common import (
+from ..events import flatten, make_event
+from ..sinks.base import Event
+from ..streamer import Streamer
+from ..text import parse_time as parse_epoch
+from ..text import parse_value
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
-    StopSignal,
     add_deadline_argument,
     host_bucket_key,
     open_streamer,
     say,
 )
-from .events import flatten, make_event
-from .sinks.base import Event
-from .streamer import Streamer
-from .text import parse_time as parse_epoch
-from .text import parse_value
+from .signals import StopSignal
 
 log = logging.getLogger("isstreamer")
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, load, say
-from .spool import QUARANTINE, CorruptSpillFile, Spool, event_count
-from .spool_io import open_regular, read_fd
-from .spool_names import created_from_name
-from .spool_quarantine import reason_of
+from ..spool import QUARANTINE, CorruptSpillFile, Spool, event_count, listing
+from .common import EXIT_FAILED, EXIT_OK, load, say
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -52,7 +48,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _spool(args: argparse.Namespace) -> Spool:
-    return Spool(Path(os.path.expanduser(str(load(args).spill_dir))))
+    return Spool(str(load(args).spill_dir))
 
 
 def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
@@ -60,20 +56,8 @@ def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
 
 
 def _created(path: Path) -> str:
-    created = created_from_name(path.name)  # for people: the order is the sequence in the name
-    if created is None:
-        try:
-            created = os.lstat(path).st_mtime
-        except OSError:
-            return "?"
-    return _utc(created)
-
-
-def _bytes(path: Path) -> int:
-    try:
-        return os.lstat(path).st_size
-    except OSError:
-        return 0
+    created = listing.created_at(path)
+    return "?" if created is None else _utc(created)
 
 
 def _count(n: int, noun: str) -> str:
@@ -88,33 +72,21 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _details(spool: Spool, path: Path) -> tuple[str, str]:
-    """(bucket, last error) of one file, or a note that it cannot be read."""
-    try:
-        batch, _ = spool.peek(path, 0)  # streams the file: bounded memory, never a FIFO
-    except CorruptSpillFile as exc:
-        return "?", f"unreadable: {exc}"
-    return batch.bucket.key, batch.last_error
-
-
 def run_list(args: argparse.Namespace) -> int:
     spool = _spool(args)
     files = spool.quarantined() if args.quarantine else spool.files()
     where = spool.directory / QUARANTINE if args.quarantine else spool.directory
-    events, size = (
-        sum(event_count(p) for p in files),
-        sum(_bytes(p) for p in files),
-    )
+    events, size = listing.events_in(files), sum(listing.size_bytes(p) for p in files)
     print(f"{'quarantine' if args.quarantine else 'spool'}: {where}")
     print(f"  {_count(len(files), 'file')}, {_count(events, 'event')}, {_size(size)}")
     if files:
         print(f"  oldest: {_created(files[0])}")
-        note = reason_of(files[-1]) if args.quarantine else _details(spool, files[-1])[1]
+        note = listing.reason_of(files[-1]) if args.quarantine else listing.details(files[-1])[1]
         print(f"  {'last reason' if args.quarantine else 'last error'}: {note or '(none)'}")
     if args.long:
         for path in files:
-            bucket, error = _details(spool, path)
-            note = reason_of(path) if args.quarantine else error
+            bucket, error = listing.details(path)
+            note = listing.reason_of(path) if args.quarantine else error
             count = event_count(path)
             print(f"{path.name}  {count:>6} events  {_created(path)}  bucket {bucket}  {note}")
     if not args.quarantine:
@@ -125,26 +97,15 @@ def run_list(args: argparse.Namespace) -> int:
         if held:
             print(
                 f"quarantine: {_count(len(held), 'file')}, "
-                f"{_count(sum(event_count(p) for p in held), 'event')} "
+                f"{_count(listing.events_in(held), 'event')} "
                 "(isstreamer spool list --quarantine)"
             )
     return EXIT_OK
 
 
-def _find(spool: Spool, name: str) -> Path | None:
-    for candidate in (
-        Path(name).expanduser(),
-        spool.directory / name,
-        spool.directory / QUARANTINE / name,
-    ):
-        if os.path.lexists(candidate):  # show says why when it is not a regular file
-            return candidate
-    return None
-
-
 def run_show(args: argparse.Namespace) -> int:
     spool = _spool(args)
-    path = _find(spool, args.file)
+    path = listing.find(spool, args.file)
     if path is None:
         say(
             args, f"no spill file {args.file!r} in {spool.directory} or its quarantine", always=True
@@ -152,17 +113,13 @@ def run_show(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.json:
         try:
-            fd = open_regular(path)  # never through a symlink, never blocking on a FIFO
-            try:
-                print(json.dumps(json.loads(read_fd(fd)), indent=2))
-            finally:
-                os.close(fd)
+            print(json.dumps(listing.raw_json(path), indent=2))
         except (OSError, ValueError) as exc:
             say(args, f"{path} cannot be read as JSON: {exc}", always=True)
             return EXIT_FAILED
         return EXIT_OK
     try:
-        batch, total = spool.peek(path, max(0, args.events))
+        batch, total = listing.peek(path, max(0, args.events))
     except CorruptSpillFile as exc:
         say(args, f"{path} cannot be read as a spill file: {exc}", always=True)
         return EXIT_FAILED
@@ -178,7 +135,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("last error", batch.last_error or "(none)"),
     ]
     if path.parent.name == QUARANTINE:
-        rows.append(("quarantined", reason_of(path) or "(no reason recorded)"))
+        rows.append(("quarantined", listing.reason_of(path) or "(no reason recorded)"))
     for label, text in rows:
         print(f"{label:<12} {text}")
     for key, value, epoch in batch.events:
@@ -197,7 +154,7 @@ def run_purge(args: argparse.Namespace) -> int:
     if not files:
         say(args, f"nothing to purge in {spool.directory}")
         return EXIT_OK
-    events = sum(event_count(p) for p in files)
+    events = listing.events_in(files)
     what = f"{_count(len(files), 'file')} ({_count(events, 'event')}) in {spool.directory}"
     if not args.yes:
         if not sys.stdin.isatty():
@@ -208,11 +165,6 @@ def run_purge(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             say(args, "nothing deleted", always=True)
             return EXIT_FAILED
-    for path in files:
-        for victim in (path, path.with_name(path.name + ".reason")):
-            try:
-                victim.unlink()
-            except FileNotFoundError:
-                pass
+    listing.purge(files)
     say(args, f"deleted {what}")
     return EXIT_OK
