@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
+from .errors import ConfigError
 from .schemes import REDIS_CLUSTER
 
 log = logging.getLogger("isstreamer")
@@ -67,7 +68,7 @@ def connect(url: str, *, block_ms: int,
         return (lambda: redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra),
                 prefix, True)
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
+        raise ConfigError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
                          f"not {redact(url)}")
     url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
     return lambda: redis.Redis.from_url(url, **options), prefix, False

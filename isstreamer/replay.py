@@ -23,8 +23,9 @@ from .config import Settings, load_settings
 from .delivery import Delivery
 from .errors import ConfigError
 from .legacy_files import read_legacy, sniff
+from .model import Bucket, Event
 from .retry import RetryPolicy
-from .sinks.base import Bucket, Event, Sink
+from .sinks.base import Sink
 from .sinks.factory import needs_access_key, sink_factory
 from .spool import SpillBatch, Spool, event_count
 from .stats import Stats

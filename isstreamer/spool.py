@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from . import spool_format as fmt
 from . import spool_io as sio
 from . import spool_names as names
-from .sinks.base import Bucket, Event
+from .model import Bucket, Event
 from .spool_claims import ClaimLocks
 from .spool_format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .spool_names import event_count

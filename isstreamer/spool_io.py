@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import Dict, Optional
 
+from .errors import IsStreamerError
+
 log = logging.getLogger("isstreamer")
 
 PRIVATE_DIR = 0o700
@@ -24,7 +26,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class UnsafeSpoolPath(OSError):
+class UnsafeSpoolPath(IsStreamerError, OSError):
     """A spool path that is a symlink, not a directory, or shared with other users."""
 
 

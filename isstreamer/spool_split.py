@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List
 from . import spool_format as fmt
 from . import spool_io as sio
 from . import spool_names as names
-from .sinks.base import Bucket, Event
+from .model import Bucket, Event
 from .spool_format import CorruptSpillFile, SpillBatch, decode_batch
 from .spool_names import event_count
 

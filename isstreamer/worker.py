@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from . import lifecycle
 from .buffer import Buffer
 from .delivery import Delivery
-from .sinks.base import Bucket, Event
+from .model import Bucket, Event
 
 log = logging.getLogger("isstreamer")
 

@@ -16,7 +16,7 @@ from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from .base import Event
+from ..model import Event
 from .deadline import Watchdog, watch_pool
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (C)

@@ -21,7 +21,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from .. import schemes
-from .base import SENT, Bucket, Event, Outcome, SendResult
+from ..errors import ConfigError
+from ..model import SENT, Bucket, Event, Outcome, SendResult
 
 log = logging.getLogger("isstreamer")
 
@@ -101,7 +102,7 @@ class RedisSink:
         parts = urlsplit(url)
         if parts.scheme not in self.SCHEMES:
             names = " or ".join(f"{name}://" for name in self.SCHEMES)
-            raise ValueError(f"not a {names} URL: {self._redact(url)}")
+            raise ConfigError(f"not a {names} URL: {self._redact(url)}")
         self.address = self._redact(url)
         # ?prefix=...&maxlen=... in the URL win over the arguments: the URL is the one
         # setting that reaches the sink from the ini file or ISSTREAMER_API_BASE.
@@ -112,7 +113,7 @@ class RedisSink:
             text = query.pop("maxlen")[-1]
             maxlen = int(text) if text.isdigit() else -1
         if maxlen is not None and maxlen < 1:
-            raise ValueError(f"maxlen must be a whole number of entries above 0 ({self.address})")
+            raise ConfigError(f"maxlen must be a whole number of entries above 0 ({self.address})")
         url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
         self.prefix = prefix
         self.maxlen = maxlen

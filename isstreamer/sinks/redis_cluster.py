@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..model import Bucket, Event, Outcome, SendResult
 from ..schemes import REDIS_CLUSTER
-from .base import SENT, Bucket, Event, Outcome, SendResult
 from .redis import _ENCODERS, RedisSink, _encode_other
 
 log = logging.getLogger("isstreamer")

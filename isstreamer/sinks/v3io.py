@@ -29,9 +29,9 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 import requests
 
 from ..errors import ConfigError
+from ..model import SENT, Bucket, Event, Outcome, SendResult
 from ..redact import redact_key
 from ..schemes import V3IO, prefixes
-from .base import SENT, Bucket, Event, Outcome, SendResult
 from .initialstate import InitialStateSink, public_address
 from .lean import encode_events
 
