@@ -14,7 +14,8 @@ from typing import Optional, Tuple, Union
 __all__ = [
     "BAD_BUCKET_KEY_CHARS", "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN",
     "MAX_BUCKET_KEY_CHARS", "MAX_BUCKET_NAME_CHARS", "MAX_KEY_CHARS", "MAX_STRING_CHARS", "SENT",
-    "Bucket", "Event", "Outcome", "SendResult", "Value", "bucket_key_problem",
+    "Bucket", "Event", "Outcome", "SendResult", "Value", "access_key_problem",
+    "bucket_key_problem",
 ]
 
 # ---- limits of an event (the service documents 250 and 2000 to its users) -------------------
@@ -46,6 +47,14 @@ def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
         return f"bucket key longer than {MAX_BUCKET_KEY_CHARS} characters"
     if BAD_BUCKET_KEY_CHARS.intersection(bucket_key):
         return "bucket key must not contain : \" or '"
+    return None
+
+
+def access_key_problem(access_key: str) -> Optional[str]:
+    """Why ``access_key`` cannot be sent, or None: it travels in an HTTP header, which cannot
+    carry control characters (and some requests versions would echo it in their error)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in access_key):
+        return "the access key contains control characters; check for a stray line break or tab"
     return None
 
 

@@ -93,3 +93,15 @@ def test_partial_result() -> None:
     assert SendResult(Outcome.RETRY, failed=(1,)).partial
     assert not SendResult(Outcome.OK, failed=()).partial
     assert SendResult(Outcome.OK).ok
+
+
+@pytest.mark.parametrize("key", ["ist_k3y\n", "a\tb", "a\x7fb", "\x00"])
+def test_access_key_with_control_characters_has_a_problem(key: str) -> None:
+    """A key an HTTP header cannot carry is named as such, without echoing it."""
+    problem = model.access_key_problem(key)
+    assert problem is not None and "control characters" in problem and key not in problem
+
+
+def test_plain_access_key_has_no_problem() -> None:
+    """Printable keys, spaces and non-ASCII letters included, pass."""
+    assert model.access_key_problem("ist_0123 é") is None
