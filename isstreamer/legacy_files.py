@@ -25,7 +25,6 @@ from .text import parse_value
 
 log = logging.getLogger("isstreamer")
 
-LEGACY_KINDS = ("missed", "csv")
 MAX_REPORTED = 10  # bad lines reported one by one per file; the rest are only counted
 
 

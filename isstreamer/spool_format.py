@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
@@ -67,7 +67,6 @@ class SpillBatch:
     events: List[Event]
     attempts: int = 0
     last_error: str = ""
-    extra: dict = field(default_factory=dict)
     boot_id: str = ""  # of the machine that wrote it; "" when unknown
     wall_minus_monotonic: Optional[float] = None  # time.time() - time.monotonic() at writing
 
