@@ -10,7 +10,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
@@ -234,13 +234,13 @@ def write_ini(path: Path, values: Mapping[str, str]) -> Path:
 def _updated_lines(lines: List[str], wanted: Mapping[str, Mapping[str, str]]) -> List[str]:
     """``lines`` of an ini file with the ``wanted`` options (per section) set."""
     out: List[str] = []
-    done: set = set()  # (section, option) written
+    done: Set[Tuple[str, str]] = set()  # (section, option) written
     section: Optional[str] = None
     last = 0  # where the current section's last option (or its header) ends in out
     skipping = False  # inside the continuation lines of a value being replaced
 
     def add_missing() -> None:
-        if section in wanted:
+        if section is not None and section in wanted:
             missing = [(o, v) for o, v in wanted[section].items() if (section, o) not in done]
             out[last:last] = [f"{option} = {value}" for option, value in missing]
             done.update((section, option) for option, _ in missing)
