@@ -34,7 +34,6 @@ ISSTREAMER_SOURCE="${ISSTREAMER_SOURCE:-isstreamer-agent}"
 ISSTREAMER_PYTHON="${ISSTREAMER_PYTHON:-python3}"
 
 readonly UNIT_NAME="isstreamer.service"
-readonly CONFIG_SECTION="isstreamer.client_config"
 readonly MIN_PYTHON="3.9"
 
 # ---------------------------------------------------------------------------- messages
@@ -169,6 +168,9 @@ parse_args() {
     BUCKET_NAME="$(trim "$BUCKET_NAME")"
     if [ -n "$BUCKET_KEY" ]; then
         check_ini_value "bucket key" "$BUCKET_KEY"
+        # Checked again by `isstreamer config init` (isstreamer.model.bucket_key_problem, the
+        # rule itself); here so that a typo stops the script before it installs anything.
+        # tests/test_install.py holds the two to the same answers.
         [ "${#BUCKET_KEY}" -le 250 ] || die "the bucket key is longer than 250 characters"
         case "$BUCKET_KEY" in
             *[:\"\']*) die "the bucket key must not contain : \" or '" ;;
@@ -407,100 +409,16 @@ read_access_key() {
     check_access_key
 }
 
-# Update the keys in place, keep every other line; a new file is created 0600 (umask 077)
-# and the result replaces the old one atomically, so the key never sits in a readable file.
+# `isstreamer config init` writes the settings: it updates the keys in place and keeps every
+# other line (comments too), creates the file 0600 and replaces it atomically, so the key never
+# sits in a readable file. The key goes through standard input, never the command line.
 write_config() {
-    local python="$1"
     [ -n "$ACCESS_KEY$BUCKET_KEY$BUCKET_NAME" ] || return 0
-    (
-        umask 077
-        ISS_ACCESS_KEY="$ACCESS_KEY" ISS_BUCKET_KEY="$BUCKET_KEY" \
-            ISS_DEFAULT_BUCKET="$BUCKET_NAME" ISS_SECTION="$CONFIG_SECTION" \
-            "$python" -I - "$CONFIG_FILE" <<'PY'
-import os
-import re
-import sys
-import tempfile
-
-path = sys.argv[1]
-section = os.environ["ISS_SECTION"]
-wanted = {}
-for name in ("access_key", "bucket_key", "default_bucket"):
-    value = os.environ.get("ISS_" + name.upper(), "")
-    if value:
-        wanted[name] = value
-
-try:
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        lines = handle.read().splitlines()
-except FileNotFoundError:
-    lines = []
-
-header = re.compile(r"\s*\[(.*)\]\s*$")
-option = re.compile(r"([^\s=:#;][^=:]*?)\s*[=:]")
-out, done = [], set()
-inside = found = skipping = False
-
-
-last = 0  # where the current section's last option (or its header) ends in out
-
-
-def add_missing():
-    missing = ["%s = %s" % (k, v) for k, v in wanted.items() if k not in done]
-    out[last:last] = missing
-    done.update(wanted)
-
-
-for line in lines:
-    match = header.match(line)
-    if match:
-        if inside:
-            add_missing()
-        inside = match.group(1).strip() == section
-        found = found or inside
-        skipping = False
-        out.append(line)
-        last = len(out)
-        continue
-    if skipping and line[:1].isspace() and line.strip():
-        continue  # continuation line of a value being replaced
-    skipping = False
-    match = option.match(line) if inside else None
-    if match and match.group(1).lower() in wanted:
-        name = match.group(1).lower()
-        if name not in done:
-            out.append("%s = %s" % (name, wanted[name]))
-            done.add(name)
-            last = len(out)
-        skipping = True
-        continue
-    out.append(line)
-    if inside and line.strip() and not line.lstrip().startswith(("#", ";")):
-        last = len(out)
-if inside:
-    add_missing()
-if not found:
-    if out and out[-1].strip():
-        out.append("")
-    out.append("[%s]" % section)
-    last = len(out)
-    add_missing()
-
-directory = os.path.dirname(path)
-os.makedirs(directory, mode=0o700, exist_ok=True)
-fd, tmp = tempfile.mkstemp(prefix=".isstreamer.ini.", dir=directory)
-try:
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write("\n".join(out) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-except BaseException:
-    os.unlink(tmp)
-    raise
-PY
-    ) || die "could not write the config $CONFIG_FILE"
+    local args=(-q config init --access-key-stdin --path "$CONFIG_FILE")
+    [ -z "$BUCKET_KEY" ] || args+=(--bucket-key "$BUCKET_KEY")
+    [ -z "$BUCKET_NAME" ] || args+=(--bucket-name "$BUCKET_NAME")
+    printf '%s\n' "$ACCESS_KEY" | "$COMMAND" "${args[@]}" \
+        || die "could not write the config $CONFIG_FILE"
     say "Saved $(config_items) in $CONFIG_FILE (mode 600)"
 }
 
@@ -712,7 +630,7 @@ do_install() {
     ensure_venv
     pip_install
     link_command
-    write_config "$VENV/bin/python"
+    write_config
     warn_shadowing_config
     SERVICE_STATE="none"
     if [ "$WANT_SERVICE" = 1 ]; then

@@ -97,7 +97,3 @@ class Buffer:
         """Items ever put in (taken + waiting)."""
         with self._lock:
             return self._taken + len(self.items)
-
-    def reset(self) -> None:
-        """In a forked child: the parent keeps and sends its own events."""
-        self.__init__()  # type: ignore[misc]

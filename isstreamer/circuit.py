@@ -12,8 +12,8 @@ import logging
 import random
 from typing import Callable, Optional
 
+from .model import Outcome, SendResult
 from .retry import RetryPolicy, next_probe_interval
-from .sinks.base import Outcome, SendResult
 
 log = logging.getLogger("isstreamer")
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
 from . import schemes
 from .errors import ConfigError
+from .model import access_key_problem, bucket_key_problem
 from .redact import redact_key, redact_url
 from .schemes import DEFAULT_API_BASE
 from .spool import DEFAULT_MAX_BYTES
@@ -143,11 +146,15 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{name} from {origin} is invalid ({value!r}): {exc}") from None
     if name == "access_key":
         key = str(value).strip()  # a key read from a file often ends in a newline
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-            # Don't echo it: this message may be printed or logged.
-            raise ConfigError(f"access_key from {origin} contains control characters; "
-                              "check for a stray line break or tab")
+        problem = access_key_problem(key)
+        if problem:  # Don't echo it: this message may be printed or logged.
+            raise ConfigError(f"access_key from {origin}: {problem}")
         return key
+    if name == "bucket_key":
+        problem = bucket_key_problem(str(value)) if value else None
+        if problem:
+            raise ConfigError(f"bucket_key from {origin} is invalid: {problem}")
+        return value
     if name == "api_base":
         value = str(value).strip()
         if schemes.scheme_of(value) not in schemes.ALL:
@@ -183,22 +190,90 @@ def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str]
     return Settings(values, sources, ini_path)
 
 
+_HEADER = re.compile(r"\s*\[(.*)\]\s*$")
+_OPTION = re.compile(r"([^\s=:#;\[][^=:]*?)\s*[=:]")
+
+
 def write_ini(path: Path, values: Mapping[str, str]) -> Path:
-    """Write (or update) an ini file holding secrets: 0600 from the first byte."""
+    """Write (or update) an ini file holding secrets: 0600 from the first byte.
+
+    The given settings are replaced in place or added to their section; every other line, the
+    user's comments among them, stays as it was. Written to a private temporary file, synced,
+    then renamed over the old one: a crash leaves the old file or the new one, never half.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    parser = configparser.ConfigParser(interpolation=None)
-    if path.exists():
-        parser.read(path, encoding="utf-8")
+    wanted: Dict[str, Dict[str, str]] = {}
     for name, value in values.items():
+        checked = _coerce(name, value, "argument")  # what load_settings would refuse
+        text = checked if isinstance(checked, str) else str(value)
+        if "\n" in text or "\r" in text:  # Don't echo it: it may be the access key.
+            raise ConfigError(f"{name} holds a line break; an ini value is one line")
         section, option, _env = _SOURCES[name]
-        if not parser.has_section(section):
-            parser.add_section(section)
-        parser.set(section, option, str(value))
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        parser.write(fh)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+        wanted.setdefault(section, {})[option] = text
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    text = "\n".join(_updated_lines(lines, wanted)) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp makes it 0600 already; say so whatever the platform
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return path
+
+
+def _updated_lines(lines: List[str], wanted: Mapping[str, Mapping[str, str]]) -> List[str]:
+    """``lines`` of an ini file with the ``wanted`` options (per section) set."""
+    out: List[str] = []
+    done: Set[Tuple[str, str]] = set()  # (section, option) written
+    section: Optional[str] = None
+    last = 0  # where the current section's last option (or its header) ends in out
+    skipping = False  # inside the continuation lines of a value being replaced
+
+    def add_missing() -> None:
+        if section is not None and section in wanted:
+            missing = [(o, v) for o, v in wanted[section].items() if (section, o) not in done]
+            out[last:last] = [f"{option} = {value}" for option, value in missing]
+            done.update((section, option) for option, _ in missing)
+
+    for line in lines:
+        header = _HEADER.match(line)
+        if header:
+            add_missing()
+            section, skipping = header.group(1).strip(), False
+            out.append(line)
+            last = len(out)
+            continue
+        if skipping and line[:1].isspace() and line.strip():
+            continue
+        skipping = False
+        match = _OPTION.match(line) if section in wanted else None
+        option = match.group(1).lower() if match else ""
+        if section is not None and option in wanted.get(section, {}):
+            if (section, option) not in done:  # a repeated option is dropped
+                out.append(f"{option} = {wanted[section][option]}")
+                done.add((section, option))
+                last = len(out)
+            skipping = True
+            continue
+        out.append(line)
+        if line.strip() and not line.lstrip().startswith(("#", ";")):
+            last = len(out)
+    add_missing()
+    for name in wanted:
+        if not any(s == name for s, _ in done):
+            if out and out[-1].strip():
+                out.append("")
+            out.append(f"[{name}]")
+            section, last = name, len(out)
+            add_missing()
+    return out

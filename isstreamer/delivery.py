@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .circuit import Circuit
+from .model import Bucket, Event, Outcome, SendResult
 from .replayer import Replayer
 from .report import Account, Pending, Report, Tally, describe, refused
 from .retry import RetryPolicy, send_with_retry
-from .sinks.base import Bucket, Event, Outcome, SendResult, Sink
+from .sinks.base import Sink
 from .spool import Spool, event_count
 from .stats import Stats
 

@@ -15,31 +15,22 @@ import time
 from decimal import Decimal
 from typing import Any, Dict, Tuple
 
+from .errors import InvalidEvent, InvalidEventType
+from .model import (
+    EPOCH_MAX_S,
+    EPOCH_MIN_S,
+    INT_MAX,
+    INT_MIN,
+    MAX_KEY_CHARS,
+    MAX_STRING_CHARS,
+    Event,
+    Value,
+)
 from .objects import Refused, default_prefix, flatten, type_name
-from .sinks.base import Event, Value
 
-MAX_KEY_CHARS = 250
-MAX_STRING_CHARS = 2000
-# Integers are sent as JSON numbers only inside the int64 range: SQLite (the collector) and most
-# JSON consumers store no more. Larger ones are sent as floats when a float64 holds them (the
-# low digits are lost: 2**63 + 1 arrives as 9.223372036854776e18); beyond 1.8e308, invalid.
-INT_MIN = -(2**63)
-INT_MAX = 2**63 - 1
-# Epochs are seconds from 1970-01-01T00:00Z up to the end of the year 9999: what a four-digit
-# ISO 8601 year and Python's datetime can show. The service replaces very old times anyway.
-EPOCH_MIN_S = 0.0
-EPOCH_MAX_S = 253402300800.0  # 10000-01-01T00:00:00Z, excluded
 LABEL_CHARS = 100  # a key in a warning is cut to this many characters
 _KEY_INT_LIMIT = 10**MAX_KEY_CHARS  # ints this large have more digits than a key may have
 _EPOCH_INT_BITS = 64  # ints wider than this are far outside the epoch range (no float overflow)
-
-
-class InvalidEvent(ValueError):
-    """An event the service would reject; raised only in strict mode."""
-
-
-class InvalidEventType(TypeError, InvalidEvent):
-    """A value or epoch of a type the service cannot store."""
 
 
 __all__ = [
@@ -248,7 +239,7 @@ _UNIT_SECONDS: Dict[str, Tuple[int, int]] = {
     "fs": (1, 10**15), "as": (1, 10**18),
 }
 _DTYPE_UNIT = re.compile(r"\[(\d*)(\w+)\]")
-_NAT = -(2**63)  # numpy stores NaT as the smallest int64
+_NAT = INT_MIN  # numpy stores NaT as the smallest int64
 
 
 def _datetime64_seconds(value: Any) -> float:

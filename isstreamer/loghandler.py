@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .events import MAX_KEY_CHARS, MAX_STRING_CHARS
+from .model import MAX_KEY_CHARS, MAX_STRING_CHARS
 
 OWN_LOGGER = "isstreamer"
 MAX_KEYS = 1000  # distinct keys whose rate is tracked; a flood of logger names cannot grow memory

@@ -51,12 +51,11 @@ class Relay:
     """Forwards one group's entries from a Source into a Streamer; see the module docstring."""
 
     def __init__(self, source: Source, streamer: Any, options: RelayOptions, *,
-                 stop: Optional[Any] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 stop: Optional[Any] = None) -> None:
         self.source = source
         self.streamer = streamer
         self.options = options
         self.stop = stop if stop is not None else threading.Event()
-        self.clock = clock
         self.counts: Dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.report_requested = False  # set by SIGUSR1; the loop logs stats() and clears it
         self._bucket: Optional[str] = None  # the bucket the Streamer writes to now
@@ -84,9 +83,9 @@ class Relay:
                 break
             self._forward(rows)
             self._settle()
-        next_discover = next_claim = next_stats = self.clock()
+        next_discover = next_claim = next_stats = time.monotonic()
         while not self.stop.is_set():
-            now = self.clock()
+            now = time.monotonic()
             if now >= next_discover:
                 self._attempt(self.source.discover)
                 next_discover = now + opts.discover_interval_s
@@ -210,7 +209,7 @@ class Relay:
         return True
 
     def _trim(self, stream: str) -> None:
-        now = self.clock()
+        now = time.monotonic()
         if now - self._trimmed_at.get(stream, float("-inf")) < TRIM_INTERVAL_S:
             return
         self._trimmed_at[stream] = now

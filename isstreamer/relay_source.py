@@ -11,6 +11,8 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
+from .errors import ConfigError
+from .redact import redact_url
 from .schemes import REDIS_CLUSTER
 
 log = logging.getLogger("isstreamer")
@@ -24,13 +26,14 @@ SOCKET_MARGIN_S = 10.0
 CLUSTER_IDLE_WAIT_S = 1.0  # the longest pause between two idle passes over a cluster
 
 
-def redact(url: str) -> str:
-    """The source URL without password or query, for messages."""
-    from .sinks.redis import redact_url
-    from .sinks.redis_cluster import redact_cluster_url
+def source_address(url: str) -> str:
+    """The source's address (``redis://host:port/db`` or the cluster's nodes), without
+    credentials or query: how messages and stats name it."""
+    from .sinks.redis import redis_address
+    from .sinks.redis_cluster import cluster_address
 
     scheme = urlsplit(url).scheme
-    return redact_cluster_url(url) if scheme in CLUSTER_SCHEMES else redact_url(url)
+    return cluster_address(url) if scheme in CLUSTER_SCHEMES else redis_address(url)
 
 
 def connect(url: str, *, block_ms: int,
@@ -67,8 +70,8 @@ def connect(url: str, *, block_ms: int,
         return (lambda: redis.cluster.RedisCluster(startup_nodes=nodes, **options, **extra),
                 prefix, True)
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
-                         f"not {redact(url)}")
+        raise ConfigError(f"--from must be a redis://, rediss:// or redis+cluster:// URL, "
+                         f"not {redact_url(url)}")
     url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
     return lambda: redis.Redis.from_url(url, **options), prefix, False
 

@@ -23,9 +23,10 @@ from typing import Callable, Optional, Union
 from .config import Settings, load_settings
 from .delivery import Delivery
 from .errors import ConfigError
+from .model import Bucket, Event
 from .report import Report
 from .retry import RetryPolicy
-from .sinks.base import Bucket, Event, Sink
+from .sinks.base import Sink
 from .sinks.factory import needs_access_key, sink_factory
 from .spool import Spool, event_count
 from .spool.legacy import read_legacy, sniff

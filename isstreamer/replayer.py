@@ -16,8 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Set
 
+from .model import Event, Outcome
 from .report import Pending, Report, Tally, describe, refused
-from .sinks.base import Event, Outcome
 from .spool import CorruptSpillFile, SpillBatch, event_count
 from .spool.names import original_name
 

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, List, Sequence
 
-from .sinks.base import SENT, Event, SendResult
+from .model import SENT, Event, SendResult
 
 Account = Callable[[str, int], None]  # (outcome counter, events): where settled events are counted
 # Server errors that speak of the receiver's state rather than of the batch: never poison.

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import tenacity
 
-from .sinks.base import Outcome, SendResult
+from .model import Outcome, SendResult
 
 Sleep = Callable[[float], None]
 

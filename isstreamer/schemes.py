@@ -3,6 +3,8 @@ needs an access key. Sinks, the settings and the command line all read them from
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 HTTP = ("https", "http")  # Initial State, or the local collector over http://
 REDIS = ("redis", "rediss")
 REDIS_CLUSTER = ("redis+cluster", "rediss+cluster")
@@ -24,5 +26,16 @@ def prefixes(schemes: tuple[str, ...] = ALL) -> tuple[str, ...]:
 
 
 def needs_access_key(url: str) -> bool:
-    """Redis URLs carry their own credentials; the HTTP API and v3io need an access key."""
-    return scheme_of(url) not in NO_ACCESS_KEY
+    """Whether ``url`` still needs an access key setting: Redis URLs carry their own
+    credentials, and an HTTP api_base may carry the key as ``?accessKey=`` (the events API's
+    URL variant, which the HTTP sink reads); v3io and any other HTTP URL need one."""
+    scheme = scheme_of(url)
+    if scheme in NO_ACCESS_KEY:
+        return False
+    if scheme in HTTP:
+        try:
+            query = urlsplit(str(url)).query
+        except ValueError:  # a malformed netloc: the sink will say what is wrong with it
+            return True
+        return not any(name == "accessKey" and value for name, value in parse_qsl(query))
+    return True

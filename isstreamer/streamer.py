@@ -16,9 +16,10 @@ from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_lev
 from .config import load_settings
 from .delivery import Delivery
 from .errors import ConfigError
+from .model import INT_MAX, INT_MIN, MAX_KEY_CHARS, MAX_STRING_CHARS, Bucket, Event
 from .redact import redact_key
 from .retry import RetryPolicy
-from .sinks.base import Bucket, Event, Sink, as_sink
+from .sinks.base import Sink, as_sink
 from .sinks.factory import needs_access_key, sink_factory
 from .spool import Spool
 from .stats import Stats
@@ -26,7 +27,9 @@ from .worker import Worker
 
 log = logging.getLogger("isstreamer")
 _time = time.time
-_INT_MIN, _INT_MAX = _events.INT_MIN, _events.INT_MAX
+# Module globals for the fast path in log(): the limits are written once, in isstreamer.model.
+_INT_MIN, _INT_MAX = INT_MIN, INT_MAX
+_MAX_KEY, _MAX_STRING = MAX_KEY_CHARS, MAX_STRING_CHARS
 WARN_KEYS_MAX = 1000  # distinct keys remembered for "warn once per key"
 # Events held in memory before the worker moves the oldest to disk: a burst of this many
 # makes no disk round trip. About 120 bytes an event on 64-bit CPython and 68 on a 32-bit
@@ -156,9 +159,9 @@ class Streamer:
         t = type(value)
         # The fast path takes only what the full validation would take unchanged: ASCII
         # strings (no lone surrogates to replace), finite floats, ints within int64.
-        if (epoch is None and type(key) is str and 0 < len(key) <= 250 and key.isascii() and (
+        if (epoch is None and type(key) is str and 0 < len(key) <= _MAX_KEY and key.isascii() and (
                 t is float and value - value == 0.0 or t is int and _INT_MIN <= value <= _INT_MAX
-                or t is bool or t is str and len(value) <= 2000 and value.isascii())):
+                or t is bool or t is str and len(value) <= _MAX_STRING and value.isascii())):
             event: Optional[Event] = (key, value, _time())
         else:
             event = self._checked(key, value, epoch)

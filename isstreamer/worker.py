@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from . import lifecycle
 from .buffer import Buffer
 from .delivery import Delivery
-from .sinks.base import Bucket, Event
+from .model import Bucket, Event
 
 log = logging.getLogger("isstreamer")
 
@@ -43,7 +43,6 @@ class Worker:
         flush_interval: float,
         max_buffer: int = 1 << 62,
         threaded: bool = True,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.buffer = buffer
         self.items = buffer.items
@@ -53,7 +52,6 @@ class Worker:
         self.bucket = bucket  # the bucket of the next event taken; updated by Bucket markers
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.clock = clock
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
         self.idle = threaded  # the next event must wake the worker
@@ -152,7 +150,7 @@ class Worker:
             self.wake.clear()  # before looking, so a set() from now on is never lost
             self.kicked = False  # after the clear: a kick from now on sets wake again
             n = len(buffer)
-            now = self.clock()
+            now = time.monotonic()
             if n == 0:
                 first_seen = None
             elif first_seen is None:

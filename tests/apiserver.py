@@ -24,11 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from isstreamer.model import bucket_key_problem
+
 DEFAULT_ACCESS_KEY = "test-access-key"  # the key ApiServer() accepts unless told otherwise
 EVENTS_PATH = "/api/events"
 BUCKETS_PATH = "/api/buckets"
 _CREDENTIAL_PARAMS = ("accessKey", "bucketKey")
-_BAD_BUCKET_CHARS = frozenset(":\"'")
 
 
 @dataclass
@@ -273,11 +274,8 @@ def _decode(raw: bytes, headers: dict[str, str]) -> tuple[Any, str | None]:
 
 
 def _bucket_problem(bucket: Any) -> str | None:
-    if not bucket or not isinstance(bucket, str):
-        return "missing bucket key"
-    if len(bucket) > 250 or _BAD_BUCKET_CHARS.intersection(bucket):
-        return "bucket key must be at most 250 characters, without : \" or '"
-    return None
+    """The service's bucket-key rule (the one isstreamer.model writes down) for any JSON value."""
+    return bucket_key_problem(bucket if isinstance(bucket, str) else None)
 
 
 class ApiServer:

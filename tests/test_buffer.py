@@ -157,13 +157,3 @@ def test_wait_handled_without_deadline_returns_when_done() -> None:
     assert buf.wait_handled(1, deadline=None)
     timer.join()
 
-
-def test_reset_forgets_everything() -> None:
-    """reset() (in a forked child) empties the buffer, its counters and in-flight tokens, and rebinds append."""
-    buf = filled(5)
-    buf.take(2)
-    buf.reset()
-    assert len(buf) == 0 and buf.mark() == 0 and buf.total() == 0
-    assert buf.wait_handled(0, deadline=time.monotonic())
-    buf.append(("k", 1, 1.0))
-    assert len(buf) == 1 and buf.take(1)[1] == [("k", 1, 1.0)]

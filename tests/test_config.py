@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -365,3 +367,90 @@ def test_bad_api_base_error_hides_credentials() -> None:
         load_settings({"api_base": f"ftp://me:{SECRET}@h/?accessKey={SECRET}"}, environ={})
     assert "SECRET" not in str(caught.value)
     assert "ftp://me:…@h/?accessKey=ist_…a1b2" in str(caught.value)
+
+
+HAND_WRITTEN = (
+    "# my settings, written by hand\n"
+    "[isstreamer.client_config]\n"
+    "; the old key, replaced below\n"
+    "access_key = old-key\n"
+    "access_key = a-second-old-key\n"
+    "bucket_key = kitchen\n"
+    "  continued-old-value\n"
+    "# a note at the end of the section\n"
+    "\n"
+    "[elsewhere]\n"
+    "keep = me  ; and this comment\n"
+)
+
+
+def test_write_ini_keeps_comments_and_other_lines(tmp_path: Path) -> None:
+    """Only the given options change; comments, order and other sections stay byte for byte."""
+    path = write(tmp_path / "isstreamer.ini", HAND_WRITTEN)
+    write_ini(path, {"access_key": "new-key", "bucket_key": "pi", "bucket_name": "Kitchen Pi"})
+    assert path.read_text() == (
+        "# my settings, written by hand\n"
+        "[isstreamer.client_config]\n"
+        "; the old key, replaced below\n"
+        "access_key = new-key\n"
+        "bucket_key = pi\n"
+        "default_bucket = Kitchen Pi\n"
+        "# a note at the end of the section\n"
+        "\n"
+        "[elsewhere]\n"
+        "keep = me  ; and this comment\n"
+    )
+    assert load_settings({}, str(path), environ={}).bucket_key == "pi"
+
+
+def test_write_ini_adds_missing_sections(tmp_path: Path) -> None:
+    """A setting of a section the file lacks gets the section appended after a blank line."""
+    path = write(tmp_path / "isstreamer.ini", "# only a comment\n")
+    write_ini(path, {"access_key": "k", "api_base": "http://h:1"})
+    text = path.read_text()
+    assert text.startswith("# only a comment\n\n[isstreamer.client_config]\naccess_key = k\n")
+    assert "\n[isstreamer.api_config]\nstream_api_base = http://h:1\n" in text
+    settings = load_settings({}, str(path), environ={})
+    assert (settings.access_key, settings.api_base) == ("k", "http://h:1")
+
+
+def test_write_ini_refuses_a_line_break_without_echo(tmp_path: Path) -> None:
+    """A value with a line break would add lines to the file: refused, the value not shown."""
+    path = tmp_path / "isstreamer.ini"
+    with pytest.raises(ConfigError, match="line break") as caught:
+        write_ini(path, {"access_key": "secret\n[x]"})
+    assert "secret" not in str(caught.value)
+    assert not path.exists()
+
+
+def test_write_ini_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """The file is replaced in one rename; nothing else is left in its directory."""
+    path = write(tmp_path / "conf" / "isstreamer.ini", HAND_WRITTEN)
+    write_ini(path, {"access_key": "k"})
+    assert [p.name for p in path.parent.iterdir()] == ["isstreamer.ini"]
+
+
+def test_config_loads_no_sink() -> None:
+    """Importing the settings loads no sink (and so neither requests nor redis-py)."""
+    code = ("import isstreamer.config, sys; "
+            "print([m for m in sys.modules if 'sinks' in m or m in ('requests', 'redis')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("bucket_key", ["a:b", "k" * 251])
+def test_bad_bucket_key_is_a_config_error(bucket_key: str) -> None:
+    """A bucket key the service would refuse is refused when the settings are read."""
+    with pytest.raises(ConfigError, match="bucket_key from argument"):
+        load_settings({"bucket_key": bucket_key}, environ={})
+
+
+def test_write_ini_checks_what_it_writes(tmp_path: Path) -> None:
+    """write_ini refuses what load_settings would refuse later, before touching the file."""
+    path = tmp_path / "isstreamer.ini"
+    with pytest.raises(ConfigError, match="must not contain"):
+        write_ini(path, {"access_key": "k", "bucket_key": "a:b"})
+    with pytest.raises(ConfigError, match="api_base"):
+        write_ini(path, {"api_base": "ftp://h"})
+    assert not path.exists()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from isstreamer.model import MAX_BUCKET_KEY_CHARS, bucket_key_problem
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "install.sh"
 SECTION = "[isstreamer.client_config]"
@@ -310,3 +312,15 @@ def test_uninstall_purge_removes_config_and_spool(
     assert not layout.venv.exists()
     assert not layout.config.exists()
     assert not layout.spool.exists()
+
+
+@pytest.mark.parametrize("bucket_key", [
+    "k" * MAX_BUCKET_KEY_CHARS, "k" * (MAX_BUCKET_KEY_CHARS + 1), "a:b", 'a"b', "a'b", "pi_kitchen",
+])
+def test_bucket_key_check_agrees_with_the_library(tmp_path: Path, bucket_key: str) -> None:
+    """The installer's early bucket-key check refuses exactly what isstreamer.model refuses."""
+    fresh = make_layout(tmp_path)
+    proc = run_script(fresh, *fresh.install_args(), "--bucket-key", bucket_key, "--dry-run")
+    refused = bucket_key_problem(bucket_key) is not None
+    assert (proc.returncode != 0) == refused, proc.stderr
+    assert not fresh.prefix.exists()

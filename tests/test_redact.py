@@ -70,3 +70,27 @@ def test_scrub_replaces_every_occurrence() -> None:
     assert scrub(text, KEY, "") == "echo: ist_…a1b2 and again ist_…a1b2"
     assert scrub("nothing here", KEY) == "nothing here"
     assert scrub("x", "") == "x"
+
+
+def test_redis_addresses_carry_no_credentials() -> None:
+    """The Redis sinks' and the relay's addresses are normalised and hold no password or query."""
+    from isstreamer.relay_source import source_address
+    from isstreamer.sinks.redis import redis_address
+    from isstreamer.sinks.redis_cluster import cluster_address
+
+    assert redis_address(f"rediss://me:{KEY}@h/3?prefix=p") == "rediss://h:6379/3"
+    assert cluster_address(f"redis+cluster://:{KEY}@a:7000,[::1]/") == \
+        "redis+cluster://a:7000,[::1]:6379/"
+    assert source_address(f"redis://:{KEY}@h:1/0") == "redis://h:1/0"
+    assert source_address(f"redis+cluster://:{KEY}@a:7000/") == "redis+cluster://a:7000/"
+
+
+def test_refused_redis_url_is_shown_redacted() -> None:
+    """A URL the relay refuses is named with its password redacted by the one redactor."""
+    from isstreamer.errors import ConfigError
+    from isstreamer.relay_source import connect
+
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigError) as caught:
+        connect(f"https://me:{KEY}@h/?token={KEY}", block_ms=1)
+    assert "SECRET" not in str(caught.value) and "me:…@h" in str(caught.value)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
+from ..model import MAX_BUCKET_KEY_CHARS
 from ..streamer import Streamer
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -48,7 +49,7 @@ def load(args: argparse.Namespace) -> Settings:
 def host_bucket_key(prefix: str) -> str:
     """``<prefix>-<hostname>``: stable across restarts, so one device keeps one bucket."""
     host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-.") or "localhost"
-    return f"{prefix}-{host}"[:250]
+    return f"{prefix}-{host}"[:MAX_BUCKET_KEY_CHARS]
 
 
 def wants_local_collector(settings: Settings) -> bool:

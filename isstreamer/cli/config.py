@@ -89,18 +89,20 @@ def run_init(args: argparse.Namespace) -> int:
             f"--api-base must start with one of {', '.join(prefixes())}; got {redact_url(str(args.api_base))!r}"
         )
     key = _read_key(args)
-    if not key:
-        raise ConfigError("the access key is empty; nothing written")
-    values: dict[str, str] = {"access_key": key}
+    # No key with other settings (install.sh --bucket-key on a re-run): those alone are written.
+    values: dict[str, str] = {"access_key": key} if key else {}
     for name in SETTING_OPTIONS:
         if name != "access_key" and getattr(args, name, None):
             values[name] = str(getattr(args, name))
+    if not values:
+        raise ConfigError("the access key is empty; nothing written")
     try:
         path = write_ini(target, values)
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
     say(
         args,
-        f"wrote {path} (mode 0600, access key {redact_key(key)}); `isstreamer config` shows the result",
+        f"wrote {path} (mode 0600, access key {redact_key(key) if key else 'unchanged'}); "
+        "`isstreamer config` shows the result",
     )
     return EXIT_OK

@@ -85,7 +85,7 @@ def _options(args: argparse.Namespace) -> Any:
 def run_relay(args: argparse.Namespace) -> int:
     try:
         from ..relay import Relay
-        from ..relay_source import Source, connect, redact
+        from ..relay_source import Source, connect, source_address
     except ImportError as exc:
         say(args, str(exc), always=True)
         return EXIT_CONFIG
@@ -95,7 +95,7 @@ def run_relay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     consumer = args.consumer or default_consumer()
-    address = redact(args.source)
+    address = source_address(args.source)
     if args.status:
         return _print_status(Source(make_client(), prefix=prefix, group=args.group,
                                     consumer=consumer, pattern=args.buckets, cluster=cluster))

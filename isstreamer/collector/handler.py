@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._version import __version__
 from ..events import clean_text
+from ..model import MAX_BUCKET_NAME_CHARS
 from . import pages
 from .validate import (
     EventError,
@@ -168,7 +169,7 @@ class Handler(GuardedHandler):
         problem = bucket_key_problem(bucket_key)
         if problem:
             raise HTTPError(400, problem)
-        if self.server.store.create_bucket(bucket_key, name[:250], time.time()):
+        if self.server.store.create_bucket(bucket_key, name[:MAX_BUCKET_NAME_CHARS], time.time()):
             self._send_json(201, {"bucketKey": bucket_key, "bucketName": name or bucket_key})
         else:
             self._send(204, b"")

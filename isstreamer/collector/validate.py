@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
+from ..errors import IsStreamerError
+from ..events import clean_text
+
 # The limits are the client's: what it sends is what the collector takes.
-from ..events import EPOCH_MAX_S, INT_MAX, INT_MIN, MAX_KEY_CHARS, MAX_STRING_CHARS, clean_text
+from ..model import (
+    EPOCH_MAX_S,
+    INT_MAX,
+    INT_MIN,
+    MAX_KEY_CHARS,
+    MAX_STRING_CHARS,
+    Value,
+    bucket_key_problem,  # noqa: F401 (the handler imports it from here)
+)
 from ..text import parse_time, parse_value
 
-Value = Union[bool, int, float, str]
 Row = Tuple[str, Value, float]  # (key, value, epoch): the store takes these as they are
 
-MAX_BUCKET_KEY_CHARS = 250
 # The service replaces timestamps this old by its own clock. Doing the same keeps a Pi that booted
 # without network time (its clock says 1970) from writing rows that retention would drop at once.
 STALE_AFTER_S = 10 * 365.25 * 86400
 # Query parameters of the URL variant that are credentials, not events.
 URL_RESERVED = frozenset({"accessKey", "bucketKey"})
-_BAD_BUCKET_CHARS = re.compile("[:\"']")
+_KEY_RULE = f"key must be a string of 1 to {MAX_KEY_CHARS} characters"
 
 
-class EventError(ValueError):
+class EventError(IsStreamerError, ValueError):
     """An event (or the body) that breaks the rules; ``index`` is its position in the request."""
 
     def __init__(self, index: Optional[int], key: Any, reason: str) -> None:
@@ -34,17 +42,6 @@ class EventError(ValueError):
         self.index = index
         # Echoed in the answer: cut, so a 1 MB key does not come back as a 1 MB error.
         self.key = clean_text(key[: MAX_KEY_CHARS + 1]) if isinstance(key, str) else None
-
-
-def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
-    """Why ``bucket_key`` is unusable, or None when it is fine."""
-    if not bucket_key:
-        return "bucket key missing (X-IS-BucketKey header or bucketKey parameter)"
-    if len(bucket_key) > MAX_BUCKET_KEY_CHARS:
-        return f"bucket key longer than {MAX_BUCKET_KEY_CHARS} characters"
-    if _BAD_BUCKET_CHARS.search(bucket_key):
-        return "bucket key must not contain : \" or '"
-    return None
 
 
 def iso_time(text: Any) -> Optional[float]:
@@ -76,12 +73,12 @@ def check_events(payload: Any, now: float) -> List[Row]:
         if type(key) is not str:
             # ISStreamer sent whatever the caller passed as a key; it meant str(key).
             if type(key) not in (int, float) or key != key or key in (math.inf, -math.inf):
-                raise EventError(index, None, "key must be a string of 1 to 250 characters")
+                raise EventError(index, None, _KEY_RULE)
             key = str(key)
         elif not key.isascii():
             key = clean_text(key)  # a lone surrogate ("\udcff" in the JSON) becomes U+FFFD
         if not 0 < len(key) <= MAX_KEY_CHARS:
-            raise EventError(index, key, "key must be a string of 1 to 250 characters")
+            raise EventError(index, key, _KEY_RULE)
         value: Any = event.get("value")
         kind = type(value)
         if kind is float:
@@ -146,7 +143,7 @@ def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int =
         if key in URL_RESERVED:
             continue
         if not 0 < len(key) <= MAX_KEY_CHARS:
-            raise EventError(index, key, "key must be a string of 1 to 250 characters")
+            raise EventError(index, key, _KEY_RULE)
         if len(text) > MAX_STRING_CHARS:
             raise EventError(index, key, f"string value longer than {MAX_STRING_CHARS} characters")
         rows.append((key, parse_value(text), now))

@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
+from ..errors import IsStreamerError
+
 if TYPE_CHECKING:
     from .server import CollectorHTTPServer
 
@@ -47,7 +49,7 @@ class Limits:
     retry_after_s: int = 1  # told to clients refused for the connection limit
 
 
-class HTTPError(Exception):
+class HTTPError(IsStreamerError):
     """Ends a request with ``status`` and a JSON ``{"message": ...}`` body."""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
@@ -56,7 +58,7 @@ class HTTPError(Exception):
         self.body: Dict[str, Any] = {"message": message, **extra}
 
 
-class FramingError(ValueError):
+class FramingError(IsStreamerError, ValueError):
     """A request whose body length cannot be trusted: answered 400, connection closed."""
 
 
@@ -106,7 +108,7 @@ def content_length(headers: Message) -> int:
     return int(text)
 
 
-class TooLarge(ValueError):
+class TooLarge(IsStreamerError, ValueError):
     """A decompressed body over the limit."""
 
 

@@ -3,70 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import threading
-from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    List,
-    Optional,
-    Protocol,
-    Sequence,
-    Tuple,
-    Union,
-    runtime_checkable,
-)
+from typing import Any, Callable, List, Protocol, Sequence, runtime_checkable
 
-# An event on the hot path is a plain tuple (key, value, epoch): building a tuple is
-# several times cheaper than building an object, and log() must stay well under 1 µs.
-Value = Union[bool, int, float, str]
-Event = Tuple[str, Value, float]
+# The core types live in isstreamer.model; they are re-exported here for older imports.
+from ..model import SENT, Bucket, Event, Outcome, SendResult, Value
 
-
-@dataclass(frozen=True)
-class Bucket:
-    """Where events land: the bucket key (stream id) and its display name."""
-
-    key: str
-    name: str = ""
-
-
-class Outcome(enum.Enum):
-    """What happened to one send; the worker decides what to do next from this alone."""
-
-    OK = "ok"  # accepted by the receiver
-    RETRY = "retry"  # timeout, connection trouble, 408, 429, 5xx: try again later
-    AUTH = "auth"  # 401/403/402 or a refused password: keep the events, stop sending
-    BAD = "bad"  # 400: the receiver will never take this batch; quarantine it
-    TOO_LARGE = "too_large"  # 413: split and resend
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The result of Sink.send(); sinks return this and never raise across the thread."""
-
-    outcome: Outcome
-    status: Optional[int] = None  # HTTP status or None for non-HTTP sinks
-    message: str = ""  # human readable; never contains credentials
-    retry_after: Optional[float] = None  # seconds the receiver asked us to wait
-    # Partial success: the indices (into the batch that was sent) of the events the receiver
-    # did not store; every other event of the batch was stored. ``outcome`` then says what to
-    # do with the failed ones (RETRY, BAD, AUTH...). None: ``outcome`` is the whole batch's.
-    failed: Optional[Tuple[int, ...]] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.OK
-
-    @property
-    def partial(self) -> bool:
-        """True when some of the batch was stored and only ``failed`` needs handling."""
-        return self.failed is not None and self.outcome is not Outcome.OK
-
-
-SENT = SendResult(Outcome.OK)
+__all__ = [
+    "SENT", "AsyncSink", "Bucket", "CallableSink", "Event", "Outcome", "SendResult", "Sink",
+    "Value", "as_sink",
+]
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .base import SENT, Bucket, Event, Outcome, SendResult
+from ..model import SENT, Bucket, Event, Outcome, SendResult
 
 HEADER = ("epoch", "key", "value")
 

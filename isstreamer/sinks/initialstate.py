@@ -15,8 +15,8 @@ from requests.models import PreparedRequest
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
+from ..model import SENT, Bucket, Event, Outcome, SendResult
 from ..redact import redact_key, scrub
-from .base import SENT, Bucket, Event, Outcome, SendResult
 from .keepalive import Answer, as_response
 from .lean import ENCODE_ERRORS, LeanAdapter, encode_events, unencodable
 from .server_time import (

@@ -17,7 +17,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from .base import Event
+from ..model import Event
 from .deadline import Watchdog, watch_pool
 from .keepalive import Answer, exchange, request_head
 

@@ -21,7 +21,9 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from .. import schemes
-from .base import SENT, Bucket, Event, Outcome, SendResult
+from ..errors import ConfigError
+from ..model import SENT, Bucket, Event, Outcome, SendResult
+from ..redact import redact_url
 
 log = logging.getLogger("isstreamer")
 
@@ -47,8 +49,10 @@ def _import_redis() -> Any:
     return redis
 
 
-def redact_url(url: str) -> str:
-    """``scheme://host:port/db`` with no user, password or query: safe to log and store."""
+def redis_address(url: str) -> str:
+    """The receiver's address, ``scheme://host:port/db``: the URL normalised, with no user,
+    password or query, so it is safe to log and to write into spill files. (Messages that
+    show a URL as the user gave it use isstreamer.redact.redact_url.)"""
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
     if ":" in host:  # IPv6 literal
@@ -101,8 +105,8 @@ class RedisSink:
         parts = urlsplit(url)
         if parts.scheme not in self.SCHEMES:
             names = " or ".join(f"{name}://" for name in self.SCHEMES)
-            raise ValueError(f"not a {names} URL: {self._redact(url)}")
-        self.address = self._redact(url)
+            raise ConfigError(f"not a {names} URL: {redact_url(url)}")
+        self.address = self._address(url)
         # ?prefix=...&maxlen=... in the URL win over the arguments: the URL is the one
         # setting that reaches the sink from the ini file or ISSTREAMER_API_BASE.
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -112,7 +116,7 @@ class RedisSink:
             text = query.pop("maxlen")[-1]
             maxlen = int(text) if text.isdigit() else -1
         if maxlen is not None and maxlen < 1:
-            raise ValueError(f"maxlen must be a whole number of entries above 0 ({self.address})")
+            raise ConfigError(f"maxlen must be a whole number of entries above 0 ({self.address})")
         url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
         self.prefix = prefix
         self.maxlen = maxlen
@@ -134,8 +138,8 @@ class RedisSink:
     SCHEMES: tuple[str, ...] = schemes.REDIS
 
     @staticmethod
-    def _redact(url: str) -> str:
-        return redact_url(url)
+    def _address(url: str) -> str:
+        return redis_address(url)
 
     def _connect(self, redis: Any, url: str, timeout: float) -> None:
         # One attempt per send(): the worker owns retries and backoff, so redis-py's own

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..model import Bucket, Event, Outcome, SendResult
 from ..schemes import REDIS_CLUSTER
-from .base import SENT, Bucket, Event, Outcome, SendResult
 from .redis import _ENCODERS, RedisSink, _encode_other
 
 log = logging.getLogger("isstreamer")
@@ -48,8 +48,9 @@ def parse_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def redact_cluster_url(url: str) -> str:
-    """``scheme://host:port,host:port/`` with no password or query: safe to log and store."""
+def cluster_address(url: str) -> str:
+    """The cluster's address, ``scheme://host:port,host:port/``: no password or query, so it
+    is safe to log and to write into spill files."""
     scheme = urlsplit(url).scheme
     try:
         nodes = parse_nodes(url)
@@ -65,8 +66,8 @@ class RedisClusterSink(RedisSink):
     SCHEMES = CLUSTER_SCHEMES
 
     @staticmethod
-    def _redact(url: str) -> str:
-        return redact_cluster_url(url)
+    def _address(url: str) -> str:
+        return cluster_address(url)
 
     def _connect(self, redis: Any, url: str, timeout: float) -> None:
         import redis.cluster  # noqa: F401 (a submodule: loaded on first use only)

@@ -28,9 +28,9 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 import requests
 
 from ..errors import ConfigError
+from ..model import SENT, Bucket, Event, Outcome, SendResult, access_key_problem
 from ..redact import redact_key
 from ..schemes import V3IO, prefixes
-from .base import SENT, Bucket, Event, Outcome, SendResult
 from .initialstate import InitialStateSink, public_address
 from .lean import encode_events
 
@@ -63,10 +63,9 @@ class V3ioSink(InitialStateSink):
                  max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         parts = urlsplit(url)
         address = public_address(url)
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in access_key):
-            # Not every requests version refuses it, and its error would show the key.
-            raise ConfigError("the access key holds characters an HTTP header cannot carry "
-                              "(a line break, a tab?)")
+        problem = access_key_problem(access_key)
+        if problem:
+            raise ConfigError(problem)
         if not url.startswith(V3IO_SCHEMES) or not parts.hostname:
             raise ConfigError(f"not a v3io+https:// or v3io+http:// URL with a host: {address}")
         container, _, stream = parts.path.strip("/").partition("/")

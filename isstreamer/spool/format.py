@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import IsStreamerError
 from ..events import normalise_epoch, normalise_key, normalise_value
-from ..sinks.base import Bucket, Event
+from ..model import Bucket, Event
 
 FORMAT_VERSION = 1
 MAX_CREATED_S = 1e11  # about the year 5138: anything later was never a real clock
@@ -51,7 +52,7 @@ def wall_minus_monotonic() -> float:
     return round(time.time() - time.monotonic(), 3)
 
 
-class CorruptSpillFile(ValueError):
+class CorruptSpillFile(IsStreamerError, ValueError):
     """A spill file that cannot be read back as a batch."""
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import make_event
-from ..sinks.base import Event
+from ..model import Event
 from ..text import parse_time as parse_epoch
 from ..text import parse_value
 

@@ -15,6 +15,8 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import IsStreamerError
+
 log = logging.getLogger("isstreamer")
 
 PRIVATE_DIR = 0o700
@@ -23,7 +25,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class UnsafeSpoolPath(OSError):
+class UnsafeSpoolPath(IsStreamerError, OSError):
     """A spool path that is a symlink, not a directory, or shared with other users."""
 
 

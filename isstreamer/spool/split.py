@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..sinks.base import Bucket, Event
+from ..model import Bucket, Event
 from . import format as fmt
 from . import names
 from . import safe_io as sio
