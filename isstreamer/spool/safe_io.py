@@ -15,7 +15,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import IsStreamerError
+from ..errors import IsStreamerError
 
 log = logging.getLogger("isstreamer")
 
