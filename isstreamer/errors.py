@@ -5,8 +5,8 @@ Each also keeps the standard base it always had (ValueError, TypeError, OSError)
 
 - ConfigError (ValueError): settings that cannot work; here.
 - InvalidEvent (ValueError), InvalidEventType (TypeError): a bad event in strict mode; here.
-- CorruptSpillFile (ValueError): a spill file that cannot be read back (spool_format).
-- UnsafeSpoolPath (OSError): a spool path through a symlink or shared with others (spool_io).
+- CorruptSpillFile (ValueError): a spill file that cannot be read back (spool.format).
+- UnsafeSpoolPath (OSError): a spool path through a symlink or shared with others (spool.safe_io).
 - EventError (ValueError): the collector refusing an event (collector.validate); HTTPError,
   FramingError and TooLarge end a collector request (collector.wire).
 """

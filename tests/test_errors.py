@@ -42,8 +42,8 @@ def test_every_exception_is_an_isstreamer_error() -> None:
     ("isstreamer.errors.ConfigError", ValueError),
     ("isstreamer.errors.InvalidEvent", ValueError),
     ("isstreamer.errors.InvalidEventType", TypeError),
-    ("isstreamer.spool_format.CorruptSpillFile", ValueError),
-    ("isstreamer.spool_io.UnsafeSpoolPath", OSError),
+    ("isstreamer.spool.format.CorruptSpillFile", ValueError),
+    ("isstreamer.spool.safe_io.UnsafeSpoolPath", OSError),
     ("isstreamer.collector.validate.EventError", ValueError),
 ])
 def test_standard_bases_are_kept(name: str, standard: type) -> None:
