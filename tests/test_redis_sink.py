@@ -147,7 +147,8 @@ def test_stopped_server_is_retry_then_restart_recovers(server: RedisServer, make
     started = time.monotonic()
     result = sink.send(Bucket("pi1"), events(100, 100))
     assert result.outcome is Outcome.RETRY, result
-    assert time.monotonic() - started < 2.0
+    # Generous for a busy machine: a refused connection is one attempt, with no backoff.
+    assert time.monotonic() - started < 5.0
     assert "ConnectionError" in result.message
     server.start()  # same port, same data
     assert sink.send(Bucket("pi1"), events(100, 200)).ok
@@ -167,7 +168,7 @@ def test_hung_server_is_retry_within_the_timeout(server: RedisServer, make_sink:
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
     assert result.outcome is Outcome.RETRY, result
-    assert elapsed < 2.0
+    assert elapsed < 10.0  # generous on a busy machine; the frozen server never answers
     assert sink.send(Bucket("pi1"), events(10, 20)).ok  # a fresh connection after the timeout
 
 

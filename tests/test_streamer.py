@@ -173,7 +173,8 @@ def test_close_against_hanging_server(make, api_server):
         streamer.log("k", i)
     started = time.monotonic()
     assert not streamer.close(timeout=1.0)  # False: on disk, not delivered
-    assert time.monotonic() - started < 3.0
+    # Generous for a busy machine; a close waiting for the request would take its 30 s.
+    assert time.monotonic() - started < 15.0
     stats = streamer.stats()
     assert stats["spilled"] == 10 and stats["dropped"] == 0
 
