@@ -414,7 +414,7 @@ def test_access_key_never_logged_at_highest_debug_level(make, api_server, access
 
 
 def test_stats_has_every_counter(make):
-    """stats() has the DESIGN.md counters and gauges."""
+    """stats() has the counters and gauges docs/architecture.md lists."""
     stats = make().stats()
     assert set(stats) >= {"logged", "invalid", "queued", "sent", "batches", "retried", "spilled", "replayed",
                           "quarantined", "dropped", "spool_files", "spool_bytes", "last_error"}
