@@ -107,6 +107,7 @@ def test_log_spills_when_the_receiver_refuses(env: dict[str, str], tmp_path: Pat
     assert len(Spool(tmp_path / "spool").files()) == 1
 
 
+@pytest.mark.slow
 def test_config_problems_exit_2_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
     """No key, a bad URL or a missing ini: exit 2 and one line that says what to do."""
     no_key = {k: v for k, v in env.items() if k != "ISSTREAMER_ACCESS_KEY"}
@@ -154,6 +155,7 @@ def test_pipe_delivers_good_lines_and_names_the_bad_one(
     assert "9 lines, 1 bad, 7 events; 7 delivered" in done.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_pipe_faster_than_the_receiver_waits_for_it(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
@@ -252,6 +254,7 @@ def test_replay_of_an_offline_csv(
     assert [e["value"] for e in api_server.events_for("csv")] == [21.5, True, "hello", 7]
 
 
+@pytest.mark.slow
 def test_replay_exit_1_when_not_everything_was_delivered(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -278,6 +281,7 @@ def _csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_spool_lists_shows_and_purges(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path
 ) -> None:
@@ -306,6 +310,7 @@ def test_spool_lists_shows_and_purges(
     assert spool.files() == [] and not list((spool.directory / QUARANTINE).iterdir())
 
 
+@pytest.mark.slow
 def test_config_never_shows_the_key(env: dict[str, str], tmp_path: Path) -> None:
     """config shows every setting and where it came from, but never the access key itself."""
     ini = tmp_path / "isstreamer.ini"
@@ -322,6 +327,7 @@ def test_config_never_shows_the_key(env: dict[str, str], tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_config_never_shows_credentials_in_api_base(env: dict[str, str]) -> None:
     """config shows api_base with its password and accessKey query value redacted."""
     url = f"redis://:{SECRET}@127.0.0.1:6379/0"
@@ -349,6 +355,7 @@ def test_config_init_writes_0600(env: dict[str, str], tmp_path: Path) -> None:
     assert no_key.returncode == 2 and "--access-key-stdin" in no_key.stderr
 
 
+@pytest.mark.slow
 def test_metrics_once_sends_system_keys(env: dict[str, str], api_server: ApiServer) -> None:
     """`metrics --once` sends at least ten system keys, cpu and memory among them, to metrics-<host>."""
     done = run(env, "metrics", "--once")
@@ -410,6 +417,7 @@ def test_serve_is_wired_to_the_collector(env: dict[str, str]) -> None:
     assert done.returncode == 0 and "--port" in done.stdout and "--retention-days" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_spool_commands_with_untrusted_and_old_files(
     env: dict[str, str], api_server: ApiServer, tmp_path: Path

@@ -419,6 +419,7 @@ def test_dripping_answer_is_cut_at_the_timeout(api_server: ApiServer, access_key
     assert after.ok  # the cut connection was replaced
 
 
+@pytest.mark.slow
 def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
     """A server reading an 8 MB upload 1 KiB per 50 ms (minutes in all) is cut off at the 1 s
     timeout, with the connection usable again afterwards."""

@@ -233,6 +233,7 @@ def _fill_to_the_limit(server: RedisServer, headroom_bytes: int) -> None:
     client.config_set("maxmemory", str(used + headroom_bytes))
 
 
+@pytest.mark.slow
 def test_error_half_way_through_a_pipeline_fails_only_the_refused_entries(
     server: RedisServer, make_sink: Any,
 ) -> None:
@@ -416,6 +417,7 @@ def test_streamer_spills_an_outage_and_replays_it_after_restart(
     assert len(pairs) == stats["logged"] == 12_000  # no failure mid-pipeline: no duplicates
 
 
+@pytest.mark.slow
 @needs_streamer
 def test_streamer_survives_a_stop_in_the_middle_of_a_stream(
     server: RedisServer, tmp_path: Path,
@@ -618,6 +620,7 @@ def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
         assert sorted(pairs) == sorted((k, e) for k, _, e in events(3000)), b
 
 
+@pytest.mark.slow
 @needs_streamer
 def test_streamer_resends_only_the_refused_part_of_a_pipeline(
     server: RedisServer, tmp_path: Path,

@@ -165,6 +165,7 @@ def test_strict_mode_raises(make, kwargs):
         streamer.log("none", None)
 
 
+@pytest.mark.slow
 def test_close_against_hanging_server(make, api_server):
     """close(timeout) returns near its deadline when the server never answers, events on disk."""
     api_server.hang(times=None)
