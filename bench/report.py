@@ -1,4 +1,4 @@
-"""Goals of DESIGN.md checked against the figures, and the markdown tables."""
+"""The goals of docs/architecture.md checked against the figures, and the markdown tables."""
 
 from __future__ import annotations
 

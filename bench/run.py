@@ -4,7 +4,7 @@
     python -m bench --quick         # smoke run (seconds)
     python -m bench --out FILE      # JSON somewhere else
 
-Prints a markdown table: each goal of DESIGN.md next to its figure, then the details.
+Prints a markdown table: each goal of docs/architecture.md next to its figure, then the details.
 """
 
 from __future__ import annotations

@@ -13,8 +13,19 @@ import pytest
 from apiserver import DEFAULT_ACCESS_KEY, ApiServer
 
 ACCESS_KEY = "test-access-key"
+# Module-scoped fixtures that take seconds to build (a real install, a Redis Cluster, an inner
+# pytest run, headless Chromium): every test that uses one is slow, whichever runs first.
+SLOW_FIXTURES = frozenset({"installed", "rerun", "inner_run", "cluster", "clean_cluster",
+                           "chromium"})
 # Keys no output may show in full; their redacted forms (e.g. "…ey") are fine.
 SECRET_KEYS = frozenset({ACCESS_KEY, DEFAULT_ACCESS_KEY})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` the tests that need a slow module fixture (the rest carry the marker)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

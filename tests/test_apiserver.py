@@ -6,8 +6,11 @@ import gzip
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +262,25 @@ def test_a_given_date_header_replaces_the_servers_own(api_server: ApiServer, acc
             head += piece
     dates = [line for line in head.split(b"\r\n") if line.lower().startswith(b"date:")]
     assert dates == [b"Date: " + stamp.encode()]
+
+
+def test_readme_example_of_testing_your_code_runs() -> None:
+    """The README's "Testing your code" example runs as written and its assertions hold."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Testing your code", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "from isstreamer.testing import ApiServer" in code and "assert" in code
+    exec(compile(code, "README.md (Testing your code)", "exec"), {})
+
+
+def test_testing_module_is_the_tests_server_and_not_imported_by_the_library() -> None:
+    """tests/apiserver.py re-exports isstreamer.testing (users get the server the tests use);
+    `import isstreamer` does not load it."""
+    import apiserver
+
+    import isstreamer.testing
+
+    assert apiserver.ApiServer is isstreamer.testing.ApiServer
+    code = "import sys, isstreamer; print(sorted(m for m in sys.modules if '.testing' in m))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -83,6 +83,7 @@ epochs = st.none() | numbers | datetimes | st.dates() | st.sampled_from(
 
 
 # Derandomized and without an example database: the same 1,000 cases on every run.
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
 @given(keys, values, epochs)
 def test_make_event_returns_receivable_events_or_raises_invalid_event(

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
     "machine",
@@ -32,6 +34,7 @@ SECTIONS = (
 TINY = ["--quick", "--scale", "0.05", "--idle-seconds", "0.2", "--no-legacy", "--no-external"]
 
 
+@pytest.mark.slow
 def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     """`python -m bench --quick` on a tiny workload writes JSON with every section and the table."""
     out = tmp_path / "bench.json"

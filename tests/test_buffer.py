@@ -119,13 +119,16 @@ def test_done_twice_is_harmless() -> None:
 
 
 def test_deadline_returns_false_after_waiting() -> None:
-    """A deadline in the near future returns False once it passes, not before and not much later."""
+    """A deadline in the near future returns False once it passes, not before, and returns."""
     buf = filled(1)
     buf.take(1)
     start = time.monotonic()
     assert not buf.wait_handled(1, deadline=start + 0.05)
     elapsed = time.monotonic() - start
-    assert 0.04 <= elapsed < 2.0
+    assert elapsed >= 0.04
+    # Generous: a busy machine can keep a woken thread from the CPU for seconds; a wait that
+    # ignored its deadline would never return at all.
+    assert elapsed < 10.0
 
 
 def test_wait_handled_wakes_when_done_from_another_thread() -> None:

@@ -537,6 +537,7 @@ def test_ten_concurrent_streamers_each_deliver_exactly_their_events(url: str) ->
         assert got == [n * 10_000 + i for i in range(per_streamer)]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_subprocess_gracefully(tmp_path: Path) -> None:
     """`python -m isstreamer.collector` prints a new key once (kept 0600) and exits 0 on SIGTERM."""
     db = tmp_path / "gen" / "collector.db"
@@ -610,6 +611,7 @@ def test_ensure_local_collector_refuses_a_foreign_server() -> None:
             ensure_local_collector(port=port)
 
 
+@pytest.mark.slow
 def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> None:
     """`isstreamer metrics --once` with no key or api_base streams into a collector it starts."""
     pytest.importorskip("isstreamer.cli.metrics", reason="the metrics command is not in this tree")
@@ -876,6 +878,7 @@ def test_connections_past_the_limit_get_503_with_retry_after(tmp_path: Path) -> 
         wait_for(served, what="a free connection slot")
 
 
+@pytest.mark.slow
 def test_streamer_rides_out_the_connection_limit(tmp_path: Path) -> None:
     """A Streamer refused with 503 while all slots are held delivers everything once one frees."""
     limits = Limits(max_connections=1, header_timeout_s=30)
@@ -902,6 +905,7 @@ def test_streamer_rides_out_the_connection_limit(tmp_path: Path) -> None:
         assert sorted(wait_for(delivered, what="a free slot")) == list(range(20))
 
 
+@pytest.mark.slow
 def test_client_errors_are_one_line_without_tracebacks_or_keys(
     strict_collector: Collector, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
 ) -> None:
@@ -938,6 +942,7 @@ def test_client_errors_are_one_line_without_tracebacks_or_keys(
     assert any("client 127.0.0.1" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_serve_process_under_abuse_prints_no_traceback(tmp_path: Path) -> None:
     """`serve --max-connections 1` answers 503 past its slot; resets, junk and a refused
     connection leave no traceback in its output, and it still stops cleanly."""

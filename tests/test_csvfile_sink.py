@@ -98,10 +98,15 @@ def test_unwritable_path_is_retry_not_exception(tmp_path: Path) -> None:
 
 
 def test_close_is_harmless(tmp_path: Path) -> None:
-    """close() needs nothing and can be called twice."""
-    sink = CsvFileSink(tmp_path / "out.csv")
+    """close() can be called twice, touches no file, and the rows written before stay whole."""
+    path = tmp_path / "out.csv"
+    sink = CsvFileSink(path)
+    sink.close()
+    assert not path.exists()  # closing an unused sink creates nothing
+    assert sink.send(BUCKET, [("k", 1, 1.0)]).ok
     sink.close()
     sink.close()
+    assert len(rows(path)) == 2  # the header and the one row
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -69,6 +69,7 @@ def test_retry_after_is_honoured_with_injected_sleep(make, api_server):
     assert len(api_server.events) == 1
 
 
+@pytest.mark.slow
 def test_retry_after_no_request_during_the_wait(make, api_server):
     """On the real clock: no request reaches the server in the 2 s after a 429 Retry-After: 2."""
     api_server.fail(429, headers={"Retry-After": "2"})
@@ -196,6 +197,7 @@ def test_replay_only_to_the_matching_sink(make, api_server, tmp_path):
     assert api_server.events == [] and len(spill_files(tmp_path / "spool")) == 1
 
 
+@pytest.mark.slow
 def test_quota_evicts_oldest_and_counts(make, api_server, tmp_path, caplog):
     """Past spill_max_bytes the oldest files go first, and their events count as dropped."""
     api_server.stop()
@@ -203,7 +205,9 @@ def test_quota_evicts_oldest_and_counts(make, api_server, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="isstreamer"):
         for i in range(400):
             streamer.log("k", i)
-        assert not streamer.close(10)  # False: evictions lost events
+        # False: evictions lost events. With the receiver down, close() spends its whole
+        # budget probing; 1 s proves the same as 10 s did, 9 s sooner.
+        assert not streamer.close(1)
     stats = streamer.stats()
     assert stats["dropped"] > 0 and "evicted" in caplog.text
     left = [e[1] for p in spill_files(tmp_path / "spool") for e in json.loads(p.read_text())["events"]]
@@ -211,6 +215,7 @@ def test_quota_evicts_oldest_and_counts(make, api_server, tmp_path, caplog):
     assert stats["spilled"] == 400
 
 
+@pytest.mark.slow
 def test_two_processes_replaying_one_spool_send_nothing_twice(api_server, access_key, tmp_path):
     """Two processes replaying the same spool at once deliver each event exactly once."""
     spool_dir = tmp_path / "spool"
@@ -231,6 +236,7 @@ def test_two_processes_replaying_one_spool_send_nothing_twice(api_server, access
     assert not spill_files(spool_dir)
 
 
+@pytest.mark.slow
 def test_kill_9_after_flush_loses_nothing(api_server, access_key, tmp_path):
     """A child logs 5,000 events with the server down, flushes, dies by SIGKILL; the next run delivers all."""
     spool = tmp_path / "spool"
@@ -255,6 +261,7 @@ def test_kill_9_after_flush_loses_nothing(api_server, access_key, tmp_path):
     assert sorted(e["value"] for e in api_server.events) == list(range(5000))
 
 
+@pytest.mark.slow
 def test_outage_of_300k_events_stays_small_and_delivers(api_server, access_key, tmp_path):
     """300,000 events logged during an outage: RSS grows < 60 MiB and every event arrives later."""
     api_server.stop()
@@ -299,6 +306,7 @@ class RaisingSink:
         pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_async", [True, False])
 def test_a_raising_sink_loses_nothing(tmp_path, use_async):
     """A sink whose send() raises is a failed send: the events are spilled, never lost or raised."""
@@ -346,6 +354,7 @@ def test_rate_limit_reset_far_away_is_capped(make, api_server, caplog):
     assert "worker failed" not in caplog.text
 
 
+@pytest.mark.slow
 def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
     """use_async=False: flush(timeout) and close(timeout) end within one request of their deadline."""
     api_server.hang(times=None)
@@ -354,11 +363,13 @@ def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
     streamer.log("k", 1)
     started = time.monotonic()
     streamer.flush(0.5)
-    assert time.monotonic() - started < 3.0  # one request timeout, not five plus backoff
+    # Generous for a busy machine: one request timeout (1 s) is the aim; five timeouts plus
+    # their backoff, what a flush ignoring its deadline waits, would be 20 s.
+    assert time.monotonic() - started < 10.0
     streamer.log("k", 2)
     started = time.monotonic()
     assert not streamer.close(0.5)
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0  # as above
     assert streamer.stats()["spilled"] == 2
 
 
@@ -731,7 +742,7 @@ def test_flush_does_not_wait_forever_for_a_file_another_process_holds(make, api_
     assert api_server.wait_for_events(1, timeout=10)  # the probe passed: the circuit is closed
     started = time.monotonic()
     assert streamer.flush(None) is False
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 30  # generous: a flush waiting for the file never ends
     assert not streamer.stats()["circuit_open"]
 
 

@@ -90,6 +90,7 @@ def test_offline_then_replay(env: dict[str, str], api_server: ApiServer) -> None
     assert sorted(e["epoch"] for e in events) == [e["epoch"] for e in events]
 
 
+@pytest.mark.slow
 def test_read_csv(env: dict[str, str], api_server: ApiServer, tmp_path: Path) -> None:
     """read_csv.py backfills the built-in sample and a given file with each row's own time."""
     run_example(env, "read_csv.py")
@@ -105,6 +106,7 @@ def test_read_csv(env: dict[str, str], api_server: ApiServer, tmp_path: Path) ->
     ]
 
 
+@pytest.mark.slow
 def test_redis_consumer_survives_an_idle_read_with_its_default_block(tmp_path: Path) -> None:
     """redis_consumer.py with its defaults (BLOCK 5000) waits out an idle read, then exits 0."""
     pytest.importorskip("redis")

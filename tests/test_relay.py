@@ -167,6 +167,7 @@ def api() -> Iterator[ApiServer]:
 
 # ---- standalone Redis ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_once_forwards_every_bucket_with_types_and_epochs(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -186,6 +187,7 @@ def test_once_forwards_every_bucket_with_types_and_epochs(
     assert {b: api.buckets[b] for b in buckets} == {b: b.upper() for b in buckets}  # names kept
 
 
+@pytest.mark.slow
 def test_relay_to_another_redis(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """--api-base redis://… makes the receiver another Redis: the same streams appear there."""
     write(server.url, ["pi0"], 700)
@@ -215,6 +217,7 @@ def test_own_pending_entries_come_first_on_start(
     assert relay.counts["claimed"] == 0 and pending(client, ["pi0"]) == 0
 
 
+@pytest.mark.slow
 def test_bucket_pattern_and_new_buckets_are_discovered(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -273,6 +276,7 @@ def test_receiver_down_the_relay_spools_acks_and_replays(
     assert relay.streamer.stats()["spool_files"] == 0
 
 
+@pytest.mark.slow
 def test_redis_down_at_start_and_restarted_mid_relay(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -294,6 +298,7 @@ def test_redis_down_at_start_and_restarted_mid_relay(
     assert Counter(pairs(api, "pi0")) == expected(1000)
 
 
+@pytest.mark.slow
 def test_two_relays_share_a_group_and_deliver_each_entry_once(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -314,6 +319,7 @@ def test_two_relays_share_a_group_and_deliver_each_entry_once(
         assert Counter(pairs(api, bucket)) == expected(3000), bucket
 
 
+@pytest.mark.slow
 def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -350,6 +356,7 @@ def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
     assert victim_entries and victim_entries[0]["pending"] == 0
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_read_acks_and_exits_0(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -371,6 +378,7 @@ def test_sigterm_finishes_the_read_acks_and_exits_0(
     assert "forwarded" in stderr_of(tmp_path / "spool")
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_receiver_hangs_spools_acks_and_exits_0(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -392,6 +400,7 @@ def test_sigterm_while_the_receiver_hangs_spools_acks_and_exits_0(
     assert spilled == 300
 
 
+@pytest.mark.slow
 def test_sigterm_while_idle_exits_0_at_once(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -406,6 +415,7 @@ def test_sigterm_while_idle_exits_0_at_once(
     assert time.monotonic() - started < 8
 
 
+@pytest.mark.slow
 def test_trim_removes_what_every_group_has_processed(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -444,6 +454,7 @@ def test_status_prints_pending_and_lag_per_stream(
     assert api.events == []
 
 
+@pytest.mark.slow
 def test_sigusr1_logs_the_stats(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """SIGUSR1 makes a running relay log its counters and per-stream pending and lag."""
     write(server.url, ["pi0"], 100)
@@ -461,6 +472,7 @@ def test_sigusr1_logs_the_stats(server: RedisServer, api: ApiServer, tmp_path: P
     assert stats["streams"][0]["pending"] == 0 and stats["delivery"]["sent"] == 100
 
 
+@pytest.mark.slow
 def test_stats_bucket_gets_the_relays_metrics(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -478,6 +490,7 @@ def test_stats_bucket_gets_the_relays_metrics(
     assert len(api.events_for("pi0")) == 100
 
 
+@pytest.mark.slow
 def test_source_url_can_come_from_the_environment(
     server: RedisServer, api: ApiServer, tmp_path: Path,
 ) -> None:
@@ -490,6 +503,7 @@ def test_source_url_can_come_from_the_environment(
     assert len(api.events_for("pi0")) == 20
 
 
+@pytest.mark.slow
 def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
     tmp_path: Path, api: ApiServer,
 ) -> None:
@@ -505,6 +519,7 @@ def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
         assert "pw-Rl77-secret" not in output and "pw-Wx12-also-secret" not in output
 
 
+@pytest.mark.slow
 def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """An http:// source, a batch out of range or no source at all is exit 2."""
     for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):

@@ -884,6 +884,7 @@ print(json.dumps({"events": seen,
 """
 
 
+@pytest.mark.slow
 def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
     """Draining a 300k-event (10 MB) spill file grows the process far less than a whole load."""
     spool.ensure_dir()

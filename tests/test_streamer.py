@@ -165,6 +165,7 @@ def test_strict_mode_raises(make, kwargs):
         streamer.log("none", None)
 
 
+@pytest.mark.slow
 def test_close_against_hanging_server(make, api_server):
     """close(timeout) returns near its deadline when the server never answers, events on disk."""
     api_server.hang(times=None)
@@ -173,7 +174,8 @@ def test_close_against_hanging_server(make, api_server):
         streamer.log("k", i)
     started = time.monotonic()
     assert not streamer.close(timeout=1.0)  # False: on disk, not delivered
-    assert time.monotonic() - started < 3.0
+    # Generous for a busy machine; a close waiting for the request would take its 30 s.
+    assert time.monotonic() - started < 15.0
     stats = streamer.stats()
     assert stats["spilled"] == 10 and stats["dropped"] == 0
 
@@ -415,7 +417,7 @@ def test_access_key_never_logged_at_highest_debug_level(make, api_server, access
 
 
 def test_stats_has_every_counter(make):
-    """stats() has the DESIGN.md counters and gauges."""
+    """stats() has the counters and gauges docs/architecture.md lists."""
     stats = make().stats()
     assert set(stats) >= {"logged", "invalid", "queued", "sent", "batches", "retried", "spilled", "replayed",
                           "quarantined", "dropped", "spool_files", "spool_bytes", "last_error"}

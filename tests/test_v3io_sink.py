@@ -561,6 +561,7 @@ def cli_env(server: V3ioServer, tmp_path: Path) -> dict[str, str]:
                 ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
 
 
+@pytest.mark.slow
 def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, cli_env: dict[str, str],
                                                  tmp_path: Path) -> None:
     """`isstreamer log` stores a typed record; `replay` sends a spool to the stream."""
@@ -577,6 +578,7 @@ def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, cli_env: di
     assert spool.files() == [] and KEY not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_pipe_and_metrics_with_a_v3io_api_base(server: V3ioServer,
                                                    cli_env: dict[str, str]) -> None:
     """`pipe` stores every line's event; `metrics --once` stores the system keys."""

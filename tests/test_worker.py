@@ -45,6 +45,7 @@ def test_full_batches_are_sent_by_count(make, api_server):
     assert sizes == [50, 50, 50, 50]
 
 
+@pytest.mark.slow
 def test_flush_deadline_against_hanging_server(make, api_server):
     """flush(timeout) returns False at its deadline when the server hangs; nothing is lost."""
     api_server.hang(times=None)
@@ -139,6 +140,7 @@ def spill_threads(monkeypatch):
     return names
 
 
+@pytest.mark.slow
 def test_overflow_is_written_by_the_worker_not_the_caller(tmp_path, spill_threads):
     """Past max_buffer (but below twice it) the worker moves the oldest events to disk."""
     sink = GateSink()
@@ -156,6 +158,7 @@ def test_overflow_is_written_by_the_worker_not_the_caller(tmp_path, spill_thread
     assert streamer.stats()["replayed"] > 0
 
 
+@pytest.mark.slow
 def test_a_stuck_worker_makes_the_caller_spill_at_twice_the_bound(tmp_path, spill_threads):
     """While the worker is stuck in a send, memory stays below twice max_buffer."""
     sink = GateSink()
@@ -186,6 +189,7 @@ def test_streamer_uses_only_the_worker_methods():
 
 
 
+@pytest.mark.slow
 def test_flush_before_any_log_leaves_the_worker_lazy_and_wakeable(make, api_server):
     """flush() with nothing logged starts no thread; the first log() afterwards still wakes one."""
     before = len(workers())

@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Dict, Optional, Tuple
 
-from .handler import SERVICE
 from .keys import default_db_path, key_file_path, read_key
+from .routes import SERVICE
 from .server import Collector
 
 log = logging.getLogger("isstreamer.collector")

@@ -12,17 +12,17 @@ import io
 import logging
 import re
 import socket
+import socketserver
+import threading
 import time
 import zlib
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from ..errors import IsStreamerError
-
-if TYPE_CHECKING:
-    from .server import CollectorHTTPServer
+from .routes import HTTPError
 
 log = logging.getLogger("isstreamer.collector")
 
@@ -47,15 +47,6 @@ class Limits:
     idle_timeout_s: float = 60.0  # a keep-alive connection waiting for its next request
     response_timeout_s: float = 30.0  # writing the answer to a client that does not read
     retry_after_s: int = 1  # told to clients refused for the connection limit
-
-
-class HTTPError(IsStreamerError):
-    """Ends a request with ``status`` and a JSON ``{"message": ...}`` body."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: Dict[str, Any] = {"message": message, **extra}
 
 
 class FramingError(IsStreamerError, ValueError):
@@ -136,20 +127,59 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def overload_response(limits: Limits) -> bytes:
-    """The whole 503 answer sent to a connection past the limit, ready for one send()."""
-    body = (
-        '{"message":"too many connections (%d); retry after %d s"}'
-        % (limits.max_connections, limits.retry_after_s)
-    ).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        f"Retry-After: {limits.retry_after_s}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
+class GuardedServer(ThreadingHTTPServer):
+    """The server side of the guard: the limits, and the bookkeeping that lets drain() finish
+    running requests and then close idle keep-alive connections."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], handler: Any, limits: Limits) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, handler)
+        self.limits = limits
+        self._state = threading.Condition()
+        self._inflight = 0
+        self._closing = False
+        self._connections: Set[socket.socket] = set()
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name, which can hang for seconds offline.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def track(self, conn: socket.socket) -> None:
+        with self._state:
+            self._connections.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._state:
+            self._connections.discard(conn)
+
+    def begin_request(self) -> bool:
+        """Count a request in; False once the server is draining."""
+        with self._state:
+            if self._closing:
+                return False
+            self._inflight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._state:
+            self._inflight -= 1
+            self._state.notify_all()
+
+    def drain(self, timeout: float) -> None:
+        """Refuse new requests, let running ones finish, then close idle keep-alive connections."""
+        with self._state:
+            self._closing = True
+            self._state.wait_for(lambda: self._inflight == 0, timeout)
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes the handler thread blocked reading
+            except OSError:
+                pass
 
 
 class GuardedHandler(BaseHTTPRequestHandler):
@@ -157,7 +187,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
     and one debug line (never a traceback, never the request line) for client trouble."""
 
     timeout = None  # reads have deadlines per phase (DeadlineReader); writes their own timeout
-    server: "CollectorHTTPServer"
+    server: GuardedServer
 
     def setup(self) -> None:
         super().setup()
