@@ -7,10 +7,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, List, Optional
 
 from . import events as _events
 from . import lifecycle
+from .aio import AsyncMethods
+from .attributes import LegacyAttributes, check_bucket_key
 from .buffer import Buffer
 from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_level, given
 from .config import load_settings
@@ -20,8 +22,10 @@ from .redact import redact_key
 from .retry import RetryPolicy
 from .sinks.base import Bucket, Event, Sink, as_sink
 from .sinks.factory import needs_access_key, sink_factory
+from .api_types import Epoch, Key, LogValue, UserSink
+from .batchlog import LoggedSink
 from .spool import Spool
-from .stats import Stats
+from .stats import Stats, StatsDict
 from .worker import Worker
 
 log = logging.getLogger("isstreamer")
@@ -35,7 +39,7 @@ DEFAULT_MAX_BUFFER = 200_000
 CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and spilling
 
 
-class Streamer:
+class Streamer(LegacyAttributes, AsyncMethods):
     """Streams events to Initial State (or a collector, Redis, a CSV file) without blocking."""
 
     def __init__(self, bucket_name: str = "", bucket_key: str = "", access_key: str = "",
@@ -44,10 +48,10 @@ class Streamer:
                  use_async: bool = True, *, api_base: Optional[str] = None,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
                  spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
-                 timeout: float = 10.0, strict: bool = False, sink: Any = None,
+                 timeout: float = 10.0, strict: bool = False, sink: UserSink = None,
                  retry_policy: Optional[RetryPolicy] = None) -> None:
         apply_debug_level(debug_level)
-        self.DebugLevel = debug_level
+        self._debug_level = int(debug_level)
         self.Async = bool(use_async)
         settings = load_settings({
             "access_key": given(access_key), "bucket_key": given(bucket_key),
@@ -71,6 +75,7 @@ class Streamer:
             key = str(uuid.uuid4())
             log.warning("no bucket_key given: streaming to a new bucket %s; every run without a "
                         "bucket_key creates another one", key)
+        check_bucket_key(key)
         self._bucket = Bucket(key, settings.bucket_name or key)
         self._batch_size = int(settings.buffer_size)
         self._max_buffer = max(int(max_buffer), self._batch_size)
@@ -85,6 +90,7 @@ class Streamer:
         else:
             self._make_sink = sink_factory(settings, self._timeout)
         self._stats = Stats()
+        self._retired_sinks: List[Sink] = []  # replaced by an attribute change; closed by close()
         self._warned: set = set()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -102,7 +108,8 @@ class Streamer:
         self._buffer = buffer if buffer is not None else Buffer()
         self._items = self._buffer.items
         self._append = self._buffer.append
-        self._sink = self._make_sink()
+        self._sink = LoggedSink(self._make_sink())
+        self._retired_sinks = []
         spill_dir = self.settings.spill_dir
         self._spool = None if self.settings.offline or not spill_dir else Spool(
             Path(os.path.expanduser(str(spill_dir))), int(self.settings.spill_max_bytes),
@@ -117,39 +124,13 @@ class Streamer:
         self._notify = self._worker.notify
         self._relieve_at = 2 * self._max_buffer  # the caller spills only when the worker is stuck
 
-    # ---- ISStreamer-compatible attributes ---------------------------------------------
-
-    @property
-    def BucketKey(self) -> str:
-        return self._bucket.key
-
-    @property
-    def BucketName(self) -> str:
-        return self._bucket.name
-
-    @property
-    def BufferSize(self) -> int:
-        return self._batch_size
-
-    @property
-    def StreamApiBase(self) -> str:
-        return str(self.settings.api_base)
-
-    @property
-    def Offline(self) -> bool:
-        return bool(self.settings.offline)
-
-    @property
-    def IsClosed(self) -> bool:
-        return self._closed
-
     def __repr__(self) -> str:
         return (f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
                 f"closed={self._closed}>")
 
     # ---- logging events -----------------------------------------------------------------
 
-    def log(self, key: Any, value: Any, epoch: Any = None) -> None:
+    def log(self, key: Key, value: LogValue, epoch: Epoch = None) -> None:
         """Queue one event; never blocks on the network and never raises for it."""
         if self._closed:
             self._reopen()
@@ -173,10 +154,12 @@ class Streamer:
         self._notify()
         return None
 
-    def log_object(self, obj: Any, key_prefix: Optional[str] = None, epoch: Any = None) -> None:
+    def log_object(self, obj: object, key_prefix: Optional[str] = None,
+                   epoch: Epoch = None) -> None:
         """Log every value of a dict, list, namedtuple, dataclass or object, with one epoch."""
         if epoch is None:
-            epoch = _time()
+            # The time of the call, still a default epoch: a wall-clock step may re-stamp it.
+            epoch = _events.DefaultEpoch(_time())
         else:
             try:
                 epoch = _events.normalise_epoch(epoch)
@@ -220,9 +203,16 @@ class Streamer:
             self._closed = False
             lifecycle.register(self)
 
-    def set_bucket(self, bucket_name: str = "", bucket_key: str = "") -> None:
-        """Send the following events to another bucket (a new uuid4 key when none is given)."""
+    def set_bucket(self, bucket_name: str = "", bucket_key: str = "",
+                   retries: Optional[int] = None) -> None:
+        """Send the following events to another bucket (a new uuid4 key when none is given).
+
+        ``retries`` is ISStreamer's and ignored: the bucket is created with the retries of
+        ``retry_policy`` before its first events. A key the service would refuse raises
+        ConfigError.
+        """
         key = bucket_key or str(uuid.uuid4())
+        check_bucket_key(key)
         self._bucket = Bucket(key, bucket_name or key)
         self._buffer.markers += 1  # first, so no consumer takes the marker for an event
         self._append(self._bucket)  # a marker: earlier events still go to the old bucket
@@ -299,10 +289,11 @@ class Streamer:
                 self._spool.release_own_claims(keep=sending)
             except OSError:
                 pass
-        try:
-            self._sink.close()
-        except Exception:
-            log.debug("sink close failed", exc_info=True)
+        for sink in [*self._retired_sinks, self._sink]:
+            try:
+                sink.close()
+            except Exception:
+                log.debug("sink close failed", exc_info=True)
         lifecycle.unregister(self)
         self._close_result = self._closing_report()
         return self._close_result
@@ -349,14 +340,14 @@ class Streamer:
 
     # ---- introspection ------------------------------------------------------------------
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> StatsDict:
         """Counters since construction, plus the current queue and spool sizes.
 
         For this Streamer's own events ``logged == sent + replayed + on_disk + quarantined
         + dropped + queued`` whenever no batch is being settled; files of other runs that it
         replayed count in ``replayed_other``, ``quarantined_other`` and ``dropped_other``.
         """
-        out: Dict[str, Any] = self._stats.snapshot()
+        out: StatsDict = self._stats.snapshot()  # type: ignore[assignment]  # filled below
         out["logged"] = self._buffer.total() - self._buffer.markers
         out["queued"] = self._buffer.queued()
         try:

@@ -5,8 +5,8 @@ when a full batch waits; otherwise the worker wakes only when the oldest event h
 flush_interval, or when a probe or a flush is due. No polling. When memory holds more than
 max_buffer events, the worker (not the caller) writes the oldest to disk; the caller's
 thread does that only when the buffer reaches twice the bound because the worker is stuck.
-The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop and
-relieve.
+The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop,
+relieve and resize.
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ class Worker:
                 return False
             self.ship(self.batch_size)
         return True
+
+    def resize(self, batch_size: int, max_buffer: int) -> None:
+        """A new BufferSize: batches of this many from the next take on."""
+        self.batch_size, self.max_buffer = batch_size, max(max_buffer, batch_size)
+        self.kick_at = min(self.kick_at, batch_size)
+        self.wake.set()  # re-read the limits now: a full batch of the new size may be waiting
 
     def relieve(self) -> None:
         """From log() at twice max_buffer: the worker is stuck, so the caller spills the oldest."""
