@@ -18,10 +18,7 @@ class LoggedSink:
 
     def __init__(self, sink: Sink) -> None:
         self.inner = sink
-
-    @property
-    def address(self) -> str:
-        return self.inner.address
+        self.address = sink.address
 
     def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         result = self.inner.send(bucket, events)

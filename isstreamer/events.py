@@ -60,8 +60,8 @@ class InvalidEventType(TypeError, InvalidEvent):
 
 __all__ = [
     "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN", "MAX_KEY_CHARS", "MAX_STRING_CHARS",
-    "DefaultEpoch", "FixedEpoch", "InvalidEvent", "InvalidEventType", "Refused", "clean_text", "default_prefix", "flatten",
-    "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
+    "DefaultEpoch", "FixedEpoch", "InvalidEvent", "InvalidEventType", "Refused", "clean_text",
+    "default_prefix", "flatten", "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
 ]
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .events import MAX_KEY_CHARS, MAX_STRING_CHARS
+
+if TYPE_CHECKING:
+    from .streamer import Streamer
 
 OWN_LOGGER = "isstreamer"
 MAX_KEYS = 1000  # distinct keys whose rate is tracked; a flood of logger names cannot grow memory
@@ -27,7 +30,7 @@ class StreamerHandler(logging.Handler):
 
     def __init__(
         self,
-        streamer: Any,
+        streamer: Streamer,
         level: int = logging.INFO,
         key: str | None = None,
         *,

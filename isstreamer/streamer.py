@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from . import events as _events
 from . import lifecycle
@@ -130,29 +130,37 @@ class Streamer(LegacyAttributes, AsyncMethods):
 
     # ---- logging events -----------------------------------------------------------------
 
-    def log(self, key: Key, value: LogValue, epoch: Epoch = None) -> None:
-        """Queue one event; never blocks on the network and never raises for it."""
-        if self._closed:
-            self._reopen()
-        t = type(value)
-        # The fast path takes only what the full validation would take unchanged: ASCII
-        # strings (no lone surrogates to replace), finite floats, ints within int64.
-        if (epoch is None and type(key) is str and 0 < len(key) <= 250 and key.isascii() and (
-                t is float and value - value == 0.0 or t is int and _INT_MIN <= value <= _INT_MAX
-                or t is bool or t is str and len(value) <= 2000 and value.isascii())):
-            event: Optional[Event] = (key, value, _time())
-        else:
-            event = self._checked(key, value, epoch)
-            if event is None:
+    if TYPE_CHECKING:  # the precise signature for type checkers; the body below is the same
+        def log(self, key: Key, value: LogValue, epoch: Epoch = None) -> None:
+            """Queue one event; never blocks on the network and never raises for it."""
+
+    else:
+        # Untyped on purpose: a checker cannot follow the fast path's ``t is float`` tests, and
+        # narrowing with isinstance() or casts would cost log() time on every call.
+        def log(self, key, value, epoch=None):
+            """Queue one event; never blocks on the network and never raises for it."""
+            if self._closed:
+                self._reopen()
+            t = type(value)
+            # The fast path takes only what the full validation would take unchanged: ASCII
+            # strings (no lone surrogates to replace), finite floats, ints within int64.
+            if (epoch is None and type(key) is str and 0 < len(key) <= 250 and key.isascii()
+                    and (t is float and value - value == 0.0
+                         or t is int and _INT_MIN <= value <= _INT_MAX
+                         or t is bool or t is str and len(value) <= 2000 and value.isascii())):
+                event: Optional[Event] = (key, value, _time())
+            else:
+                event = self._checked(key, value, epoch)
+                if event is None:
+                    return None
+            if len(self._items) >= self._relieve_at:
+                self._worker.relieve()
+            self._append(event)
+            if self._closed:  # close() ran between the check above and the append
+                self._worker.drain_to_spool()
                 return None
-        if len(self._items) >= self._relieve_at:
-            self._worker.relieve()
-        self._append(event)
-        if self._closed:  # close() ran between the check above and the append
-            self._worker.drain_to_spool()
+            self._notify()
             return None
-        self._notify()
-        return None
 
     def log_object(self, obj: object, key_prefix: Optional[str] = None,
                    epoch: Epoch = None) -> None:
