@@ -14,6 +14,7 @@ from . import lifecycle
 from .aio import AsyncMethods
 from .attributes import LegacyAttributes, check_bucket_key
 from .buffer import Buffer
+from .clock import ClockWatch
 from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_level, given
 from .config import load_settings
 from .delivery import Delivery
@@ -49,7 +50,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
                  spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
                  timeout: float = 10.0, strict: bool = False, sink: UserSink = None,
-                 retry_policy: Optional[RetryPolicy] = None) -> None:
+                 retry_policy: Optional[RetryPolicy] = None, fix_clock_steps: bool = True) -> None:
         apply_debug_level(debug_level)
         self._debug_level = int(debug_level)
         self.Async = bool(use_async)
@@ -82,6 +83,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
         self._strict = bool(strict) or debug_level >= 2
         self._timeout = float(timeout)
         self._policy = retry_policy or RetryPolicy()
+        self._fix_clock_steps = bool(fix_clock_steps)
         self._user_sink = as_sink(sink) if sink is not None else None
         self._make_sink: Callable[[], Sink]
         if self._user_sink is not None:
@@ -117,10 +119,13 @@ class Streamer(LegacyAttributes, AsyncMethods):
         self._stop = threading.Event()
         self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy,
                                   stop_event=self._stop, replay_batch=max(self._batch_size, 500))
+        if self._fix_clock_steps:
+            self._delivery.clock = ClockWatch(self._stats)
         self._worker = Worker(self._buffer, self._delivery, self._bucket,
                               batch_size=self._batch_size,
                               flush_interval=float(self.settings.flush_interval),
-                              max_buffer=self._max_buffer, threaded=self.Async)
+                              max_buffer=self._max_buffer, threaded=self.Async,
+                              steps=self._delivery.clock)
         self._notify = self._worker.notify
         self._relieve_at = 2 * self._max_buffer  # the caller spills only when the worker is stuck
 

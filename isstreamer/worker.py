@@ -18,6 +18,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from . import lifecycle
 from .buffer import Buffer
+from .clock import ClockWatch
 from .delivery import Delivery
 from .sinks.base import Bucket, Event
 
@@ -44,6 +45,7 @@ class Worker:
         max_buffer: int = 1 << 62,
         threaded: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        steps: Optional[ClockWatch] = None,
     ) -> None:
         self.buffer = buffer
         self.items = buffer.items
@@ -54,6 +56,7 @@ class Worker:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.clock = clock
+        self.steps = steps  # wall-clock steps: re-stamps default epochs as they are taken
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
         self.idle = threaded  # the next event must wake the worker
@@ -216,7 +219,12 @@ class Worker:
     def take_grouped(self, max_items: int) -> Tuple[int, List[Tuple[Bucket, List[Event]]]]:
         """Take and group in one step, so bucket markers are applied in buffer order."""
         with self._take_lock:
+            clock, first = self.steps, self.buffer.taken
+            if clock is not None:
+                clock.check(self.buffer)  # a wall-clock step re-stamps what is taken now
             token, items = self.buffer.take(max_items)
+            if clock is not None and clock.steps:
+                clock.restamp(first, items)
             return token, self.group(items)
 
     def group(self, items: List[Any]) -> List[Tuple[Bucket, List[Event]]]:
