@@ -7,7 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
-from .events import MAX_KEY_CHARS, MAX_STRING_CHARS
+from .events import MAX_KEY_CHARS, MAX_STRING_CHARS, DefaultEpoch
 
 if TYPE_CHECKING:
     from .streamer import Streamer
@@ -62,8 +62,10 @@ class StreamerHandler(logging.Handler):
             message = self.format(record)
             if held_back:
                 message = f"({held_back} earlier messages suppressed) {message}"
-            self.streamer.log(key, message[:MAX_STRING_CHARS], record.created)
-            self.streamer.log(key + LEVEL_SUFFIX, record.levelname, record.created)
+            # The record's time is the time of the call: a default epoch (clock.py may move it).
+            when = DefaultEpoch(record.created)
+            self.streamer.log(key, message[:MAX_STRING_CHARS], when)
+            self.streamer.log(key + LEVEL_SUFFIX, record.levelname, when)
         except Exception:  # noqa: BLE001 - logging's convention: report, never raise
             self.handleError(record)
         finally:
