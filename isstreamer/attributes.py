@@ -48,6 +48,7 @@ class LegacyAttributes:
     _batch_size: int
     _max_buffer: int
     _strict: bool
+    _strict_given: bool
     _debug_level: int
     _closed: bool
     _timeout: float
@@ -125,7 +126,7 @@ class LegacyAttributes:
     @DebugLevel.setter
     def DebugLevel(self, debug_level: int) -> None:
         self._debug_level = int(debug_level)
-        self._strict = self._strict or self._debug_level >= 2
+        self._strict = self._strict_given or self._debug_level >= 2
         apply_debug_level(self._debug_level)
 
     @property

@@ -80,7 +80,8 @@ class Streamer(LegacyAttributes, AsyncMethods):
         self._bucket = Bucket(key, settings.bucket_name or key)
         self._batch_size = int(settings.buffer_size)
         self._max_buffer = max(int(max_buffer), self._batch_size)
-        self._strict = bool(strict) or debug_level >= 2
+        self._strict_given = bool(strict)
+        self._strict = self._strict_given or debug_level >= 2
         self._timeout = float(timeout)
         self._policy = retry_policy or RetryPolicy()
         self._fix_clock_steps = bool(fix_clock_steps)

@@ -537,6 +537,9 @@ def test_offline_and_debug_level_assignments(make, tmp_path):
     assert streamer.DebugLevel == 2
     with pytest.raises(ValueError):
         streamer.log("bad", float("nan"))
+    streamer.DebugLevel = 0  # back to warnings: counted, not raised
+    streamer.log("bad", float("nan"))
+    assert streamer.stats()["invalid"] == 2
 
 
 def test_epoch_as_text_is_delivered(make, api_server):
