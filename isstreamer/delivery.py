@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .circuit import Circuit
+from .clock import ClockWatch
 from .model import Bucket, Event, Outcome, SendResult
 from .replayer import Replayer
 from .report import Account, Pending, Report, Tally, describe, refused
@@ -52,6 +53,7 @@ class Delivery:
         self.progress = threading.Condition()  # notified after each settled batch or chunk
         self.waiters = 0  # threads waiting on progress (flush() or close()), under its lock
         self.replayer = Replayer(self, replay_batch)
+        self.clock: Optional[ClockWatch] = None  # re-stamps default epochs after a clock step
         self.drained = self.replayer.drained
 
     # The circuit's state, read by the worker and the replay command.
@@ -283,6 +285,8 @@ class Delivery:
                           self.spool.directory, exc, len(events))
             else:
                 self.stats.spilled(batch_id, path.name, len(events))
+                if self.clock is not None:
+                    self.clock.spilled(batch_id, events)
                 return path, batch_id
         self.stats.add("dropped", len(events))
         return None

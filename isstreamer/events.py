@@ -27,16 +27,32 @@ from .model import (
     Value,
 )
 from .objects import Refused, default_prefix, flatten, type_name
+from .text import parse_time
 
 LABEL_CHARS = 100  # a key in a warning is cut to this many characters
 _KEY_INT_LIMIT = 10**MAX_KEY_CHARS  # ints this large have more digits than a key may have
 _EPOCH_INT_BITS = 64  # ints wider than this are far outside the epoch range (no float overflow)
 
 
+class FixedEpoch(float):
+    """An epoch the caller gave: a wall-clock step never re-stamps it (see clock.py).
+
+    Default epochs stay plain floats, so the hot path of log() pays nothing for the mark.
+    """
+
+    __slots__ = ()
+
+
+class DefaultEpoch(float):
+    """The time of a log_object() call handed on to log(): still a default epoch."""
+
+    __slots__ = ()
+
+
 __all__ = [
     "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN", "MAX_KEY_CHARS", "MAX_STRING_CHARS",
-    "InvalidEvent", "InvalidEventType", "Refused", "clean_text", "default_prefix", "flatten",
-    "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
+    "DefaultEpoch", "FixedEpoch", "InvalidEvent", "InvalidEventType", "Refused", "clean_text",
+    "default_prefix", "flatten", "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
 ]
 
 
@@ -179,8 +195,9 @@ def _numpy_kind(obj: Any) -> str:
 
 
 def normalise_epoch(epoch: Any) -> float:
-    """Seconds since 1970 as float from a number, a datetime (naive = local time), a date or a
-    numpy datetime64 of any unit; InvalidEvent outside EPOCH_MIN_S..EPOCH_MAX_S."""
+    """Seconds since 1970 as float from a number, a datetime (naive = local time), a date, a
+    numpy datetime64 of any unit, or text (epoch seconds or ISO 8601, no zone = UTC: the
+    rule of text.parse_time); InvalidEvent outside EPOCH_MIN_S..EPOCH_MAX_S."""
     try:
         seconds = _epoch_seconds(epoch, unwrap=True)
     except InvalidEvent:
@@ -213,6 +230,11 @@ def _epoch_seconds(epoch: Any, unwrap: bool) -> float:
         return float(epoch)
     if isinstance(epoch, Decimal):
         return float(epoch)
+    if isinstance(epoch, str):  # a CSV reader's "1600000000.5" or "2026-12-01T10:00:00Z"
+        try:
+            return parse_time(epoch)
+        except ValueError as exc:
+            raise InvalidEvent(f"epoch {exc}") from None
     if isinstance(epoch, _dt.datetime):
         return epoch.timestamp()
     if isinstance(epoch, _dt.date):
@@ -264,8 +286,10 @@ def _datetime64_seconds(value: Any) -> float:
 
 def make_event(key: Any, value: Any, epoch: Any = None) -> Event:
     """Validate and normalise one event; the slow path of Streamer.log()."""
-    return (
-        normalise_key(key),
-        normalise_value(value),
-        time.time() if epoch is None else normalise_epoch(epoch),
-    )
+    if epoch is None:
+        seconds: float = time.time()
+    elif type(epoch) is DefaultEpoch:
+        seconds = float(epoch)
+    else:
+        seconds = FixedEpoch(normalise_epoch(epoch))
+    return normalise_key(key), normalise_value(value), seconds

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from .events import DefaultEpoch
 from .model import MAX_KEY_CHARS, MAX_STRING_CHARS
+
+if TYPE_CHECKING:
+    from .streamer import Streamer
 
 OWN_LOGGER = "isstreamer"
 MAX_KEYS = 1000  # distinct keys whose rate is tracked; a flood of logger names cannot grow memory
@@ -27,7 +31,7 @@ class StreamerHandler(logging.Handler):
 
     def __init__(
         self,
-        streamer: Any,
+        streamer: Streamer,
         level: int = logging.INFO,
         key: str | None = None,
         *,
@@ -59,8 +63,10 @@ class StreamerHandler(logging.Handler):
             message = self.format(record)
             if held_back:
                 message = f"({held_back} earlier messages suppressed) {message}"
-            self.streamer.log(key, message[:MAX_STRING_CHARS], record.created)
-            self.streamer.log(key + LEVEL_SUFFIX, record.levelname, record.created)
+            # The record's time is the time of the call: a default epoch (clock.py may move it).
+            when = DefaultEpoch(record.created)
+            self.streamer.log(key, message[:MAX_STRING_CHARS], when)
+            self.streamer.log(key + LEVEL_SUFFIX, record.levelname, when)
         except Exception:  # noqa: BLE001 - logging's convention: report, never raise
             self.handleError(record)
         finally:

@@ -208,6 +208,8 @@ class Replayer:
                 spool.release(batch)
                 continue
             self._current, self._left = batch, list(batch.events)
+            if d.clock is not None:  # own files of this process: a clock step since re-stamps
+                self._left = d.clock.restamp_file(batch.id, self._left)
             d.stats.seen(batch.id, original_name(batch.path.name))
             return batch
 

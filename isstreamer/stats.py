@@ -13,7 +13,7 @@ never break that sum.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List
+from typing import Dict, List, TypedDict
 
 COUNTERS = (
     "logged",
@@ -28,8 +28,34 @@ COUNTERS = (
     "replayed_other",
     "quarantined_other",
     "dropped_other",
+    "restamped",
 )
 LOSSES = ("quarantined", "dropped")  # own events that will never be delivered
+
+
+class StatsDict(TypedDict):
+    """What ``Streamer.stats()`` returns: the counters, then the gauges of now."""
+
+    logged: int
+    invalid: int
+    sent: int
+    batches: int
+    retried: int
+    spilled: int
+    replayed: int
+    quarantined: int
+    dropped: int
+    replayed_other: int
+    quarantined_other: int
+    dropped_other: int
+    restamped: int  # default-epoch events moved by a wall-clock step (clock.py)
+    on_disk: int
+    queued: int
+    spool_files: int
+    spool_bytes: int
+    spool_error: str
+    circuit_open: bool
+    last_error: str
 
 
 class Stats:

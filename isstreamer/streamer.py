@@ -7,11 +7,16 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from . import events as _events
 from . import lifecycle
+from .aio import AsyncMethods
+from .api_types import Epoch, Key, LogValue, UserSink
+from .attributes import LegacyAttributes, check_bucket_key
+from .batchlog import LoggedSink
 from .buffer import Buffer
+from .clock import ClockWatch
 from .compat import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, apply_debug_level, given
 from .config import load_settings
 from .delivery import Delivery
@@ -22,7 +27,7 @@ from .retry import RetryPolicy
 from .sinks.base import Sink, as_sink
 from .sinks.factory import needs_access_key, sink_factory
 from .spool import Spool
-from .stats import Stats
+from .stats import Stats, StatsDict
 from .worker import Worker
 
 log = logging.getLogger("isstreamer")
@@ -38,7 +43,7 @@ DEFAULT_MAX_BUFFER = 200_000
 CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and spilling
 
 
-class Streamer:
+class Streamer(LegacyAttributes, AsyncMethods):
     """Streams events to Initial State (or a collector, Redis, a CSV file) without blocking."""
 
     def __init__(self, bucket_name: str = "", bucket_key: str = "", access_key: str = "",
@@ -47,10 +52,10 @@ class Streamer:
                  use_async: bool = True, *, api_base: Optional[str] = None,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
                  spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
-                 timeout: float = 10.0, strict: bool = False, sink: Any = None,
-                 retry_policy: Optional[RetryPolicy] = None) -> None:
+                 timeout: float = 10.0, strict: bool = False, sink: UserSink = None,
+                 retry_policy: Optional[RetryPolicy] = None, fix_clock_steps: bool = True) -> None:
         apply_debug_level(debug_level)
-        self.DebugLevel = debug_level
+        self._debug_level = int(debug_level)
         self.Async = bool(use_async)
         settings = load_settings({
             "access_key": given(access_key), "bucket_key": given(bucket_key),
@@ -74,12 +79,15 @@ class Streamer:
             key = str(uuid.uuid4())
             log.warning("no bucket_key given: streaming to a new bucket %s; every run without a "
                         "bucket_key creates another one", key)
+        check_bucket_key(key)
         self._bucket = Bucket(key, settings.bucket_name or key)
         self._batch_size = int(settings.buffer_size)
         self._max_buffer = max(int(max_buffer), self._batch_size)
-        self._strict = bool(strict) or debug_level >= 2
+        self._strict_given = bool(strict)
+        self._strict = self._strict_given or debug_level >= 2
         self._timeout = float(timeout)
         self._policy = retry_policy or RetryPolicy()
+        self._fix_clock_steps = bool(fix_clock_steps)
         self._user_sink = as_sink(sink) if sink is not None else None
         self._make_sink: Callable[[], Sink]
         if self._user_sink is not None:
@@ -88,6 +96,7 @@ class Streamer:
         else:
             self._make_sink = sink_factory(settings, self._timeout)
         self._stats = Stats()
+        self._retired_sinks: List[Sink] = []  # replaced by an attribute change; closed by close()
         self._warned: set = set()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -105,7 +114,8 @@ class Streamer:
         self._buffer = buffer if buffer is not None else Buffer()
         self._items = self._buffer.items
         self._append = self._buffer.append
-        self._sink = self._make_sink()
+        self._sink = LoggedSink(self._make_sink())
+        self._retired_sinks = []
         spill_dir = self.settings.spill_dir
         self._spool = None if self.settings.offline or not spill_dir else Spool(
             Path(os.path.expanduser(str(spill_dir))), int(self.settings.spill_max_bytes),
@@ -113,38 +123,15 @@ class Streamer:
         self._stop = threading.Event()
         self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy,
                                   stop_event=self._stop, replay_batch=max(self._batch_size, 500))
+        if self._fix_clock_steps:
+            self._delivery.clock = ClockWatch(self._stats)
         self._worker = Worker(self._buffer, self._delivery, self._bucket,
                               batch_size=self._batch_size,
                               flush_interval=float(self.settings.flush_interval),
-                              max_buffer=self._max_buffer, threaded=self.Async)
+                              max_buffer=self._max_buffer, threaded=self.Async,
+                              steps=self._delivery.clock)
         self._notify = self._worker.notify
         self._relieve_at = 2 * self._max_buffer  # the caller spills only when the worker is stuck
-
-    # ---- ISStreamer-compatible attributes ---------------------------------------------
-
-    @property
-    def BucketKey(self) -> str:
-        return self._bucket.key
-
-    @property
-    def BucketName(self) -> str:
-        return self._bucket.name
-
-    @property
-    def BufferSize(self) -> int:
-        return self._batch_size
-
-    @property
-    def StreamApiBase(self) -> str:
-        return str(self.settings.api_base)
-
-    @property
-    def Offline(self) -> bool:
-        return bool(self.settings.offline)
-
-    @property
-    def IsClosed(self) -> bool:
-        return self._closed
 
     def __repr__(self) -> str:
         return (f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
@@ -152,34 +139,44 @@ class Streamer:
 
     # ---- logging events -----------------------------------------------------------------
 
-    def log(self, key: Any, value: Any, epoch: Any = None) -> None:
-        """Queue one event; never blocks on the network and never raises for it."""
-        if self._closed:
-            self._reopen()
-        t = type(value)
-        # The fast path takes only what the full validation would take unchanged: ASCII
-        # strings (no lone surrogates to replace), finite floats, ints within int64.
-        if (epoch is None and type(key) is str and 0 < len(key) <= _MAX_KEY and key.isascii() and (
-                t is float and value - value == 0.0 or t is int and _INT_MIN <= value <= _INT_MAX
-                or t is bool or t is str and len(value) <= _MAX_STRING and value.isascii())):
-            event: Optional[Event] = (key, value, _time())
-        else:
-            event = self._checked(key, value, epoch)
-            if event is None:
-                return None
-        if len(self._items) >= self._relieve_at:
-            self._worker.relieve()
-        self._append(event)
-        if self._closed:  # close() ran between the check above and the append
-            self._worker.drain_to_spool()
-            return None
-        self._notify()
-        return None
+    if TYPE_CHECKING:  # the precise signature for type checkers; the body below is the same
+        def log(self, key: Key, value: LogValue, epoch: Epoch = None) -> None:
+            """Queue one event; never blocks on the network and never raises for it."""
 
-    def log_object(self, obj: Any, key_prefix: Optional[str] = None, epoch: Any = None) -> None:
+    else:
+        # Untyped on purpose: a checker cannot follow the fast path's ``t is float`` tests, and
+        # narrowing with isinstance() or casts would cost log() time on every call.
+        def log(self, key, value, epoch=None):
+            """Queue one event; never blocks on the network and never raises for it."""
+            if self._closed:
+                self._reopen()
+            t = type(value)
+            # The fast path takes only what the full validation would take unchanged: ASCII
+            # strings (no lone surrogates to replace), finite floats, ints within int64.
+            if (epoch is None and type(key) is str and 0 < len(key) <= _MAX_KEY and key.isascii()
+                    and (t is float and value - value == 0.0
+                         or t is int and _INT_MIN <= value <= _INT_MAX
+                         or t is bool or t is str and len(value) <= _MAX_STRING and value.isascii())):
+                event: Optional[Event] = (key, value, _time())
+            else:
+                event = self._checked(key, value, epoch)
+                if event is None:
+                    return None
+            if len(self._items) >= self._relieve_at:
+                self._worker.relieve()
+            self._append(event)
+            if self._closed:  # close() ran between the check above and the append
+                self._worker.drain_to_spool()
+                return None
+            self._notify()
+            return None
+
+    def log_object(self, obj: object, key_prefix: Optional[str] = None,
+                   epoch: Epoch = None) -> None:
         """Log every value of a dict, list, namedtuple, dataclass or object, with one epoch."""
         if epoch is None:
-            epoch = _time()
+            # The time of the call, still a default epoch: a wall-clock step may re-stamp it.
+            epoch = _events.DefaultEpoch(_time())
         else:
             try:
                 epoch = _events.normalise_epoch(epoch)
@@ -223,9 +220,16 @@ class Streamer:
             self._closed = False
             lifecycle.register(self)
 
-    def set_bucket(self, bucket_name: str = "", bucket_key: str = "") -> None:
-        """Send the following events to another bucket (a new uuid4 key when none is given)."""
+    def set_bucket(self, bucket_name: str = "", bucket_key: str = "",
+                   retries: Optional[int] = None) -> None:
+        """Send the following events to another bucket (a new uuid4 key when none is given).
+
+        ``retries`` is ISStreamer's and ignored: the bucket is created with the retries of
+        ``retry_policy`` before its first events. A key the service would refuse raises
+        ConfigError.
+        """
         key = bucket_key or str(uuid.uuid4())
+        check_bucket_key(key)
         self._bucket = Bucket(key, bucket_name or key)
         self._buffer.markers += 1  # first, so no consumer takes the marker for an event
         self._append(self._bucket)  # a marker: earlier events still go to the old bucket
@@ -302,10 +306,11 @@ class Streamer:
                 self._spool.release_own_claims(keep=sending)
             except OSError:
                 pass
-        try:
-            self._sink.close()
-        except Exception:
-            log.debug("sink close failed", exc_info=True)
+        for sink in [*self._retired_sinks, self._sink]:
+            try:
+                sink.close()
+            except Exception:
+                log.debug("sink close failed", exc_info=True)
         lifecycle.unregister(self)
         self._close_result = self._closing_report()
         return self._close_result
@@ -352,14 +357,14 @@ class Streamer:
 
     # ---- introspection ------------------------------------------------------------------
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> StatsDict:
         """Counters since construction, plus the current queue and spool sizes.
 
         For this Streamer's own events ``logged == sent + replayed + on_disk + quarantined
         + dropped + queued`` whenever no batch is being settled; files of other runs that it
         replayed count in ``replayed_other``, ``quarantined_other`` and ``dropped_other``.
         """
-        out: Dict[str, Any] = self._stats.snapshot()
+        out: StatsDict = self._stats.snapshot()  # type: ignore[assignment]  # filled below
         out["logged"] = self._buffer.total() - self._buffer.markers
         out["queued"] = self._buffer.queued()
         try:

@@ -5,8 +5,8 @@ when a full batch waits; otherwise the worker wakes only when the oldest event h
 flush_interval, or when a probe or a flush is due. No polling. When memory holds more than
 max_buffer events, the worker (not the caller) writes the oldest to disk; the caller's
 thread does that only when the buffer reaches twice the bound because the worker is stuck.
-The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop and
-relieve.
+The Streamer uses only the methods notify, request_flush, wake_up, ship_until, stop,
+relieve and resize.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, List, Optional, Tuple
 
 from . import lifecycle
 from .buffer import Buffer
+from .clock import ClockWatch
 from .delivery import Delivery
 from .model import Bucket, Event
 
@@ -43,6 +44,7 @@ class Worker:
         flush_interval: float,
         max_buffer: int = 1 << 62,
         threaded: bool = True,
+        steps: Optional[ClockWatch] = None,
     ) -> None:
         self.buffer = buffer
         self.items = buffer.items
@@ -52,6 +54,7 @@ class Worker:
         self.bucket = bucket  # the bucket of the next event taken; updated by Bucket markers
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.steps = steps  # wall-clock steps: re-stamps default epochs as they are taken
         self.wake = threading.Event()
         self.stop_event = delivery.stop_event
         self.idle = threaded  # the next event must wake the worker
@@ -104,6 +107,12 @@ class Worker:
                 return False
             self.ship(self.batch_size)
         return True
+
+    def resize(self, batch_size: int, max_buffer: int) -> None:
+        """A new BufferSize: batches of this many from the next take on."""
+        self.batch_size, self.max_buffer = batch_size, max(max_buffer, batch_size)
+        self.kick_at = min(self.kick_at, batch_size)
+        self.wake.set()  # re-read the limits now: a full batch of the new size may be waiting
 
     def relieve(self) -> None:
         """From log() at twice max_buffer: the worker is stuck, so the caller spills the oldest."""
@@ -208,7 +217,12 @@ class Worker:
     def take_grouped(self, max_items: int) -> Tuple[int, List[Tuple[Bucket, List[Event]]]]:
         """Take and group in one step, so bucket markers are applied in buffer order."""
         with self._take_lock:
+            clock, first = self.steps, self.buffer.taken
+            if clock is not None:
+                clock.check(self.buffer)  # a wall-clock step re-stamps what is taken now
             token, items = self.buffer.take(max_items)
+            if clock is not None and clock.steps:
+                clock.restamp(first, items)
             return token, self.group(items)
 
     def group(self, items: List[Any]) -> List[Tuple[Bucket, List[Event]]]:

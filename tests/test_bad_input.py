@@ -24,6 +24,7 @@ from isstreamer.collector import Collector
 from isstreamer.events import (
     EPOCH_MAX_S,
     EPOCH_MIN_S,
+    FixedEpoch,
     INT_MAX,
     INT_MIN,
     MAX_KEY_CHARS,
@@ -49,7 +50,8 @@ def assert_receivable(event: Tuple[Any, Any, Any]) -> None:
     elif type(value) is str:
         assert len(value) <= MAX_STRING_CHARS
         value.encode("utf-8")
-    assert type(epoch) is float and EPOCH_MIN_S <= epoch < EPOCH_MAX_S
+    # A given epoch is a FixedEpoch (a float that a clock step never moves).
+    assert type(epoch) in (float, FixedEpoch) and EPOCH_MIN_S <= epoch < EPOCH_MAX_S
     body = encode_events([event])  # the HTTP sink's encoder, as strict as json.dumps
     assert json.loads(body)[0]["key"] == key
 

@@ -248,11 +248,37 @@ def test_epoch_bool_rejected() -> None:
         normalise_epoch(True)
 
 
-@pytest.mark.parametrize("epoch", ["1700000000", None, [1]])
+@pytest.mark.parametrize("epoch", [None, [1]])
 def test_epoch_other_types_rejected(epoch: Any) -> None:
-    """Strings, None and lists are not epochs."""
+    """None and lists are not epochs."""
     with pytest.raises(InvalidEventType):
         normalise_epoch(epoch)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("1700000000", 1_700_000_000.0),
+    (" 1600000000.5 ", 1_600_000_000.5),
+    ("2020-09-13T12:26:40Z", 1_600_000_000.0),
+    ("2020-09-13T12:26:40.250", 1_600_000_000.25),  # no zone: UTC, as text.parse_time has it
+    ("2020-09-13T14:26:40+02:00", 1_600_000_000.0),
+])
+def test_epoch_text_is_read_by_the_one_time_parser(text: str, seconds: float) -> None:
+    """Epoch seconds and ISO 8601 given as text become epoch seconds (ISStreamer sent them)."""
+    assert normalise_epoch(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "1e400", "-5"])
+def test_epoch_text_that_is_no_time_is_a_clear_error(text: str) -> None:
+    """Text that is neither seconds nor ISO 8601 (or before 1970) is refused, saying why."""
+    with pytest.raises(InvalidEvent, match="epoch"):
+        normalise_epoch(text)
+
+
+def test_explicit_epochs_are_marked_fixed_and_default_ones_are_not() -> None:
+    """make_event marks a given epoch FixedEpoch; the time of the call stays a plain float."""
+    assert type(make_event("k", 1, "1600000000")[2]) is events.FixedEpoch
+    assert type(make_event("k", 1)[2]) is float
+    assert type(make_event("k", 1, events.DefaultEpoch(1.6e9))[2]) is float
 
 
 @pytest.mark.parametrize("epoch", [math.nan, math.inf, -1])

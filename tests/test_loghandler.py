@@ -121,3 +121,15 @@ def test_long_message_and_logger_name_are_cut_to_the_limits(make_streamer, api_s
     message = next(e for e in api_server.events if not e["key"].endswith("_level"))
     assert len(message["value"]) == 2000 and len(message["key"]) <= 250
     assert streamer.stats()["invalid"] == 0
+
+
+def test_records_carry_default_epochs_that_a_clock_step_may_move(app_logger):
+    """A record's time is the time of the call: queued as a plain (default) epoch, not a given one."""
+    from isstreamer import Streamer
+
+    streamer = Streamer(bucket_key="b", offline=True)
+    app_logger.addHandler(StreamerHandler(streamer))
+    app_logger.warning("x")
+    epochs = [item[2] for item in streamer._buffer.items]
+    assert len(epochs) == 2 and all(type(epoch) is float for epoch in epochs)
+    streamer.close(1)

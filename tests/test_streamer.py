@@ -449,3 +449,144 @@ def test_keys_whose_str_fails_are_counted_not_raised(make_streamer, caplog):
     assert sum("not logged" in r.getMessage() for r in caplog.records) == 3
     assert streamer.flush(10)
     assert streamer.stats()["sent"] == 1 and streamer.stats()["quarantined"] == 0
+
+
+# ---- ISStreamer's attributes, bucket keys, text epochs, debug_level ----------------------
+
+
+def test_bucket_attributes_assigned_behave_like_set_bucket(make, api_server):
+    """BucketKey/BucketName assignments send later events (only) to the new bucket."""
+    streamer = make(bucket_key="old", bucket_name="Old")
+    streamer.log("a", 1)
+    streamer.BucketKey = "new"
+    streamer.BucketName = "New name"
+    streamer.log("b", 2)
+    assert streamer.flush(5)
+    assert [(e["key"], e["bucket"]) for e in api_server.events] == [("a", "old"), ("b", "new")]
+    assert streamer.BucketKey == "new" and streamer.BucketName == "New name"
+    assert api_server.buckets["new"] == "New name"
+
+
+def test_set_bucket_accepts_isstreamers_retries_argument(make, api_server):
+    """set_bucket(..., retries=3), as ISStreamer code calls it, is accepted and ignored."""
+    streamer = make()
+    streamer.set_bucket(bucket_name="B", bucket_key="b2", retries=3)
+    streamer.log("x", 1)
+    assert streamer.flush(5)
+    assert api_server.events_for("b2")
+
+
+@pytest.mark.parametrize("bad", ["a:b", 'quote"d', "it's", "k" * 251])
+def test_bucket_key_the_service_refuses_is_a_clear_error(make, bad):
+    """':', quotes or over 250 characters fail at construction and in set_bucket(), not later."""
+    with pytest.raises(ConfigError, match="bucket_key"):
+        make(bucket_key=bad)
+    streamer = make()
+    with pytest.raises(ConfigError, match="bucket_key"):
+        streamer.set_bucket("x", bad)
+    assert streamer.BucketKey == "bucket-1"
+
+
+def test_buffer_size_assignment_changes_the_batch_size(make, api_server):
+    """BufferSize = 3 makes a full batch of 3 go out without waiting for flush_interval."""
+    streamer = make(buffer_size=50, flush_interval=60)
+    streamer.BufferSize = 3
+    for i in range(3):
+        streamer.log("n", i)
+    assert api_server.wait_for_events(3, timeout=10)
+    assert streamer.BufferSize == 3
+    with pytest.raises(ValueError):
+        streamer.BufferSize = 0
+
+
+def test_access_key_assignment_replays_what_the_old_key_lost(make, api_server, access_key):
+    """Events refused with 401 stay on disk; a corrected AccessKey sends them, and later ones."""
+    streamer = make(access_key="wrong-key-0000", retry_policy=RetryPolicy(attempts=1))
+    streamer.log("early", 1)
+    assert streamer.flush(5)  # on disk while the receiver refuses the key
+    assert streamer.stats()["on_disk"] == 1 and not api_server.events
+    streamer.AccessKey = access_key
+    assert streamer.AccessKey == access_key
+    streamer.log("late", 2)
+    assert streamer.close(10)
+    assert sorted(e["key"] for e in api_server.events) == ["early", "late"]
+    assert "wrong-key" not in repr(streamer) and access_key not in repr(streamer)
+
+
+def test_stream_api_base_assignment_moves_later_batches(make, api_server, access_key):
+    """StreamApiBase = <other server> sends the following batches there."""
+    from tests.apiserver import ApiServer
+
+    streamer = make()
+    streamer.log("first", 1)
+    assert streamer.flush(5)
+    with ApiServer(access_keys=(access_key,)) as other:
+        streamer.StreamApiBase = other.url
+        assert streamer.StreamApiBase == other.url
+        streamer.log("second", 2)
+        assert streamer.flush(5)
+        assert [e["key"] for e in other.events] == ["second"]
+    assert [e["key"] for e in api_server.events] == ["first"]
+
+
+def test_offline_and_debug_level_assignments(make, tmp_path):
+    """Offline = True writes later events to the CSV file; DebugLevel = 2 makes log() strict."""
+    streamer = make()
+    streamer.settings.values["offline_file"] = str(tmp_path / "out.csv")
+    streamer.Offline = True
+    streamer.log("t", 21.5, epoch=1_600_000_000)
+    assert streamer.flush(5) and streamer.Offline
+    assert "t,21.5" in (tmp_path / "out.csv").read_text()
+    streamer.DebugLevel = 2
+    assert streamer.DebugLevel == 2
+    with pytest.raises(ValueError):
+        streamer.log("bad", float("nan"))
+    streamer.DebugLevel = 0  # back to warnings: counted, not raised
+    streamer.log("bad", float("nan"))
+    assert streamer.stats()["invalid"] == 2
+
+
+def test_epoch_as_text_is_delivered(make, api_server):
+    """A CSV reader's epochs as text (seconds or ISO 8601) arrive as numbers."""
+    streamer = make()
+    streamer.log("a", 1, epoch="1600000000.5")
+    streamer.log("b", 2, epoch="2020-09-13T12:26:40Z")
+    streamer.log_object({"c": 3}, key_prefix="", epoch="1600000001")
+    assert streamer.flush(5)
+    got = {e["key"]: e["epoch"] for e in api_server.events}
+    assert got == {"a": 1_600_000_000.5, "b": 1_600_000_000.0, "c": 1_600_000_001.0}
+
+
+def _child(code: str, api_server) -> subprocess.CompletedProcess:
+    code = "import logging, sys\nfrom isstreamer import Streamer\n" + code
+    return subprocess.run([sys.executable, "-c", code, api_server.url], capture_output=True,
+                          text=True, timeout=60, check=True)
+
+
+def test_debug_level_1_logs_each_batch_at_info_without_the_key(api_server, access_key):
+    """A program without logging setup sees one INFO line per batch (size, bucket), no key."""
+    out = _child(f"""
+s = Streamer(bucket_key="pi", bucket_name="Pi", access_key={access_key!r}, api_base=sys.argv[1],
+             debug_level=1, buffer_size=2)
+s.log("a", 1); s.log("b", 2)
+assert s.flush(10)
+s.close()
+""", api_server)
+    assert "sent 2 events to bucket 'pi' (Pi)" in out.stderr
+    assert access_key not in out.stderr + out.stdout
+
+
+def test_debug_level_never_overrides_the_applications_logging(api_server, access_key):
+    """After basicConfig(level=DEBUG) the library's debug lines show whatever debug_level is."""
+    out = _child(f"""
+logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(message)s")
+for level in (0, 1):
+    s = Streamer(bucket_key="pi", access_key={access_key!r}, api_base=sys.argv[1],
+                 debug_level=level)
+    assert logging.getLogger("isstreamer").level == logging.NOTSET
+    assert logging.getLogger("isstreamer").handlers == []
+    s.log("a", 1)
+    assert s.close(10)
+""", api_server)
+    assert out.stderr.count("DEBUG streaming to") == 2
+    assert out.stderr.count("INFO sent 1 events") == 2
