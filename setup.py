@@ -39,7 +39,9 @@ setup(
         "redis": ["redis>=4.5"],
         # v3io: the official SDK checks the v3io web-API emulator in tests/ (never a runtime need).
         # numpy: datetime64 epochs and scalars are tested against the real thing.
-        # mypy: a test type-checks a small user program against the public annotations.
+        # mypy: a test type-checks a small user program against the public annotations,
+        # and CI type-checks the package. ruff: CI's lint and format check; pinned to one
+        # minor version because its formatter's style may change between them.
         "test": [
             "pytest>=7",
             "pytest-timeout>=2.1",
@@ -49,6 +51,7 @@ setup(
             "numpy>=1.21",
             "v3io>=0.7,<0.8",
             "mypy>=1.0",
+            "ruff>=0.17,<0.18",
         ],
     },
     entry_points={"console_scripts": ["isstreamer = isstreamer.cli:main"]},
