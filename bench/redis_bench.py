@@ -14,6 +14,7 @@ Rows:
                       over the three nodes of a local cluster
 Goal (issue 8): >= 100,000 events/s at batches of 1000 against a local redis-server.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,9 +90,14 @@ def run_streamer(url: str, events: list[tuple], batch: int) -> float | None:
     if not hasattr(isstreamer, "Streamer"):
         return None
     with tempfile.TemporaryDirectory() as spill:
-        streamer = isstreamer.Streamer(bucket_name="bench", bucket_key="streamer", api_base=url,
-                                       buffer_size=batch, spill_dir=spill,
-                                       max_buffer=max(len(events), 10_000))
+        streamer = isstreamer.Streamer(
+            bucket_name="bench",
+            bucket_key="streamer",
+            api_base=url,
+            buffer_size=batch,
+            spill_dir=spill,
+            max_buffer=max(len(events), 10_000),
+        )
         log = streamer.log
         started = time.perf_counter()
         for key, value, epoch in events:
@@ -123,7 +129,7 @@ def run(quick: bool) -> dict[str, Any]:
 
     count = 20_000 if quick else 200_000
     events = make_events(count)
-    batches = [events[i:i + 1000] for i in range(0, count, 1000)]
+    batches = [events[i : i + 1000] for i in range(0, count, 1000)]
     server = RedisServer(Path(tempfile.mkdtemp(prefix="redis-bench-"))).start()
     try:
         repeat = 1 if quick else 3
@@ -152,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per row")
-    parser.add_argument("--cluster", action="store_true",
-                        help="also time RedisClusterSink against a 3-node cluster of its own")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also time RedisClusterSink against a 3-node cluster of its own",
+    )
     args = parser.parse_args(argv)
 
     server: Any = None
@@ -165,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         server = RedisServer(Path(tempfile.mkdtemp(prefix="redis-bench-"))).start()
         url = server.url
     events = make_events(args.events)
-    batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
+    batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
     try:
         import redis
 
-        print(f"redis-py {redis.__version__}, {args.events:,} events, batches of {args.batch}, "
-              f"best of {args.repeat}")
+        print(
+            f"redis-py {redis.__version__}, {args.events:,} events, batches of {args.batch}, "
+            f"best of {args.repeat}"
+        )
         rows = [
             ("redis-py pipeline", best_of(args.repeat, lambda: run_pipeline(url, batches))),
             ("sink.send", best_of(args.repeat, lambda: run_sink(url, batches))),

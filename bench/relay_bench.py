@@ -16,6 +16,7 @@ Relay times are from launch to exit (all delivered and acknowledged) less the st
 exit of a relay with nothing to do, measured in the same run. Goal (issue 16): each relay
 at least 80 % of the bare loop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ def fill(url: str, events: int) -> None:
     values = [21.5, 42, 0.25, 7]
     for b in range(BUCKETS):
         for start in range(0, per_bucket, 1000):
-            batch = [(f"sensor{i % 10}", values[i % 4], 1_700_000_000.0 + i / 1000)
-                     for i in range(start, min(start + 1000, per_bucket))]
+            batch = [
+                (f"sensor{i % 10}", values[i % 4], 1_700_000_000.0 + i / 1000)
+                for i in range(start, min(start + 1000, per_bucket))
+            ]
             assert sink.send(Bucket(f"bench{b}", f"Bench {b}"), batch).ok
     sink.close()
 
@@ -66,19 +69,24 @@ def bare_loop(url: str, receiver_url: str, group: str) -> float:
     for stream in streams:
         client.xgroup_create(stream, group, id="0")
     session = requests.Session()
-    headers = {"Content-Type": "application/json", "X-IS-AccessKey": KEY,
-               "Accept-Version": "~0"}
+    headers = {"Content-Type": "application/json", "X-IS-AccessKey": KEY, "Accept-Version": "~0"}
     started = time.perf_counter()
     while True:
-        reply = client.xreadgroup(group, "bare", dict.fromkeys(streams, ">"),
-                                  count=1000 // BUCKETS)
+        reply = client.xreadgroup(group, "bare", dict.fromkeys(streams, ">"), count=1000 // BUCKETS)
         if not reply:
             break
         for stream, entries in reply:
-            body = json.dumps([{"key": f["key"], "value": json.loads(f["value"]),
-                                "epoch": float(f["epoch"])} for _, f in entries])
-            answer = session.post(f"{receiver_url}/api/events", data=body,
-                                  headers=dict(headers, **{"X-IS-BucketKey": stream[11:]}))
+            body = json.dumps(
+                [
+                    {"key": f["key"], "value": json.loads(f["value"]), "epoch": float(f["epoch"])}
+                    for _, f in entries
+                ]
+            )
+            answer = session.post(
+                f"{receiver_url}/api/events",
+                data=body,
+                headers=dict(headers, **{"X-IS-BucketKey": stream[11:]}),
+            )
             answer.raise_for_status()
             client.xack(stream, group, *[i for i, _ in entries])
     elapsed = time.perf_counter() - started
@@ -89,13 +97,30 @@ def bare_loop(url: str, receiver_url: str, group: str) -> float:
 
 def relays(url: str, receiver_url: str, group: str, count: int, spool: Path) -> float:
     """Seconds from launching ``count`` `isstreamer relay --once` to the last one's exit."""
-    env = dict(os.environ, ISSTREAMER_API_BASE=receiver_url, ISSTREAMER_ACCESS_KEY=KEY,
-               ISSTREAMER_SPILL_DIR=str(spool), PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "isstreamer", "-q", "relay", "--from", url, "--group", group,
-           "--once"]
+    env = dict(
+        os.environ,
+        ISSTREAMER_API_BASE=receiver_url,
+        ISSTREAMER_ACCESS_KEY=KEY,
+        ISSTREAMER_SPILL_DIR=str(spool),
+        PYTHONPATH=str(ROOT),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "isstreamer",
+        "-q",
+        "relay",
+        "--from",
+        url,
+        "--group",
+        group,
+        "--once",
+    ]
     started = time.perf_counter()
-    procs = [subprocess.Popen(cmd + ["--consumer", f"r{i}"], env=env, stdin=subprocess.DEVNULL)
-             for i in range(count)]
+    procs = [
+        subprocess.Popen(cmd + ["--consumer", f"r{i}"], env=env, stdin=subprocess.DEVNULL)
+        for i in range(count)
+    ]
     codes = [p.wait(600) for p in procs]
     elapsed = time.perf_counter() - started
     if codes != [0] * count:
@@ -107,10 +132,23 @@ def collector(directory: Path) -> tuple[subprocess.Popen, str]:
     """`isstreamer serve` on a free port with its own database; (process, url)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "isstreamer", "serve", "--port", str(port), "--db",
-         str(directory / "bench.db"), "--access-key", KEY],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        [
+            sys.executable,
+            "-m",
+            "isstreamer",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(directory / "bench.db"),
+            "--access-key",
+            KEY,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     import requests
 
     deadline = time.monotonic() + 30
@@ -128,8 +166,9 @@ def best(repeat: int, run: Callable[[int], float]) -> float:
     return min(run(i) for i in range(repeat))
 
 
-def measure(url: str, receiver_url: str, name: str, events: int, repeat: int,
-            work: Path) -> dict[str, Any]:
+def measure(
+    url: str, receiver_url: str, name: str, events: int, repeat: int, work: Path
+) -> dict[str, Any]:
     """events/s of the bare loop, one relay and two relays against one receiver."""
     tag = f"{name}-{time.monotonic_ns()}"
     # A relay with nothing to read: start-up, discovery and exit, subtracted from relay rows.
@@ -138,10 +177,12 @@ def measure(url: str, receiver_url: str, name: str, events: int, repeat: int,
     bare_s = best(repeat, lambda i: bare_loop(url, receiver_url, f"{tag}-bare{i}"))
     # Start-up is measured apart and varies on a busy machine: never let subtracting it take
     # more than half of a run (a small run could otherwise come out at a negative rate).
-    one_s = best(repeat, lambda i: relays(url, receiver_url, f"{tag}-one{i}", 1,
-                                          work / f"{tag}-one{i}"))
-    two_s = best(repeat, lambda i: relays(url, receiver_url, f"{tag}-two{i}", 2,
-                                          work / f"{tag}-two{i}"))
+    one_s = best(
+        repeat, lambda i: relays(url, receiver_url, f"{tag}-one{i}", 1, work / f"{tag}-one{i}")
+    )
+    two_s = best(
+        repeat, lambda i: relays(url, receiver_url, f"{tag}-two{i}", 2, work / f"{tag}-two{i}")
+    )
     one_s, two_s = (max(raw - idle_s, raw / 2) for raw in (one_s, two_s))
     bare, one, two = events / bare_s, events / one_s, events / two_s
     return {
@@ -163,17 +204,22 @@ def run_sized(events: int = 100_000, repeat: int = 3) -> dict[str, Any]:
     """Both receivers, ``events`` events, best of ``repeat`` runs per row."""
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     server = RedisServer(work / "redis").start()
-    results: dict[str, Any] = {"events": events, "buckets": BUCKETS,
-                               "goal_ratio_per_relay": GOAL_RATIO}
+    results: dict[str, Any] = {
+        "events": events,
+        "buckets": BUCKETS,
+        "goal_ratio_per_relay": GOAL_RATIO,
+    }
     try:
         fill(server.url, events)
         with Receiver() as receiver:
-            results["bench_receiver"] = measure(server.url, receiver.url, "receiver", events,
-                                                repeat, work)
+            results["bench_receiver"] = measure(
+                server.url, receiver.url, "receiver", events, repeat, work
+            )
         proc, collector_url = collector(work)
         try:
-            results["collector"] = measure(server.url, collector_url, "collector", events,
-                                           repeat, work)
+            results["collector"] = measure(
+                server.url, collector_url, "collector", events, repeat, work
+            )
         finally:
             proc.terminate()
             proc.wait(30)
@@ -192,14 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{results['events']:,} events in {BUCKETS} buckets, best of {args.repeat}; relay "
-          f"start-up of {results['collector']['relay_startup_s']} s subtracted")
+    print(
+        f"{results['events']:,} events in {BUCKETS} buckets, best of {args.repeat}; relay "
+        f"start-up of {results['collector']['relay_startup_s']} s subtracted"
+    )
     print(f"{'receiver':<16}{'row':<12}{'events/s':>12}{'vs bare':>9}")
     for receiver in ("bench_receiver", "collector"):
         r = results[receiver]
         bare = r["bare_loop_events_per_s"]
-        for row, key in (("bare loop", "bare_loop"), ("relay x1", "relay_x1"),
-                         ("relay x2", "relay_x2")):
+        for row, key in (
+            ("bare loop", "bare_loop"),
+            ("relay x1", "relay_x1"),
+            ("relay x2", "relay_x2"),
+        ):
             rate = r[f"{key}_events_per_s"]
             per_relay = rate / (2 if key == "relay_x2" else 1)
             ratio = "" if key == "bare_loop" else f"{per_relay / bare:>8.0%}"

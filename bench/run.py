@@ -223,7 +223,8 @@ def collect(args: argparse.Namespace, env: dict[str, str], say: Any) -> dict[str
         )
         for impl in impls + ["floor"]:
             say(
-                f"sensor loop: {impl}, {SENSOR_KEYS} keys at {SENSOR_HZ} Hz for {plan['sensor_s']} s"
+                f"sensor loop: {impl}, {SENSOR_KEYS} keys at {SENSOR_HZ} Hz"
+                f" for {plan['sensor_s']} s"
             )
             results["sensor"][impl] = run_workload(
                 {

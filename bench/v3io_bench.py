@@ -20,6 +20,7 @@ client CPU per event below is the client's alone. Rows:
 Goal (issue 14): the sink >= 1.5x the SDK's best row. ``--latency-ms 20`` makes every answer
 take 20 ms at least, as a distant platform would: then one connection, not CPU, is the limit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,10 +56,14 @@ class Emulator:
     """tests/v3ioserver.py in a subprocess; its URL is read from its first line."""
 
     def __init__(self, latency_ms: float = 0.0) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(TESTS / "v3ioserver.py"), KEY,
-                                      str(latency_ms)],
-                                     cwd=TESTS, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=dict(os.environ, PYTHONPATH=str(TESTS)))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(TESTS / "v3ioserver.py"), KEY, str(latency_ms)],
+            cwd=TESTS,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(TESTS)),
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
@@ -79,9 +84,15 @@ def timed(func: Callable[[], None]) -> Timing:
 
 def sdk_records(batch: list[tuple], bucket: str) -> list[dict]:
     """What an SDK user writes to put the same records as the sink (same Data, same key)."""
-    return [{"data": json.dumps({"key": k, "value": v, "epoch": e, "bucketKey": bucket,
-                                 "bucketName": bucket}), "partition_key": bucket}
-            for k, v, e in batch]
+    return [
+        {
+            "data": json.dumps(
+                {"key": k, "value": v, "epoch": e, "bucketKey": bucket, "bucketName": bucket}
+            ),
+            "partition_key": bucket,
+        }
+        for k, v, e in batch
+    ]
 
 
 def run_floor(emu: Emulator, batches: list[list[tuple]], connections: int) -> Timing:
@@ -90,8 +101,11 @@ def run_floor(emu: Emulator, batches: list[list[tuple]], connections: int) -> Ti
     body = b'{"Records":[' + b",".join(sink._records(Bucket("floor"), batches[0])) + b"]}"
     sink.close()
     host = emu.url.split("//", 1)[1]
-    headers = {"Content-Type": "application/json", "X-v3io-function": "PutRecords",
-               "X-v3io-session-key": KEY}
+    headers = {
+        "Content-Type": "application/json",
+        "X-v3io-function": "PutRecords",
+        "X-v3io-session-key": KEY,
+    }
     path = f"/{CONTAINER}/{STREAM}/"
 
     def post(times: int) -> None:
@@ -104,8 +118,9 @@ def run_floor(emu: Emulator, batches: list[list[tuple]], connections: int) -> Ti
                 raise SystemExit(f"emulator answered {answer.status}")
         conn.close()
 
-    share = [len(batches) // connections + (i < len(batches) % connections)
-             for i in range(connections)]
+    share = [
+        len(batches) // connections + (i < len(batches) % connections) for i in range(connections)
+    ]
 
     def run() -> None:
         threads = [threading.Thread(target=post, args=(n,)) for n in share]
@@ -117,8 +132,9 @@ def run_floor(emu: Emulator, batches: list[list[tuple]], connections: int) -> Ti
     return timed(run)
 
 
-def run_sdk(emu: Emulator, batches: list[list[tuple]], connections: int, batch_mode: bool
-            ) -> Timing:
+def run_sdk(
+    emu: Emulator, batches: list[list[tuple]], connections: int, batch_mode: bool
+) -> Timing:
     import v3io.dataplane
 
     client = v3io.dataplane.Client(endpoint=emu.url, access_key=KEY, max_connections=connections)
@@ -162,9 +178,14 @@ def run_sink(emu: Emulator, batches: list[list[tuple]]) -> Timing:
 
 def run_streamer(emu: Emulator, events: list[tuple], batch: int) -> Timing:
     with tempfile.TemporaryDirectory() as spill:
-        streamer = isstreamer.Streamer(bucket_key="streamer", api_base=emu.api_base,
-                                       access_key=KEY, buffer_size=batch, spill_dir=spill,
-                                       max_buffer=max(len(events), 10_000))
+        streamer = isstreamer.Streamer(
+            bucket_key="streamer",
+            api_base=emu.api_base,
+            access_key=KEY,
+            buffer_size=batch,
+            spill_dir=spill,
+            max_buffer=max(len(events), 10_000),
+        )
         log = streamer.log
         ok = False
 
@@ -186,9 +207,10 @@ def best_of(repeat: int, func: Callable[[], Timing]) -> Timing:
     return min(func() for _ in range(repeat))
 
 
-def measure(events: list[tuple], batch: int, repeat: int, latency_ms: float = 0.0
-            ) -> dict[str, Timing]:
-    batches = [events[i:i + batch] for i in range(0, len(events), batch)]
+def measure(
+    events: list[tuple], batch: int, repeat: int, latency_ms: float = 0.0
+) -> dict[str, Timing]:
+    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     emu = Emulator(latency_ms)
     try:
         return {
@@ -211,12 +233,20 @@ def run(quick: bool) -> dict[str, Any]:
         return {"skipped": "the v3io SDK is not installed: pip install 'isstreamer-agent[test]'"}
     count = 20_000 if quick else 100_000
     rows = measure(make_events(count), 1000, 1 if quick else 3)
-    out: dict[str, Any] = {name: {"events_per_s": round(count / wall),
-                                  "client_cpu_us_per_event": round(cpu / count * 1e6, 2)}
-                           for name, (wall, cpu) in rows.items()}
-    sdk_best = max(out["SDK put_records"]["events_per_s"], out["SDK batch, 8 conns"]["events_per_s"])
-    out["goal"] = {"sink_vs_sdk_best": round(out["sink.send"]["events_per_s"] / sdk_best, 2),
-                   "goal_ratio": GOAL_RATIO}
+    out: dict[str, Any] = {
+        name: {
+            "events_per_s": round(count / wall),
+            "client_cpu_us_per_event": round(cpu / count * 1e6, 2),
+        }
+        for name, (wall, cpu) in rows.items()
+    }
+    sdk_best = max(
+        out["SDK put_records"]["events_per_s"], out["SDK batch, 8 conns"]["events_per_s"]
+    )
+    out["goal"] = {
+        "sink_vs_sdk_best": round(out["sink.send"]["events_per_s"] / sdk_best, 2),
+        "goal_ratio": GOAL_RATIO,
+    }
     return out
 
 
@@ -225,25 +255,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per row")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="the emulator answers no sooner than this (a distant platform)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="the emulator answers no sooner than this (a distant platform)",
+    )
     args = parser.parse_args(argv)
     import v3io
 
     version = getattr(v3io, "__version__", "")
-    print(f"v3io SDK {version or '(version unknown)'}, {args.events:,} events, batches of "
-          f"{args.batch}, best of {args.repeat}, emulator in its own process"
-          + (f", answering after {args.latency_ms:g} ms" if args.latency_ms else ""))
+    print(
+        f"v3io SDK {version or '(version unknown)'}, {args.events:,} events, batches of "
+        f"{args.batch}, best of {args.repeat}, emulator in its own process"
+        + (f", answering after {args.latency_ms:g} ms" if args.latency_ms else "")
+    )
     rows = measure(make_events(args.events), args.batch, args.repeat, args.latency_ms)
     sdk_best = min(rows["SDK put_records"][0], rows["SDK batch, 8 conns"][0])
     print(f"{'path':<22}{'events/s':>12}{'client CPU µs/event':>21}{'vs SDK best':>13}")
     for name, (wall, cpu) in rows.items():
         ratio = f"{sdk_best / wall:.2f}x" if not name.startswith("emulator") else ""
-        print(f"{name:<22}{args.events / wall:>12,.0f}{cpu / args.events * 1e6:>21.2f}"
-              f"{ratio:>13}")
+        print(f"{name:<22}{args.events / wall:>12,.0f}{cpu / args.events * 1e6:>21.2f}{ratio:>13}")
     sink_ratio = sdk_best / rows["sink.send"][0]
-    print(f"goal: sink.send >= {GOAL_RATIO}x the SDK's best: {sink_ratio:.2f}x "
-          f"({'met' if sink_ratio >= GOAL_RATIO else 'not met'})")
+    print(
+        f"goal: sink.send >= {GOAL_RATIO}x the SDK's best: {sink_ratio:.2f}x "
+        f"({'met' if sink_ratio >= GOAL_RATIO else 'not met'})"
+    )
     return 0
 
 

@@ -61,7 +61,8 @@ def main() -> int:
         # close() delivers what is buffered, or keeps it on disk for later; never hangs.
         ok = streamer.close()
     print(
-        f"sent {sent} samples to bucket {args.bucket_key}: {streamer.stats()['sent']} events delivered"
+        f"sent {sent} samples to bucket {args.bucket_key}:"
+        f" {streamer.stats()['sent']} events delivered"
     )
     return 0 if ok else 1
 

@@ -76,7 +76,8 @@ def main() -> int:
         streamer.flush(timeout=10.0)
         stats = streamer.stats()
     print(
-        f"bucket {args.bucket_key}: {stats['sent']} events delivered, {stats['invalid']} invalid skipped"
+        f"bucket {args.bucket_key}: {stats['sent']} events delivered,"
+        f" {stats['invalid']} invalid skipped"
     )
     return 0 if stats["sent"] and not stats["dropped"] else 1
 

@@ -34,7 +34,8 @@ def sample_csv() -> str:
     for i in range(12, 0, -1):
         when = now - timedelta(minutes=30 * i)
         rows.append(
-            f"{when.isoformat()},{18 + (12 - i) * 0.4:.1f},{55 - i},{'open' if i % 4 == 0 else 'closed'}"
+            f"{when.isoformat()},{18 + (12 - i) * 0.4:.1f},{55 - i},"
+            f"{'open' if i % 4 == 0 else 'closed'}"
         )
     return "\n".join(rows) + "\n"
 

@@ -15,6 +15,7 @@ of them, and entries a dead worker had taken are re-claimed by the others.
 Press Ctrl-C to stop; ``--once`` stops by itself when nothing is left to read.
 ``isstreamer relay`` is this loop built in, forwarding to any receiver.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,21 +36,37 @@ Entry = tuple[str, Optional[dict[str, str]]]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-                        help="redis:// or rediss:// URL (env REDIS_URL)")
-    parser.add_argument("--bucket", default=os.environ.get("ISSTREAMER_BUCKET_KEY", ""),
-                        help="bucket key to read (env ISSTREAMER_BUCKET_KEY); "
-                             "empty: list the known buckets and exit")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="redis:// or rediss:// URL (env REDIS_URL)",
+    )
+    parser.add_argument(
+        "--bucket",
+        default=os.environ.get("ISSTREAMER_BUCKET_KEY", ""),
+        help="bucket key to read (env ISSTREAMER_BUCKET_KEY); "
+        "empty: list the known buckets and exit",
+    )
     parser.add_argument("--prefix", default="isstreamer:", help="the sink's key prefix")
     parser.add_argument("--group", default="isstreamer-consumers", help="consumer group name")
-    parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}",
-                        help="this worker's name, unique within the group")
-    parser.add_argument("--from-start", action="store_true",
-                        help="a new group starts with the oldest entry instead of new ones")
+    parser.add_argument(
+        "--consumer",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="this worker's name, unique within the group",
+    )
+    parser.add_argument(
+        "--from-start",
+        action="store_true",
+        help="a new group starts with the oldest entry instead of new ones",
+    )
     parser.add_argument("--count", type=int, default=500, help="entries per read")
     parser.add_argument("--block", type=int, default=5000, help="ms to wait for new entries")
-    parser.add_argument("--claim-idle", type=int, default=60_000,
-                        help="ms after which another consumer's unacknowledged entry is taken over")
+    parser.add_argument(
+        "--claim-idle",
+        type=int,
+        default=60_000,
+        help="ms after which another consumer's unacknowledged entry is taken over",
+    )
     parser.add_argument("--once", action="store_true", help="exit when nothing is left to read")
     return parser.parse_args(argv)
 
@@ -58,8 +75,11 @@ def handle(bucket: str, entry_id: str, fields: dict[str, str]) -> None:
     """Do the real work here: store, aggregate, alert... This one prints a line per event."""
     value: Any = json.loads(fields["value"])  # 21.5, true, "on": JSON keeps the type
     when = datetime.fromtimestamp(float(fields["epoch"]), tz=timezone.utc)
-    print(f"{bucket} {when.isoformat()} {fields['key']}={value!r} ({type(value).__name__}) "
-          f"[{entry_id}]", flush=True)
+    print(
+        f"{bucket} {when.isoformat()} {fields['key']}={value!r} ({type(value).__name__}) "
+        f"[{entry_id}]",
+        flush=True,
+    )
 
 
 def process(client: Any, args: argparse.Namespace, stream: str, entries: list[Entry]) -> int:
@@ -92,8 +112,9 @@ def claim_abandoned(client: Any, args: argparse.Namespace, stream: str) -> int:
     """XAUTOCLAIM: take over entries another consumer read but did not ack for a while."""
     handled, start = 0, "0-0"
     while True:
-        reply = client.xautoclaim(stream, args.group, args.consumer, args.claim_idle,
-                                  start_id=start, count=args.count)
+        reply = client.xautoclaim(
+            stream, args.group, args.consumer, args.claim_idle, start_id=start, count=args.count
+        )
         start, entries = reply[0], reply[1]  # Redis 7 adds a third item: deleted ids
         handled += process(client, args, stream, entries)
         if start in ("0-0", b"0-0"):
@@ -104,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # The socket must wait longer than a blocking read: with redis-py's default socket
     # timeout (5 s in redis-py 8) every idle XREADGROUP BLOCK 5000 ended in a TimeoutError.
-    client = redis.Redis.from_url(args.url, decode_responses=True,
-                                  socket_timeout=args.block / 1000 + 10)
+    client = redis.Redis.from_url(
+        args.url, decode_responses=True, socket_timeout=args.block / 1000 + 10
+    )
     if not args.bucket:
         for key, name in sorted(client.hgetall(args.prefix + "buckets").items()):
             print(f"{key}\t{name}")
@@ -124,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             claimed = claim_abandoned(client, args, stream)
             # ">" means entries never delivered to anyone in this group.
-            reply = client.xreadgroup(args.group, args.consumer, {stream: ">"},
-                                      count=args.count, block=args.block)
+            reply = client.xreadgroup(
+                args.group, args.consumer, {stream: ">"}, count=args.count, block=args.block
+            )
             read = sum(process(client, args, stream, entries) for _, entries in reply or [])
             if args.once and not read and not claimed:
                 return 0

@@ -1,4 +1,5 @@
 """isstreamer: a never-blocking telemetry agent, drop-in successor of ISStreamer."""
+
 from __future__ import annotations
 
 import sys
@@ -18,16 +19,31 @@ if TYPE_CHECKING:
     from .streamer import Streamer
 
 __all__ = [
-    "Bucket", "ConfigError", "InvalidEvent", "InvalidEventType", "IsStreamerError", "Outcome",
-    "ReplayResult", "RetryPolicy", "SendResult", "Sink", "Streamer", "StreamerHandler",
-    "__version__", "replay",
+    "Bucket",
+    "ConfigError",
+    "InvalidEvent",
+    "InvalidEventType",
+    "IsStreamerError",
+    "Outcome",
+    "ReplayResult",
+    "RetryPolicy",
+    "SendResult",
+    "Sink",
+    "Streamer",
+    "StreamerHandler",
+    "__version__",
+    "replay",
 ]
 
 # Imported on first use (PEP 562): `import isstreamer.config` or the collector then load no
 # sink, no requests and no tenacity; `from isstreamer import Streamer` loads them as before.
 _LAZY = {
-    "ReplayResult": ".replay", "RetryPolicy": ".retry", "Sink": ".sinks.base",
-    "Streamer": ".streamer", "StreamerHandler": ".loghandler", "replay": ".replay",
+    "ReplayResult": ".replay",
+    "RetryPolicy": ".retry",
+    "Sink": ".sinks.base",
+    "Streamer": ".streamer",
+    "StreamerHandler": ".loghandler",
+    "replay": ".replay",
 }
 
 

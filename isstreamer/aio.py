@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 _S = TypeVar("_S", bound="AsyncMethods")
 
@@ -23,7 +23,7 @@ async def _off_loop(func: Any, *args: Any) -> Any:
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
-    def settle(outcome: Any, error: Optional[BaseException]) -> None:
+    def settle(outcome: Any, error: BaseException | None) -> None:
         if done.cancelled():
             return
         if error is not None:
@@ -49,13 +49,13 @@ async def _off_loop(func: Any, *args: Any) -> Any:
 class AsyncMethods:
     """``async with``, ``aflush()`` and ``aclose()`` over the Streamer's flush() and close()."""
 
-    def flush(self, timeout: Optional[float] = None) -> bool:
+    def flush(self, timeout: float | None = None) -> bool:
         raise NotImplementedError  # Streamer's
 
     def close(self, timeout: float = 10.0) -> bool:
         raise NotImplementedError  # Streamer's
 
-    async def aflush(self, timeout: Optional[float] = None) -> bool:
+    async def aflush(self, timeout: float | None = None) -> bool:
         """``flush(timeout)`` without blocking the event loop (same meaning, same result)."""
         return bool(await _off_loop(self.flush, timeout))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from decimal import Decimal
-from typing import Any, Callable, List, Protocol, TypedDict, Union
+from typing import Any, Callable, Protocol, TypedDict, Union
 
 from .sinks.base import Sink
 
@@ -32,9 +32,9 @@ class EventDict(TypedDict):
     """One event as a callable sink receives it."""
 
     key: str
-    value: Union[bool, int, float, str]
+    value: bool | int | float | str
     epoch: float
 
 
 #: ``sink=``: an object with ``send()``/``close()``, or a callable taking a list of events.
-UserSink = Union[Sink, Callable[[List[EventDict]], Any], None]
+UserSink = Union[Sink, Callable[[list[EventDict]], Any], None]

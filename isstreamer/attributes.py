@@ -9,7 +9,7 @@ builds a new sink for the next batches (and lets a spool held back by a refused 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 from .batchlog import LoggedSink
 from .compat import apply_debug_level
@@ -47,14 +47,15 @@ class LegacyAttributes:
     _timeout: float
     _make_sink: Callable[[], Sink]
     _sink: Sink
-    _user_sink: Optional[Sink]
+    _user_sink: Sink | None
     _delivery: Delivery
     _worker: Worker
-    _retired_sinks: List[Sink]
+    _retired_sinks: list[Sink]
     Async: bool
 
-    def set_bucket(self, bucket_name: str = "", bucket_key: str = "",
-                   retries: Optional[int] = None) -> None:
+    def set_bucket(
+        self, bucket_name: str = "", bucket_key: str = "", retries: int | None = None
+    ) -> None:
         raise NotImplementedError  # Streamer's
 
     @property
@@ -129,8 +130,10 @@ class LegacyAttributes:
     def _reconfigure(self, **changes: Any) -> None:
         """Later batches go through a sink built from the changed settings."""
         if self._user_sink is not None:
-            raise ConfigError("this Streamer sends to its own sink=...; AccessKey, "
-                              "StreamApiBase and Offline do not apply to it")
+            raise ConfigError(
+                "this Streamer sends to its own sink=...; AccessKey, "
+                "StreamApiBase and Offline do not apply to it"
+            )
         self.settings.values.update(changes)
         for name in changes:
             self.settings.sources[name] = "attribute"

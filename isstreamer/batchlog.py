@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from .sinks.base import Bucket, Event, SendResult, Sink
 
@@ -24,8 +24,13 @@ class LoggedSink:
         result = self.inner.send(bucket, events)
         if (result.ok or result.partial) and log.isEnabledFor(logging.INFO):
             stored = len(events) - len(result.failed or ())
-            log.info("sent %d events to bucket %r (%s) at %s", stored, bucket.key, bucket.name,
-                     self.inner.address)
+            log.info(
+                "sent %d events to bucket %r (%s) at %s",
+                stored,
+                bucket.key,
+                bucket.name,
+                self.inner.address,
+            )
         return result
 
     def close(self) -> None:

@@ -12,22 +12,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any
 
 
 class Buffer:
     """FIFO of items with a watermark of how far consumers have got."""
 
     def __init__(self) -> None:
-        self.items: Deque[Any] = deque()
+        self.items: deque[Any] = deque()
         self.append = self.items.append  # the hot path binds this directly
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
         self._taken = 0  # items ever taken out
-        self._inflight: Dict[int, int] = {}  # token -> index of its first item
-        self._inflight_events: Dict[int, int] = {}  # token -> events (not markers) it holds
+        self._inflight: dict[int, int] = {}  # token -> index of its first item
+        self._inflight_events: dict[int, int] = {}  # token -> events (not markers) it holds
         self._next_token = 0
-        self._waiting: List[int] = []  # marks flush() callers wait for: wake them only then
+        self._waiting: list[int] = []  # marks flush() callers wait for: wake them only then
         self.markers = 0  # set_bucket() markers ever put in; 0 lets consumers skip grouping
 
     def __len__(self) -> int:
@@ -38,7 +38,7 @@ class Buffer:
         """Items ever taken out; read without the lock (a stale value only delays a wake-up)."""
         return self._taken
 
-    def take(self, max_items: int) -> Tuple[int, List[Any]]:
+    def take(self, max_items: int) -> tuple[int, list[Any]]:
         """Remove up to ``max_items`` of the oldest items; report them with done(token)."""
         with self._lock:
             popleft = self.items.popleft
@@ -69,7 +69,7 @@ class Buffer:
     def _watermark(self) -> int:
         return min(self._inflight.values(), default=self._taken)
 
-    def wait_handled(self, mark: int, deadline: Optional[float]) -> bool:
+    def wait_handled(self, mark: int, deadline: float | None) -> bool:
         """Wait until every item before ``mark`` is done; False at the deadline (monotonic)."""
         with self._lock:
             self._waiting.append(mark)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Callable, Optional
+from typing import Callable
 
 from .model import Outcome, SendResult
 from .retry import RetryPolicy, next_probe_interval
@@ -51,7 +51,7 @@ class Circuit:
         """Seconds to wait before the next request because the receiver asked to slow down."""
         return max(0.0, self.pace_until - self.clock())
 
-    def probe_in_s(self) -> Optional[float]:
+    def probe_in_s(self) -> float | None:
         """Seconds until the next probe while open (0 when due), None while closed."""
         return max(0.0, self.probe_at - self.clock()) if self.open else None
 

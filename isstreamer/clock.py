@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from .sinks.base import Event
 
@@ -44,19 +45,24 @@ MAX_TRACKED_FILES = 100_000  # own spill files remembered; past it the oldest ar
 class ClockWatch:
     """Notices wall-clock steps and moves the default epochs of undelivered events by them."""
 
-    def __init__(self, stats: Stats, *, wall: Callable[[], float] = time.time,
-                 mono: Callable[[], float] = time.monotonic,
-                 step_min_s: float = STEP_MIN_S) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+        step_min_s: float = STEP_MIN_S,
+    ) -> None:
         self.stats = stats
         self._wall, self._mono = wall, mono
         self.step_min_s = step_min_s
         self.offset, self._checked_at = self._read()
         self._checked_pos = 0  # buffer position when last checked
-        self.steps: List[Tuple[int, float]] = []  # (first position not re-stamped, seconds)
-        self._files: Dict[str, Tuple[float, FrozenSet[float]]] = {}  # batch id -> (offset, given)
+        self.steps: list[tuple[int, float]] = []  # (first position not re-stamped, seconds)
+        self._files: dict[str, tuple[float, frozenset[float]]] = {}  # batch id -> (offset, given)
         self._lock = threading.Lock()  # spilled() may run on the caller's thread (overflow)
 
-    def _read(self) -> Tuple[float, float]:
+    def _read(self) -> tuple[float, float]:
         mono = self._mono()
         return self._wall() - mono, mono
 
@@ -70,9 +76,12 @@ class ClockWatch:
         if abs(step) > self.step_min_s:
             boundary = self._boundary(buffer, position, offset, now)
             self.steps.append((boundary, step))
-            log.warning("the wall clock was stepped by %+.1f s; events logged before it with the "
-                        "default epoch and not yet delivered are re-stamped by the step "
-                        "(stats()['restamped'])", step)
+            log.warning(
+                "the wall clock was stepped by %+.1f s; events logged before it with the "
+                "default epoch and not yet delivered are re-stamped by the step "
+                "(stats()['restamped'])",
+                step,
+            )
         # Also below a step: NTP's slow slewing is followed, never taken for a step later.
         self.offset, self._checked_at, self._checked_pos = offset, now, position
 
@@ -81,7 +90,7 @@ class ClockWatch:
         first = buffer.taken
         start = max(self._checked_pos, first)
         items = list(buffer.items)
-        window = items[start - first: position - first]
+        window = items[start - first : position - first]
         step = offset - self.offset
         slack = min(0.5, abs(step) / 4)
         before = items[start - first - 1] if start > first else None  # the last event checked
@@ -94,18 +103,21 @@ class ClockWatch:
                 # After the step an epoch is later than any the old clock could have given
                 # by now; a forward jump of the step's size may come earlier.
                 after = epoch > now + self.offset + slack or (
-                    previous is not None and epoch - previous >= step - slack
-                    and epoch >= self._checked_at + offset - slack)
+                    previous is not None
+                    and epoch - previous >= step - slack
+                    and epoch >= self._checked_at + offset - slack
+                )
             else:
                 # Default epochs never go back but at a backward step.
                 after = (previous is not None and epoch - previous <= step + slack) or (
-                    previous is None and epoch < self._checked_at + self.offset - slack)
+                    previous is None and epoch < self._checked_at + self.offset - slack
+                )
             if after:
                 return start + index
             previous = epoch
         return position
 
-    def restamp(self, first: int, items: List[Any]) -> None:
+    def restamp(self, first: int, items: list[Any]) -> None:
         """Move the default epochs of ``items`` (taken from position ``first``) by the steps."""
         self.steps = [s for s in self.steps if s[0] > first]
         moved = 0
@@ -128,7 +140,7 @@ class ClockWatch:
                 self._files.pop(next(iter(self._files)))
             self._files[batch_id] = (self.offset, given)
 
-    def restamp_file(self, batch_id: str, events: List[Event]) -> List[Event]:
+    def restamp_file(self, batch_id: str, events: list[Event]) -> list[Event]:
         """The events of a claimed own spill file, default epochs moved by steps since."""
         with self._lock:
             entry = self._files.get(batch_id)

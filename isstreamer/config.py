@@ -2,15 +2,17 @@
 
 The ini format is ISStreamer's, read as is, with new keys in the same sections.
 """
+
 from __future__ import annotations
 
 import configparser
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any
 
 import platformdirs
 
@@ -26,7 +28,7 @@ CLIENT = "isstreamer.client_config"
 API = "isstreamer.api_config"
 
 # setting -> (ini section, ini option, environment variable)
-_SOURCES: Dict[str, tuple] = {
+_SOURCES: dict[str, tuple] = {
     "access_key": (CLIENT, "access_key", "ISSTREAMER_ACCESS_KEY"),
     "bucket_key": (CLIENT, "bucket_key", "ISSTREAMER_BUCKET_KEY"),
     "bucket_name": (CLIENT, "default_bucket", "ISSTREAMER_BUCKET_NAME"),
@@ -52,7 +54,7 @@ def default_spill_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP)) / "spool"
 
 
-def defaults() -> Dict[str, Any]:
+def defaults() -> dict[str, Any]:
     return {
         "access_key": "",
         "bucket_key": "",
@@ -67,21 +69,30 @@ def defaults() -> Dict[str, Any]:
     }
 
 
-def find_ini(explicit: Optional[str] = None) -> Optional[Path]:
-    """The explicit path, $ISSTREAMER_CONFIG, ./isstreamer.ini, ~/isstreamer.ini, the user config dir."""
-    for origin, given in (("ini_file_location", explicit), ("ISSTREAMER_CONFIG", os.environ.get("ISSTREAMER_CONFIG"))):
+def find_ini(explicit: str | None = None) -> Path | None:
+    """The explicit path, $ISSTREAMER_CONFIG, ./isstreamer.ini, ~/isstreamer.ini, user config."""
+    for origin, given in (
+        ("ini_file_location", explicit),
+        ("ISSTREAMER_CONFIG", os.environ.get("ISSTREAMER_CONFIG")),
+    ):
         if given:
             path = Path(os.path.expanduser(given))
             if not path.is_file():
-                raise ConfigError(f"config file {path} (from {origin}) does not exist or is not a file")
+                raise ConfigError(
+                    f"config file {path} (from {origin}) does not exist or is not a file"
+                )
             return path
-    for candidate in (Path.cwd() / "isstreamer.ini", Path.home() / "isstreamer.ini", user_config_path()):
+    for candidate in (
+        Path.cwd() / "isstreamer.ini",
+        Path.home() / "isstreamer.ini",
+        user_config_path(),
+    ):
         if candidate.is_file():
             return candidate
     return None
 
 
-def read_ini(path: Path) -> Dict[str, str]:
+def read_ini(path: Path) -> dict[str, str]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -99,14 +110,16 @@ def read_ini(path: Path) -> Dict[str, str]:
 class Settings:
     """The effective configuration and, per setting, where it came from."""
 
-    values: Dict[str, Any]
-    sources: Dict[str, str] = field(default_factory=dict)
-    ini_path: Optional[Path] = None
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    ini_path: Path | None = None
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks, debug output and bug reports: never the key itself.
-        return (f"Settings(values={shown_values(self.values)!r}, sources={self.sources!r}, "
-                f"ini_path={self.ini_path!r})")
+        return (
+            f"Settings(values={shown_values(self.values)!r}, sources={self.sources!r}, "
+            f"ini_path={self.ini_path!r})"
+        )
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -115,7 +128,7 @@ class Settings:
             raise AttributeError(name) from None
 
 
-def shown_values(values: Mapping[str, Any]) -> Dict[str, Any]:
+def shown_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` as they may be shown: the access key and any credentials in api_base redacted."""
     shown = dict(values)
     if "access_key" in shown:
@@ -158,14 +171,19 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if name == "api_base":
         value = str(value).strip()
         if schemes.scheme_of(value) not in schemes.ALL:
-            raise ConfigError(f"api_base from {origin} must start with one of "
-                              f"{', '.join(schemes.prefixes())}; got {redact_url(value)!r}")
+            raise ConfigError(
+                f"api_base from {origin} must start with one of "
+                f"{', '.join(schemes.prefixes())}; got {redact_url(value)!r}"
+            )
         return value.rstrip("/")
     return value
 
 
-def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str] = None,
-                  environ: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(
+    arguments: Mapping[str, Any],
+    ini_file_location: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Resolve every setting; ``arguments`` holds only what the caller actually gave."""
     env = os.environ if environ is None else environ
     ini_path = find_ini(ini_file_location)
@@ -176,12 +194,18 @@ def load_settings(arguments: Mapping[str, Any], ini_file_location: Optional[str]
         if name in arguments and arguments[name] is not None:
             values[name], sources[name] = _coerce(name, arguments[name], "argument"), "argument"
         elif env_name and env.get(env_name):
-            values[name], sources[name] = _coerce(name, env[env_name], env_name), f"environment ({env_name})"
+            values[name], sources[name] = (
+                _coerce(name, env[env_name], env_name),
+                f"environment ({env_name})",
+            )
         elif name in ini and ini[name] != "":
             origin = f"{ini_path} [{section}] {option}"
             values[name], sources[name] = _coerce(name, ini[name], origin), f"ini ({ini_path})"
-    if sources["access_key"] == "default" and env.get(V3IO_KEY_ENV) and \
-            schemes.scheme_of(str(values["api_base"])) in schemes.V3IO:
+    if (
+        sources["access_key"] == "default"
+        and env.get(V3IO_KEY_ENV)
+        and schemes.scheme_of(str(values["api_base"])) in schemes.V3IO
+    ):
         values["access_key"] = _coerce("access_key", env[V3IO_KEY_ENV], V3IO_KEY_ENV)
         sources["access_key"] = f"environment ({V3IO_KEY_ENV})"
     for name, value in arguments.items():  # settings with no env/ini form
@@ -202,7 +226,7 @@ def write_ini(path: Path, values: Mapping[str, str]) -> Path:
     then renamed over the old one: a crash leaves the old file or the new one, never half.
     """
     path = Path(path)
-    wanted: Dict[str, Dict[str, str]] = {}
+    wanted: dict[str, dict[str, str]] = {}
     for name, value in values.items():
         checked = _coerce(name, value, "argument")  # what load_settings would refuse
         text = checked if isinstance(checked, str) else str(value)
@@ -231,11 +255,11 @@ def write_ini(path: Path, values: Mapping[str, str]) -> Path:
     return path
 
 
-def _updated_lines(lines: List[str], wanted: Mapping[str, Mapping[str, str]]) -> List[str]:
+def _updated_lines(lines: list[str], wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
     """``lines`` of an ini file with the ``wanted`` options (per section) set."""
-    out: List[str] = []
-    done: Set[Tuple[str, str]] = set()  # (section, option) written
-    section: Optional[str] = None
+    out: list[str] = []
+    done: set[tuple[str, str]] = set()  # (section, option) written
+    section: str | None = None
     last = 0  # where the current section's last option (or its header) ends in out
     skipping = False  # inside the continuation lines of a value being replaced
 

@@ -6,14 +6,16 @@ receiver refuses, and spills what cannot be delivered now. Each call returns a R
 what became of its events. The circuit (circuit.py) decides when to stop trying; the
 replay of spilled files (replayer.py) reuses the same settling.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable
 
 from .circuit import Circuit
 from .clock import ClockWatch
@@ -34,9 +36,17 @@ BISECT_BLIND_DEPTH = 2  # levels split before any part was accepted (an outage c
 class Delivery:
     """One sink, one spool, one circuit. Used by a single worker thread at a time."""
 
-    def __init__(self, sink: Sink, spool: Optional[Spool], stats: Stats, policy: RetryPolicy, *,
-                 stop_event: threading.Event, replay_batch: int = 500,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        spool: Spool | None,
+        stats: Stats,
+        policy: RetryPolicy,
+        *,
+        stop_event: threading.Event,
+        replay_batch: int = 500,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sink = sink
         self.spool = spool
         self.stats = stats
@@ -48,12 +58,12 @@ class Delivery:
         self._lock = threading.Lock()
         # The runs of the take being delivered, as [bucket, events, state]: state None while
         # not yet handled, then "done", "spilled", or the path close() rescued it to.
-        self._pending: List[list] = []
-        self.deadline: Optional[float] = None  # monotonic; flush()/close() on their way out
+        self._pending: list[list] = []
+        self.deadline: float | None = None  # monotonic; flush()/close() on their way out
         self.progress = threading.Condition()  # notified after each settled batch or chunk
         self.waiters = 0  # threads waiting on progress (flush() or close()), under its lock
         self.replayer = Replayer(self, replay_batch)
-        self.clock: Optional[ClockWatch] = None  # re-stamps default epochs after a clock step
+        self.clock: ClockWatch | None = None  # re-stamps default epochs after a clock step
         self.drained = self.replayer.drained
 
     # The circuit's state, read by the worker and the replay command.
@@ -86,7 +96,7 @@ class Delivery:
         """Send one batch, or spill it; never raises for sink trouble."""
         return self.deliver_groups([(bucket, events)])
 
-    def deliver_groups(self, groups: Sequence[Tuple[Bucket, Sequence[Event]]]) -> Report:
+    def deliver_groups(self, groups: Sequence[tuple[Bucket, Sequence[Event]]]) -> Report:
         """Deliver the runs of one take in order; close() can rescue all that are not done."""
         entries = [[bucket, events, None] for bucket, events in groups if events]
         with self._lock:
@@ -153,8 +163,9 @@ class Delivery:
         self.stats.add("retried")
         log.info("send failed (%s); retrying in %.1f s", describe(result), wait)
 
-    def resolve(self, bucket: Bucket, pending: Pending, result: SendResult,
-                account: Account) -> Tuple[List[Event], SendResult]:
+    def resolve(
+        self, bucket: Bucket, pending: Pending, result: SendResult, account: Account
+    ) -> tuple[list[Event], SendResult]:
         """Act on an answer: count, split, bisect, quarantine. Returns what is left undelivered
         (RETRY or AUTH: for the spool) and the answer that left it."""
         account("sent", pending.stored)
@@ -172,11 +183,15 @@ class Delivery:
                 self.quarantine(bucket, events, describe(result), account)
                 return [], result
             if len(events) == 1:
-                self.quarantine(bucket, events,
-                                "413: a single event is larger than the receiver accepts", account)
+                self.quarantine(
+                    bucket,
+                    events,
+                    "413: a single event is larger than the receiver accepts",
+                    account,
+                )
                 return [], result
             half = len(events) // 2
-            left: List[Event] = []
+            left: list[Event] = []
             last = result
             for part in (events[:half], events[half:]):
                 sub = Pending(part)
@@ -196,12 +211,25 @@ class Delivery:
     def _looks_poisoned(self, result: SendResult, events: Sequence[Event]) -> bool:
         # The receiver answered (not a timeout or a refused connection) and did not ask us to
         # wait: it may be one event it cannot store. An outage fails both halves at once.
-        return (result.outcome is Outcome.RETRY and refused(result) and len(events) > 1
-                and result.retry_after is None and not self.circuit.open and not self.stopping())
+        return (
+            result.outcome is Outcome.RETRY
+            and refused(result)
+            and len(events) > 1
+            and result.retry_after is None
+            and not self.circuit.open
+            and not self.stopping()
+        )
 
-    def _bisect(self, bucket: Bucket, events: Sequence[Event], result: SendResult,
-                account: Account, budget: List[int], healthy: bool,
-                depth: int = 0) -> Tuple[List[Event], SendResult, bool]:
+    def _bisect(
+        self,
+        bucket: Bucket,
+        events: Sequence[Event],
+        result: SendResult,
+        account: Account,
+        budget: list[int],
+        healthy: bool,
+        depth: int = 0,
+    ) -> tuple[list[Event], SendResult, bool]:
         """The receiver keeps refusing this batch: split it until the refused events are found.
 
         ``healthy`` is True once some part was accepted, which shows the receiver is up.
@@ -219,20 +247,26 @@ class Delivery:
             budget[0] -= 1
             answers.append((sub, sub.absorb(self._send_once(bucket, part))))
         healthy = healthy or any(r.ok or sub.stored for sub, r in answers)
-        left: List[Event] = []
+        left: list[Event] = []
         last = result
         for index, (sub, answer) in enumerate(answers):
             account("sent", sub.stored)
             sub.stored = 0
             refusal = answer.outcome is Outcome.RETRY and refused(answer)
             if refusal and len(sub.events) == 1 and healthy:
-                self.quarantine(bucket, sub.events, f"the receiver kept refusing this event while "
-                                f"accepting others ({describe(answer)})", account)
+                self.quarantine(
+                    bucket,
+                    sub.events,
+                    f"the receiver kept refusing this event while "
+                    f"accepting others ({describe(answer)})",
+                    account,
+                )
                 continue
             blind = not healthy and index == 0 and depth < BISECT_BLIND_DEPTH
             if refusal and len(sub.events) > 1 and budget[0] > 0 and (healthy or blind):
-                rest, answer, seen_up = self._bisect(bucket, sub.events, answer, account, budget,
-                                                     healthy, depth + 1)
+                rest, answer, seen_up = self._bisect(
+                    bucket, sub.events, answer, account, budget, healthy, depth + 1
+                )
                 healthy = healthy or seen_up
             elif refusal:
                 rest = sub.events
@@ -246,17 +280,27 @@ class Delivery:
         """A batch was given up on: open the circuit (and say so once per outage)."""
         self.stats.error(result.message or result.outcome.value)
         if self.circuit.failed(result):
-            where = (f"spilling to {self.spool.directory}" if self.spool
-                     else "no spool: events are dropped")
+            where = (
+                f"spilling to {self.spool.directory}"
+                if self.spool
+                else "no spool: events are dropped"
+            )
             level = logging.ERROR if result.outcome is Outcome.AUTH else logging.WARNING
-            log.log(level, "cannot deliver to %s: %s; %s and probing again in %.1f s "
-                    "(at most every %g s)", self.sink.address, describe(result), where,
-                    self.circuit.probe_at - self._clock(), self.policy.probe_max)
+            log.log(
+                level,
+                "cannot deliver to %s: %s; %s and probing again in %.1f s (at most every %g s)",
+                self.sink.address,
+                describe(result),
+                where,
+                self.circuit.probe_at - self._clock(),
+                self.policy.probe_max,
+            )
 
     # ---- spill and quarantine -----------------------------------------------------------
 
-    def spill(self, bucket: Bucket, events: Sequence[Event], attempts: int = 0,
-              last_error: str = "") -> Report:
+    def spill(
+        self, bucket: Bucket, events: Sequence[Event], attempts: int = 0, last_error: str = ""
+    ) -> Report:
         """Put this Streamer's batch on disk; count it as dropped (and say so) when impossible."""
         if not events:
             return Report()
@@ -266,8 +310,9 @@ class Delivery:
         self.replayer.spilled()
         return Report(spilled=len(events))
 
-    def _spill_own(self, bucket: Bucket, events: Sequence[Event],
-                   **fields: Any) -> Optional[Tuple[Path, str]]:
+    def _spill_own(
+        self, bucket: Bucket, events: Sequence[Event], **fields: Any
+    ) -> tuple[Path, str] | None:
         """Write a spill file of this Streamer and enter it in the ledger: (path, batch id).
 
         None, with the events counted as dropped and an error log, when there is no spool
@@ -278,11 +323,16 @@ class Delivery:
             log.error("no spool configured: %d undeliverable events dropped", len(events))
         else:
             try:
-                path = self.spool.write(bucket, events, sink=self.sink.address,
-                                        batch_id=batch_id, **fields)
+                path = self.spool.write(
+                    bucket, events, sink=self.sink.address, batch_id=batch_id, **fields
+                )
             except Exception as exc:  # OSError, or anything a broken disk or encoder raises
-                log.error("cannot write spill file in %s (%s): %d events lost",
-                          self.spool.directory, exc, len(events))
+                log.error(
+                    "cannot write spill file in %s (%s): %d events lost",
+                    self.spool.directory,
+                    exc,
+                    len(events),
+                )
             else:
                 self.stats.spilled(batch_id, path.name, len(events))
                 if self.clock is not None:
@@ -291,8 +341,9 @@ class Delivery:
         self.stats.add("dropped", len(events))
         return None
 
-    def quarantine(self, bucket: Bucket, events: Sequence[Event], reason: str,
-                   account: Account) -> None:
+    def quarantine(
+        self, bucket: Bucket, events: Sequence[Event], reason: str, account: Account
+    ) -> None:
         """Set events aside with the receiver's answer; a failed write is a counted, logged loss."""
         log.error("receiver rejected %d event(s) to bucket %r: %s", len(events), bucket.key, reason)
         if self.spool is None:
@@ -313,7 +364,8 @@ class Delivery:
                 if entry[2] is None:
                     bucket, events = entry[0], entry[1]
                     written = self._spill_own(
-                        bucket, events, last_error="close() deadline passed while sending")
+                        bucket, events, last_error="close() deadline passed while sending"
+                    )
                     entry[2] = written or "lost"
 
     def evicted(self, files: int, events: int) -> None:
@@ -339,8 +391,8 @@ class Delivery:
         """Ask for a fresh look at the spool now, even while the circuit is open."""
         self.replayer.request(probe=True)
 
-    def release_replay(self, last_error: str = "") -> Optional[Path]:
+    def release_replay(self, last_error: str = "") -> Path | None:
         return self.replayer.release(last_error)
 
-    def replay_all(self, deadline: Optional[float] = None) -> bool:
+    def replay_all(self, deadline: float | None = None) -> bool:
         return self.replayer.replay_all(deadline)

@@ -10,6 +10,7 @@ Each also keeps the standard base it always had (ValueError, TypeError, OSError)
 - EventError (ValueError): the collector refusing an event (collector.validate); HTTPError,
   FramingError and TooLarge end a collector request (collector.wire).
 """
+
 from __future__ import annotations
 
 __all__ = ["ConfigError", "InvalidEvent", "InvalidEventType", "IsStreamerError"]

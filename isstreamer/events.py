@@ -6,6 +6,7 @@ return a value the receiver can store or raise InvalidEvent / InvalidEventType, 
 else. An event that fails validation never reaches a batch: one bad value would make the
 service reject the whole request.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,7 +14,7 @@ import numbers
 import re
 import time
 from decimal import Decimal
-from typing import Any, Dict, Tuple
+from typing import Any
 
 from .errors import InvalidEvent, InvalidEventType
 from .model import (
@@ -50,9 +51,25 @@ class DefaultEpoch(float):
 
 
 __all__ = [
-    "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN", "MAX_KEY_CHARS", "MAX_STRING_CHARS",
-    "DefaultEpoch", "FixedEpoch", "InvalidEvent", "InvalidEventType", "Refused", "clean_text",
-    "default_prefix", "flatten", "key_label", "make_event", "normalise_epoch", "normalise_key", "normalise_value",
+    "EPOCH_MAX_S",
+    "EPOCH_MIN_S",
+    "INT_MAX",
+    "INT_MIN",
+    "MAX_KEY_CHARS",
+    "MAX_STRING_CHARS",
+    "DefaultEpoch",
+    "FixedEpoch",
+    "InvalidEvent",
+    "InvalidEventType",
+    "Refused",
+    "clean_text",
+    "default_prefix",
+    "flatten",
+    "key_label",
+    "make_event",
+    "normalise_epoch",
+    "normalise_key",
+    "normalise_value",
 ]
 
 
@@ -90,13 +107,16 @@ def normalise_key(key: Any) -> str:
         if key is None:
             raise InvalidEvent("key must not be None")
         if isinstance(key, int) and not -_KEY_INT_LIMIT < key < _KEY_INT_LIMIT:
-            raise InvalidEvent(f"key is an int of {key.bit_length()} bits; a key has at most "
-                               f"{MAX_KEY_CHARS} characters")
+            raise InvalidEvent(
+                f"key is an int of {key.bit_length()} bits; a key has at most "
+                f"{MAX_KEY_CHARS} characters"
+            )
         try:
             key = str.__str__(str(key))  # __str__ may return a str subclass: store plain str
         except Exception as exc:
-            raise InvalidEvent(f"str() of the {type_name(key)} key failed "
-                               f"({type_name(exc)})") from None
+            raise InvalidEvent(
+                f"str() of the {type_name(key)} key failed ({type_name(exc)})"
+            ) from None
     n = len(key)
     if n > MAX_KEY_CHARS and (key.isascii() or n > 2 * MAX_KEY_CHARS):
         raise InvalidEvent(f"key must be 1-{MAX_KEY_CHARS} characters, got {n}")
@@ -114,8 +134,9 @@ def normalise_value(value: Any) -> Value:
     except InvalidEvent:
         raise
     except Exception as exc:  # a foreign __float__, __int__ or .item() that raises
-        raise InvalidEvent(f"value of type {type_name(value)} cannot be converted "
-                           f"({type_name(exc)})") from None
+        raise InvalidEvent(
+            f"value of type {type_name(value)} cannot be converted ({type_name(exc)})"
+        ) from None
 
 
 def _value(value: Any) -> Value:
@@ -141,8 +162,9 @@ def _value(value: Any) -> Value:
     if isinstance(value, Decimal):
         return _float_value(float(value))  # a signalling NaN raises ValueError: invalid
     if _numpy_kind(value) in ("M", "m"):  # .item() of a datetime64[ns] is an int of nanoseconds
-        raise InvalidEventType(f"a numpy {type_name(value)} is a time, not a value; "
-                               "pass times as the epoch")
+        raise InvalidEventType(
+            f"a numpy {type_name(value)} is a time, not a value; pass times as the epoch"
+        )
     item = getattr(value, "item", None)  # numpy-style scalars (np.float32(1.5).item() -> 1.5)
     if callable(item) and getattr(value, "ndim", 0) == 0:
         try:
@@ -164,8 +186,9 @@ def _int_value(value: int) -> Value:
     try:
         return float(value)
     except OverflowError:
-        raise InvalidEvent(f"integer of {value.bit_length()} bits is too large for a float64 "
-                           "(about 1.8e308)") from None
+        raise InvalidEvent(
+            f"integer of {value.bit_length()} bits is too large for a float64 (about 1.8e308)"
+        ) from None
 
 
 def _float_value(value: float) -> float:
@@ -180,8 +203,9 @@ def _str_value(value: str) -> str:
         raise InvalidEvent(f"string value is {n} characters; the limit is {MAX_STRING_CHARS}")
     value = clean_text(value)
     if len(value) > MAX_STRING_CHARS:
-        raise InvalidEvent(f"string value is {len(value)} characters; the limit is "
-                           f"{MAX_STRING_CHARS}")
+        raise InvalidEvent(
+            f"string value is {len(value)} characters; the limit is {MAX_STRING_CHARS}"
+        )
     return value
 
 
@@ -203,11 +227,15 @@ def normalise_epoch(epoch: Any) -> float:
     except InvalidEvent:
         raise
     except Exception as exc:  # OverflowError of a far datetime, a foreign .item() ...
-        raise InvalidEvent(f"epoch of type {type_name(epoch)} cannot be converted "
-                           f"({type_name(exc)}: {_short(exc)})") from None
+        raise InvalidEvent(
+            f"epoch of type {type_name(epoch)} cannot be converted "
+            f"({type_name(exc)}: {_short(exc)})"
+        ) from None
     if not EPOCH_MIN_S <= seconds < EPOCH_MAX_S:  # NaN fails both comparisons
-        raise InvalidEvent(f"epoch {seconds!r} is not a time from 1970 to 9999 (seconds "
-                           f"{EPOCH_MIN_S:.0f} to {EPOCH_MAX_S:.0f})")
+        raise InvalidEvent(
+            f"epoch {seconds!r} is not a time from 1970 to 9999 (seconds "
+            f"{EPOCH_MIN_S:.0f} to {EPOCH_MAX_S:.0f})"
+        )
     return seconds
 
 
@@ -225,8 +253,9 @@ def _epoch_seconds(epoch: Any, unwrap: bool) -> float:
         return float(epoch)
     if isinstance(epoch, int):
         if epoch.bit_length() > _EPOCH_INT_BITS:  # float() would overflow beyond 1.8e308
-            raise InvalidEvent(f"epoch is an int of {epoch.bit_length()} bits: not a time "
-                               "from 1970 to 9999")
+            raise InvalidEvent(
+                f"epoch is an int of {epoch.bit_length()} bits: not a time from 1970 to 9999"
+            )
         return float(epoch)
     if isinstance(epoch, Decimal):
         return float(epoch)
@@ -255,10 +284,18 @@ def _epoch_seconds(epoch: Any, unwrap: bool) -> float:
 
 
 # numpy datetime64 units as exact fractions of a second (numerator, denominator).
-_UNIT_SECONDS: Dict[str, Tuple[int, int]] = {
-    "W": (7 * 86400, 1), "D": (86400, 1), "h": (3600, 1), "m": (60, 1), "s": (1, 1),
-    "ms": (1, 10**3), "us": (1, 10**6), "ns": (1, 10**9), "ps": (1, 10**12),
-    "fs": (1, 10**15), "as": (1, 10**18),
+_UNIT_SECONDS: dict[str, tuple[int, int]] = {
+    "W": (7 * 86400, 1),
+    "D": (86400, 1),
+    "h": (3600, 1),
+    "m": (60, 1),
+    "s": (1, 1),
+    "ms": (1, 10**3),
+    "us": (1, 10**6),
+    "ns": (1, 10**9),
+    "ps": (1, 10**12),
+    "fs": (1, 10**15),
+    "as": (1, 10**18),
 }
 _DTYPE_UNIT = re.compile(r"\[(\d*)(\w+)\]")
 _NAT = INT_MIN  # numpy stores NaT as the smallest int64

@@ -25,7 +25,7 @@ log = logging.getLogger("isstreamer")
 ATEXIT_TIMEOUT_S = 5.0  # for all Streamers the program forgot to close
 EXIT_PRIORITY = 10  # multiprocessing finalizers: before its own (queues, pools) at 0 and below
 
-_live: "weakref.WeakSet[Streamer]" = weakref.WeakSet()
+_live: weakref.WeakSet[Streamer] = weakref.WeakSet()
 
 
 class _Anchor:
@@ -38,14 +38,14 @@ _bare_fork_pid = 0  # this process was made by os.fork(), not by multiprocessing
 _warned_pid = 0
 
 
-def register(streamer: "Streamer") -> None:
+def register(streamer: Streamer) -> None:
     """Close ``streamer`` at exit unless it is closed first."""
     _live.add(streamer)
     if _finalizer_pid != os.getpid():
         _register_finalizer()
 
 
-def unregister(streamer: "Streamer") -> None:
+def unregister(streamer: Streamer) -> None:
     _live.discard(streamer)
 
 
@@ -78,8 +78,10 @@ def warn_if_bare_fork() -> None:
     pid = os.getpid()
     if _bare_fork_pid == pid and _warned_pid != pid:
         _warned_pid = pid
-        log.warning("this process was forked with os.fork(): its events are delivered at exit "
-                    "only if it ends normally or calls close(); os._exit() skips both")
+        log.warning(
+            "this process was forked with os.fork(): its events are delivered at exit "
+            "only if it ends normally or calls close(); os._exit() skips both"
+        )
 
 
 def _after_fork_in_child() -> None:

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Union
 
 __all__ = [
-    "BAD_BUCKET_KEY_CHARS", "EPOCH_MAX_S", "EPOCH_MIN_S", "INT_MAX", "INT_MIN",
-    "MAX_BUCKET_KEY_CHARS", "MAX_BUCKET_NAME_CHARS", "MAX_KEY_CHARS", "MAX_STRING_CHARS", "SENT",
-    "Bucket", "Event", "Outcome", "SendResult", "Value", "access_key_problem",
+    "BAD_BUCKET_KEY_CHARS",
+    "EPOCH_MAX_S",
+    "EPOCH_MIN_S",
+    "INT_MAX",
+    "INT_MIN",
+    "MAX_BUCKET_KEY_CHARS",
+    "MAX_BUCKET_NAME_CHARS",
+    "MAX_KEY_CHARS",
+    "MAX_STRING_CHARS",
+    "SENT",
+    "Bucket",
+    "Event",
+    "Outcome",
+    "SendResult",
+    "Value",
+    "access_key_problem",
     "bucket_key_problem",
 ]
 
@@ -39,7 +52,7 @@ MAX_BUCKET_NAME_CHARS = 250  # longer names are cut, not refused
 BAD_BUCKET_KEY_CHARS = frozenset(":\"'")  # they break the service's bucket URLs
 
 
-def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
+def bucket_key_problem(bucket_key: str | None) -> str | None:
     """Why ``bucket_key`` is unusable, or None when it is fine."""
     if not bucket_key:
         return "bucket key missing (X-IS-BucketKey header or bucketKey parameter)"
@@ -50,7 +63,7 @@ def bucket_key_problem(bucket_key: Optional[str]) -> Optional[str]:
     return None
 
 
-def access_key_problem(access_key: str) -> Optional[str]:
+def access_key_problem(access_key: str) -> str | None:
     """Why ``access_key`` cannot be sent, or None: it travels in an HTTP header, which cannot
     carry control characters (and some requests versions would echo it in their error)."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in access_key):
@@ -63,7 +76,7 @@ def access_key_problem(access_key: str) -> Optional[str]:
 # An event on the hot path is a plain tuple (key, value, epoch): building a tuple is
 # several times cheaper than building an object, and log() must stay well under 1 µs.
 Value = Union[bool, int, float, str]
-Event = Tuple[str, Value, float]
+Event = tuple[str, Value, float]
 
 
 @dataclass(frozen=True)
@@ -89,13 +102,13 @@ class SendResult:
     """The result of Sink.send(); sinks return this and never raise across the thread."""
 
     outcome: Outcome
-    status: Optional[int] = None  # HTTP status or None for non-HTTP sinks
+    status: int | None = None  # HTTP status or None for non-HTTP sinks
     message: str = ""  # human readable; never contains credentials
-    retry_after: Optional[float] = None  # seconds the receiver asked us to wait
+    retry_after: float | None = None  # seconds the receiver asked us to wait
     # Partial success: the indices (into the batch that was sent) of the events the receiver
     # did not store; every other event of the batch was stored. ``outcome`` then says what to
     # do with the failed ones (RETRY, BAD, AUTH...). None: ``outcome`` is the whole batch's.
-    failed: Optional[Tuple[int, ...]] = None
+    failed: tuple[int, ...] | None = None
 
     @property
     def ok(self) -> bool:

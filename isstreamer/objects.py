@@ -1,10 +1,12 @@
 """log_object() flattening: any structure to (key, value) pairs, without ever raising."""
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any
 
 MAX_DEPTH = 32  # containers nested deeper than this are counted as invalid, not walked into
 _SCALARS = (bool, int, float, str, Decimal)
@@ -36,7 +38,7 @@ def default_prefix(obj: Any) -> str:
     return type_name(obj)
 
 
-def flatten(obj: Any, prefix: Optional[str]) -> Iterator[Tuple[str, Any]]:
+def flatten(obj: Any, prefix: str | None) -> Iterator[tuple[str, Any]]:
     """Yield (key, value) pairs for every leaf of ``obj``, nested names joined with ``_``.
 
     The top-level object may be a dict, list/tuple/set, namedtuple (psutil's results),
@@ -55,8 +57,9 @@ def flatten(obj: Any, prefix: Optional[str]) -> Iterator[Tuple[str, Any]]:
     return _flatten(obj, prefix, {id(obj)}, 1, top=True)
 
 
-def _flatten(obj: Any, prefix: Optional[str], path: set, depth: int,
-             top: bool = False) -> Iterator[Tuple[str, Any]]:
+def _flatten(
+    obj: Any, prefix: str | None, path: set, depth: int, top: bool = False
+) -> Iterator[tuple[str, Any]]:
     try:
         members = list(_members(obj, top))
     except Exception as exc:  # a dict changed by another thread, a repr() that raises ...
@@ -97,7 +100,8 @@ def _name(name: Any) -> Any:
 
 def _is_container(value: Any) -> bool:
     return isinstance(value, (dict, list, tuple, set, frozenset)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type))
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    )
 
 
 def _is_leaf(value: Any) -> bool:
@@ -108,7 +112,7 @@ def _is_leaf(value: Any) -> bool:
     return isinstance(value, (_dt.date, bytes))
 
 
-def _members(obj: Any, top: bool = True) -> Iterator[Tuple[Any, Any]]:
+def _members(obj: Any, top: bool = True) -> Iterator[tuple[Any, Any]]:
     if isinstance(obj, dict):
         yield from obj.items()
     elif isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
@@ -124,7 +128,7 @@ def _members(obj: Any, top: bool = True) -> Iterator[Tuple[Any, Any]]:
         yield from _object_members(obj)
 
 
-def _object_members(obj: Any) -> Iterator[Tuple[str, Any]]:
+def _object_members(obj: Any) -> Iterator[tuple[str, Any]]:
     """Properties (as ISStreamer logged them) and public, non-callable attributes."""
     seen = set()
     for name in sorted(dir(type(obj))):

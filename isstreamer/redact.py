@@ -3,6 +3,7 @@
 Everything that puts an access key, a password or a URL that may carry one into a repr, a
 log line, an exception or a file goes through here.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -40,8 +41,11 @@ def redact_url(url: str) -> str:
             netloc = f"{user}:…@{hostport}" if sep else f"{redact_key(user)}@{hostport}"
         query = "&".join(
             f"{quote(name, safe='')}="
-            + (quote(value, safe="") if name.lower() in _PUBLIC_PARAMS or not value
-               else redact_key(value))
+            + (
+                quote(value, safe="")
+                if name.lower() in _PUBLIC_PARAMS or not value
+                else redact_key(value)
+            )
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

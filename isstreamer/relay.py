@@ -12,6 +12,7 @@ twice.
 The next read is issued while the Streamer's worker delivers the previous one, so Redis
 and the receiver work at the same time.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from .errors import ConfigError
 from .relay_source import CLUSTER_IDLE_WAIT_S, Entry, Source
@@ -50,18 +51,19 @@ class RelayOptions:
 class Relay:
     """Forwards one group's entries from a Source into a Streamer; see the module docstring."""
 
-    def __init__(self, source: Source, streamer: Any, options: RelayOptions, *,
-                 stop: Optional[Any] = None) -> None:
+    def __init__(
+        self, source: Source, streamer: Any, options: RelayOptions, *, stop: Any | None = None
+    ) -> None:
         self.source = source
         self.streamer = streamer
         self.options = options
         self.stop = stop if stop is not None else threading.Event()
-        self.counts: Dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.report_requested = False  # set by SIGUSR1; the loop logs stats() and clears it
-        self._bucket: Optional[str] = None  # the bucket the Streamer writes to now
-        self._inflight: List[Tuple[str, List[str]]] = []  # logged, not yet known delivered
-        self._unacked: List[Tuple[str, List[str]]] = []  # delivered, XACK not yet done
-        self._trimmed_at: Dict[str, float] = {}
+        self._bucket: str | None = None  # the bucket the Streamer writes to now
+        self._inflight: list[tuple[str, list[str]]] = []  # logged, not yet known delivered
+        self._unacked: list[tuple[str, list[str]]] = []  # delivered, XACK not yet done
+        self._trimmed_at: dict[str, float] = {}
         self._errors_in_row = 0
         self._warned_streams: set = set()
 
@@ -91,8 +93,12 @@ class Relay:
                 next_discover = now + opts.discover_interval_s
             claimed = 0
             if now >= next_claim:
-                rows = self._attempt(self.source.claim, idle_ms=int(opts.claim_idle_s * 1000),
-                                     count=opts.batch) or []
+                rows = (
+                    self._attempt(
+                        self.source.claim, idle_ms=int(opts.claim_idle_s * 1000), count=opts.batch
+                    )
+                    or []
+                )
                 self._settle()  # the claimed entries are settled on their own turn
                 claimed = self._forward(rows)
                 self.counts["claimed"] += claimed
@@ -105,8 +111,7 @@ class Relay:
                 log.warning("relay stats: %s", json.dumps(self.stats()))
             # While a read is being delivered the next one does not block: it only overlaps.
             block = None if once or self._inflight or claimed else opts.block_ms
-            rows = self._attempt(self.source.read, pending=False, count=opts.batch,
-                                 block_ms=block)
+            rows = self._attempt(self.source.read, pending=False, count=opts.batch, block_ms=block)
             self._settle()
             got = self._forward(rows or [])
             if self.source.cluster and block and rows == []:
@@ -126,14 +131,22 @@ class Relay:
             if refused_credentials(exc):
                 # Waiting would not help: exit (2) and let the operator, or systemd's restart
                 # after a password rotation, start again. What was read stays pending.
-                raise ConfigError(f"redis {self.source_name()} refused the credentials: "
-                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
+                raise ConfigError(
+                    f"redis {self.source_name()} refused the credentials: "
+                    f"{type(exc).__name__}: {str(exc)[:200]}"
+                ) from None
             self.counts["redis_errors"] += 1
             self._errors_in_row += 1
             wait = min(MAX_ERROR_WAIT_S, 0.05 * 2 ** min(self._errors_in_row, 10))
             level = logging.WARNING if self._errors_in_row == 1 else logging.DEBUG
-            log.log(level, "redis %s: %s: %s (trying again in %.1f s)", self.source_name(),
-                    type(exc).__name__, str(exc).split("\n")[0][:200], wait)
+            log.log(
+                level,
+                "redis %s: %s: %s (trying again in %.1f s)",
+                self.source_name(),
+                type(exc).__name__,
+                str(exc).split("\n")[0][:200],
+                wait,
+            )
             self.stop.wait(wait)
             return None
         if self._errors_in_row:
@@ -146,7 +159,7 @@ class Relay:
 
     # ---- forwarding and acknowledging --------------------------------------------------
 
-    def _forward(self, rows: List[Tuple[str, List[Entry]]]) -> int:
+    def _forward(self, rows: list[tuple[str, list[Entry]]]) -> int:
         """Log every entry into the Streamer, to its stream's bucket; the number of entries."""
         total = 0
         streamer = self.streamer
@@ -177,8 +190,13 @@ class Relay:
         # delivered, so it is counted and acknowledged with one error line per stream.
         if stream not in self._warned_streams:
             self._warned_streams.add(stream)
-            log.error("%s: an entry without key, JSON value and epoch is dropped (%s: %s); "
-                      "the count is in stats()['invalid']", stream, type(exc).__name__, exc)
+            log.error(
+                "%s: an entry without key, JSON value and epoch is dropped (%s: %s); "
+                "the count is in stats()['invalid']",
+                stream,
+                type(exc).__name__,
+                exc,
+            )
 
     def _settle(self) -> bool:
         """Wait until what was logged is delivered or spooled, then XACK it. False: not yet."""
@@ -190,8 +208,11 @@ class Relay:
                     return False  # _finish() settles it within the exit deadline
                 waited_s += FLUSH_SLICE_S
                 if waited_s % WAIT_WARNING_S < FLUSH_SLICE_S:
-                    log.warning("the receiver has not taken the last read after %.0f s; "
-                                "waiting on (nothing is acknowledged meanwhile)", waited_s)
+                    log.warning(
+                        "the receiver has not taken the last read after %.0f s; "
+                        "waiting on (nothing is acknowledged meanwhile)",
+                        waited_s,
+                    )
             self._unacked.extend(self._inflight)
             self._inflight = []
         return self._ack()
@@ -234,9 +255,9 @@ class Relay:
 
     # ---- metrics -----------------------------------------------------------------------
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """The relay's counters, the delivery's stats() and per stream pending and lag."""
-        result: Dict[str, Any] = dict(self.counts)
+        result: dict[str, Any] = dict(self.counts)
         result["delivery"] = self.streamer.stats()
         result["streams"] = self._attempt(self.source.status) or []
         return result
@@ -258,7 +279,10 @@ def refused_credentials(exc: Exception) -> bool:
     """A wrong or missing password, or a user without the rights: never fixed by waiting."""
     import redis.exceptions as errors
 
-    types = tuple(getattr(errors, name) for name in (
-        "AuthenticationError", "AuthorizationError", "NoPermissionError") if hasattr(errors, name))
+    types = tuple(
+        getattr(errors, name)
+        for name in ("AuthenticationError", "AuthorizationError", "NoPermissionError")
+        if hasattr(errors, name)
+    )
     code = str(exc).split(" ", 1)[0]
     return isinstance(exc, types) or code in ("NOAUTH", "WRONGPASS", "NOPERM")

@@ -66,8 +66,9 @@ class ReplayResult:
     @property
     def ok(self) -> bool:
         """True when everything was delivered."""
-        return not (self.failed or self.quarantined or self.remaining or self.skipped
-                    or self.dropped)
+        return not (
+            self.failed or self.quarantined or self.remaining or self.skipped or self.dropped
+        )
 
 
 def _as_paths(paths_or_dir: None | PathLike | Iterable[PathLike]) -> list[Path]:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Set
+from typing import TYPE_CHECKING, Callable
 
 from .model import Event, Outcome
 from .report import Pending, Report, Tally, describe, refused
@@ -34,18 +34,18 @@ POISON_ATTEMPTS = 3  # tries of a lone refused event, across rescans, before it 
 class Replayer:
     """The worker's replay of one spool to one sink; used by one thread at a time."""
 
-    def __init__(self, delivery: "Delivery", batch_events: int) -> None:
+    def __init__(self, delivery: Delivery, batch_events: int) -> None:
         self.delivery = delivery
         self.batch_events = max(1, batch_events)
         self.drained = threading.Event()  # set while the spool holds nothing this sink can send
-        self._queue: Deque[Path] = deque()
-        self._current: Optional[SpillBatch] = None
-        self._left: List[Event] = []  # of the current file: what is not yet delivered
+        self._queue: deque[Path] = deque()
+        self._current: SpillBatch | None = None
+        self._left: list[Event] = []  # of the current file: what is not yet delivered
         self._inflight = False  # a chunk is on the wire: close() must not give the file back
         self._scan_needed = delivery.spool is not None
         self._last_scan = float("-inf")
-        self._skip: Set[str] = set()  # files meant for another receiver
-        self._held: Set[str] = set()  # files with a lone refused event: left until a rescan
+        self._skip: set[str] = set()  # files meant for another receiver
+        self._held: set[str] = set()  # files with a lone refused event: left until a rescan
 
     def spilled(self) -> None:
         """A new spill file exists."""
@@ -60,7 +60,7 @@ class Replayer:
         if probe:
             self.delivery.circuit.probe_now()
 
-    def current_name(self) -> Optional[str]:
+    def current_name(self) -> str | None:
         return original_name(self._current.path.name) if self._current is not None else None
 
     def has_work(self) -> bool:
@@ -74,7 +74,7 @@ class Replayer:
         self.drained.set()
         return False
 
-    def step(self) -> Optional[Report]:
+    def step(self) -> Report | None:
         """Send one chunk of spilled events: what became of them (``spilled``: kept in the
         file), or None when there was nothing to send."""
         d = self.delivery
@@ -115,7 +115,7 @@ class Replayer:
                 f"{batch.attempts + 1} times while accepting others ({describe(result)})",
                 tally,
             )
-            left: List[Event] = []
+            left: list[Event] = []
             last = result
         else:
             left, last = d.resolve(batch.bucket, pending, result, tally)
@@ -138,7 +138,7 @@ class Replayer:
         # What this chunk left undelivered is back in its file: on disk, to be replayed.
         return tally.report() + Report(spilled=len(left))
 
-    def release(self, last_error: str = "", attempted: bool = False) -> Optional[Path]:
+    def release(self, last_error: str = "", attempted: bool = False) -> Path | None:
         """Give back the file being replayed, keeping only what was not yet delivered.
 
         Returns the claimed path that was kept instead when a chunk of it is still being sent
@@ -165,7 +165,7 @@ class Replayer:
             log.error("cannot give back spill file %s: %s", batch.path.name, exc)
         return None
 
-    def _claim_next(self) -> Optional[SpillBatch]:
+    def _claim_next(self) -> SpillBatch | None:
         d = self.delivery
         spool = d.spool
         assert spool is not None
@@ -226,9 +226,9 @@ class Replayer:
 
     def wait_own(
         self,
-        deadline: Optional[float],
+        deadline: float | None,
         while_open: bool,
-        wake: Optional[Callable[[], None]],
+        wake: Callable[[], None] | None,
         stop: threading.Event,
     ) -> bool:
         """Wait until the own spill files (this Streamer's) are delivered; False at the deadline.
@@ -258,13 +258,14 @@ class Replayer:
                 try:
                     wake()
                     if stats.own_on_disk():
-                        d.progress.wait(WAIT_STEP_S if deadline is None
-                                        else min(WAIT_STEP_S, deadline - now))
+                        d.progress.wait(
+                            WAIT_STEP_S if deadline is None else min(WAIT_STEP_S, deadline - now)
+                        )
                 finally:
                     d.waiters -= 1
         return True
 
-    def replay_all(self, deadline: Optional[float] = None) -> bool:
+    def replay_all(self, deadline: float | None = None) -> bool:
         """Replay until the spool is empty, the sink fails or the deadline; True when empty."""
         d = self.delivery
         self.request(probe=True)  # asked by hand: try now, whatever the circuit says

@@ -7,8 +7,9 @@ Stats and into a Report at once.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
+from typing import Callable
 
 from .model import SENT, Event, SendResult
 
@@ -26,7 +27,7 @@ class Report:
     quarantined: int = 0  # refused by the receiver, set aside with its answer
     dropped: int = 0  # lost: counted and logged
 
-    def __add__(self, other: "Report") -> "Report":
+    def __add__(self, other: Report) -> Report:
         if not (other.sent or other.spilled or other.quarantined or other.dropped):
             return self
         return Report(
@@ -66,7 +67,7 @@ class Pending:
     """
 
     def __init__(self, events: Sequence[Event]) -> None:
-        self.events: List[Event] = list(events)
+        self.events: list[Event] = list(events)
         self.stored = 0  # events of this batch the receiver has stored so far
 
     def absorb(self, result: SendResult) -> SendResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import tenacity
 
@@ -34,7 +34,7 @@ class RetryPolicy:
     )
     probe_initial: float = 2.0  # first wait before probing a failed sink
     probe_max: float = 60.0  # the cap of the growing probe interval
-    sleep: Optional[Sleep] = None  # injected in tests; the worker's interruptible wait otherwise
+    sleep: Sleep | None = None  # injected in tests; the worker's interruptible wait otherwise
 
 
 def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -43,7 +43,7 @@ def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random
     return base + policy.jitter * rng()
 
 
-def honour_retry_after(wait: float, result: Optional[SendResult], policy: RetryPolicy) -> float:
+def honour_retry_after(wait: float, result: SendResult | None, policy: RetryPolicy) -> float:
     """A server's Retry-After (capped) wins over our own backoff when it is longer."""
     if result is not None and result.retry_after is not None:
         return max(wait, min(result.retry_after, policy.max_retry_after))
@@ -77,7 +77,7 @@ def send_with_retry(
     policy: RetryPolicy,
     sleep: Sleep,
     should_stop: Callable[[], bool],
-    on_retry: Optional[Callable[[SendResult, float], None]] = None,
+    on_retry: Callable[[SendResult, float], None] | None = None,
 ) -> SendResult:
     """Call ``send`` until it stops answering RETRY, attempts run out or ``should_stop()``.
 

@@ -13,7 +13,7 @@ never break that sum.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, TypedDict
+from typing import TypedDict
 
 COUNTERS = (
     "logged",
@@ -63,9 +63,9 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: Dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._own_files: Dict[str, int] = {}  # batch id -> own events on disk
-        self._names: Dict[str, str] = {}  # spill file name -> batch id, for own files
+        self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._own_files: dict[str, int] = {}  # batch id -> own events on disk
+        self._names: dict[str, str] = {}  # spill file name -> batch id, for own files
         self.last_error = ""
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -75,7 +75,7 @@ class Stats:
     def error(self, message: str) -> None:
         self.last_error = message
 
-    def snapshot(self) -> Dict[str, int]:
+    def snapshot(self) -> dict[str, int]:
         with self._lock:
             out = dict(self._counts)
             out["on_disk"] = sum(self._own_files.values())
@@ -140,7 +140,7 @@ class Stats:
         for name in [n for n, b in self._names.items() if b == batch_id]:
             del self._names[name]
 
-    def own_names(self) -> List[str]:
+    def own_names(self) -> list[str]:
         with self._lock:
             return list(self._names)
 

@@ -1,4 +1,5 @@
 """The public Streamer: ISStreamer's API, with a bounded buffer and one background worker."""
+
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import events as _events
 from . import lifecycle
@@ -46,23 +47,45 @@ CLOSE_RESERVE_S = 0.5  # of close()'s budget, kept for stopping the worker and s
 class Streamer(LegacyAttributes, AsyncMethods):
     """Streams events to Initial State (or a collector, Redis, a CSV file) without blocking."""
 
-    def __init__(self, bucket_name: str = "", bucket_key: str = "", access_key: str = "",
-                 ini_file_location: Optional[str] = None, debug_level: int = 0,
-                 buffer_size: int = DEFAULT_BUFFER_SIZE, offline: Optional[bool] = None,
-                 use_async: bool = True, *, api_base: Optional[str] = None,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, max_buffer: Optional[int] = None,
-                 spill_dir: Optional[str] = None, spill_max_bytes: Optional[int] = None,
-                 timeout: float = 10.0, strict: bool = False, sink: UserSink = None,
-                 retry_policy: Optional[RetryPolicy] = None, fix_clock_steps: bool = True) -> None:
+    def __init__(
+        self,
+        bucket_name: str = "",
+        bucket_key: str = "",
+        access_key: str = "",
+        ini_file_location: str | None = None,
+        debug_level: int = 0,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        offline: bool | None = None,
+        use_async: bool = True,
+        *,
+        api_base: str | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        max_buffer: int | None = None,
+        spill_dir: str | None = None,
+        spill_max_bytes: int | None = None,
+        timeout: float = 10.0,
+        strict: bool = False,
+        sink: UserSink = None,
+        retry_policy: RetryPolicy | None = None,
+        fix_clock_steps: bool = True,
+    ) -> None:
         apply_debug_level(debug_level)
         self._debug_level = int(debug_level)
         self.Async = bool(use_async)
-        settings = load_settings({
-            "access_key": given(access_key), "bucket_key": given(bucket_key),
-            "bucket_name": given(bucket_name), "api_base": given(api_base), "offline": offline,
-            "buffer_size": given(buffer_size), "flush_interval": given(flush_interval),
-            "spill_dir": given(spill_dir), "spill_max_bytes": given(spill_max_bytes),
-        }, ini_file_location)
+        settings = load_settings(
+            {
+                "access_key": given(access_key),
+                "bucket_key": given(bucket_key),
+                "bucket_name": given(bucket_name),
+                "api_base": given(api_base),
+                "offline": offline,
+                "buffer_size": given(buffer_size),
+                "flush_interval": given(flush_interval),
+                "spill_dir": given(spill_dir),
+                "spill_max_bytes": given(spill_max_bytes),
+            },
+            ini_file_location,
+        )
         self.settings = settings
         max_buffer = DEFAULT_MAX_BUFFER if max_buffer is None else max_buffer
         if max_buffer < 1 or timeout <= 0:
@@ -73,12 +96,16 @@ class Streamer(LegacyAttributes, AsyncMethods):
                 "no access key: pass access_key=..., set ISSTREAMER_ACCESS_KEY, or put "
                 "access_key = ... in the [isstreamer.client_config] section of isstreamer.ini "
                 "(looked in the current directory, your home directory and "
-                "~/.config/isstreamer/); or use offline=True")
+                "~/.config/isstreamer/); or use offline=True"
+            )
         key = settings.bucket_key
         if not key:
             key = str(uuid.uuid4())
-            log.warning("no bucket_key given: streaming to a new bucket %s; every run without a "
-                        "bucket_key creates another one", key)
+            log.warning(
+                "no bucket_key given: streaming to a new bucket %s; every run without a "
+                "bucket_key creates another one",
+                key,
+            )
         check_bucket_key(key)
         self._bucket = Bucket(key, settings.bucket_name or key)
         self._batch_size = int(settings.buffer_size)
@@ -96,50 +123,75 @@ class Streamer(LegacyAttributes, AsyncMethods):
         else:
             self._make_sink = sink_factory(settings, self._timeout)
         self._stats = Stats()
-        self._retired_sinks: List[Sink] = []  # replaced by an attribute change; closed by close()
+        self._retired_sinks: list[Sink] = []  # replaced by an attribute change; closed by close()
         self._warned: set = set()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._close_result: Optional[bool] = None
+        self._close_result: bool | None = None
         self._losses_seen = 0  # losses already reported by flush() or close()
         self._build_pipeline()
         lifecycle.register(self)
-        log.debug("streaming to %s, bucket %r, access key %s, buffer_size %d, spool %s",
-                  self._sink.address, self._bucket.key, redact_key(settings.access_key),
-                  self._batch_size, self._spool.directory if self._spool else None)
+        log.debug(
+            "streaming to %s, bucket %r, access key %s, buffer_size %d, spool %s",
+            self._sink.address,
+            self._bucket.key,
+            redact_key(settings.access_key),
+            self._batch_size,
+            self._spool.directory if self._spool else None,
+        )
         if self._spool is not None and self.Async and self._spool.files():
             self._worker.start()  # replay what an earlier run left, even before the first log()
 
-    def _build_pipeline(self, buffer: Optional[Buffer] = None) -> None:
+    def _build_pipeline(self, buffer: Buffer | None = None) -> None:
         self._buffer = buffer if buffer is not None else Buffer()
         self._items = self._buffer.items
         self._append = self._buffer.append
         self._sink = LoggedSink(self._make_sink())
         self._retired_sinks = []
         spill_dir = self.settings.spill_dir
-        self._spool = None if self.settings.offline or not spill_dir else Spool(
-            Path(os.path.expanduser(str(spill_dir))), int(self.settings.spill_max_bytes),
-            on_evict=lambda files, events: self._delivery.evicted(files, events))
+        self._spool = (
+            None
+            if self.settings.offline or not spill_dir
+            else Spool(
+                Path(os.path.expanduser(str(spill_dir))),
+                int(self.settings.spill_max_bytes),
+                on_evict=lambda files, events: self._delivery.evicted(files, events),
+            )
+        )
         self._stop = threading.Event()
-        self._delivery = Delivery(self._sink, self._spool, self._stats, self._policy,
-                                  stop_event=self._stop, replay_batch=max(self._batch_size, 500))
+        self._delivery = Delivery(
+            self._sink,
+            self._spool,
+            self._stats,
+            self._policy,
+            stop_event=self._stop,
+            replay_batch=max(self._batch_size, 500),
+        )
         if self._fix_clock_steps:
             self._delivery.clock = ClockWatch(self._stats)
-        self._worker = Worker(self._buffer, self._delivery, self._bucket,
-                              batch_size=self._batch_size,
-                              flush_interval=float(self.settings.flush_interval),
-                              max_buffer=self._max_buffer, threaded=self.Async,
-                              steps=self._delivery.clock)
+        self._worker = Worker(
+            self._buffer,
+            self._delivery,
+            self._bucket,
+            batch_size=self._batch_size,
+            flush_interval=float(self.settings.flush_interval),
+            max_buffer=self._max_buffer,
+            threaded=self.Async,
+            steps=self._delivery.clock,
+        )
         self._notify = self._worker.notify
         self._relieve_at = 2 * self._max_buffer  # the caller spills only when the worker is stuck
 
     def __repr__(self) -> str:
-        return (f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
-                f"closed={self._closed}>")
+        return (
+            f"<Streamer bucket={self._bucket.key!r} sink={self._sink.address!r} "
+            f"closed={self._closed}>"
+        )
 
     # ---- logging events -----------------------------------------------------------------
 
     if TYPE_CHECKING:  # the precise signature for type checkers; the body below is the same
+
         def log(self, key: Key, value: LogValue, epoch: Epoch = None) -> None:
             """Queue one event; never blocks on the network and never raises for it."""
 
@@ -153,11 +205,23 @@ class Streamer(LegacyAttributes, AsyncMethods):
             t = type(value)
             # The fast path takes only what the full validation would take unchanged: ASCII
             # strings (no lone surrogates to replace), finite floats, ints within int64.
-            if (epoch is None and type(key) is str and 0 < len(key) <= _MAX_KEY and key.isascii()
-                    and (t is float and value - value == 0.0
-                         or t is int and _INT_MIN <= value <= _INT_MAX
-                         or t is bool or t is str and len(value) <= _MAX_STRING and value.isascii())):
-                event: Optional[Event] = (key, value, _time())
+            if (
+                epoch is None
+                and type(key) is str
+                and 0 < len(key) <= _MAX_KEY
+                and key.isascii()
+                and (
+                    t is float
+                    and value - value == 0.0
+                    or t is int
+                    and _INT_MIN <= value <= _INT_MAX
+                    or t is bool
+                    or t is str
+                    and len(value) <= _MAX_STRING
+                    and value.isascii()
+                )
+            ):
+                event: Event | None = (key, value, _time())
             else:
                 event = self._checked(key, value, epoch)
                 if event is None:
@@ -171,8 +235,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
             self._notify()
             return None
 
-    def log_object(self, obj: object, key_prefix: Optional[str] = None,
-                   epoch: Epoch = None) -> None:
+    def log_object(self, obj: object, key_prefix: str | None = None, epoch: Epoch = None) -> None:
         """Log every value of a dict, list, namedtuple, dataclass or object, with one epoch."""
         if epoch is None:
             # The time of the call, still a default epoch: a wall-clock step may re-stamp it.
@@ -188,7 +251,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
             self.log(key, value, epoch)
         return None
 
-    def _checked(self, key: Any, value: Any, epoch: Any) -> Optional[Event]:
+    def _checked(self, key: Any, value: Any, epoch: Any) -> Event | None:
         try:
             return _events.make_event(key, value, epoch)
         except ValueError as exc:  # InvalidEvent and InvalidEventType both
@@ -202,8 +265,12 @@ class Streamer(LegacyAttributes, AsyncMethods):
         name = _events.key_label(key)  # never raises: str() of some keys does
         if name not in self._warned and len(self._warned) < WARN_KEYS_MAX:
             self._warned.add(name)
-            log.warning("event %r not logged: %s (counted in stats()['invalid']; further "
-                        "problems with this key are not reported)", name, exc)
+            log.warning(
+                "event %r not logged: %s (counted in stats()['invalid']; further "
+                "problems with this key are not reported)",
+                name,
+                exc,
+            )
         return None
 
     def _reopen(self) -> None:
@@ -213,15 +280,18 @@ class Streamer(LegacyAttributes, AsyncMethods):
                 return
             if "<closed>" not in self._warned:
                 self._warned.add("<closed>")
-                log.warning("log() after close(): reopening the Streamer with a new worker; it is "
-                            "closed again at exit (call close() again when done)")
+                log.warning(
+                    "log() after close(): reopening the Streamer with a new worker; it is "
+                    "closed again at exit (call close() again when done)"
+                )
             self._build_pipeline(self._buffer)  # same buffer and counters: stats() still add up
             self._close_result = None
             self._closed = False
             lifecycle.register(self)
 
-    def set_bucket(self, bucket_name: str = "", bucket_key: str = "",
-                   retries: Optional[int] = None) -> None:
+    def set_bucket(
+        self, bucket_name: str = "", bucket_key: str = "", retries: int | None = None
+    ) -> None:
         """Send the following events to another bucket (a new uuid4 key when none is given).
 
         ``retries`` is ISStreamer's and ignored: the bucket is created with the retries of
@@ -236,7 +306,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
 
     # ---- flush, close, replay -----------------------------------------------------------
 
-    def flush(self, timeout: Optional[float] = None) -> bool:
+    def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event logged before the call was accepted by the receiver.
 
         Only while the sink is failing (the circuit is open) does an event safely on disk
@@ -248,7 +318,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
         done = self._settle_buffer(deadline) and self._settle_backlog(deadline, while_open=False)
         return self._no_new_losses() and done
 
-    def _settle_buffer(self, deadline: Optional[float]) -> bool:
+    def _settle_buffer(self, deadline: float | None) -> bool:
         if not self.Async or self._stop.is_set():
             delivery, closing = self._delivery, self._closed
             if not closing:
@@ -262,7 +332,7 @@ class Streamer(LegacyAttributes, AsyncMethods):
         self._worker.request_flush(mark)
         return self._buffer.wait_handled(mark, deadline)
 
-    def _settle_backlog(self, deadline: Optional[float], while_open: bool) -> bool:
+    def _settle_backlog(self, deadline: float | None, while_open: bool) -> bool:
         on_thread = not self.Async or self._stop.is_set()
         wake = None if on_thread else lambda: self._worker.request_flush(self._buffer.mark())
         return self._delivery.replayer.wait_own(deadline, while_open, wake, self._stop)
@@ -320,14 +390,19 @@ class Streamer(LegacyAttributes, AsyncMethods):
         self._no_new_losses()
         missing = stats["logged"] - stats["sent"] - stats["replayed"]
         if missing:
-            log.warning("close(): %d of %d events were not delivered: %d in the spool %s (sent by "
-                        "the next run or `isstreamer replay`), %d quarantined, %d lost (dropped)",
-                        missing, stats["logged"], stats["on_disk"],
-                        self._spool.directory if self._spool else "(none)", stats["quarantined"],
-                        stats["dropped"])
+            log.warning(
+                "close(): %d of %d events were not delivered: %d in the spool %s (sent by "
+                "the next run or `isstreamer replay`), %d quarantined, %d lost (dropped)",
+                missing,
+                stats["logged"],
+                stats["on_disk"],
+                self._spool.directory if self._spool else "(none)",
+                stats["quarantined"],
+                stats["dropped"],
+            )
         return missing == 0
 
-    def replay(self, timeout: Optional[float] = None) -> bool:
+    def replay(self, timeout: float | None = None) -> bool:
         """Replay the spool now; True when nothing is left for this receiver.
 
         With a running worker the worker does it (so the two never compete for files and a
@@ -341,15 +416,21 @@ class Streamer(LegacyAttributes, AsyncMethods):
             return self._delivery.drained.wait(timeout) and not self._delivery.open
         deadline = None if timeout is None else time.monotonic() + timeout
         sink = self._make_sink() if self._user_sink is None else self._user_sink
-        delivery = Delivery(sink, self._spool, self._stats, self._policy,
-                            stop_event=threading.Event(), replay_batch=max(self._batch_size, 500))
+        delivery = Delivery(
+            sink,
+            self._spool,
+            self._stats,
+            self._policy,
+            stop_event=threading.Event(),
+            replay_batch=max(self._batch_size, 500),
+        )
         try:
             return delivery.replay_all(deadline)
         finally:
             if sink is not self._sink and sink is not self._user_sink:
                 sink.close()
 
-    def __enter__(self) -> "Streamer":
+    def __enter__(self) -> Streamer:
         return self
 
     def __exit__(self, *exc: object) -> None:

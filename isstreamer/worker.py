@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from . import lifecycle
 from .buffer import Buffer
@@ -44,7 +44,7 @@ class Worker:
         flush_interval: float,
         max_buffer: int = 1 << 62,
         threaded: bool = True,
-        steps: Optional[ClockWatch] = None,
+        steps: ClockWatch | None = None,
     ) -> None:
         self.buffer = buffer
         self.items = buffer.items
@@ -62,7 +62,7 @@ class Worker:
         self.kick_at = batch_size  # the fill at which producers wake the worker
         self._last_overflow_log = float("-inf")
         self.flush_mark = 0  # flush() asked for everything before this buffer position
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._take_lock = threading.Lock()
 
@@ -99,7 +99,7 @@ class Worker:
         self.start()
         self.wake.set()
 
-    def ship_until(self, deadline: Optional[float], keep: int = 0) -> bool:
+    def ship_until(self, deadline: float | None, keep: int = 0) -> bool:
         """On the caller's thread: ship until fewer than ``keep`` (or no) events are buffered;
         False at the deadline (monotonic)."""
         while len(self.buffer) and len(self.buffer) >= max(keep, 1):
@@ -154,7 +154,7 @@ class Worker:
 
     def _loop(self) -> None:
         buffer, delivery = self.buffer, self.delivery
-        first_seen: Optional[float] = None
+        first_seen: float | None = None
         while not self.stop_event.is_set():
             self.wake.clear()  # before looking, so a set() from now on is never lost
             self.kicked = False  # after the clear: a kick from now on sets wake again
@@ -201,7 +201,7 @@ class Worker:
             self.wake.wait(timeout)
             self.idle = False
 
-    def _limits(self) -> Tuple[int, float]:
+    def _limits(self) -> tuple[int, float]:
         if self.delivery.open:
             return max(self.batch_size, OPEN_SPILL_EVENTS), max(self.flush_interval, OPEN_SPILL_AGE)
         return self.batch_size, self.flush_interval
@@ -214,7 +214,7 @@ class Worker:
         finally:
             self.buffer.done(token)
 
-    def take_grouped(self, max_items: int) -> Tuple[int, List[Tuple[Bucket, List[Event]]]]:
+    def take_grouped(self, max_items: int) -> tuple[int, list[tuple[Bucket, list[Event]]]]:
         """Take and group in one step, so bucket markers are applied in buffer order."""
         with self._take_lock:
             clock, first = self.steps, self.buffer.taken
@@ -225,12 +225,12 @@ class Worker:
                 clock.restamp(first, items)
             return token, self.group(items)
 
-    def group(self, items: List[Any]) -> List[Tuple[Bucket, List[Event]]]:
+    def group(self, items: list[Any]) -> list[tuple[Bucket, list[Event]]]:
         """Split taken items into runs per bucket, following set_bucket() markers."""
         if not self.buffer.markers:
             return [(self.bucket, items)] if items else []  # set_bucket() never called: one run
-        groups: List[Tuple[Bucket, List[Event]]] = []
-        current: List[Event] = []
+        groups: list[tuple[Bucket, list[Event]]] = []
+        current: list[Event] = []
         for item in items:
             if type(item) is tuple:
                 current.append(item)

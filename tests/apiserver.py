@@ -1,4 +1,7 @@
 """The tests' events server is the one shipped to users: isstreamer.testing."""
+
+from __future__ import annotations
+
 from isstreamer.testing import DEFAULT_ACCESS_KEY, ApiServer, Request
 from isstreamer.testing.handler import _Handler, _HTTPServer
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a local events API server, an environment with no real user state, and a
 guard that fails any test whose output or log records show a test access key."""
+
 from __future__ import annotations
 
 import logging
@@ -12,11 +13,16 @@ from typing import Any
 import pytest
 from apiserver import DEFAULT_ACCESS_KEY, ApiServer
 
+# The Redis Cluster fixtures (module-scoped) live here so that test modules take them by name
+# without importing them (an import a parameter would shadow).
+from rediscluster import clean_cluster, cluster  # noqa: F401
+
 ACCESS_KEY = "test-access-key"
 # Module-scoped fixtures that take seconds to build (a real install, a Redis Cluster, an inner
 # pytest run, headless Chromium): every test that uses one is slow, whichever runs first.
-SLOW_FIXTURES = frozenset({"installed", "rerun", "inner_run", "cluster", "clean_cluster",
-                           "chromium"})
+SLOW_FIXTURES = frozenset(
+    {"installed", "rerun", "inner_run", "cluster", "clean_cluster", "chromium"}
+)
 # Keys no output may show in full; their redacted forms (e.g. "…ey") are fine.
 SECRET_KEYS = frozenset({ACCESS_KEY, DEFAULT_ACCESS_KEY})
 
@@ -112,8 +118,10 @@ class _LeakCatcher(logging.Handler):
         except Exception:  # a record that cannot be formatted is the test's business
             return
         if _shows_a_key(text):
-            self.leaks.append(f"log record {record.name} {record.levelname} "
-                              f"from {record.pathname}:{record.lineno}: {_masked(text)}")
+            self.leaks.append(
+                f"log record {record.name} {record.levelname} "
+                f"from {record.pathname}:{record.lineno}: {_masked(text)}"
+            )
 
 
 def _shows_a_key(text: str) -> bool:
@@ -128,8 +136,9 @@ def _masked(text: str, limit: int = 300) -> str:
 
 
 @pytest.fixture(autouse=True)
-def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-                     ) -> Iterator[None]:
+def no_key_in_output(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Fail the test if its captured stdout/stderr or any log record shows a test access key.
 
     Looks at everything: records of every logger and level that was emitted, output pytest
@@ -164,13 +173,18 @@ def no_key_in_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     finally:
         root.removeHandler(catcher)
     leaks = list(catcher.leaks)
-    leaks += [f"output read with readouterr() or from a child process: {_masked(text)}"
-              for text in read if _shows_a_key(text)]
+    leaks += [
+        f"output read with readouterr() or from a child process: {_masked(text)}"
+        for text in read
+        if _shows_a_key(text)
+    ]
     for when, name, text in getattr(request.node, "_report_sections", []):
         if _shows_a_key(text):
             leaks.append(f"captured {name} during {when}: {_masked(text)}")
     if leaks:
         pytest.fail("a test access key was shown in full:\n" + "\n".join(leaks), pytrace=False)
+
+
 @pytest.fixture
 def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory nothing can be written in: a read-only tmpfs when mounting is allowed
@@ -179,8 +193,9 @@ def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
 
     mount = tmp_path / "ro"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode == 0:
         try:
             yield mount

@@ -1,7 +1,8 @@
 """A real 3-node Redis Cluster on 127.0.0.1 for tests: three redis-server processes, no replicas.
 
-Test modules take the fixtures with ``from rediscluster import cluster, clean_cluster``.
+Test modules take the fixtures ``cluster`` and ``clean_cluster`` by name (conftest imports them).
 """
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from redisserver import REDIS_SERVER, RedisServer, free_port
@@ -49,12 +51,25 @@ class RedisCluster:
             raise RuntimeError("redis-cli is not on PATH (Debian: apt-get install redis-tools)")
         self.directory = Path(directory)
         self.nodes = [
-            RedisServer(self.directory / f"node{i}", port=cluster_port(), extra_args=[
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                # A dead node is noticed within a second: "cluster down" tests stay short.
-                "--cluster-node-timeout", "1000",
-                "--appendonly", "yes", "--appendfsync", "always",
-            ]) for i in range(nodes)]
+            RedisServer(
+                self.directory / f"node{i}",
+                port=cluster_port(),
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    # A dead node is noticed within a second: "cluster down" tests stay short.
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ],
+            )
+            for i in range(nodes)
+        ]
 
     @property
     def url(self) -> str:
@@ -66,10 +81,20 @@ class RedisCluster:
         for node in self.nodes:
             node.start()
         done = subprocess.run(
-            [str(REDIS_CLI), "--cluster", "create",
-             *(f"127.0.0.1:{n.port}" for n in self.nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            [
+                str(REDIS_CLI),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode != 0:
             self.kill()
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
@@ -96,8 +121,10 @@ class RedisCluster:
             if all(self.state(n) == "ok" for n in self.nodes if n.running):
                 return
             time.sleep(0.05)
-        raise RuntimeError("the cluster did not reach cluster_state:ok: "
-                           + "; ".join(n.log_tail(5) for n in self.nodes))
+        raise RuntimeError(
+            "the cluster did not reach cluster_state:ok: "
+            + "; ".join(n.log_tail(5) for n in self.nodes)
+        )
 
     def wait_state(self, node: RedisServer, state: str, timeout: float = 30.0) -> None:
         """Wait until ``node`` reports ``state`` (e.g. 'fail' once another node died)."""
@@ -114,7 +141,8 @@ class RedisCluster:
         kwargs.setdefault("decode_responses", True)
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes],
-            **kwargs)
+            **kwargs,
+        )
 
     def node_for(self, key: str) -> RedisServer:
         """The node serving ``key``'s hash slot."""

@@ -1,4 +1,5 @@
 """A real redis-server for tests: free port, private directory, optional password, restartable."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,14 @@ class RedisServer:
     written before and after the outage. ``kill()`` stops it hard (nothing saved).
     """
 
-    def __init__(self, directory: Path, *, password: str | None = None,
-                 port: int | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
         self.directory = Path(directory)
@@ -58,19 +65,34 @@ class RedisServer:
         if self.running:
             return self
         args = [
-            str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--dbfilename", "dump.rdb",
+            str(REDIS_SERVER),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--dbfilename",
+            "dump.rdb",
             # A save point makes SIGTERM write the RDB file; 3600 s keeps it from saving mid-test.
-            "--save", "3600 1", "--appendonly", "no",
-            "--daemonize", "no", "--protected-mode", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--save",
+            "3600 1",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         if self.password:
             args += ["--requirepass", self.password]
         args += self.extra_args
         # The password is visible in our own child's argv only; tests use throwaway passwords.
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._wait_ready(timeout)
         return self
 
@@ -79,7 +101,8 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"redis-server exited with {self.proc.returncode}: {self.log_tail()}")
+                    f"redis-server exited with {self.proc.returncode}: {self.log_tail()}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")

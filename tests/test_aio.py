@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, List
+from typing import Any
 
 from isstreamer import RetryPolicy, Streamer
 
 TICK_S = 0.010
 
 
-async def _ticker(stalls: List[float], stop: asyncio.Event) -> None:
+async def _ticker(stalls: list[float], stop: asyncio.Event) -> None:
     """Sleep 10 ms at a time and record how late each wake-up was."""
     while not stop.is_set():
         before = time.monotonic()
@@ -37,13 +37,14 @@ def test_async_with_delivers_everything_on_exit(make_streamer: Any, api_server: 
 
 
 def test_aflush_and_aclose_keep_the_loop_running_while_the_receiver_hangs(
-        make_streamer: Any, api_server: Any) -> None:
+    make_streamer: Any, api_server: Any
+) -> None:
     """Against a receiver that never answers, a 10 ms ticker is never held up while we wait."""
     api_server.hang(times=None)
     streamer = make_streamer(timeout=5, retry_policy=RetryPolicy(attempts=1))
 
     async def main() -> tuple:
-        stalls: List[float] = []
+        stalls: list[float] = []
         stop = asyncio.Event()
         ticker = asyncio.ensure_future(_ticker(stalls, stop))
         await asyncio.sleep(0.05)
@@ -62,8 +63,9 @@ def test_aflush_and_aclose_keep_the_loop_running_while_the_receiver_hangs(
     assert waited >= 1.5  # both really waited their deadline ...
     assert len(stalls) >= 100  # ... while the loop ticked on
     worst_ms = max(stalls) * 1000
-    print(f"worst event-loop stall during aflush+aclose: {worst_ms:.1f} ms "
-          f"over {len(stalls)} ticks")
+    print(
+        f"worst event-loop stall during aflush+aclose: {worst_ms:.1f} ms over {len(stalls)} ticks"
+    )
     # The goal is < 20 ms; asserted generously: two cores are shared with other test runs.
     assert worst_ms < 200
     assert streamer.stats()["on_disk"] == 1  # spilled at close()'s deadline, not lost

@@ -1,4 +1,5 @@
 """The test server itself: it speaks the events API, records, and fails on command."""
+
 from __future__ import annotations
 
 import errno
@@ -17,14 +18,26 @@ import pytest
 import requests
 from apiserver import ApiServer
 
-EVENTS = [{"key": "temp", "value": 21.5, "epoch": 1700000000.25}, {"key": "door", "value": "open",
-                                                                     "epoch": 1700000001}]
+EVENTS = [
+    {"key": "temp", "value": 21.5, "epoch": 1700000000.25},
+    {"key": "door", "value": "open", "epoch": 1700000001},
+]
 
 
-def post_events(server: ApiServer, key: str, events: Any = EVENTS, bucket: str = "b1",
-                session: Any = requests, **kwargs: Any) -> requests.Response:
-    headers = {"X-IS-AccessKey": key, "X-IS-BucketKey": bucket, "Accept-Version": "~0",
-               **kwargs.pop("headers", {})}
+def post_events(
+    server: ApiServer,
+    key: str,
+    events: Any = EVENTS,
+    bucket: str = "b1",
+    session: Any = requests,
+    **kwargs: Any,
+) -> requests.Response:
+    headers = {
+        "X-IS-AccessKey": key,
+        "X-IS-BucketKey": bucket,
+        "Accept-Version": "~0",
+        **kwargs.pop("headers", {}),
+    }
     kwargs.setdefault("json", events)
     return session.post(f"{server.url}/api/events", headers=headers, timeout=5, **kwargs)
 
@@ -47,10 +60,14 @@ def test_single_object_is_one_event(api_server: ApiServer, access_key: str) -> N
 
 def test_bucket_created_then_exists(api_server: ApiServer, access_key: str) -> None:
     """POST /api/buckets answers 201 for a new bucket and 204 when it exists."""
+
     def create() -> int:
-        return requests.post(f"{api_server.url}/api/buckets", timeout=5,
-                             json={"bucketKey": "b1", "bucketName": "Kitchen"},
-                             headers={"X-IS-AccessKey": access_key}).status_code
+        return requests.post(
+            f"{api_server.url}/api/buckets",
+            timeout=5,
+            json={"bucketKey": "b1", "bucketName": "Kitchen"},
+            headers={"X-IS-AccessKey": access_key},
+        ).status_code
 
     assert (create(), create()) == (201, 204)
     assert api_server.buckets == {"b1": "Kitchen"}
@@ -66,8 +83,12 @@ def test_bad_or_missing_access_key_is_401(api_server: ApiServer) -> None:
 def test_bad_requests_are_400_with_message(api_server: ApiServer, access_key: str) -> None:
     """Invalid JSON or a missing bucket key gets 400 with a JSON message."""
     bad_json = post_events(api_server, access_key, json=None, data=b"[{")
-    no_bucket = requests.post(f"{api_server.url}/api/events", json=EVENTS, timeout=5,
-                              headers={"X-IS-AccessKey": access_key})
+    no_bucket = requests.post(
+        f"{api_server.url}/api/events",
+        json=EVENTS,
+        timeout=5,
+        headers={"X-IS-AccessKey": access_key},
+    )
     for response in (bad_json, no_bucket):
         assert response.status_code == 400 and response.json()["message"]
     assert api_server.events == []
@@ -87,8 +108,12 @@ def test_fail_until_clear_and_per_path(api_server: ApiServer, access_key: str) -
     """fail(times=None) lasts until clear() and only affects its own path."""
     api_server.fail(503, times=None)
     assert [post_events(api_server, access_key).status_code for _ in range(3)] == [503] * 3
-    bucket = requests.post(f"{api_server.url}/api/buckets", json={"bucketKey": "b1"}, timeout=5,
-                           headers={"X-IS-AccessKey": access_key})
+    bucket = requests.post(
+        f"{api_server.url}/api/buckets",
+        json={"bucketKey": "b1"},
+        timeout=5,
+        headers={"X-IS-AccessKey": access_key},
+    )
     assert bucket.status_code == 201
     api_server.clear()
     assert post_events(api_server, access_key).status_code == 204
@@ -132,8 +157,12 @@ def test_reset_aborts_connection(api_server: ApiServer, access_key: str) -> None
     """reset() reads the request, then aborts the connection with a TCP RST and no answer."""
     api_server.reset()
     conn = http.client.HTTPConnection("127.0.0.1", api_server.port, timeout=5)
-    conn.request("POST", "/api/events", body=json.dumps(EVENTS),
-                 headers={"X-IS-AccessKey": access_key, "X-IS-BucketKey": "b1"})
+    conn.request(
+        "POST",
+        "/api/events",
+        body=json.dumps(EVENTS),
+        headers={"X-IS-AccessKey": access_key, "X-IS-BucketKey": "b1"},
+    )
     with pytest.raises(ConnectionResetError) as caught:
         conn.getresponse()
     conn.close()
@@ -181,20 +210,29 @@ def test_keep_alive_shares_connection(api_server: ApiServer, access_key: str) ->
 def test_url_variant(api_server: ApiServer, access_key: str) -> None:
     """GET /api/events?accessKey=&bucketKey=&k=v records each extra param with server time."""
     before = time.time()
-    response = requests.get(f"{api_server.url}/api/events", timeout=5, params={
-        "accessKey": access_key, "bucketKey": "b2", "temp": "21.5", "door": "open"})
+    response = requests.get(
+        f"{api_server.url}/api/events",
+        timeout=5,
+        params={"accessKey": access_key, "bucketKey": "b2", "temp": "21.5", "door": "open"},
+    )
     assert response.status_code == 204
     assert [(e["key"], e["value"], e["bucket"]) for e in api_server.events] == [
-        ("temp", "21.5", "b2"), ("door", "open", "b2")]
+        ("temp", "21.5", "b2"),
+        ("door", "open", "b2"),
+    ]
     assert all(before <= e["epoch"] <= time.time() for e in api_server.events)
 
 
 def test_gzip_body(api_server: ApiServer, access_key: str) -> None:
     """A Content-Encoding: gzip body is decompressed; the raw body is kept as sent."""
     body = gzip.compress(json.dumps(EVENTS).encode())
-    response = post_events(api_server, access_key, json=None, data=body,
-                           headers={"Content-Encoding": "gzip",
-                                    "Content-Type": "application/json"})
+    response = post_events(
+        api_server,
+        access_key,
+        json=None,
+        data=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert response.status_code == 204
     assert api_server.events == [dict(e, bucket="b1") for e in EVENTS]
     assert api_server.requests[0].body == body and api_server.requests[0].json == EVENTS
@@ -215,7 +253,7 @@ def test_any_key_when_access_keys_is_none() -> None:
 
 
 def test_drip_sends_the_answer_byte_by_byte(api_server: ApiServer, access_key: str) -> None:
-    """drip() answers normally, but in many small pieces: every read gets a byte, the whole is late."""
+    """drip() answers normally, but in small pieces: each read gets a byte, the whole is late."""
     api_server.drip(0.002)
     with socket.create_connection(("127.0.0.1", api_server.port), timeout=5) as sock:
         body = json.dumps(EVENTS).encode()
@@ -245,7 +283,9 @@ def test_trickle_reads_the_body_slowly_then_answers(api_server: ApiServer, acces
     assert len(api_server.events) == 200
 
 
-def test_a_given_date_header_replaces_the_servers_own(api_server: ApiServer, access_key: str) -> None:
+def test_a_given_date_header_replaces_the_servers_own(
+    api_server: ApiServer, access_key: str
+) -> None:
     """A Date passed to fail() is the only Date of the answer (a server clock far from ours)."""
     stamp = "Wed, 01 Jan 2031 00:00:00 GMT"
     api_server.fail(429, headers={"Retry-After": "5", "Date": stamp})

@@ -9,9 +9,10 @@ import json
 import math
 import random
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -24,11 +25,11 @@ from isstreamer.collector import Collector
 from isstreamer.events import (
     EPOCH_MAX_S,
     EPOCH_MIN_S,
-    FixedEpoch,
     INT_MAX,
     INT_MIN,
     MAX_KEY_CHARS,
     MAX_STRING_CHARS,
+    FixedEpoch,
     make_event,
 )
 from isstreamer.sinks.lean import encode_events
@@ -37,7 +38,7 @@ KEY = "bad-input-test-key"
 UTC = dt.timezone.utc
 
 
-def assert_receivable(event: Tuple[Any, Any, Any]) -> None:
+def assert_receivable(event: tuple[Any, Any, Any]) -> None:
     """What make_event returns is something every receiver can store."""
     key, value, epoch = event
     assert type(key) is str and 0 < len(key) <= MAX_KEY_CHARS
@@ -73,14 +74,37 @@ texts = st.text(alphabet=st.characters(), max_size=300) | st.sampled_from(
 )
 ints = st.integers() | st.sampled_from([INT_MAX, INT_MAX + 1, INT_MIN - 1, 10**400, 10**5000])
 numbers = ints | st.floats() | st.decimals() | st.fractions()
-odd_objects = st.sampled_from([None, [1], {"a": 1}, b"raw", object(), np.float32("nan"),
-                               np.int64(5), np.uint64(2**64 - 1), np.datetime64("NaT")])
+odd_objects = st.sampled_from(
+    [
+        None,
+        [1],
+        {"a": 1},
+        b"raw",
+        object(),
+        np.float32("nan"),
+        np.int64(5),
+        np.uint64(2**64 - 1),
+        np.datetime64("NaT"),
+    ]
+)
 keys = texts | ints | st.floats() | odd_objects
 values = texts | numbers | st.booleans() | odd_objects
 datetimes = st.datetimes(timezones=st.none() | st.just(UTC))
-epochs = st.none() | numbers | datetimes | st.dates() | st.sampled_from(
-    [np.datetime64("2026-01-01T00:00:00", "ns"), np.datetime64("NaT", "s"),
-     np.datetime64("20000-01-01", "D"), np.timedelta64(1, "s"), "2026-01-01", True]
+epochs = (
+    st.none()
+    | numbers
+    | datetimes
+    | st.dates()
+    | st.sampled_from(
+        [
+            np.datetime64("2026-01-01T00:00:00", "ns"),
+            np.datetime64("NaT", "s"),
+            np.datetime64("20000-01-01", "D"),
+            np.timedelta64(1, "s"),
+            "2026-01-01",
+            True,
+        ]
+    )
 )
 
 
@@ -97,6 +121,7 @@ def test_make_event_returns_receivable_events_or_raises_invalid_event(
 
 # ---- a seeded mix through a Streamer into the real collector ---------------------------------
 
+
 def odd_key(rng: random.Random) -> Any:
     choice = rng.randrange(10)
     if choice < 4:
@@ -112,38 +137,71 @@ def odd_key(rng: random.Random) -> Any:
 
 
 def odd_value(rng: random.Random) -> Any:
-    return rng.choice([
-        lambda: rng.uniform(-1e6, 1e6),
-        lambda: rng.randrange(-(10**6), 10**6),
-        lambda: rng.choice([True, False]),
-        lambda: rng.choice(["on", "off", "caf\udcff", "x\ud800y", "é" * 2000, "é" * 2001]),
-        lambda: rng.choice([INT_MAX, INT_MAX + 1, INT_MIN - 1, 2**70, 10**400, -(10**5000)]),
-        lambda: rng.choice([math.nan, math.inf, -math.inf, 1e308, 5e-324]),
-        lambda: rng.choice([Decimal("1.25"), Decimal("sNaN"), Decimal("1e400")]),
-        lambda: rng.choice([np.float32(1.5), np.int64(-7), np.uint64(2**64 - 1), np.bool_(True),
-                            np.float64("nan"), np.complex64(1j), np.datetime64("2026-01-01")]),
-        lambda: rng.choice([None, [1, 2], {"a": 1}, b"raw", object()]),
-    ])()
+    return rng.choice(
+        [
+            lambda: rng.uniform(-1e6, 1e6),
+            lambda: rng.randrange(-(10**6), 10**6),
+            lambda: rng.choice([True, False]),
+            lambda: rng.choice(["on", "off", "caf\udcff", "x\ud800y", "é" * 2000, "é" * 2001]),
+            lambda: rng.choice([INT_MAX, INT_MAX + 1, INT_MIN - 1, 2**70, 10**400, -(10**5000)]),
+            lambda: rng.choice([math.nan, math.inf, -math.inf, 1e308, 5e-324]),
+            lambda: rng.choice([Decimal("1.25"), Decimal("sNaN"), Decimal("1e400")]),
+            lambda: rng.choice(
+                [
+                    np.float32(1.5),
+                    np.int64(-7),
+                    np.uint64(2**64 - 1),
+                    np.bool_(True),
+                    np.float64("nan"),
+                    np.complex64(1j),
+                    np.datetime64("2026-01-01"),
+                ]
+            ),
+            lambda: rng.choice([None, [1, 2], {"a": 1}, b"raw", object()]),
+        ]
+    )()
 
 
 def odd_epoch(rng: random.Random) -> Any:
     now = 1767225600.0  # 2026-01-01
-    return rng.choice([
-        lambda: now + rng.uniform(-1e5, 1e5),
-        lambda: int(now) + rng.randrange(1000),
-        lambda: rng.choice([-1, -0.5, 0, EPOCH_MAX_S - 1, EPOCH_MAX_S, 1e300, math.nan,
-                            10**400, Decimal("sNaN")]),
-        lambda: dt.datetime(2026, 1, 1, rng.randrange(24), tzinfo=UTC),
-        lambda: rng.choice([dt.datetime(1, 1, 1), dt.date(2026, 5, 5), dt.timedelta(1)]),
-        lambda: np.datetime64("2026-01-01T12:00:00").astype(
-            "datetime64[%s]" % rng.choice(["ns", "us", "ms", "s", "m", "h", "D", "M", "Y"])),
-        lambda: rng.choice([np.datetime64("NaT", "ns"), np.datetime64("NaT"),
-                            np.datetime64("20000-01-01", "s"), np.timedelta64(5, "s")]),
-        lambda: rng.choice(["2026-01-01", True, [now]]),
-    ])()
+    return rng.choice(
+        [
+            lambda: now + rng.uniform(-1e5, 1e5),
+            lambda: int(now) + rng.randrange(1000),
+            lambda: rng.choice(
+                [
+                    -1,
+                    -0.5,
+                    0,
+                    EPOCH_MAX_S - 1,
+                    EPOCH_MAX_S,
+                    1e300,
+                    math.nan,
+                    10**400,
+                    Decimal("sNaN"),
+                ]
+            ),
+            lambda: dt.datetime(2026, 1, 1, rng.randrange(24), tzinfo=UTC),
+            lambda: rng.choice([dt.datetime(1, 1, 1), dt.date(2026, 5, 5), dt.timedelta(1)]),
+            lambda: np.datetime64("2026-01-01T12:00:00").astype(
+                "datetime64[{}]".format(
+                    rng.choice(["ns", "us", "ms", "s", "m", "h", "D", "M", "Y"])
+                )
+            ),
+            lambda: rng.choice(
+                [
+                    np.datetime64("NaT", "ns"),
+                    np.datetime64("NaT"),
+                    np.datetime64("20000-01-01", "s"),
+                    np.timedelta64(5, "s"),
+                ]
+            ),
+            lambda: rng.choice(["2026-01-01", True, [now]]),
+        ]
+    )()
 
 
-def seeded_mix(seed: int, count: int) -> Iterator[Tuple[Any, Any, Any]]:
+def seeded_mix(seed: int, count: int) -> Iterator[tuple[Any, Any, Any]]:
     rng = random.Random(seed)
     for _ in range(count):
         yield odd_key(rng), odd_value(rng), odd_epoch(rng)
@@ -156,9 +214,10 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
         yield running
 
 
-def stored(url: str, bucket: str) -> List[Tuple[str, Any]]:
-    response = requests.get(f"{url}/api/buckets/{bucket}/events", params={"limit": 100_000},
-                            timeout=30)
+def stored(url: str, bucket: str) -> list[tuple[str, Any]]:
+    response = requests.get(
+        f"{url}/api/buckets/{bucket}/events", params={"limit": 100_000}, timeout=30
+    )
     assert response.status_code == 200, response.text
     return [(e["key"], e["value"]) for e in response.json()]
 
@@ -169,7 +228,7 @@ def test_seeded_odd_events_through_a_streamer_all_delivered_or_counted(
     """3,000 random events (explicit epochs: the validating path) never raise from log();
     every valid one is stored by the collector, every invalid one counted in stats()."""
     events = list(seeded_mix(seed=12, count=3000))
-    expected: List[Tuple[str, Any]] = []
+    expected: list[tuple[str, Any]] = []
     invalid = 0
     for key, value, epoch in events:
         try:
@@ -178,8 +237,13 @@ def test_seeded_odd_events_through_a_streamer_all_delivered_or_counted(
         except InvalidEvent:
             invalid += 1
     assert 500 < invalid < 2800  # the mix has plenty of both
-    streamer = Streamer(bucket_key="odd", access_key=KEY, api_base=collector.url,
-                        spill_dir=str(tmp_path / "spool"), buffer_size=100)
+    streamer = Streamer(
+        bucket_key="odd",
+        access_key=KEY,
+        api_base=collector.url,
+        spill_dir=str(tmp_path / "spool"),
+        buffer_size=100,
+    )
     for key, value, epoch in events:
         streamer.log(key, value, epoch)
     assert streamer.close(timeout=60)
@@ -189,7 +253,7 @@ def test_seeded_odd_events_through_a_streamer_all_delivered_or_counted(
     assert Counter(stored(collector.url, "odd")) == Counter(expected)
 
 
-def odd_structures() -> List[Tuple[Any, int]]:
+def odd_structures() -> list[tuple[Any, int]]:
     """(object, how many of its parts are invalid) for log_object."""
     cyclic: dict = {"a": 1}
     cyclic["me"] = cyclic
@@ -201,8 +265,12 @@ def odd_structures() -> List[Tuple[Any, int]]:
         def __str__(self) -> str:
             raise RuntimeError("no name")
 
-    return [(cyclic, 1), (deep, 1), ({BadStr(): 1, 10**5000: 2, "ok": 3}, 2),
-            ({"v": 10**5000, "s": "caf\udcff", "t": np.datetime64("NaT")}, 2)]
+    return [
+        (cyclic, 1),
+        (deep, 1),
+        ({BadStr(): 1, 10**5000: 2, "ok": 3}, 2),
+        ({"v": 10**5000, "s": "caf\udcff", "t": np.datetime64("NaT")}, 2),
+    ]
 
 
 def test_log_object_of_odd_structures_counts_what_it_cannot_log(
@@ -210,8 +278,12 @@ def test_log_object_of_odd_structures_counts_what_it_cannot_log(
 ) -> None:
     """Cycles, 5,000-deep lists and names whose str() fails are counted invalid, not raised;
     the loggable rest is delivered."""
-    streamer = Streamer(bucket_key="objects", access_key=KEY, api_base=collector.url,
-                        spill_dir=str(tmp_path / "spool"))
+    streamer = Streamer(
+        bucket_key="objects",
+        access_key=KEY,
+        api_base=collector.url,
+        spill_dir=str(tmp_path / "spool"),
+    )
     total_invalid = 0
     for obj, invalid in odd_structures():
         streamer.log_object(obj, key_prefix="o", epoch=1767225600)
@@ -220,20 +292,31 @@ def test_log_object_of_odd_structures_counts_what_it_cannot_log(
     assert streamer.close(timeout=30)
     assert streamer.stats()["invalid"] == total_invalid + 1
     assert sorted(stored(collector.url, "objects")) == [
-        ("o_a", 1), ("o_ok", 3), ("o_s", "caf\ufffd")]
+        ("o_a", 1),
+        ("o_ok", 3),
+        ("o_s", "caf\ufffd"),
+    ]
 
 
-@pytest.mark.parametrize("call", [
-    lambda s: s.log("k", 1, epoch=10**400),
-    lambda s: s.log("k", 1, epoch=np.datetime64("NaT")),
-    lambda s: s.log("k", [1], epoch=1767225600),
-    lambda s: s.log_object(odd_structures()[1][0], key_prefix="d"),
-    lambda s: s.log_object(odd_structures()[0][0], key_prefix="c"),
-], ids=["huge-epoch", "nat", "list-value", "deep", "cycle"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.log("k", 1, epoch=10**400),
+        lambda s: s.log("k", 1, epoch=np.datetime64("NaT")),
+        lambda s: s.log("k", [1], epoch=1767225600),
+        lambda s: s.log_object(odd_structures()[1][0], key_prefix="d"),
+        lambda s: s.log_object(odd_structures()[0][0], key_prefix="c"),
+    ],
+    ids=["huge-epoch", "nat", "list-value", "deep", "cycle"],
+)
 def test_strict_mode_raises_invalid_event(call: Callable[[Streamer], None], tmp_path: Path) -> None:
     """strict=True raises InvalidEvent (a ValueError) for the inputs counted otherwise."""
-    streamer = Streamer(bucket_key="strict", sink=lambda events: None,
-                        spill_dir=str(tmp_path / "spool"), strict=True)
+    streamer = Streamer(
+        bucket_key="strict",
+        sink=lambda events: None,
+        spill_dir=str(tmp_path / "spool"),
+        strict=True,
+    )
     try:
         with pytest.raises(InvalidEvent):
             call(streamer)

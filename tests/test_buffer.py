@@ -1,4 +1,5 @@
 """The bounded buffer's take/done/mark/wait_handled bookkeeping that flush() relies on."""
+
 from __future__ import annotations
 
 import threading
@@ -87,7 +88,7 @@ def test_earlier_mark_handled_while_later_items_wait() -> None:
 
 
 def test_out_of_order_completion_does_not_release_early() -> None:
-    """When a later batch finishes before an earlier one, a flush still waits for the earlier one."""
+    """When a later batch finishes first, a flush still waits for the earlier one."""
     buf = filled(20)
     mark = buf.mark()
     first, _ = buf.take(10)
@@ -100,7 +101,7 @@ def test_out_of_order_completion_does_not_release_early() -> None:
 
 
 def test_done_of_earlier_batch_releases_only_up_to_later_inflight() -> None:
-    """With the first batch done and the second in flight, a mark inside the first is handled, one inside the second is not."""
+    """First batch done, second in flight: a mark in the first is handled, one in the second not."""
     buf = filled(20)
     first, _ = buf.take(10)
     buf.take(10)
@@ -159,4 +160,3 @@ def test_wait_handled_without_deadline_returns_when_done() -> None:
     timer.start()
     assert buf.wait_handled(1, deadline=None)
     timer.join()
-

@@ -1,4 +1,5 @@
 """The circuit alone, on an injected clock: opening, probe schedule, Retry-After, pacing."""
+
 from __future__ import annotations
 
 from isstreamer.circuit import PACE_SLEEP_MAX, Circuit

@@ -360,7 +360,7 @@ def test_config_init_writes_0600(env: dict[str, str], tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_metrics_once_sends_system_keys(env: dict[str, str], api_server: ApiServer) -> None:
-    """`metrics --once` sends ten or more system keys, cpu and memory among them, to metrics-<host>."""
+    """`metrics --once` sends 10+ system keys, cpu and memory among them, to metrics-<host>."""
     done = run(env, "metrics", "--once")
     assert done.returncode == 0, done.stderr
     bucket = host_bucket_key("metrics")
@@ -432,17 +432,42 @@ def test_help_never_imports_the_collector(env: dict[str, str]) -> None:
         "        pass\n"
         "    print(argv[0], 'isstreamer.collector' in sys.modules, file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], env=env, text=True, capture_output=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, text=True, capture_output=True, timeout=60
+    )
     assert done.stderr.split() == ["--help", "False", "serve", "True"]
     assert "(default: 64)" in " ".join(done.stdout.split())  # the collector's own limit
 
 
-COMMANDS = [["log", "k", "1"], ["pipe"], ["metrics"], ["replay"], ["spool"], ["spool", "list"],
-            ["spool", "show", "f"], ["spool", "purge"], ["config"], ["config", "show"],
-            ["config", "init"], ["relay"], ["serve"]]
-GLOBAL = ["-q", "-vv", "--config", "c.ini", "--spill-dir", "S", "--api-base", "http://h",
-          "--bucket-key", "b", "--bucket-name", "B"]
+COMMANDS = [
+    ["log", "k", "1"],
+    ["pipe"],
+    ["metrics"],
+    ["replay"],
+    ["spool"],
+    ["spool", "list"],
+    ["spool", "show", "f"],
+    ["spool", "purge"],
+    ["config"],
+    ["config", "show"],
+    ["config", "init"],
+    ["relay"],
+    ["serve"],
+]
+GLOBAL = [
+    "-q",
+    "-vv",
+    "--config",
+    "c.ini",
+    "--spill-dir",
+    "S",
+    "--api-base",
+    "http://h",
+    "--bucket-key",
+    "b",
+    "--bucket-name",
+    "B",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -450,15 +475,26 @@ def test_global_options_before_or_after_every_command(command: list) -> None:
     """Each global option means the same before the command and after it (actions included)."""
     for argv in (GLOBAL + command, command + GLOBAL):
         args = build_parser().parse_args(argv)
-        got = (args.quiet, args.verbose, args.config, args.spill_dir, args.api_base,
-               args.bucket_key, args.bucket_name)
+        got = (
+            args.quiet,
+            args.verbose,
+            args.config,
+            args.spill_dir,
+            args.api_base,
+            args.bucket_key,
+            args.bucket_name,
+        )
         assert got == (True, 2, "c.ini", "S", "http://h", "b", "B"), argv
         assert args.func is not None
 
 
-@pytest.mark.parametrize("before, after", [(["-q", "--access-key", "K-1"], []),
-                                           ([], ["-v", "--access-key", "K-1", "--config",
-                                                 "/nonexistent.ini"])])
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        (["-q", "--access-key", "K-1"], []),
+        ([], ["-v", "--access-key", "K-1", "--config", "/nonexistent.ini"]),
+    ],
+)
 def test_serve_takes_the_global_options_before_or_after_it(
     env: dict[str, str], tmp_path: Path, before: list, after: list
 ) -> None:
@@ -469,9 +505,16 @@ def test_serve_takes_the_global_options_before_or_after_it(
         url = read_until(proc.stdout, "listening on").split()[-1]
         body = json.dumps([{"key": "k", "value": 1}])
         answers = [
-            requests.post(f"{url}/api/events", data=body, timeout=10,
-                          headers={"X-IS-AccessKey": key, "X-IS-BucketKey": "b",
-                                   "Content-Type": "application/json"}).status_code
+            requests.post(
+                f"{url}/api/events",
+                data=body,
+                timeout=10,
+                headers={
+                    "X-IS-AccessKey": key,
+                    "X-IS-BucketKey": "b",
+                    "Content-Type": "application/json",
+                },
+            ).status_code
             for key in ("K-1", "wrong")
         ]
         assert answers == [204, 401]

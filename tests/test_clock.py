@@ -6,7 +6,7 @@ import json
 import logging
 import subprocess
 import sys
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -37,7 +37,7 @@ def _log(buffer: Buffer, clocks: Clocks, key: str, epoch: Any = None) -> None:
     buffer.append((key, 1, clocks.wall() if epoch is None else FixedEpoch(epoch)))
 
 
-def _take(watch: ClockWatch, buffer: Buffer) -> List[Any]:
+def _take(watch: ClockWatch, buffer: Buffer) -> list[Any]:
     first = buffer.taken
     watch.check(buffer)
     token, items = buffer.take(1000)
@@ -126,7 +126,7 @@ def test_own_spill_file_is_restamped_once_others_never() -> None:
 
 # ---- end to end, in a child whose time.time() is stepped (the system clock never is) -----
 
-CHILD = r'''
+CHILD = r"""
 import json, sys, time
 real_time = time.time
 shift = [0.0]
@@ -150,14 +150,14 @@ shift[0] = 3600.0  # NTP steps the clock forward by an hour
 s.log("late", 4)
 assert s.close(20), s.stats()
 print(json.dumps({"before": before, "stats": s.stats()}))
-'''
+"""
 
 
 def _run_child(api_server: Any, access_key: str, tmp_path: Any, mode: str) -> dict:
-    args = [sys.executable, "-c", CHILD, api_server.url, access_key, str(tmp_path / "spool"),
-            mode]
-    child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    args = [sys.executable, "-c", CHILD, api_server.url, access_key, str(tmp_path / "spool"), mode]
+    child = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         if mode == "spilled":
             assert child.stdout is not None and child.stdin is not None
@@ -175,8 +175,9 @@ def _run_child(api_server: Any, access_key: str, tmp_path: Any, mode: str) -> di
 
 
 @pytest.mark.parametrize("mode", ["memory", "spilled"])
-def test_step_restamps_undelivered_default_epochs_end_to_end(api_server: Any, access_key: str,
-                                                            tmp_path: Any, mode: str) -> None:
+def test_step_restamps_undelivered_default_epochs_end_to_end(
+    api_server: Any, access_key: str, tmp_path: Any, mode: str
+) -> None:
     """In memory or in own spill files: pre-step default epochs move by the hour, no others."""
     if mode == "spilled":
         api_server.fail(500, times=None)

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -53,7 +54,7 @@ def post_events(
     url: str,
     events: Any,
     bucket: str = BUCKET,
-    key: Optional[str] = KEY,
+    key: str | None = KEY,
     session: Any = requests,
     **kwargs: Any,
 ) -> requests.Response:
@@ -67,13 +68,13 @@ def post_events(
     return session.post(url + "/api/events", data=data, headers=headers, timeout=10, **kwargs)
 
 
-def read_events(url: str, bucket: str = BUCKET, **params: Any) -> List[Dict[str, Any]]:
+def read_events(url: str, bucket: str = BUCKET, **params: Any) -> list[dict[str, Any]]:
     response = requests.get(f"{url}/api/buckets/{bucket}/events", params=params, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def read_keys(url: str, bucket: str = BUCKET) -> Dict[str, Dict[str, Any]]:
+def read_keys(url: str, bucket: str = BUCKET) -> dict[str, dict[str, Any]]:
     response = requests.get(f"{url}/api/buckets/{bucket}/keys", timeout=10)
     assert response.status_code == 200, response.text
     return {k["key"]: k for k in response.json()}
@@ -471,8 +472,8 @@ def test_dashboard_files_are_served(url: str) -> None:
 
 
 def stream(
-    url: str, bucket: str, events: List[Tuple[str, Any]], key: str = KEY, **kwargs: Any
-) -> Dict[str, Any]:
+    url: str, bucket: str, events: list[tuple[str, Any]], key: str = KEY, **kwargs: Any
+) -> dict[str, Any]:
     """Log ``events`` with a Streamer into ``bucket``; return its stats after close()."""
     streamer = Streamer(
         bucket_name=bucket.title(), bucket_key=bucket, access_key=key, api_base=url, **kwargs
@@ -485,7 +486,7 @@ def stream(
 
 def test_streamer_into_collector_subprocess_keeps_types(serve_process: ServeProcess) -> None:
     """The project's Streamer streams into a collector subprocess; every value keeps its type."""
-    values: List[Any] = [
+    values: list[Any] = [
         True,
         False,
         0,
@@ -513,7 +514,7 @@ def test_streamer_into_collector_subprocess_keeps_types(serve_process: ServeProc
 def test_ten_concurrent_streamers_each_deliver_exactly_their_events(url: str) -> None:
     """Ten Streamers in parallel threads each deliver exactly their own events, once."""
     per_streamer = 500
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def run(n: int) -> None:
         try:
@@ -897,7 +898,7 @@ def test_streamer_rides_out_the_connection_limit(tmp_path: Path) -> None:
         holder.close()
         assert streamer.close(timeout=30)
 
-        def delivered() -> Optional[List[Any]]:
+        def delivered() -> list[Any] | None:
             # The one slot frees once the Streamer's connection has ended on the server too.
             response = requests.get(f"{collector.url}/api/buckets/busy/events", timeout=10)
             return None if response.status_code == 503 else [e["value"] for e in response.json()]

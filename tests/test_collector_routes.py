@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import email.message
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -34,11 +35,11 @@ def call(
     method: str,
     target: str,
     body: Any = b"",
-    key: Optional[str] = KEY,
-    bucket: Optional[str] = None,
+    key: str | None = KEY,
+    bucket: str | None = None,
     host: str = "127.0.0.1:8080",
 ) -> Response:
-    headers: Dict[str, str] = {"Host": host}
+    headers: dict[str, str] = {"Host": host}
     if key is not None:
         headers["X-IS-AccessKey"] = key
     if bucket is not None:
@@ -85,7 +86,7 @@ def test_ingest_bad_event_is_400_naming_it_and_stores_nothing(routes: Routes, st
     [(b"[{", "b1", "JSON"), (b"[]", None, "bucket key"), (b"[]", "a:b", "must not contain")],
 )
 def test_ingest_bad_body_or_bucket_key_is_400(
-    routes: Routes, body: bytes, bucket: Optional[str], word: str
+    routes: Routes, body: bytes, bucket: str | None, word: str
 ) -> None:
     """Broken JSON, a missing bucket key or one with a forbidden character: 400 saying so."""
     answer = call(routes, "POST", "/api/events", body, bucket=bucket)

@@ -6,7 +6,6 @@ import email.message
 import gzip
 import socket
 import time
-from typing import List, Tuple
 
 import pytest
 
@@ -21,7 +20,7 @@ from isstreamer.collector.wire import (
 )
 
 
-def headers(*pairs: Tuple[str, str]) -> email.message.Message:
+def headers(*pairs: tuple[str, str]) -> email.message.Message:
     message = email.message.Message()
     for name, value in pairs:
         message[name] = value
@@ -74,7 +73,7 @@ def test_overload_answer_is_a_whole_503_with_retry_after() -> None:
     """The answer past max_connections is one complete HTTP response that closes."""
     answer = overload_response(Limits(max_connections=3, retry_after_s=2))
     head, _, body = answer.partition(b"\r\n\r\n")
-    lines: List[bytes] = head.split(b"\r\n")
+    lines: list[bytes] = head.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
     assert b"Retry-After: 2" in lines and b"Connection: close" in lines
     assert f"Content-Length: {len(body)}".encode() in lines

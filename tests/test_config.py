@@ -1,4 +1,5 @@
-"""Settings: arguments > environment > ini > defaults, ISStreamer's ini format, file search order."""
+"""Settings: arguments > environment > ini > defaults, ISStreamer's ini format, search order."""
+
 from __future__ import annotations
 
 import os
@@ -76,9 +77,17 @@ def test_isstreamer_ini_read_as_is(tmp_path: Path) -> None:
 
 
 def test_new_ini_keys(tmp_path: Path) -> None:
-    """bucket_key, buffer_size, flush_interval, spill_dir and spill_max_bytes are read from the same section, typed."""
-    ini = write(tmp_path / "new.ini", client_ini(bucket_key="bk1", buffer_size="50", flush_interval="2.5",
-                                                 spill_dir="/var/spool/x", spill_max_bytes="4096"))
+    """bucket_key, buffer_size, flush_interval, spill_dir, spill_max_bytes: same section, typed."""
+    ini = write(
+        tmp_path / "new.ini",
+        client_ini(
+            bucket_key="bk1",
+            buffer_size="50",
+            flush_interval="2.5",
+            spill_dir="/var/spool/x",
+            spill_max_bytes="4096",
+        ),
+    )
     settings = load_settings({}, str(ini), environ={})
     assert settings.bucket_key == "bk1"
     assert settings.buffer_size == 50 and type(settings.buffer_size) is int
@@ -87,8 +96,19 @@ def test_new_ini_keys(tmp_path: Path) -> None:
     assert settings.spill_max_bytes == 4096
 
 
-@pytest.mark.parametrize("text, expected", [("true", True), ("True", True), ("yes", True), ("1", True),
-                                            ("on", True), ("false", False), ("0", False), ("no", False)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("true", True),
+        ("True", True),
+        ("yes", True),
+        ("1", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+    ],
+)
 def test_offline_mode_values(tmp_path: Path, text: str, expected: bool) -> None:
     """offline_mode accepts the usual spellings of true and false."""
     ini = write(tmp_path / "o.ini", client_ini(offline_mode=text))
@@ -110,25 +130,34 @@ def test_empty_ini_value_falls_back_to_default(tmp_path: Path) -> None:
 
 
 def test_precedence_argument_env_ini_default(tmp_path: Path) -> None:
-    """An argument beats the environment, which beats the ini, which beats the default; sources say which."""
+    """Argument beats environment beats ini beats default; the sources say which one won."""
     ini = write(tmp_path / "all.ini", ISSTREAMER_INI + "\n")
-    env = {"ISSTREAMER_ACCESS_KEY": "env-key", "ISSTREAMER_BUCKET_NAME": "Env Bucket",
-           "ISSTREAMER_API_BASE": "http://env.example.com"}
+    env = {
+        "ISSTREAMER_ACCESS_KEY": "env-key",
+        "ISSTREAMER_BUCKET_NAME": "Env Bucket",
+        "ISSTREAMER_API_BASE": "http://env.example.com",
+    }
     settings = load_settings({"access_key": "arg-key"}, str(ini), environ=env)
     assert settings.access_key == "arg-key" and settings.sources["access_key"] == "argument"
     assert settings.bucket_name == "Env Bucket"
     assert settings.sources["bucket_name"] == "environment (ISSTREAMER_BUCKET_NAME)"
     assert settings.api_base == "http://env.example.com"
     assert settings.sources["api_base"] == "environment (ISSTREAMER_API_BASE)"
-    assert settings.offline_file == "./offline_out" and settings.sources["offline_file"] == f"ini ({ini})"
+    assert (
+        settings.offline_file == "./offline_out"
+        and settings.sources["offline_file"] == f"ini ({ini})"
+    )
     assert settings.buffer_size == 10 and settings.sources["buffer_size"] == "default"
 
 
 def test_none_argument_means_not_given(tmp_path: Path) -> None:
     """An argument of None does not hide the environment or the ini."""
     ini = write(tmp_path / "n.ini", ISSTREAMER_INI)
-    settings = load_settings({"access_key": None, "bucket_name": None}, str(ini),
-                             environ={"ISSTREAMER_ACCESS_KEY": "env-key"})
+    settings = load_settings(
+        {"access_key": None, "bucket_name": None},
+        str(ini),
+        environ={"ISSTREAMER_ACCESS_KEY": "env-key"},
+    )
     assert settings.access_key == "env-key"
     assert settings.bucket_name == "Ini Bucket"
 
@@ -142,11 +171,21 @@ def test_empty_environment_variable_is_ignored(tmp_path: Path) -> None:
 
 def test_every_documented_environment_variable() -> None:
     """ISSTREAMER_ACCESS_KEY, _API_BASE, _BUCKET_KEY, _BUCKET_NAME and _SPILL_DIR are read."""
-    env = {"ISSTREAMER_ACCESS_KEY": "k", "ISSTREAMER_API_BASE": "https://e.example",
-           "ISSTREAMER_BUCKET_KEY": "bk", "ISSTREAMER_BUCKET_NAME": "bn", "ISSTREAMER_SPILL_DIR": "/s"}
+    env = {
+        "ISSTREAMER_ACCESS_KEY": "k",
+        "ISSTREAMER_API_BASE": "https://e.example",
+        "ISSTREAMER_BUCKET_KEY": "bk",
+        "ISSTREAMER_BUCKET_NAME": "bn",
+        "ISSTREAMER_SPILL_DIR": "/s",
+    }
     settings = load_settings({}, environ=env)
-    assert (settings.access_key, settings.api_base, settings.bucket_key, settings.bucket_name,
-            settings.spill_dir) == ("k", "https://e.example", "bk", "bn", "/s")
+    assert (
+        settings.access_key,
+        settings.api_base,
+        settings.bucket_key,
+        settings.bucket_name,
+        settings.spill_dir,
+    ) == ("k", "https://e.example", "bk", "bn", "/s")
 
 
 def test_os_environ_used_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,11 +205,16 @@ def test_arguments_without_env_or_ini_form_are_kept() -> None:
 
 def test_argument_values_are_coerced() -> None:
     """Numbers and booleans given as strings by a caller are typed like ini values."""
-    settings = load_settings({"buffer_size": "20", "flush_interval": "0.5", "offline": "yes"}, environ={})
-    assert settings.buffer_size == 20 and settings.flush_interval == 0.5 and settings.offline is True
+    settings = load_settings(
+        {"buffer_size": "20", "flush_interval": "0.5", "offline": "yes"}, environ={}
+    )
+    assert (
+        settings.buffer_size == 20 and settings.flush_interval == 0.5 and settings.offline is True
+    )
 
 
 # ---- search order -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def every_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
@@ -195,7 +239,7 @@ def test_user_config_path_is_platformdirs() -> None:
 
 
 def test_search_order(every_location: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Explicit path > $ISSTREAMER_CONFIG > ./isstreamer.ini > ~/isstreamer.ini > user config dir."""
+    """Explicit > $ISSTREAMER_CONFIG > ./isstreamer.ini > ~/isstreamer.ini > user config dir."""
     places = every_location
     assert find_ini(str(places["explicit"])) == places["explicit"]
     assert load_settings({}, str(places["explicit"]), environ={}).bucket_name == "explicit"
@@ -218,14 +262,16 @@ def test_explicit_path_with_tilde(tmp_path: Path) -> None:
 
 
 def test_explicit_path_missing_is_an_error(tmp_path: Path) -> None:
-    """A named config file that does not exist raises ConfigError naming it, not a silent default."""
+    """A named config file that does not exist raises ConfigError naming it, no silent default."""
     missing = tmp_path / "nope.ini"
     with pytest.raises(ConfigError, match="nope.ini"):
         load_settings({}, str(missing), environ={})
 
 
-def test_env_config_path_missing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """$ISSTREAMER_CONFIG naming a missing file raises ConfigError that says where the path came from."""
+def test_env_config_path_missing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ISSTREAMER_CONFIG naming a missing file: ConfigError says where the path came from."""
     monkeypatch.setenv("ISSTREAMER_CONFIG", str(tmp_path / "gone.ini"))
     with pytest.raises(ConfigError, match="ISSTREAMER_CONFIG"):
         find_ini()
@@ -246,6 +292,7 @@ def test_unparseable_ini_is_a_config_error(tmp_path: Path) -> None:
 
 # ---- invalid values ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("base", ["ftp://example.com", "groker.init.st", "file:///etc/passwd", ""])
 def test_bad_api_base_scheme(tmp_path: Path, base: str) -> None:
     """An api_base that is not http(s):// or redis(s):// raises ConfigError."""
@@ -253,8 +300,15 @@ def test_bad_api_base_scheme(tmp_path: Path, base: str) -> None:
         load_settings({"api_base": base}, environ={})
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1:8080", "https://groker.init.st",
-                                  "redis://localhost:6379/0", "rediss://h:6380"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:8080",
+        "https://groker.init.st",
+        "redis://localhost:6379/0",
+        "rediss://h:6380",
+    ],
+)
 def test_good_api_base_schemes(base: str) -> None:
     """http, https, redis and rediss URLs are accepted."""
     assert load_settings({"api_base": base}, environ={}).api_base == base
@@ -267,10 +321,18 @@ def test_bad_api_base_in_ini_names_the_file(tmp_path: Path) -> None:
         load_settings({}, str(ini), environ={})
 
 
-@pytest.mark.parametrize("option, value", [("buffer_size", "ten"), ("buffer_size", "0"),
-                                           ("flush_interval", "soon"), ("flush_interval", "0"),
-                                           ("flush_interval", "-1"), ("spill_max_bytes", "-5"),
-                                           ("spill_max_bytes", "1.5")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("buffer_size", "ten"),
+        ("buffer_size", "0"),
+        ("flush_interval", "soon"),
+        ("flush_interval", "0"),
+        ("flush_interval", "-1"),
+        ("spill_max_bytes", "-5"),
+        ("spill_max_bytes", "1.5"),
+    ],
+)
 def test_bad_numbers_in_ini_name_the_file(tmp_path: Path, option: str, value: str) -> None:
     """A bad number in the ini raises ConfigError naming the file and the option."""
     ini = write(tmp_path / "numbers.ini", client_ini(**{option: value}))
@@ -298,6 +360,7 @@ def test_config_error_is_value_error() -> None:
 
 # ---- writing ----------------------------------------------------------------------------
 
+
 def test_write_ini_creates_0600_file_readable_back(tmp_path: Path) -> None:
     """write_ini writes a 0600 file (in a 0700 dir it creates) that load_settings reads back."""
     path = tmp_path / "conf" / "isstreamer.ini"
@@ -309,7 +372,11 @@ def test_write_ini_creates_0600_file_readable_back(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     settings = load_settings({}, str(path), environ={})
-    assert (settings.access_key, settings.bucket_name, settings.api_base) == ("secret-key", "B", "http://h:1")
+    assert (settings.access_key, settings.bucket_name, settings.api_base) == (
+        "secret-key",
+        "B",
+        "http://h:1",
+    )
     assert "default_bucket = B" in path.read_text()
     assert not list(path.parent.glob(".*.tmp"))
 
@@ -346,9 +413,13 @@ SECRET = "ist_0123456789abcdefSECRETa1b2"
 
 def test_settings_repr_and_str_hide_the_key() -> None:
     """repr() and str() of Settings show the key redacted, as do the credentials of api_base."""
-    settings = load_settings({"access_key": SECRET,
-                              "api_base": f"https://me:{SECRET}@h/?accessKey={SECRET}&bucketKey=b"},
-                             environ={})
+    settings = load_settings(
+        {
+            "access_key": SECRET,
+            "api_base": f"https://me:{SECRET}@h/?accessKey={SECRET}&bucketKey=b",
+        },
+        environ={},
+    )
     for text in (repr(settings), str(settings), f"{settings}", repr([settings])):
         assert "SECRET" not in text
         assert "'access_key': 'ist_…a1b2'" in text
@@ -432,10 +503,13 @@ def test_write_ini_leaves_no_temporary_file(tmp_path: Path) -> None:
 
 def test_config_loads_no_sink() -> None:
     """Importing the settings loads no sink (and so neither requests nor redis-py)."""
-    code = ("import isstreamer.config, sys; "
-            "print([m for m in sys.modules if 'sinks' in m or m in ('requests', 'redis')])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import isstreamer.config, sys; "
+        "print([m for m in sys.modules if 'sinks' in m or m in ('requests', 'redis')])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 

@@ -1,4 +1,5 @@
 """Offline mode's CSV sink: epoch,key,value rows appended to a file that is never truncated."""
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,12 @@ def test_header_written_once_rows_appended(tmp_path: Path) -> None:
     sink = CsvFileSink(path)
     assert sink.send(BUCKET, [("temp", 21.5, 1700000000.25)]).ok
     assert sink.send(BUCKET, [("temp", 22, 1700000001.0), ("name", "kitchen", 1700000002.0)]).ok
-    assert rows(path) == [list(HEADER), ["1700000000.25", "temp", "21.5"], ["1700000001.0", "temp", "22"],
-                          ["1700000002.0", "name", "kitchen"]]
+    assert rows(path) == [
+        list(HEADER),
+        ["1700000000.25", "temp", "21.5"],
+        ["1700000001.0", "temp", "22"],
+        ["1700000002.0", "name", "kitchen"],
+    ]
     assert HEADER == ("epoch", "key", "value")
 
 
@@ -109,10 +114,16 @@ def test_close_is_harmless(tmp_path: Path) -> None:
     assert len(rows(path)) == 2  # the header and the one row
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("out", "out.csv"), ("out.csv", "out.csv"), ("out.CSV", "out.CSV"), ("out.txt", "out.txt.csv"),
-    ("dir/data", "dir/data.csv"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("out", "out.csv"),
+        ("out.csv", "out.csv"),
+        ("out.CSV", "out.CSV"),
+        ("out.txt", "out.txt.csv"),
+        ("dir/data", "dir/data.csv"),
+    ],
+)
 def test_offline_path_adds_csv_unless_present(given: str, expected: str) -> None:
     """offline_file gets ".csv" appended as in ISStreamer, but never twice."""
     assert offline_path(given) == Path(expected)

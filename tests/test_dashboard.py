@@ -13,8 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
 import requests
@@ -56,7 +57,7 @@ def browse(chromium: str, url: str, profile: Path, *args: str, size: str = "1280
     return done.stdout
 
 
-def send(url: str, bucket: str, name: str, events: List[Dict[str, Any]]) -> None:
+def send(url: str, bucket: str, name: str, events: list[dict[str, Any]]) -> None:
     """Create ``bucket`` and post ``events`` to it through the ingest API."""
     headers = {"X-IS-AccessKey": KEY, "X-IS-BucketKey": bucket}
     created = requests.post(
@@ -73,12 +74,12 @@ def send(url: str, bucket: str, name: str, events: List[Dict[str, Any]]) -> None
         assert posted.status_code == 204, posted.text
 
 
-def metrics_events(minutes: int = 60, step: int = 10) -> List[Dict[str, Any]]:
+def metrics_events(minutes: int = 60, step: int = 10) -> list[dict[str, Any]]:
     """An hour of plausible Raspberry Pi metrics, plus a string, a bool and an int key."""
     rng = random.Random(7)
     now = time.time()
     cpu = 20.0
-    events: List[Dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     samples = minutes * 60 // step
     for i in range(samples):
         t = now - (samples - i) * step

@@ -1,4 +1,5 @@
 """The request watchdog: it cuts the connection of a request still running at its deadline."""
+
 from __future__ import annotations
 
 import os

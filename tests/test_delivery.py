@@ -1,4 +1,5 @@
 """Outcomes, the offline circuit, spilling and automatic replay, against the real local server."""
+
 from __future__ import annotations
 
 import collections
@@ -17,7 +18,9 @@ from isstreamer import RetryPolicy, Streamer
 from isstreamer.sinks.base import Bucket, Outcome, SendResult
 from isstreamer.spool import Spool
 
-FAST = dict(attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.1, probe_max=0.3)
+FAST = dict(
+    attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.1, probe_max=0.3
+)
 
 
 class SleepRecorder:
@@ -37,8 +40,14 @@ def make(make_streamer):
 
 
 def run_child(code: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], timeout=timeout, check=True,
-                          capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        timeout=timeout,
+        check=True,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
 
 
 def spill_files(directory):
@@ -123,7 +132,9 @@ def test_bad_key_process_then_right_key_process(api_server, access_key, tmp_path
 
 def test_400_quarantines_with_reason(make, api_server, tmp_path):
     """A batch the server rejects as bad goes to quarantine/ with a .reason file."""
-    api_server.fail(400, body={"message": {"error": {"type": "BUCKET_REMOVED", "message": "bucket gone"}}})
+    api_server.fail(
+        400, body={"message": {"error": {"type": "BUCKET_REMOVED", "message": "bucket gone"}}}
+    )
     streamer = make()
     streamer.log("k", 1)
     assert not streamer.flush(5)  # False: the event was not accepted
@@ -136,8 +147,13 @@ def test_400_quarantines_with_reason(make, api_server, tmp_path):
 def test_413_splits_the_batch(access_key, tmp_path):
     """A batch over the body limit is split in halves until every part is accepted."""
     with ApiServer(access_keys=(access_key,), max_body=3000) as server:
-        streamer = Streamer(access_key=access_key, api_base=server.url, bucket_key="b", buffer_size=200,
-                            spill_dir=str(tmp_path / "spool"))
+        streamer = Streamer(
+            access_key=access_key,
+            api_base=server.url,
+            bucket_key="b",
+            buffer_size=200,
+            spill_dir=str(tmp_path / "spool"),
+        )
         for i in range(200):
             streamer.log("key-with-a-longer-name", i)
         assert streamer.close(10)
@@ -163,8 +179,12 @@ def test_outage_with_streamer_open_delivers_everything(make, api_server):
 def test_open_circuit_stops_the_retry_storm(make, api_server):
     """While the sink fails, batches go to disk with only occasional probes, not a retry each."""
     api_server.fail(503, times=None)
-    streamer = make(buffer_size=10, retry_policy=RetryPolicy(attempts=3, initial_wait=0.01, jitter=0.0,
-                                                             probe_initial=30, probe_max=60))
+    streamer = make(
+        buffer_size=10,
+        retry_policy=RetryPolicy(
+            attempts=3, initial_wait=0.01, jitter=0.0, probe_initial=30, probe_max=60
+        ),
+    )
     for i in range(500):
         streamer.log("k", i)
         if i % 10 == 9:
@@ -210,7 +230,9 @@ def test_quota_evicts_oldest_and_counts(make, api_server, tmp_path, caplog):
         assert not streamer.close(1)
     stats = streamer.stats()
     assert stats["dropped"] > 0 and "evicted" in caplog.text
-    left = [e[1] for p in spill_files(tmp_path / "spool") for e in json.loads(p.read_text())["events"]]
+    left = [
+        e[1] for p in spill_files(tmp_path / "spool") for e in json.loads(p.read_text())["events"]
+    ]
     assert left and max(left) == 399 and min(left) == 400 - len(left)  # the newest survive
     assert stats["spilled"] == 400
 
@@ -238,18 +260,27 @@ def test_two_processes_replaying_one_spool_send_nothing_twice(api_server, access
 
 @pytest.mark.slow
 def test_kill_9_after_flush_loses_nothing(api_server, access_key, tmp_path):
-    """A child logs 5,000 events with the server down, flushes, dies by SIGKILL; the next run delivers all."""
+    """A child logs 5,000 events, server down, flushes, dies by SIGKILL; the next run sends all."""
     spool = tmp_path / "spool"
     api_server.stop()
-    common = f"api_base={api_server.url!r}, bucket_key='b', spill_dir={str(spool)!r}, buffer_size=100"
-    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+    common = (
+        f"api_base={api_server.url!r}, bucket_key='b', spill_dir={str(spool)!r}, buffer_size=100"
+    )
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import os, signal
         from isstreamer import Streamer
         s = Streamer(access_key={access_key!r}, {common})
         for i in range(5000): s.log('k', i)
         assert s.flush(30)
         os.kill(os.getpid(), signal.SIGKILL)
-        """)], timeout=60)
+        """),
+        ],
+        timeout=60,
+    )
     assert child.returncode == -9
     api_server.start()
     run_child(f"""
@@ -270,7 +301,7 @@ def test_outage_of_300k_events_stays_small_and_delivers(api_server, access_key, 
         from isstreamer import Streamer
         proc = psutil.Process()
         s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
-                     buffer_size=1000, spill_dir={str(tmp_path / 'spool')!r})
+                     buffer_size=1000, spill_dir={str(tmp_path / "spool")!r})
         before = proc.memory_info().rss
         for i in range(300_000):
             s.log('k', i)
@@ -282,7 +313,9 @@ def test_outage_of_300k_events_stays_small_and_delivers(api_server, access_key, 
             s.flush(0.2)
         s.close(10)
         """)
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     growth = int(child.stdout.readline())
     api_server.start()
     child.stdin.write("go\n")
@@ -310,8 +343,14 @@ class RaisingSink:
 @pytest.mark.parametrize("use_async", [True, False])
 def test_a_raising_sink_loses_nothing(tmp_path, use_async):
     """A sink whose send() raises is a failed send: the events are spilled, never lost or raised."""
-    streamer = Streamer(bucket_key="b", sink=RaisingSink(), spill_dir=str(tmp_path), buffer_size=5,
-                        use_async=use_async, retry_policy=RetryPolicy(**FAST))
+    streamer = Streamer(
+        bucket_key="b",
+        sink=RaisingSink(),
+        spill_dir=str(tmp_path),
+        buffer_size=5,
+        use_async=use_async,
+        retry_policy=RetryPolicy(**FAST),
+    )
     for i in range(5):
         streamer.log("k", i)
     assert streamer.flush(5)  # True: the sink is failing and the events are on disk
@@ -320,7 +359,7 @@ def test_a_raising_sink_loses_nothing(tmp_path, use_async):
 
 
 def test_close_rescues_every_bucket_of_a_stuck_batch(make, api_server, tmp_path):
-    """Past close()'s deadline, all runs of the batch being sent are on disk, across set_bucket()."""
+    """Past close()'s deadline, all runs of the batch in flight are on disk, across set_bucket()."""
     streamer = make(bucket_key="a", buffer_size=10, timeout=30)
     streamer.set_bucket(bucket_key="b")
     streamer.set_bucket(bucket_key="a")
@@ -340,7 +379,7 @@ def test_close_rescues_every_bucket_of_a_stuck_batch(make, api_server, tmp_path)
 
 
 def test_rate_limit_reset_far_away_is_capped(make, api_server, caplog):
-    """A reset given in milliseconds (or inf) pauses at most max_retry_after; the worker never crashes."""
+    """A reset in milliseconds (or inf) pauses at most max_retry_after; the worker never crashes."""
     for reset in (str(int(time.time() * 1000)), "inf"):
         api_server.fail(204, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
         streamer = make(buffer_size=1, retry_policy=RetryPolicy(**dict(FAST, max_retry_after=600)))
@@ -356,10 +395,14 @@ def test_rate_limit_reset_far_away_is_capped(make, api_server, caplog):
 
 @pytest.mark.slow
 def test_sync_mode_flush_and_close_keep_their_deadline(make, api_server):
-    """use_async=False: flush(timeout) and close(timeout) end within one request of their deadline."""
+    """use_async=False: flush(timeout), close(timeout) end within one request of their deadline."""
     api_server.hang(times=None)
-    streamer = make(use_async=False, buffer_size=100, timeout=1.0,
-                    retry_policy=RetryPolicy(attempts=5, initial_wait=1.0, jitter=0.0))
+    streamer = make(
+        use_async=False,
+        buffer_size=100,
+        timeout=1.0,
+        retry_policy=RetryPolicy(attempts=5, initial_wait=1.0, jitter=0.0),
+    )
     streamer.log("k", 1)
     started = time.monotonic()
     streamer.flush(0.5)
@@ -400,8 +443,13 @@ class PartialSink:
 def test_partial_retry_resends_only_the_failed_events(tmp_path):
     """A partial RETRY answer re-sends only the failed events: no duplicates, all stored."""
     sink = PartialSink(refuse={3, 7}, outcome=Outcome.RETRY)
-    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
-                        retry_policy=RetryPolicy(**FAST))
+    streamer = Streamer(
+        bucket_key="b",
+        sink=sink,
+        spill_dir=str(tmp_path),
+        buffer_size=10,
+        retry_policy=RetryPolicy(**FAST),
+    )
     for i in range(10):
         streamer.log("k", i)
     assert streamer.flush(5)
@@ -415,8 +463,13 @@ def test_partial_retry_resends_only_the_failed_events(tmp_path):
 def test_partial_bad_quarantines_only_the_failed_events(tmp_path):
     """A partial BAD answer quarantines the refused events alone; the rest count as sent."""
     sink = PartialSink(refuse={5}, outcome=Outcome.BAD)
-    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
-                        retry_policy=RetryPolicy(**FAST))
+    streamer = Streamer(
+        bucket_key="b",
+        sink=sink,
+        spill_dir=str(tmp_path),
+        buffer_size=10,
+        retry_policy=RetryPolicy(**FAST),
+    )
     for i in range(10):
         streamer.log("k", i)
     streamer.flush(5)
@@ -431,8 +484,13 @@ def test_partial_bad_quarantines_only_the_failed_events(tmp_path):
 def test_partial_auth_spills_only_the_failed_events(tmp_path):
     """A partial AUTH answer spills the refused events and nothing that was stored."""
     sink = PartialSink(refuse={1, 2}, outcome=Outcome.AUTH, times=100)
-    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path), buffer_size=10,
-                        retry_policy=RetryPolicy(**FAST))
+    streamer = Streamer(
+        bucket_key="b",
+        sink=sink,
+        spill_dir=str(tmp_path),
+        buffer_size=10,
+        retry_policy=RetryPolicy(**FAST),
+    )
     for i in range(10):
         streamer.log("k", i)
     streamer.flush(5)
@@ -447,8 +505,13 @@ def test_partial_replay_keeps_only_the_unstored_events(tmp_path):
     spool = Spool(tmp_path)
     spool.write(Bucket("b"), [("k", i, 1.0) for i in range(6)], sink="partial")
     sink = PartialSink(refuse={4}, outcome=Outcome.RETRY, times=100)
-    streamer = Streamer(bucket_key="b", sink=sink, spill_dir=str(tmp_path),
-                        retry_policy=RetryPolicy(**dict(FAST, attempts=1)), use_async=False)
+    streamer = Streamer(
+        bucket_key="b",
+        sink=sink,
+        spill_dir=str(tmp_path),
+        retry_policy=RetryPolicy(**dict(FAST, attempts=1)),
+        use_async=False,
+    )
     assert not streamer.replay(timeout=5)
     left = [e[1] for p in spill_files(tmp_path) for e in json.loads(p.read_text())["events"]]
     assert left == [4]
@@ -634,12 +697,14 @@ def make_delivery(sink, tmp_path, **policy):
 
     clock = [0.0]
     stats = Stats()
+
     def sleep(seconds):
         clock[0] += seconds
 
     policy = RetryPolicy(**{**FAST, "sleep": sleep, **policy})
-    delivery = Delivery(sink, Spool(tmp_path), stats, policy, stop_event=threading.Event(),
-                        clock=lambda: clock[0])
+    delivery = Delivery(
+        sink, Spool(tmp_path), stats, policy, stop_event=threading.Event(), clock=lambda: clock[0]
+    )
     return delivery, stats
 
 
@@ -717,8 +782,9 @@ def test_records_failing_in_a_200_answer_are_not_taken_for_poison(tmp_path):
     class ThrottlingSink(PoisonSink):
         def send(self, bucket, events):
             self.sends += 1
-            return SendResult(Outcome.RETRY, status=200, message="throttled",
-                              failed=tuple(range(len(events))))
+            return SendResult(
+                Outcome.RETRY, status=200, message="throttled", failed=tuple(range(len(events)))
+            )
 
     sink = ThrottlingSink(set())
     delivery, stats = make_delivery(sink, tmp_path)

@@ -1,4 +1,5 @@
 """Every exception of the package is an IsStreamerError and keeps its standard base."""
+
 from __future__ import annotations
 
 import importlib
@@ -38,14 +39,17 @@ def test_every_exception_is_an_isstreamer_error() -> None:
     assert [e.__qualname__ for e in exceptions if not issubclass(e, IsStreamerError)] == []
 
 
-@pytest.mark.parametrize(("name", "standard"), [
-    ("isstreamer.errors.ConfigError", ValueError),
-    ("isstreamer.errors.InvalidEvent", ValueError),
-    ("isstreamer.errors.InvalidEventType", TypeError),
-    ("isstreamer.spool.format.CorruptSpillFile", ValueError),
-    ("isstreamer.spool.safe_io.UnsafeSpoolPath", OSError),
-    ("isstreamer.collector.validate.EventError", ValueError),
-])
+@pytest.mark.parametrize(
+    ("name", "standard"),
+    [
+        ("isstreamer.errors.ConfigError", ValueError),
+        ("isstreamer.errors.InvalidEvent", ValueError),
+        ("isstreamer.errors.InvalidEventType", TypeError),
+        ("isstreamer.spool.format.CorruptSpillFile", ValueError),
+        ("isstreamer.spool.safe_io.UnsafeSpoolPath", OSError),
+        ("isstreamer.collector.validate.EventError", ValueError),
+    ],
+)
 def test_standard_bases_are_kept(name: str, standard: type) -> None:
     """Callers' `except ValueError` (or TypeError, OSError) still catch these."""
     module, _, attr = name.rpartition(".")

@@ -1,4 +1,5 @@
 """Event validation (key, value, epoch) and log_object flattening."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -116,6 +117,7 @@ def local_tz_plus2() -> Iterator[None]:
 
 # ---- keys -------------------------------------------------------------------------------
 
+
 def test_key_non_str_is_converted() -> None:
     """Any key object becomes its str, as ISStreamer did."""
     assert normalise_key(42) == "42"
@@ -141,6 +143,7 @@ def test_key_none_is_rejected() -> None:
 
 
 # ---- values -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", [True, False, 0, -3, 2**40, 1.5, 0.0, "", "on"])
 def test_value_plain_types_kept_with_their_type(value: Any) -> None:
@@ -217,6 +220,7 @@ def test_invalid_event_type_is_also_invalid_event() -> None:
 
 # ---- epochs -----------------------------------------------------------------------------
 
+
 def test_epoch_numbers_kept_with_fractions() -> None:
     """int and float epochs are seconds since 1970, fractions kept."""
     assert normalise_epoch(1700000000) == 1700000000.0
@@ -255,13 +259,16 @@ def test_epoch_other_types_rejected(epoch: Any) -> None:
         normalise_epoch(epoch)
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("1700000000", 1_700_000_000.0),
-    (" 1600000000.5 ", 1_600_000_000.5),
-    ("2020-09-13T12:26:40Z", 1_600_000_000.0),
-    ("2020-09-13T12:26:40.250", 1_600_000_000.25),  # no zone: UTC, as text.parse_time has it
-    ("2020-09-13T14:26:40+02:00", 1_600_000_000.0),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("1700000000", 1_700_000_000.0),
+        (" 1600000000.5 ", 1_600_000_000.5),
+        ("2020-09-13T12:26:40Z", 1_600_000_000.0),
+        ("2020-09-13T12:26:40.250", 1_600_000_000.25),  # no zone: UTC, as text.parse_time has it
+        ("2020-09-13T14:26:40+02:00", 1_600_000_000.0),
+    ],
+)
 def test_epoch_text_is_read_by_the_one_time_parser(text: str, seconds: float) -> None:
     """Epoch seconds and ISO 8601 given as text become epoch seconds (ISStreamer sent them)."""
     assert normalise_epoch(text) == seconds
@@ -309,6 +316,7 @@ def test_make_event_with_epoch() -> None:
 
 # ---- log_object flattening --------------------------------------------------------------
 
+
 def test_flatten_dict() -> None:
     """A dict logs one key per item, prefixed with "dict" by default."""
     assert pairs({"a": 1, "b": "x"}) == {"dict_a": 1, "dict_b": "x"}
@@ -317,7 +325,9 @@ def test_flatten_dict() -> None:
 def test_flatten_nested_dict_joins_with_underscore() -> None:
     """Nested dicts flatten with `_` between the names."""
     assert pairs({"cpu": {"load": 0.5, "temp": {"max": 80}}}, "pi") == {
-        "pi_cpu_load": 0.5, "pi_cpu_temp_max": 80}
+        "pi_cpu_load": 0.5,
+        "pi_cpu_temp_max": 80,
+    }
 
 
 def test_flatten_list_and_tuple_use_indexes() -> None:
@@ -358,7 +368,10 @@ def test_flatten_dataclass_and_nested_dataclass() -> None:
     """Dataclasses log their fields; a nested dataclass flattens with `_`."""
     assert pairs(Reading("t1", 20.5)) == {"Reading_sensor": "t1", "Reading_value": 20.5}
     assert pairs(Station("roof", Reading("t1", 1.0)), "s") == {
-        "s_name": "roof", "s_reading_sensor": "t1", "s_reading_value": 1.0}
+        "s_name": "roof",
+        "s_reading_sensor": "t1",
+        "s_reading_value": 1.0,
+    }
 
 
 def test_flatten_plain_object_properties_and_public_attributes() -> None:
@@ -451,6 +464,7 @@ def test_module_limits() -> None:
 
 # ---- odd input: values the receiver could not take --------------------------------------
 
+
 class BadStr:
     """A key object whose str() raises, as a half-initialised object's can."""
 
@@ -493,12 +507,15 @@ def test_clean_text_keeps_valid_text_as_it_is() -> None:
         assert clean_text(text) is text
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("caf\udcff", "caf\ufffd"),
-    ("\udcff", "\ufffd"),
-    ("a\ud83d\ude00b", "a\U0001f600b"),
-    ("\ud800\ud800", "\ufffd\ufffd"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("caf\udcff", "caf\ufffd"),
+        ("\udcff", "\ufffd"),
+        ("a\ud83d\ude00b", "a\U0001f600b"),
+        ("\ud800\ud800", "\ufffd\ufffd"),
+    ],
+)
 def test_value_surrogates_replaced(value: str, expected: str) -> None:
     """String values with lone surrogates are stored with U+FFFD in their place."""
     assert normalise_value(value) == expected
@@ -561,8 +578,21 @@ def test_value_with_raising_conversion_is_invalid() -> None:
 
 # ---- odd epochs ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("epoch", [10**400, -(10**400), 1e300, EPOCH_MAX_S, -0.5,
-                                   Decimal("sNaN"), Decimal("NaN"), Decimal("1e400")], ids=repr)
+
+@pytest.mark.parametrize(
+    "epoch",
+    [
+        10**400,
+        -(10**400),
+        1e300,
+        EPOCH_MAX_S,
+        -0.5,
+        Decimal("sNaN"),
+        Decimal("NaN"),
+        Decimal("1e400"),
+    ],
+    ids=repr,
+)
 def test_epoch_out_of_range_is_invalid(epoch: Any) -> None:
     """Epochs before 1970, from the year 10000 on, huge ints and NaN are InvalidEvent, never
     OverflowError or a bare ValueError."""
@@ -581,9 +611,16 @@ def test_epoch_range_bounds() -> None:
 WEST = dt.timezone(dt.timedelta(hours=-1))
 
 
-@pytest.mark.parametrize("when", [dt.datetime(1, 1, 1), dt.date(1, 1, 1),
-                                  dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc),
-                                  dt.datetime(9999, 12, 31, 23, 30, tzinfo=WEST)], ids=str)
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(1, 1, 1),
+        dt.date(1, 1, 1),
+        dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc),
+        dt.datetime(9999, 12, 31, 23, 30, tzinfo=WEST),
+    ],
+    ids=str,
+)
 def test_epoch_datetimes_out_of_range_are_invalid(when: Any) -> None:
     """Datetimes before 1970 or from 10000-01-01T00:00Z on are InvalidEvent."""
     with pytest.raises(InvalidEvent):
@@ -609,8 +646,10 @@ def test_epoch_numpy_datetime64_any_unit(unit: str) -> None:
     assert normalise_epoch(when) == NOON
 
 
-@pytest.mark.parametrize("day, unit", [("2026-01-01", "D"), ("2026-01-03", "W"),
-                                       ("2026-01-20", "M"), ("2026-05-05", "Y")])
+@pytest.mark.parametrize(
+    "day, unit",
+    [("2026-01-01", "D"), ("2026-01-03", "W"), ("2026-01-20", "M"), ("2026-05-05", "Y")],
+)
 def test_epoch_numpy_datetime64_calendar_units(day: str, unit: str) -> None:
     """Days, weeks, months and years mean their first instant (numpy's weeks start on
     Thursdays, as 1970-01-01 was one; 2026-01-01 is one too)."""
@@ -651,10 +690,16 @@ def test_epoch_numpy_numbers_and_timedelta() -> None:
 
 def test_value_numpy_scalars() -> None:
     """numpy scalars become plain Python values; uint64 beyond int64 becomes a float."""
-    cases = [(np.int64(-5), -5, int), (np.int8(7), 7, int), (np.float32(1.5), 1.5, float),
-             (np.float64(2.25), 2.25, float), (np.bool_(True), True, bool),
-             (np.str_("on"), "on", str), (np.uint64(2**64 - 1), 2.0**64, float),
-             (np.longdouble(0.5), 0.5, float)]
+    cases = [
+        (np.int64(-5), -5, int),
+        (np.int8(7), 7, int),
+        (np.float32(1.5), 1.5, float),
+        (np.float64(2.25), 2.25, float),
+        (np.bool_(True), True, bool),
+        (np.str_("on"), "on", str),
+        (np.uint64(2**64 - 1), 2.0**64, float),
+        (np.longdouble(0.5), 0.5, float),
+    ]
     for value, expected, kind in cases:
         out = normalise_value(value)
         assert out == expected and type(out) is kind, value
@@ -673,6 +718,7 @@ def test_value_numpy_invalid_kinds() -> None:
 
 
 # ---- log_object structures that cannot be logged --------------------------------------------
+
 
 def nested_list(depth: int) -> list:
     data: list = [1]
@@ -733,9 +779,18 @@ def test_flatten_members_that_cannot_be_read_are_refused() -> None:
 
 def test_make_event_raises_only_invalid_event_for_odd_input() -> None:
     """Every odd key, value or epoch raises InvalidEvent (ValueError/TypeError), nothing else."""
-    odd = [(BadStr(), 1, None), (10**5000, 1, None), ("k", 10**5000, None), ("k", 1, 10**400),
-           ("k", 1, math.nan), ("k", 1, np.datetime64("NaT")), ("", 1, None),
-           ("k", Refused("x"), None), ("k", object(), None), ("k", 1, "yesterday")]
+    odd = [
+        (BadStr(), 1, None),
+        (10**5000, 1, None),
+        ("k", 10**5000, None),
+        ("k", 1, 10**400),
+        ("k", 1, math.nan),
+        ("k", 1, np.datetime64("NaT")),
+        ("", 1, None),
+        ("k", Refused("x"), None),
+        ("k", object(), None),
+        ("k", 1, "yesterday"),
+    ]
     for key, value, epoch in odd:
         with pytest.raises(InvalidEvent):
             make_event(key, value, epoch)

@@ -121,8 +121,9 @@ def test_redis_consumer_survives_an_idle_read_with_its_default_block(tmp_path: P
 
     with RedisServer(tmp_path / "redis") as server:
         sink = RedisSink(server.url)
-        assert sink.send(Bucket("pi1"), [("temp", 20.0 + i, 1_700_000_000.0 + i)
-                                         for i in range(10)]).ok
+        assert sink.send(
+            Bucket("pi1"), [("temp", 20.0 + i, 1_700_000_000.0 + i) for i in range(10)]
+        ).ok
         sink.close()
         env = dict(os.environ, REDIS_URL=server.url)
         done = run_example(env, "redis_consumer.py", "--bucket", "pi1", "--from-start", "--once")

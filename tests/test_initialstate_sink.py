@@ -1,4 +1,5 @@
 """The Initial State HTTP sink against the real local ApiServer: wire format and outcome mapping."""
+
 from __future__ import annotations
 
 import email.utils
@@ -28,8 +29,12 @@ from isstreamer.sinks.initialstate import (
 )
 
 BUCKET = Bucket("bucket-1", "Bucket One")
-EVENTS = [("temp", 21.5, 1700000000.25), ("on", True, 1700000001.0), ("count", 3, 1700000002.0),
-          ("name", "kitchen", 1700000003.0)]
+EVENTS = [
+    ("temp", 21.5, 1700000000.25),
+    ("on", True, 1700000001.0),
+    ("count", 3, 1700000002.0),
+    ("name", "kitchen", 1700000003.0),
+]
 LONG_KEY = "ist_0123456789abcdefSECRETa1b2"
 
 
@@ -51,39 +56,51 @@ def any_key_server() -> Iterator[ApiServer]:
 def assert_key_hidden(text: str, key: str) -> None:
     """No run of five or more characters of the key appears in text."""
     for i in range(len(key) - 4):
-        assert key[i:i + 5] not in text, f"{key[i:i + 5]!r} of the key is visible in {text!r}"
+        assert key[i : i + 5] not in text, f"{key[i : i + 5]!r} of the key is visible in {text!r}"
 
 
 # ---- the wire ---------------------------------------------------------------------------
+
 
 def test_sink_satisfies_protocol(sink: InitialStateSink) -> None:
     """The sink has an address and send/close, as the Sink protocol asks."""
     assert isinstance(sink, Sink)
 
 
-def test_creates_bucket_once_before_first_events(sink: InitialStateSink, api_server: ApiServer) -> None:
-    """The first send POSTs /api/buckets then /api/events; later sends to that bucket only POST events."""
+def test_creates_bucket_once_before_first_events(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
+    """The first send POSTs /api/buckets then /api/events; later sends to it only POST events."""
     assert sink.send(BUCKET, EVENTS[:2]).ok
     assert sink.send(BUCKET, EVENTS[2:]).ok
     assert [(r.method, r.path) for r in api_server.requests] == [
-        ("POST", "/api/buckets"), ("POST", "/api/events"), ("POST", "/api/events")]
+        ("POST", "/api/buckets"),
+        ("POST", "/api/events"),
+        ("POST", "/api/events"),
+    ]
     assert api_server.requests[0].json == {"bucketKey": "bucket-1", "bucketName": "Bucket One"}
     assert api_server.requests[0].status == 201
     assert api_server.buckets == {"bucket-1": "Bucket One"}
 
 
-def test_each_bucket_created_before_its_events(sink: InitialStateSink, api_server: ApiServer) -> None:
-    """A second bucket is created before its own first events; a nameless bucket is named by its key."""
+def test_each_bucket_created_before_its_events(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
+    """A second bucket is created before its first events; a nameless bucket is named by its key."""
     sink.send(BUCKET, EVENTS[:1])
     sink.send(Bucket("bucket-2"), EVENTS[:1])
     assert [(r.path, r.headers["x-is-bucketkey"]) for r in api_server.requests] == [
-        ("/api/buckets", "bucket-1"), ("/api/events", "bucket-1"),
-        ("/api/buckets", "bucket-2"), ("/api/events", "bucket-2")]
+        ("/api/buckets", "bucket-1"),
+        ("/api/events", "bucket-1"),
+        ("/api/buckets", "bucket-2"),
+        ("/api/events", "bucket-2"),
+    ]
     assert api_server.buckets["bucket-2"] == "bucket-2"
 
 
-def test_existing_bucket_204_counts_as_created(sink: InitialStateSink, api_server: ApiServer,
-                                              access_key: str) -> None:
+def test_existing_bucket_204_counts_as_created(
+    sink: InitialStateSink, api_server: ApiServer, access_key: str
+) -> None:
     """A bucket the server already has (204) is fine; a new sink creates it once more and sends."""
     sink.send(BUCKET, EVENTS[:1])
     other = InitialStateSink(api_server.url, access_key)
@@ -95,7 +112,7 @@ def test_existing_bucket_204_counts_as_created(sink: InitialStateSink, api_serve
 
 
 def test_headers(sink: InitialStateSink, api_server: ApiServer, access_key: str) -> None:
-    """Every request carries Content-Type, the access and bucket keys, Accept-Version ~0 and our User-Agent."""
+    """Each request has Content-Type, access and bucket keys, Accept-Version ~0, our User-Agent."""
     sink.send(BUCKET, EVENTS)
     for req in api_server.requests:
         h = req.headers
@@ -115,7 +132,8 @@ def test_body_is_json_array_with_types_kept(sink: InitialStateSink, api_server: 
     assert [type(e["value"]) for e in body] == [float, bool, int, str]
     assert json.loads(api_server.requests[-1].body) == body
     assert [(e["key"], e["value"], e["bucket"]) for e in api_server.events] == [
-        (k, v, "bucket-1") for k, v, _ in EVENTS]
+        (k, v, "bucket-1") for k, v, _ in EVENTS
+    ]
 
 
 def test_keep_alive_reuses_one_connection(sink: InitialStateSink, api_server: ApiServer) -> None:
@@ -145,6 +163,7 @@ def test_default_api_base() -> None:
 
 # ---- outcomes ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_2xx_is_ok(sink: InitialStateSink, api_server: ApiServer, status: int) -> None:
     """Any 2xx answer to the events POST is OK."""
@@ -172,7 +191,7 @@ def test_400_message_is_bounded(sink: InitialStateSink, api_server: ApiServer) -
 
 
 def test_real_401_wrong_key(api_server: ApiServer) -> None:
-    """A key the server does not know gives AUTH 401, whose message names the cause but not the key."""
+    """An unknown key gives AUTH 401, whose message names the cause but not the key."""
     sink = InitialStateSink(api_server.url, LONG_KEY)
     try:
         result = sink.send(BUCKET, EVENTS)
@@ -182,10 +201,14 @@ def test_real_401_wrong_key(api_server: ApiServer) -> None:
     assert "401" in result.message and "access key" in result.message
     assert "ist_…a1b2" in result.message
     assert_key_hidden(result.message, LONG_KEY)
-    assert [r.path for r in api_server.requests] == ["/api/buckets"]  # no events sent with a bad key
+    assert [r.path for r in api_server.requests] == [
+        "/api/buckets"
+    ]  # no events sent with a bad key
 
 
-@pytest.mark.parametrize("status, cause", [(401, "refused"), (403, "not allowed"), (402, "monthly event limit")])
+@pytest.mark.parametrize(
+    "status, cause", [(401, "refused"), (403, "not allowed"), (402, "monthly event limit")]
+)
 def test_auth_statuses(any_key_server: ApiServer, status: int, cause: str) -> None:
     """401, 403 and 402 are AUTH; the message names the cause and shows at most the redacted key."""
     sink = InitialStateSink(any_key_server.url, LONG_KEY)
@@ -200,15 +223,19 @@ def test_auth_statuses(any_key_server: ApiServer, status: int, cause: str) -> No
     assert_key_hidden(result.message, LONG_KEY)
 
 
-def test_auth_on_bucket_creation_stops_before_events(sink: InitialStateSink, api_server: ApiServer) -> None:
-    """A refused bucket creation returns AUTH without sending events, and is tried again next time."""
+def test_auth_on_bucket_creation_stops_before_events(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
+    """A refused bucket creation returns AUTH without sending events, and is retried next time."""
     api_server.fail(401, path="/api/buckets")
     assert sink.send(BUCKET, EVENTS).outcome is Outcome.AUTH
     assert sink.send(BUCKET, EVENTS).ok
     assert [r.path for r in api_server.requests] == ["/api/buckets", "/api/buckets", "/api/events"]
 
 
-def test_retryable_bucket_creation_is_retried(sink: InitialStateSink, api_server: ApiServer) -> None:
+def test_retryable_bucket_creation_is_retried(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
     """A 503 on bucket creation is RETRY, and the next send creates the bucket first again."""
     api_server.fail(503, path="/api/buckets")
     assert sink.send(BUCKET, EVENTS).outcome is Outcome.RETRY
@@ -253,7 +280,9 @@ def test_retry_after_seconds(sink: InitialStateSink, api_server: ApiServer) -> N
 
 def test_retry_after_http_date(sink: InitialStateSink, api_server: ApiServer) -> None:
     """A 503 with Retry-After as an HTTP-date asks for the seconds until then."""
-    api_server.fail(503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)})
+    api_server.fail(
+        503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)}
+    )
     result = sink.send(BUCKET, EVENTS)
     assert result.outcome is Outcome.RETRY
     assert result.retry_after is not None and 115 <= result.retry_after <= 121
@@ -262,8 +291,14 @@ def test_retry_after_http_date(sink: InitialStateSink, api_server: ApiServer) ->
 def test_rate_limit_headers_on_429(sink: InitialStateSink, api_server: ApiServer) -> None:
     """A 429 without Retry-After but with X-RateLimit-Remaining 0 waits until X-RateLimit-Reset."""
     reset = int(time.time()) + 30
-    api_server.fail(429, headers={"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "0",
-                                  "X-RateLimit-Reset": str(reset)})
+    api_server.fail(
+        429,
+        headers={
+            "X-RateLimit-Limit": "30",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+        },
+    )
     result = sink.send(BUCKET, EVENTS)
     assert result.outcome is Outcome.RETRY
     assert result.retry_after is not None and 25 <= result.retry_after <= 30
@@ -278,16 +313,22 @@ def test_rate_limit_exhausted_on_success(sink: InitialStateSink, api_server: Api
     assert result.retry_after is not None and 5 <= result.retry_after <= 10
 
 
-def test_rate_limit_remaining_requests_no_wait(sink: InitialStateSink, api_server: ApiServer) -> None:
+def test_rate_limit_remaining_requests_no_wait(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
     """While requests remain in the window, a 204 asks for no wait."""
-    api_server.fail(204, headers={"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int(time.time()) + 10)})
+    api_server.fail(
+        204, headers={"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int(time.time()) + 10)}
+    )
     assert sink.send(BUCKET, EVENTS).retry_after is None
 
 
 def test_device_clock_in_1970_retry_after_date(api_server: ApiServer, access_key: str) -> None:
-    """With the device clock at 1970, an HTTP-date Retry-After is measured from the server's Date."""
+    """Device clock at 1970: an HTTP-date Retry-After is measured from the server's Date."""
     sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
-    api_server.fail(503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)})
+    api_server.fail(
+        503, headers={"Retry-After": email.utils.formatdate(time.time() + 120, usegmt=True)}
+    )
     try:
         result = sink.send(BUCKET, EVENTS)
     finally:
@@ -299,8 +340,9 @@ def test_device_clock_in_1970_retry_after_date(api_server: ApiServer, access_key
 def test_device_clock_in_1970_rate_limit_reset(api_server: ApiServer, access_key: str) -> None:
     """With the device clock at 1970, X-RateLimit-Reset is measured from the server's Date."""
     sink = InitialStateSink(api_server.url, access_key, timeout=5, wall_clock=lambda: 0.0)
-    api_server.fail(429, headers={"X-RateLimit-Remaining": "0",
-                                  "X-RateLimit-Reset": str(int(time.time()) + 30)})
+    api_server.fail(
+        429, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 30)}
+    )
     try:
         result = sink.send(BUCKET, EVENTS)
     finally:
@@ -311,11 +353,22 @@ def test_device_clock_in_1970_rate_limit_reset(api_server: ApiServer, access_key
 def test_server_clock_is_the_reference(sink: InitialStateSink, api_server: ApiServer) -> None:
     """Absolute times follow the server's Date even when it is years away from ours."""
     server_time = 1_900_000_000  # 2030: the server's clock, not the device's
-    api_server.fail(429, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
-                                  "Retry-After": email.utils.formatdate(server_time + 60, usegmt=True)})
+    api_server.fail(
+        429,
+        headers={
+            "Date": email.utils.formatdate(server_time, usegmt=True),
+            "Retry-After": email.utils.formatdate(server_time + 60, usegmt=True),
+        },
+    )
     assert sink.send(BUCKET, EVENTS).retry_after == 60.0
-    api_server.fail(204, headers={"Date": email.utils.formatdate(server_time, usegmt=True),
-                                  "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server_time + 9)})
+    api_server.fail(
+        204,
+        headers={
+            "Date": email.utils.formatdate(server_time, usegmt=True),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(server_time + 9),
+        },
+    )
     assert sink.send(BUCKET, EVENTS).retry_after == 9.0
 
 
@@ -334,7 +387,7 @@ def test_server_wait_is_capped(api_server: ApiServer, access_key: str, status: i
 
 
 def test_wrong_path_is_kept_not_dropped(access_key: str, api_server: ApiServer) -> None:
-    """A 404 (api_base pointing at the wrong place) keeps the events (AUTH) and says to check stream_api_base."""
+    """A 404 (api_base points elsewhere) keeps the events (AUTH), says to check stream_api_base."""
     sink = InitialStateSink(api_server.url + "/wrong", access_key)
     try:
         result = sink.send(BUCKET, EVENTS)
@@ -394,16 +447,23 @@ def test_drip_server_sends_one_byte_per_read(api_server: ApiServer, access_key: 
     """The drip mode really answers byte by byte, so every socket read of a client succeeds."""
     api_server.drip(0.05, path="/api/buckets")
     with socket.create_connection((api_server.host, api_server.port), timeout=5) as conn:
-        conn.sendall(b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: "
-                     + access_key.encode()
-                     + b"\r\nContent-Length: 17\r\n\r\n{\"bucketKey\":\"b\"}")
+        conn.sendall(
+            b"POST /api/buckets HTTP/1.1\r\nHost: x\r\nX-IS-AccessKey: "
+            + access_key.encode()
+            + b'\r\nContent-Length: 17\r\n\r\n{"bucketKey":"b"}'
+        )
         assert api_server.wait_for_requests(1)
         first = conn.recv(100)
     assert first == b"H"
 
 
-def send_while(server: ApiServer, key: str, timeout_s: float, misbehave: Callable[[], None],
-               events: list = EVENTS) -> tuple[SendResult, float, SendResult]:
+def send_while(
+    server: ApiServer,
+    key: str,
+    timeout_s: float,
+    misbehave: Callable[[], None],
+    events: list = EVENTS,
+) -> tuple[SendResult, float, SendResult]:
     """(result, seconds taken) of one send while the server misbehaves, between two healthy
     sends, and the result of the healthy send after it."""
     sink = InitialStateSink(server.url, key, timeout=timeout_s)
@@ -433,8 +493,9 @@ def test_slowly_read_upload_is_cut_at_the_timeout(access_key: str) -> None:
     timeout, with the connection usable again afterwards."""
     events = [(f"k{i % 50}", i + 0.5, 1700000000.0 + i) for i in range(160_000)]
     with ApiServer(access_keys=(access_key,), max_body=100_000_000) as server:
-        result, elapsed, after = send_while(server, access_key, 1.0,
-                                            lambda: server.trickle(0.05), events)
+        result, elapsed, after = send_while(
+            server, access_key, 1.0, lambda: server.trickle(0.05), events
+        )
     assert result.outcome is Outcome.RETRY and "within 1 s" in result.message
     assert elapsed < 10.0 and after.ok  # generous: the whole upload would take minutes
 
@@ -464,8 +525,9 @@ def test_slow_answer_within_the_timeout_is_kept(api_server: ApiServer, access_ke
     assert len(api_server.events) == 2 * len(EVENTS)
 
 
-def test_deadline_does_not_cut_healthy_requests(sink: InitialStateSink,
-                                                api_server: ApiServer) -> None:
+def test_deadline_does_not_cut_healthy_requests(
+    sink: InitialStateSink, api_server: ApiServer
+) -> None:
     """Back-to-back requests, each far inside the deadline, all succeed on one connection."""
     sink.timeout = 0.5
     results = [sink.send(BUCKET, EVENTS) for _ in range(50)]
@@ -480,6 +542,7 @@ def test_unencodable_batch_is_a_result_not_an_exception(sink: InitialStateSink) 
 
 
 # ---- secrets ----------------------------------------------------------------------------
+
 
 def test_repr_hides_key() -> None:
     """repr(sink) shows the address and a redacted key only."""
@@ -502,12 +565,16 @@ def test_key_never_logged(any_key_server: ApiServer, caplog: pytest.LogCaptureFi
         any_key_server.fail(503)
         messages.append(sink.send(BUCKET, EVENTS).message)
         sink.close()
-    assert_key_hidden("\n".join(r.getMessage() for r in caplog.records) + "\n".join(messages), LONG_KEY)
+    assert_key_hidden(
+        "\n".join(r.getMessage() for r in caplog.records) + "\n".join(messages), LONG_KEY
+    )
 
 
 def test_address_has_no_credentials(access_key: str) -> None:
     """sink.address drops user info and query, so it is safe to log and to write in spill files."""
-    sink = InitialStateSink(f"https://user:{LONG_KEY}@groker.init.st/?accessKey={LONG_KEY}", access_key)
+    sink = InitialStateSink(
+        f"https://user:{LONG_KEY}@groker.init.st/?accessKey={LONG_KEY}", access_key
+    )
     try:
         assert sink.address == "https://groker.init.st"
     finally:
@@ -524,20 +591,27 @@ def test_key_in_api_base_query_goes_in_the_header(api_server: ApiServer, access_
     finally:
         sink.close()
     assert [(r.path, r.query) for r in api_server.requests] == [
-        ("/api/buckets", {"region": "eu"}), ("/api/events", {"region": "eu"})]
+        ("/api/buckets", {"region": "eu"}),
+        ("/api/events", {"region": "eu"}),
+    ]
     assert all(r.headers["x-is-accesskey"] == access_key for r in api_server.requests)
 
 
-def test_key_in_api_base_never_logged_at_debug(api_server: ApiServer, access_key: str,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_key_in_api_base_never_logged_at_debug(
+    api_server: ApiServer, access_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """With ?accessKey= and user:password@ in api_base, DEBUG logs of every logger (urllib3
     included) and every result message stay free of the key, through failures too."""
     base = api_server.url.replace("http://", f"http://user:{access_key}@")
     sink = InitialStateSink(f"{base}/?accessKey={access_key}", access_key, timeout=0.5)
     with caplog.at_level(logging.DEBUG):
         messages = [sink.send(BUCKET, EVENTS).message]
-        for misbehave in (lambda: api_server.fail(503), lambda: api_server.fail(401),
-                          lambda: api_server.drip(0.2), api_server.reset):
+        for misbehave in (
+            lambda: api_server.fail(503),
+            lambda: api_server.fail(401),
+            lambda: api_server.drip(0.2),
+            api_server.reset,
+        ):
             misbehave()
             messages.append(sink.send(BUCKET, EVENTS).message)
         messages.append(repr(sink))
@@ -549,23 +623,31 @@ def test_key_in_api_base_never_logged_at_debug(api_server: ApiServer, access_key
     assert access_key not in text
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://groker.init.st", "https://groker.init.st"),
-    ("https://groker.init.st/", "https://groker.init.st"),
-    ("https://user:pass@groker.init.st/api/?accessKey=k&x=1#frag", "https://groker.init.st/api"),
-    ("http://127.0.0.1:8080/base/", "http://127.0.0.1:8080/base"),
-    ("http://:pw@host:99", "http://host:99"),
-    ("http://[::1]:8080/x", "http://[::1]:8080/x"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://groker.init.st", "https://groker.init.st"),
+        ("https://groker.init.st/", "https://groker.init.st"),
+        (
+            "https://user:pass@groker.init.st/api/?accessKey=k&x=1#frag",
+            "https://groker.init.st/api",
+        ),
+        ("http://127.0.0.1:8080/base/", "http://127.0.0.1:8080/base"),
+        ("http://:pw@host:99", "http://host:99"),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+    ],
+)
 def test_public_address(url: str, expected: str) -> None:
-    """public_address strips credentials, query and fragment and keeps scheme, host, port and path."""
+    """public_address strips credentials, query, fragment; keeps scheme, host, port and path."""
     assert public_address(url) == expected
 
 
 # ---- header parsing ---------------------------------------------------------------------
 
-def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server: ApiServer,
-                                             access_key: str) -> None:
+
+def test_key_echoed_by_the_server_is_scrubbed(
+    sink: InitialStateSink, api_server: ApiServer, access_key: str
+) -> None:
     """A receiver that echoes the key in its error body never gets it into a message."""
     api_server.fail(400, body={"message": f"bad request from key {access_key}"})
     result = sink.send(BUCKET, [("k", 1, 1.0)])
@@ -577,6 +659,7 @@ def test_key_echoed_by_the_server_is_scrubbed(sink: InitialStateSink, api_server
 
 # ---- TLS --------------------------------------------------------------------------------
 
+
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
@@ -587,15 +670,46 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make test certificates")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=isstreamer test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=tmp_path)
-    _openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1",
-             cwd=tmp_path)
-    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\n"
-                                  "authorityKeyIdentifier=keyid\n")
-    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext", cwd=tmp_path)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=isstreamer test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=tmp_path,
+    )
+    _openssl(
+        "req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1", cwd=tmp_path
+    )
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1\nauthorityKeyIdentifier=keyid\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        cwd=tmp_path,
+    )
     return tmp_path / "ca.pem", tmp_path / "srv.pem", tmp_path / "srv.key"
 
 
@@ -631,8 +745,9 @@ def tls_server(tls_files: tuple[Path, Path, Path]) -> Iterator[http.server.Threa
     server.server_close()
 
 
-def test_https_verified_with_the_sessions_ca_bundle(tls_server: http.server.ThreadingHTTPServer,
-                                                    tls_files: tuple[Path, Path, Path]) -> None:
+def test_https_verified_with_the_sessions_ca_bundle(
+    tls_server: http.server.ThreadingHTTPServer, tls_files: tuple[Path, Path, Path]
+) -> None:
     """Over HTTPS with the session's CA bundle, every batch is delivered on one verified,
     kept-alive TLS connection."""
     session = requests.Session()
@@ -651,10 +766,12 @@ def test_https_verified_with_the_sessions_ca_bundle(tls_server: http.server.Thre
 
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
-def test_https_ca_bundle_from_the_environment(tls_server: http.server.ThreadingHTTPServer,
-                                              tls_files: tuple[Path, Path, Path],
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              variable: str) -> None:
+def test_https_ca_bundle_from_the_environment(
+    tls_server: http.server.ThreadingHTTPServer,
+    tls_files: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
     """REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names the CAs to trust, as for requests.post()."""
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
@@ -719,9 +836,11 @@ class ConnectProxy:
         self.listener.close()
 
 
-def test_https_through_a_connect_proxy(tls_server: http.server.ThreadingHTTPServer,
-                                       tls_files: tuple[Path, Path, Path],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_through_a_connect_proxy(
+    tls_server: http.server.ThreadingHTTPServer,
+    tls_files: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With HTTPS_PROXY set, batches travel through one CONNECT tunnel to the receiver, the
     certificate verified end to end and Host naming the receiver, not the proxy."""
     proxy = ConnectProxy()

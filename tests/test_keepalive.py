@@ -29,7 +29,8 @@ def read(raw: bytes) -> tuple:
 def test_no_content() -> None:
     """A 204 has no body even with bytes after it, and keeps the connection."""
     status, reason, headers, body, close, rest = read(
-        b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\nNEXT")
+        b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\nNEXT"
+    )
     assert (status, reason, body, close, rest) == (204, "No Content", b"", False, b"NEXT")
     assert headers.get("server") == "x"
 
@@ -37,14 +38,17 @@ def test_no_content() -> None:
 def test_content_length_body() -> None:
     """Content-Length bounds the body exactly."""
     status, _, _, body, close, rest = read(
-        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nhelloNEXT")
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nhelloNEXT"
+    )
     assert (status, body, close, rest) == (400, b"hello", False, b"NEXT")
 
 
 def test_chunked_body_with_extension_and_trailer() -> None:
     """Chunked bodies are joined; chunk extensions and trailer fields are skipped."""
-    raw = (b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n"
-           b"4;name=x\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: y\r\n\r\nNEXT")
+    raw = (
+        b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4;name=x\r\n{"a"\r\n3\r\n:1}\r\n0\r\nX-Trailer: y\r\n\r\nNEXT'
+    )
     _, _, _, body, close, rest = read(raw)
     assert (body, close, rest) == (b'{"a":1}', False, b"NEXT")
 
@@ -52,18 +56,22 @@ def test_chunked_body_with_extension_and_trailer() -> None:
 def test_interim_100_continue_is_skipped() -> None:
     """A 100 Continue before the answer is passed over, as http.client does."""
     status, _, headers, _, _, _ = read(
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nDate: d\r\n\r\n")
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nDate: d\r\n\r\n"
+    )
     assert status == 204 and headers.get("Date") == "d"
 
 
-@pytest.mark.parametrize("head, close", [
-    (b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", True),
-    (b"HTTP/1.1 204 No Content\r\nConnection: Keep-Alive\r\n\r\n", False),
-    (b"HTTP/1.0 204 No Content\r\n\r\n", True),
-    (b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n", False),
-    (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", True),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx", True),
-])
+@pytest.mark.parametrize(
+    "head, close",
+    [
+        (b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", True),
+        (b"HTTP/1.1 204 No Content\r\nConnection: Keep-Alive\r\n\r\n", False),
+        (b"HTTP/1.0 204 No Content\r\n\r\n", True),
+        (b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx", True),
+    ],
+)
 def test_connection_kept_or_closed(head: bytes, close: bool) -> None:
     """Connection: close, HTTP/1.0 without keep-alive and a body without length close it."""
     assert read(head)[4] is close
@@ -76,25 +84,36 @@ def test_body_until_close() -> None:
 
 def test_repeated_and_folded_headers() -> None:
     """Repeated fields are joined with ', ', names ignore case, folded lines are continued."""
-    headers = read(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nx-a: 2\r\nX-Long: one\r\n two\r\n"
-                   b"no colon here\r\n\r\n")[2]
+    headers = read(
+        b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nx-a: 2\r\nX-Long: one\r\n two\r\n"
+        b"no colon here\r\n\r\n"
+    )[2]
     assert headers.get("X-A") == "1, 2" and headers.get("x-long") == "one two"
     assert list(headers.items()) == [("X-A", "1"), ("x-a", "2"), ("X-Long", "one two")]
     assert headers.get("missing") is None
 
 
-@pytest.mark.parametrize("raw, error", [
-    (b"", http.client.RemoteDisconnected),
-    (b"SPDY/3 200 OK\r\n\r\n", http.client.BadStatusLine),
-    (b"HTTP/1.1 abc OK\r\n\r\n", http.client.BadStatusLine),
-    (b"HTTP/1.1 99 Low\r\n\r\n", http.client.BadStatusLine),
-    (b"HTTP/2 204 No\r\n\r\n", http.client.UnknownProtocol),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", http.client.IncompleteRead),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http.client.IncompleteRead),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc", http.client.IncompleteRead),
-    (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", http.client.HTTPException),
-    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n", http.client.LineTooLong),
-])
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (b"", http.client.RemoteDisconnected),
+        (b"SPDY/3 200 OK\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 abc OK\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 99 Low\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/2 204 No\r\n\r\n", http.client.UnknownProtocol),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", http.client.IncompleteRead),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            http.client.IncompleteRead,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc",
+            http.client.IncompleteRead,
+        ),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n", http.client.LineTooLong),
+    ],
+)
 def test_malformed_answers_raise_http_client_errors(raw: bytes, error: type) -> None:
     """Broken answers raise the http.client exception http.client raises for them."""
     with pytest.raises(error):
@@ -170,11 +189,14 @@ def test_sink_over_chunked_and_closing_answers(scripted: Scripted) -> None:
     scripted.answers += [
         (b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False),  # bucket
         NO_CONTENT,
-        (b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n"
-         b"17\r\n{\"message\": \"overload\"}\r\n0\r\n\r\n", False),
+        (
+            b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'17\r\n{"message": "overload"}\r\n0\r\n\r\n',
+            False,
+        ),
         (b"HTTP/1.0 204 No Content\r\n\r\n", True),
         NO_CONTENT,
-        (b"HTTP/1.1 400 Bad Request\r\n\r\n{\"message\": \"no\"}", True),
+        (b'HTTP/1.1 400 Bad Request\r\n\r\n{"message": "no"}', True),
         NO_CONTENT,
     ]
     sink = InitialStateSink(scripted.url, "k", timeout=5)
@@ -182,17 +204,26 @@ def test_sink_over_chunked_and_closing_answers(scripted: Scripted) -> None:
         results = [sink.send(Bucket("b"), EVENTS) for _ in range(6)]
     finally:
         sink.close()
-    assert [r.outcome for r in results] == [Outcome.OK, Outcome.RETRY, Outcome.OK, Outcome.OK,
-                                            Outcome.BAD, Outcome.OK]
+    assert [r.outcome for r in results] == [
+        Outcome.OK,
+        Outcome.RETRY,
+        Outcome.OK,
+        Outcome.OK,
+        Outcome.BAD,
+        Outcome.OK,
+    ]
     assert results[1].message == "503 Busy: overload" and results[4].message.endswith("no")
     assert [n for n, _ in scripted.seen] == [1, 1, 1, 1, 2, 2, 3]
 
 
-@pytest.mark.parametrize("garbage", [
-    b"HTTP/1.1 abc\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-    b"",
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"HTTP/1.1 abc\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        b"",
+    ],
+)
 def test_sink_maps_broken_answers_to_retry(scripted: Scripted, garbage: bytes) -> None:
     """A broken or missing answer on a kept-alive connection is RETRY ('cannot reach'), and
     the next send succeeds on a new connection."""
@@ -229,8 +260,6 @@ def test_kept_alive_post_writes_what_the_adapter_writes() -> None:
     slow, fast = [raw for _, raw in server.seen[:3]], [raw for _, raw in server.seen[3:]]
     assert len(fast) == 3 and fast == slow
     assert fast[1].startswith(b"POST /api/events?region=eu HTTP/1.1\r\n")
-
-
 
 
 def test_requests_headers_join_repeated_fields() -> None:

@@ -1,4 +1,5 @@
 """The key guard of conftest.py: a test whose output shows a test access key fails."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import pytest
 
 HERE = Path(__file__).parent
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import logging
 import subprocess
 import sys
@@ -59,37 +60,54 @@ def test_key_on_a_command_line_is_fine():
 
 def test_unlogged_debug_is_not_output():
     logging.getLogger("isstreamer").debug("not emitted: %s", KEY)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def inner_run(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Run a small suite with this conftest.py; return its report."""
     root = tmp_path_factory.mktemp("guard")
-    for name in ("conftest.py", "apiserver.py"):
+    # conftest.py with the helper modules it imports
+    for name in ("conftest.py", "apiserver.py", "rediscluster.py", "redisserver.py"):
         shutil.copy(HERE / name, root / name)
     (root / "test_inner.py").write_text(INNER_TESTS)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q", str(root)],
-        check=False, cwd=root, capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, COLUMNS="400"))  # summary lines in full
+        check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, COLUMNS="400"),
+    )  # summary lines in full
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("name", [
-    "test_print_leaks", "test_warning_leaks", "test_other_logger_exception_leaks",
-    "test_read_output_leaks", "test_subprocess_stderr_leaks", "test_captured_child_output_leaks",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_print_leaks",
+        "test_warning_leaks",
+        "test_other_logger_exception_leaks",
+        "test_read_output_leaks",
+        "test_subprocess_stderr_leaks",
+        "test_captured_child_output_leaks",
+    ],
+)
 def test_leaking_test_fails(inner_run: str, name: str) -> None:
     """Each way of showing the key (stdout, a log record, a traceback, read output, a child's
     inherited stderr or captured output) fails the test that did it."""
     assert f"ERROR test_inner.py::{name} - Failed: a test access key was shown in full" in inner_run
 
 
-@pytest.mark.parametrize("name", [
-    "test_redacted_form_is_fine", "test_key_on_a_command_line_is_fine",
-    "test_unlogged_debug_is_not_output",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_redacted_form_is_fine",
+        "test_key_on_a_command_line_is_fine",
+        "test_unlogged_debug_is_not_output",
+    ],
+)
 def test_clean_test_passes(inner_run: str, name: str) -> None:
     """The redacted form, a key passed only as an argument and records never emitted pass."""
     assert f"PASSED test_inner.py::{name}" in inner_run

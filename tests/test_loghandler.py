@@ -31,7 +31,7 @@ class FakeClock:
 
 
 def test_record_becomes_message_and_level_events(make_streamer, api_server, app_logger):
-    """A warning arrives as <logger name> = message and <logger name>_level = WARNING, at its time."""
+    """A warning arrives as <logger> = message and <logger>_level = WARNING, at its time."""
     streamer = make_streamer()
     app_logger.addHandler(StreamerHandler(streamer))
     app_logger.warning("pump %s stalled", 3)
@@ -56,7 +56,7 @@ def test_level_and_fixed_key(make_streamer, api_server, app_logger):
 
 
 def test_rate_limit_per_key_reports_what_was_suppressed(make_streamer, api_server, app_logger):
-    """Past its burst a key is held back; the next record that passes says how many were not sent."""
+    """Past its burst a key is held back; the next record passing says how many were not sent."""
     clock = FakeClock()
     streamer = make_streamer()
     handler = StreamerHandler(streamer, rate_per_s=1.0, burst=2, clock=clock)
@@ -124,7 +124,7 @@ def test_long_message_and_logger_name_are_cut_to_the_limits(make_streamer, api_s
 
 
 def test_records_carry_default_epochs_that_a_clock_step_may_move(app_logger):
-    """A record's time is the time of the call: queued as a plain (default) epoch, not a given one."""
+    """A record's time is the call's: queued as a plain (default) epoch, not a given one."""
     from isstreamer import Streamer
 
     streamer = Streamer(bucket_key="b", offline=True)

@@ -1,4 +1,5 @@
 """The core types and limits, written once in isstreamer.model and used by every part."""
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,10 @@ def test_no_module_writes_a_limit_again() -> None:
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             code = line.split("#", 1)[0]
-            if _LIMIT_LITERAL.search(code) and _NOT_LIMITS.get(
-                    str(path.relative_to(ROOT)), "\0") not in code:
+            if (
+                _LIMIT_LITERAL.search(code)
+                and _NOT_LIMITS.get(str(path.relative_to(ROOT)), "\0") not in code
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
 
@@ -52,10 +55,17 @@ def test_good_bucket_keys_pass(bucket_key: str) -> None:
     assert bucket_key_problem(bucket_key) is None
 
 
-@pytest.mark.parametrize(("bucket_key", "words"), [
-    ("", "missing"), (None, "missing"), ("k" * (MAX_BUCKET_KEY_CHARS + 1), "longer than 250"),
-    ("a:b", "must not contain"), ('a"b', "must not contain"), ("a'b", "must not contain"),
-])
+@pytest.mark.parametrize(
+    ("bucket_key", "words"),
+    [
+        ("", "missing"),
+        (None, "missing"),
+        ("k" * (MAX_BUCKET_KEY_CHARS + 1), "longer than 250"),
+        ("a:b", "must not contain"),
+        ('a"b', "must not contain"),
+        ("a'b", "must not contain"),
+    ],
+)
 def test_bad_bucket_keys_are_named(bucket_key: str | None, words: str) -> None:
     """A missing, too long or badly spelled bucket key gets a message saying which."""
     problem = bucket_key_problem(bucket_key)

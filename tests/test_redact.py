@@ -1,4 +1,5 @@
 """How much of an access key may be shown: never more than a recognisable fragment."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,7 @@ def test_empty_key(key: str) -> None:
 
 @pytest.mark.parametrize("length", [1, 7, 8, 15, 16, 24, 32, 64, 200])
 def test_never_reveals_the_key(length: int) -> None:
-    """The redacted form never contains the key, and shows at most half of it (and at most 8 characters)."""
+    """The redacted form never contains the key; it shows at most half of it, at most 8 chars."""
     key = "".join(chr(ord("a") + i % 26) for i in range(length))
     shown = redact_key(key)
     assert key not in shown or length == 0
@@ -43,16 +44,21 @@ def test_never_reveals_the_key(length: int) -> None:
 KEY = "ist_0123456789abcdefSECRETa1b2"
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://groker.init.st", "https://groker.init.st"),
-    (f"https://h/api/events?accessKey={KEY}&bucketKey=b1",
-     "https://h/api/events?accessKey=ist_…a1b2&bucketKey=b1"),
-    (f"https://me:{KEY}@h:8443/p", "https://me:…@h:8443/p"),
-    (f"https://{KEY}@h/", "https://ist_…a1b2@h/"),
-    (f"redis://:{KEY}@127.0.0.1:6379/0?db=2", "redis://:…@127.0.0.1:6379/0?db=2"),
-    ("https://h/?token=abcdefghijkl&x=", "https://h/?token=…kl&x="),
-    ("https://h/#frag", "https://h/"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://groker.init.st", "https://groker.init.st"),
+        (
+            f"https://h/api/events?accessKey={KEY}&bucketKey=b1",
+            "https://h/api/events?accessKey=ist_…a1b2&bucketKey=b1",
+        ),
+        (f"https://me:{KEY}@h:8443/p", "https://me:…@h:8443/p"),
+        (f"https://{KEY}@h/", "https://ist_…a1b2@h/"),
+        (f"redis://:{KEY}@127.0.0.1:6379/0?db=2", "redis://:…@127.0.0.1:6379/0?db=2"),
+        ("https://h/?token=abcdefghijkl&x=", "https://h/?token=…kl&x="),
+        ("https://h/#frag", "https://h/"),
+    ],
+)
 def test_redact_url(url: str, expected: str) -> None:
     """Passwords and query values (but bucketKey, db and a few other names) are redacted."""
     assert redact_url(url) == expected
@@ -79,8 +85,10 @@ def test_redis_addresses_carry_no_credentials() -> None:
     from isstreamer.sinks.redis_cluster import cluster_address
 
     assert redis_address(f"rediss://me:{KEY}@h/3?prefix=p") == "rediss://h:6379/3"
-    assert cluster_address(f"redis+cluster://:{KEY}@a:7000,[::1]/") == \
-        "redis+cluster://a:7000,[::1]:6379/"
+    assert (
+        cluster_address(f"redis+cluster://:{KEY}@a:7000,[::1]/")
+        == "redis+cluster://a:7000,[::1]:6379/"
+    )
     assert source_address(f"redis://:{KEY}@h:1/0") == "redis://h:1/0"
     assert source_address(f"redis+cluster://:{KEY}@a:7000/") == "redis+cluster://a:7000/"
 

@@ -1,4 +1,5 @@
 """The Redis Streams sink against a real redis-server: layout, types, outcomes, secrets."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from rediscluster import clean_cluster, cluster  # noqa: F401 (fixtures)
 from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
@@ -68,23 +68,26 @@ def make_sink(redis_py: Any) -> Iterator[Callable[..., Any]]:
         sink.close()
 
 
-VALUES = [21.5, True, "on", 42, False, -3, "21.5", 0.1, "ünïcode \"quoted\"\n", 10**15]
+VALUES = [21.5, True, "on", 42, False, -3, "21.5", 0.1, 'ünïcode "quoted"\n', 10**15]
 
 
 def events(n: int, start: int = 0) -> list[tuple]:
     """n events with distinct (key, epoch) pairs and values of every type."""
-    return [(f"sensor{i % 7}", VALUES[i % len(VALUES)], 1_700_000_000.0 + i / 1000)
-            for i in range(start, start + n)]
+    return [
+        (f"sensor{i % 7}", VALUES[i % len(VALUES)], 1_700_000_000.0 + i / 1000)
+        for i in range(start, start + n)
+    ]
 
 
 def test_twenty_thousand_events_arrive_with_their_types(
-    server: RedisServer, make_sink: Any,
+    server: RedisServer,
+    make_sink: Any,
 ) -> None:
     """20,000 events sent in batches give XLEN 20,000 and every value keeps its JSON type."""
     sink = make_sink(server.url)
     batch = events(20_000)
     for i in range(0, len(batch), 1000):
-        assert sink.send(Bucket("pi1", "Pi one"), batch[i:i + 1000]).outcome is Outcome.OK
+        assert sink.send(Bucket("pi1", "Pi one"), batch[i : i + 1000]).outcome is Outcome.OK
     client = server.client()
     assert client.xlen("isstreamer:pi1") == 20_000
     entries = client.xrange("isstreamer:pi1")
@@ -174,7 +177,10 @@ def test_hung_server_is_retry_within_the_timeout(server: RedisServer, make_sink:
 
 @pytest.mark.parametrize("password", [WRONG_PASSWORD, None], ids=["wrong", "missing"])
 def test_refused_password_is_auth_and_never_shown(
-    tmp_path: Path, redis_py: Any, make_sink: Any, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    redis_py: Any,
+    make_sink: Any,
+    caplog: pytest.LogCaptureFixture,
     password: Any,
 ) -> None:
     """A wrong or missing password gives AUTH; no message, address, repr or log holds a password."""
@@ -235,7 +241,8 @@ def _fill_to_the_limit(server: RedisServer, headroom_bytes: int) -> None:
 
 @pytest.mark.slow
 def test_error_half_way_through_a_pipeline_fails_only_the_refused_entries(
-    server: RedisServer, make_sink: Any,
+    server: RedisServer,
+    make_sink: Any,
 ) -> None:
     """OOM half-way through a batch: failed names exactly the entries missing from the stream."""
     sink = make_sink(server.url)
@@ -266,10 +273,13 @@ def test_pipeline_refused_whole_is_not_partial(server: RedisServer, make_sink: A
     assert "0 of 50 entries were stored" in result.message
 
 
-@pytest.mark.parametrize("value", [object(), float("nan"), float("-inf")],
-                         ids=["object", "nan", "inf"])
+@pytest.mark.parametrize(
+    "value", [object(), float("nan"), float("-inf")], ids=["object", "nan", "inf"]
+)
 def test_unencodable_value_is_bad_and_sends_nothing(
-    server: RedisServer, make_sink: Any, value: Any,
+    server: RedisServer,
+    make_sink: Any,
+    value: Any,
 ) -> None:
     """A value that is not JSON (an object, NaN, inf) makes the batch BAD; nothing is written."""
     result = make_sink(server.url).send(Bucket("pi1"), [("k", 1.0, 1.0), ("k", value, 2.0)])
@@ -277,13 +287,18 @@ def test_unencodable_value_is_bad_and_sends_nothing(
     assert server.client().exists("isstreamer:pi1") == 0
 
 
-@pytest.mark.parametrize("url, address", [
-    ("redis://user:pa%40ss@127.0.0.1:6390/2", "redis://127.0.0.1:6390/2"),
-    ("redis://:secret@localhost", "redis://localhost:6379/0"),
-    ("rediss://default:secret@cache.example.com:6380/0?password=x",
-     "rediss://cache.example.com:6380/0"),
-    ("redis://[::1]:7000", "redis://[::1]:7000/0"),
-])
+@pytest.mark.parametrize(
+    "url, address",
+    [
+        ("redis://user:pa%40ss@127.0.0.1:6390/2", "redis://127.0.0.1:6390/2"),
+        ("redis://:secret@localhost", "redis://localhost:6379/0"),
+        (
+            "rediss://default:secret@cache.example.com:6380/0?password=x",
+            "rediss://cache.example.com:6380/0",
+        ),
+        ("redis://[::1]:7000", "redis://[::1]:7000/0"),
+    ],
+)
 def test_address_has_no_credentials(redis_py: Any, make_sink: Any, url: str, address: str) -> None:
     """The address spill files record is the URL without user, password or query."""
     sink = make_sink(url)
@@ -316,9 +331,24 @@ def test_example_consumer_reads_claims_and_acks(server: RedisServer, make_sink: 
     client.xreadgroup("workers", "dead", {"isstreamer:pi1": ">"}, count=3)  # never acked
     script = Path(__file__).resolve().parent.parent / "example_app" / "redis_consumer.py"
     env = dict(os.environ, REDIS_URL=server.url, ISSTREAMER_BUCKET_KEY="pi1")
-    done = subprocess.run([sys.executable, str(script), "--group", "workers", "--once",
-                           "--block", "50", "--claim-idle", "0"],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--group",
+            "workers",
+            "--once",
+            "--block",
+            "50",
+            "--claim-idle",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 10 and "sensor0=21.5 (float)" in lines[0] and "(bool)" in lines[1]
@@ -327,14 +357,16 @@ def test_example_consumer_reads_claims_and_acks(server: RedisServer, make_sink: 
 
 # ---- through the Streamer ------------------------------------------------------------------
 
-needs_streamer = pytest.mark.skipif(not hasattr(isstreamer, "Streamer"),
-                                    reason="isstreamer.Streamer has not landed yet")
+needs_streamer = pytest.mark.skipif(
+    not hasattr(isstreamer, "Streamer"), reason="isstreamer.Streamer has not landed yet"
+)
 
 
 def fast_policy() -> Any:
     """Retries and probes in milliseconds, so outages and recoveries take no test time."""
-    return isstreamer.RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0,
-                                  probe_initial=0.05, probe_max=0.2)
+    return isstreamer.RetryPolicy(
+        attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.05, probe_max=0.2
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -349,9 +381,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 def all_delivered(streamer: Any, total: int) -> Callable[[], bool]:
     """A condition: ``total`` events sent live or replayed, and nothing left in the spool."""
+
     def check() -> bool:
         stats = streamer.stats()
         return stats["sent"] + stats["replayed"] == total and stats["spool_files"] == 0
+
     return check
 
 
@@ -368,8 +402,13 @@ def stream_pairs(server: RedisServer, stream: str = "isstreamer:pi1") -> list[tu
 @needs_streamer
 def test_streamer_delivers_twenty_thousand_events(server: RedisServer, tmp_path: Path) -> None:
     """20,000 events through Streamer(api_base=redis://..., buffer_size=1000) give XLEN 20,000."""
-    streamer = isstreamer.Streamer(bucket_name="Pi one", bucket_key="pi1", api_base=server.url,
-                                   buffer_size=1000, spill_dir=str(tmp_path / "spool"))
+    streamer = isstreamer.Streamer(
+        bucket_name="Pi one",
+        bucket_key="pi1",
+        api_base=server.url,
+        buffer_size=1000,
+        spill_dir=str(tmp_path / "spool"),
+    )
     batch = events(20_000)
     log_events(streamer, batch)
     assert streamer.flush(timeout=30)
@@ -388,12 +427,18 @@ def test_streamer_delivers_twenty_thousand_events(server: RedisServer, tmp_path:
 
 @needs_streamer
 def test_streamer_spills_an_outage_and_replays_it_after_restart(
-    server: RedisServer, tmp_path: Path,
+    server: RedisServer,
+    tmp_path: Path,
 ) -> None:
     """Events logged while redis-server is down are spilled, then replayed once it is back."""
-    streamer = isstreamer.Streamer(bucket_key="pi1", api_base=server.url, buffer_size=1000,
-                                   spill_dir=str(tmp_path / "spool"), timeout=1.0,
-                                   retry_policy=fast_policy())
+    streamer = isstreamer.Streamer(
+        bucket_key="pi1",
+        api_base=server.url,
+        buffer_size=1000,
+        spill_dir=str(tmp_path / "spool"),
+        timeout=1.0,
+        retry_policy=fast_policy(),
+    )
     before, during, after = events(5000), events(5000, 5000), events(2000, 10_000)
     log_events(streamer, before)
     assert streamer.flush(timeout=30)
@@ -420,17 +465,24 @@ def test_streamer_spills_an_outage_and_replays_it_after_restart(
 @pytest.mark.slow
 @needs_streamer
 def test_streamer_survives_a_stop_in_the_middle_of_a_stream(
-    server: RedisServer, tmp_path: Path,
+    server: RedisServer,
+    tmp_path: Path,
 ) -> None:
     """redis-server stopped and restarted while a thread keeps logging: every event arrives."""
-    streamer = isstreamer.Streamer(bucket_key="pi1", api_base=server.url, buffer_size=1000,
-                                   flush_interval=0.05, spill_dir=str(tmp_path / "spool"),
-                                   timeout=1.0, retry_policy=fast_policy())
+    streamer = isstreamer.Streamer(
+        bucket_key="pi1",
+        api_base=server.url,
+        buffer_size=1000,
+        flush_interval=0.05,
+        spill_dir=str(tmp_path / "spool"),
+        timeout=1.0,
+        retry_policy=fast_policy(),
+    )
     batch = events(20_000)
 
     def produce() -> None:
         for i in range(0, len(batch), 200):
-            log_events(streamer, batch[i:i + 200])
+            log_events(streamer, batch[i : i + 200])
             time.sleep(0.002)  # a sensor loop, not a wait for a result
 
     producer = threading.Thread(target=produce)
@@ -455,7 +507,9 @@ def test_streamer_survives_a_stop_in_the_middle_of_a_stream(
 
 @needs_streamer
 def test_streamer_keeps_events_on_a_wrong_password(
-    tmp_path: Path, redis_py: Any, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    redis_py: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A refused password spills the events, logs a clear error without the password, and a
     Streamer with the right password replays them to the same Redis."""
@@ -463,9 +517,15 @@ def test_streamer_keeps_events_on_a_wrong_password(
     caplog.set_level(logging.DEBUG)
     spool = tmp_path / "spool"
     with RedisServer(tmp_path / "redis", password=PASSWORD) as server:
-        wrong = isstreamer.Streamer(bucket_key="pi1", api_base=server.url_with(WRONG_PASSWORD),
-                                    buffer_size=100, spill_dir=str(spool), timeout=2.0,
-                                    retry_policy=fast_policy(), debug_level=1)
+        wrong = isstreamer.Streamer(
+            bucket_key="pi1",
+            api_base=server.url_with(WRONG_PASSWORD),
+            buffer_size=100,
+            spill_dir=str(spool),
+            timeout=2.0,
+            retry_policy=fast_policy(),
+            debug_level=1,
+        )
         batch = events(300)
         log_events(wrong, batch)
         assert wrong.flush(timeout=30)
@@ -479,8 +539,13 @@ def test_streamer_keeps_events_on_a_wrong_password(
         shown = caplog.text + str(stats) + spilled + repr(wrong)
         assert PASSWORD not in shown and WRONG_PASSWORD not in shown
 
-        right = isstreamer.Streamer(bucket_key="pi1", api_base=server.url, spill_dir=str(spool),
-                                    use_async=False, retry_policy=fast_policy())
+        right = isstreamer.Streamer(
+            bucket_key="pi1",
+            api_base=server.url,
+            spill_dir=str(spool),
+            use_async=False,
+            retry_policy=fast_policy(),
+        )
         assert right.replay(timeout=30)
         assert right.close(timeout=10)
         assert sorted(stream_pairs(server)) == sorted((k, e) for k, _, e in batch)
@@ -488,23 +553,39 @@ def test_streamer_keeps_events_on_a_wrong_password(
 
 # ---- Redis Cluster ---------------------------------------------------------------------------
 
+
 def cluster_streamer(cluster: Any, tmp_path: Path, bucket: str, **kwargs: Any) -> Any:
-    """A Streamer writing to the cluster, configured as a user would: a redis+cluster:// api_base."""
+    """A Streamer writing to the cluster, set up as a user would: a redis+cluster:// api_base."""
     kwargs.setdefault("buffer_size", 500)
-    return isstreamer.Streamer(bucket_key=bucket, bucket_name=bucket.upper(),
-                               api_base=cluster.url, timeout=2,
-                               spill_dir=str(tmp_path / "spool"), **kwargs)
+    return isstreamer.Streamer(
+        bucket_key=bucket,
+        bucket_name=bucket.upper(),
+        api_base=cluster.url,
+        timeout=2,
+        spill_dir=str(tmp_path / "spool"),
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("url, nodes, address", [
-    ("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/", [("10.0.0.1", 7000), ("10.0.0.2", 7001)],
-     "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/"),
-    ("rediss+cluster://u:pw@cache.example.com/?ssl_ca_certs=/x", [("cache.example.com", 6379)],
-     "rediss+cluster://cache.example.com:6379/"),
-    ("redis+cluster://[::1]:7000/", [("::1", 7000)], "redis+cluster://[::1]:7000/"),
-])
-def test_cluster_url_names_the_startup_nodes(redis_py: Any, url: str, nodes: list,
-                                             address: str) -> None:
+@pytest.mark.parametrize(
+    "url, nodes, address",
+    [
+        (
+            "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/",
+            [("10.0.0.1", 7000), ("10.0.0.2", 7001)],
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/",
+        ),
+        (
+            "rediss+cluster://u:pw@cache.example.com/?ssl_ca_certs=/x",
+            [("cache.example.com", 6379)],
+            "rediss+cluster://cache.example.com:6379/",
+        ),
+        ("redis+cluster://[::1]:7000/", [("::1", 7000)], "redis+cluster://[::1]:7000/"),
+    ],
+)
+def test_cluster_url_names_the_startup_nodes(
+    redis_py: Any, url: str, nodes: list, address: str
+) -> None:
     """A cluster URL gives every startup node; its address keeps no password or query."""
     from isstreamer.sinks.redis_cluster import RedisClusterSink, parse_nodes
 
@@ -529,7 +610,8 @@ def test_factory_builds_a_cluster_sink_for_cluster_schemes(redis_py: Any) -> Non
 
 
 def test_cluster_sink_writes_buckets_across_slots_and_nodes(
-    clean_cluster: Any, make_sink: Any,
+    clean_cluster: Any,
+    make_sink: Any,
 ) -> None:
     """30 buckets land on all three nodes, each stream complete, the registry names them all."""
     from isstreamer.sinks.redis_cluster import RedisClusterSink
@@ -543,7 +625,8 @@ def test_cluster_sink_writes_buckets_across_slots_and_nodes(
     client = clean_cluster.client()
     assert [client.xlen(f"isstreamer:pi{b}") for b in range(30)] == [200] * 30
     assert {clean_cluster.node_for(f"isstreamer:pi{b}").port for b in range(30)} == {
-        n.port for n in clean_cluster.nodes}
+        n.port for n in clean_cluster.nodes
+    }
     assert client.hgetall("isstreamer:buckets") == {f"pi{b}": f"Pi {b}" for b in range(30)}
     first = client.xrange("isstreamer:pi0", count=1)[0][1]
     assert first == {"key": "sensor0", "value": "21.5", "epoch": "1700000000.0"}
@@ -573,8 +656,9 @@ def test_cluster_node_down_is_retry_and_back_delivers(clean_cluster: Any) -> Non
     try:
         assert sink.send(Bucket("pi0"), events(10)).ok
         victim = clean_cluster.node_for("isstreamer:pi0")
-        other = next(b for b in range(1, 50)
-                     if clean_cluster.node_for(f"isstreamer:pi{b}") is not victim)
+        other = next(
+            b for b in range(1, 50) if clean_cluster.node_for(f"isstreamer:pi{b}") is not victim
+        )
         victim.kill()
         result = sink.send(Bucket("pi0"), events(10, 10))
         assert result.outcome is Outcome.RETRY and "ConnectionError" in result.message
@@ -589,11 +673,14 @@ def test_cluster_node_down_is_retry_and_back_delivers(clean_cluster: Any) -> Non
 
 @needs_streamer
 def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
-    clean_cluster: Any, tmp_path: Path,
+    clean_cluster: Any,
+    tmp_path: Path,
 ) -> None:
     """Devices log on while a node is dead: its bucket spills, then every event arrives once."""
-    streamers = {b: cluster_streamer(clean_cluster, tmp_path / b, b, retry_policy=fast_policy())
-                 for b in ("pi0", "pi1", "pi2", "pi3", "pi4", "pi5")}
+    streamers = {
+        b: cluster_streamer(clean_cluster, tmp_path / b, b, retry_policy=fast_policy())
+        for b in ("pi0", "pi1", "pi2", "pi3", "pi4", "pi5")
+    }
     victim = clean_cluster.node_for("isstreamer:pi0")
     try:
         for i in range(3):
@@ -621,11 +708,17 @@ def test_streamer_to_a_cluster_spools_a_dead_node_and_replays_it(
 @pytest.mark.slow
 @needs_streamer
 def test_streamer_resends_only_the_refused_part_of_a_pipeline(
-    server: RedisServer, tmp_path: Path,
+    server: RedisServer,
+    tmp_path: Path,
 ) -> None:
     """OOM half-way through batches, then space again: every event arrives exactly once."""
-    streamer = isstreamer.Streamer(bucket_key="pi1", api_base=server.url, buffer_size=1000,
-                                   spill_dir=str(tmp_path / "spool"), retry_policy=fast_policy())
+    streamer = isstreamer.Streamer(
+        bucket_key="pi1",
+        api_base=server.url,
+        buffer_size=1000,
+        spill_dir=str(tmp_path / "spool"),
+        retry_policy=fast_policy(),
+    )
     log_events(streamer, events(10))
     assert streamer.flush(10)
     _fill_to_the_limit(server, 300_000)
@@ -660,8 +753,7 @@ def test_cluster_sink_follows_a_moved_slot_without_duplicates(clean_cluster: Any
             node.client().execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
         followed: list[int] = []
         pipeline = sink._pipeline
-        sink._pipeline = lambda c, s, batch: followed.append(len(batch)) or pipeline(
-            c, s, batch)
+        sink._pipeline = lambda c, s, batch: followed.append(len(batch)) or pipeline(c, s, batch)
         result = sink.send(Bucket("moving"), events(500))
         assert result.ok, result
         assert followed == [500]  # the old owner answered MOVED to each; the client followed

@@ -1,4 +1,5 @@
 """`isstreamer relay` against a real redis-server, a real 3-node Redis Cluster, the events API."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 from apiserver import ApiServer
-from rediscluster import clean_cluster, cluster, require  # noqa: F401 (fixtures)
+from rediscluster import require
 from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
@@ -29,6 +30,7 @@ GROUP = "relays"
 
 # ---- fixtures and helpers ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
     """A standalone redis-server on a free port, killed after the test."""
@@ -40,8 +42,10 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 def device_events(n: int, start: int = 0) -> list[tuple]:
     """Readings with distinct (key, epoch) pairs and values of every JSON type."""
     values = [21.5, True, "on", 42, False, -3]
-    return [(f"sensor{i % 5}", values[i % len(values)], 1_700_000_000.0 + i / 1000)
-            for i in range(start, start + n)]
+    return [
+        (f"sensor{i % 5}", values[i % len(values)], 1_700_000_000.0 + i / 1000)
+        for i in range(start, start + n)
+    ]
 
 
 def write(url: str, buckets: list[str], per_bucket: int, start: int = 0) -> None:
@@ -70,8 +74,12 @@ def expected(per_bucket: int) -> Counter:
 
 
 def relay_env(api: ApiServer, spool: Path) -> dict[str, str]:
-    return dict(os.environ, ISSTREAMER_API_BASE=api.url, ISSTREAMER_ACCESS_KEY=ACCESS_KEY,
-                ISSTREAMER_SPILL_DIR=str(spool))
+    return dict(
+        os.environ,
+        ISSTREAMER_API_BASE=api.url,
+        ISSTREAMER_ACCESS_KEY=ACCESS_KEY,
+        ISSTREAMER_SPILL_DIR=str(spool),
+    )
 
 
 def relay_cmd(url: str, *args: str) -> list[str]:
@@ -80,17 +88,28 @@ def relay_cmd(url: str, *args: str) -> list[str]:
 
 def run_relay(api: ApiServer, spool: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     """`isstreamer relay --once ...` to the end; its exit status is asserted by the caller."""
-    return subprocess.run(relay_cmd(url, "--once", *args), env=relay_env(api, spool),
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        relay_cmd(url, "--once", *args),
+        env=relay_env(api, spool),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def start_relay(api: ApiServer, spool: Path, url: str, *args: str) -> subprocess.Popen:
     """A long-running relay subprocess; stderr goes to a file beside its spool."""
     spool.mkdir(parents=True, exist_ok=True)
     err = open(spool.parent / f"{spool.name}.stderr", "w")  # noqa: SIM115 (closed with the proc)
-    proc = subprocess.Popen(relay_cmd(url, "--block-ms", "100", *args), env=relay_env(api, spool),
-                            stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(
+        relay_cmd(url, "--block-ms", "100", *args),
+        env=relay_env(api, spool),
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     err.close()
     return proc
 
@@ -125,8 +144,8 @@ def delivered(api: ApiServer, client: Any, buckets: list[str], per_bucket: int) 
     want = set(expected(per_bucket))
 
     def check() -> bool:
-        return (all(set(pairs(api, b)) >= want for b in buckets)
-                and pending(client, buckets) == 0)
+        return all(set(pairs(api, b)) >= want for b in buckets) and pending(client, buckets) == 0
+
     return check
 
 
@@ -138,8 +157,9 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.
 
 def fast_policy() -> Any:
     """Retries and probes in milliseconds, so a receiver outage takes no test time."""
-    return isstreamer.RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0,
-                                  probe_initial=0.05, probe_max=0.2)
+    return isstreamer.RetryPolicy(
+        attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.05, probe_max=0.2
+    )
 
 
 def in_process_relay(url: str, api: ApiServer, spool: Path, **options: Any) -> Any:
@@ -148,12 +168,21 @@ def in_process_relay(url: str, api: ApiServer, spool: Path, **options: Any) -> A
     from isstreamer.relay_source import Source, connect
 
     make_client, prefix, is_cluster = connect(url, block_ms=options.get("block_ms", 100))
-    source = Source(make_client(), prefix=prefix, group=GROUP,
-                    consumer=options.pop("consumer", "r1"),
-                    cluster=is_cluster)
-    streamer = isstreamer.Streamer(bucket_key="relay", api_base=api.url, access_key=ACCESS_KEY,
-                                   spill_dir=str(spool), buffer_size=1000,
-                                   retry_policy=fast_policy())
+    source = Source(
+        make_client(),
+        prefix=prefix,
+        group=GROUP,
+        consumer=options.pop("consumer", "r1"),
+        cluster=is_cluster,
+    )
+    streamer = isstreamer.Streamer(
+        bucket_key="relay",
+        api_base=api.url,
+        access_key=ACCESS_KEY,
+        spill_dir=str(spool),
+        buffer_size=1000,
+        retry_policy=fast_policy(),
+    )
     options.setdefault("block_ms", 100)
     return Relay(source, streamer, RelayOptions(**options))
 
@@ -167,9 +196,12 @@ def api() -> Iterator[ApiServer]:
 
 # ---- standalone Redis ----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_once_forwards_every_bucket_with_types_and_epochs(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """relay --once delivers each stream to its own bucket, values typed, epochs kept, all acked."""
     buckets = ["pi0", "pi1", "pi2"]
@@ -181,7 +213,11 @@ def test_once_forwards_every_bucket_with_types_and_epochs(
         events = api.events_for(bucket)
         assert Counter((e["key"], e["epoch"]) for e in events) == expected(1200)
         assert [(e["key"], e["value"]) for e in events[:4]] == [
-            ("sensor0", 21.5), ("sensor1", True), ("sensor2", "on"), ("sensor3", 42)]
+            ("sensor0", 21.5),
+            ("sensor1", True),
+            ("sensor2", "on"),
+            ("sensor3", 42),
+        ]
     assert pending(server.client(), buckets) == 0
     assert "test-access-key" not in done.stderr
     assert {b: api.buckets[b] for b in buckets} == {b: b.upper() for b in buckets}  # names kept
@@ -193,8 +229,9 @@ def test_relay_to_another_redis(server: RedisServer, api: ApiServer, tmp_path: P
     write(server.url, ["pi0"], 700)
     with RedisServer(tmp_path / "target") as target:
         env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_API_BASE=target.url)
-        done = subprocess.run(relay_cmd(server.url, "--once"), env=env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            relay_cmd(server.url, "--once"), env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         copied = target.client().xrange("isstreamer:pi0")
         assert [f for _, f in copied] == [f for _, f in server.client().xrange("isstreamer:pi0")]
@@ -202,15 +239,16 @@ def test_relay_to_another_redis(server: RedisServer, api: ApiServer, tmp_path: P
 
 
 def test_own_pending_entries_come_first_on_start(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """Entries this consumer name read before a crash are forwarded on start, not claimed."""
     write(server.url, ["pi0"], 300)
     client = server.client()
     client.xgroup_create("isstreamer:pi0", GROUP, id="0")
     client.xreadgroup(GROUP, "r1", {"isstreamer:pi0": ">"}, count=100)  # then "crashed"
-    relay = in_process_relay(server.url, api, tmp_path / "spool", consumer="r1",
-                             claim_idle_s=3600)
+    relay = in_process_relay(server.url, api, tmp_path / "spool", consumer="r1", claim_idle_s=3600)
     assert relay.run(once=True)
     relay.streamer.close(5)
     assert Counter(pairs(api, "pi0")) == expected(300)
@@ -219,7 +257,9 @@ def test_own_pending_entries_come_first_on_start(
 
 @pytest.mark.slow
 def test_bucket_pattern_and_new_buckets_are_discovered(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """--buckets limits the streams read; a running relay picks up a bucket that appears later."""
     write(server.url, ["kitchen-1", "garage-1"], 50)
@@ -228,14 +268,17 @@ def test_bucket_pattern_and_new_buckets_are_discovered(
         assert wait_for(lambda: len(api.events_for("kitchen-1")) == 50, 30)
         write(server.url, ["kitchen-2"], 50)
         assert wait_for(lambda: len(api.events_for("kitchen-2")) == 50, 30), stderr_of(
-            tmp_path / "spool")
+            tmp_path / "spool"
+        )
     finally:
         assert stop(proc) == 0
     assert api.events_for("garage-1") == []
 
 
 def test_an_entry_that_is_not_an_event_is_counted_and_acked(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """An entry without key/value/epoch is dropped with an error and counted; the others flow."""
     write(server.url, ["pi0"], 10)
@@ -249,7 +292,9 @@ def test_an_entry_that_is_not_an_event_is_counted_and_acked(
 
 
 def test_receiver_down_the_relay_spools_acks_and_replays(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """With the receiver failing, entries go to the relay's spool and are acked; once it is back
     the spool is replayed and every event arrives."""
@@ -260,8 +305,10 @@ def test_receiver_down_the_relay_spools_acks_and_replays(
     thread.start()
     client = server.client()
     try:
-        assert wait_for(lambda: pending(client, ["pi0", "pi1"]) == 0
-                        and relay.counts["acknowledged"] == 4000, 30), relay.counts
+        assert wait_for(
+            lambda: pending(client, ["pi0", "pi1"]) == 0 and relay.counts["acknowledged"] == 4000,
+            30,
+        ), relay.counts
         assert relay.streamer.stats()["spool_files"] > 0 and api.events == []
         api.clear()
         write(server.url, ["pi0", "pi1"], 500, 2000)  # live traffic during the replay
@@ -278,7 +325,9 @@ def test_receiver_down_the_relay_spools_acks_and_replays(
 
 @pytest.mark.slow
 def test_redis_down_at_start_and_restarted_mid_relay(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """A relay started before Redis waits for it, rides out a restart, and never exits on it."""
     server.stop()
@@ -300,13 +349,19 @@ def test_redis_down_at_start_and_restarted_mid_relay(
 
 @pytest.mark.slow
 def test_two_relays_share_a_group_and_deliver_each_entry_once(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """Two relays of one group split the work while devices write: no loss, no duplicate."""
     buckets = [f"pi{i}" for i in range(4)]
     write(server.url, buckets, 500)
-    relays = [start_relay(api, tmp_path / f"spool{i}", server.url, "--consumer", f"r{i}",
-                          "--batch", "200") for i in range(2)]
+    relays = [
+        start_relay(
+            api, tmp_path / f"spool{i}", server.url, "--consumer", f"r{i}", "--batch", "200"
+        )
+        for i in range(2)
+    ]
     try:
         write(server.url, buckets, 2500, 500)
         assert wait_for(delivered(api, server.client(), buckets, 3000), 60)
@@ -321,15 +376,18 @@ def test_two_relays_share_a_group_and_deliver_each_entry_once(
 
 @pytest.mark.slow
 def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """A relay killed with SIGKILL mid-stream loses nothing: the other claims its pending entries;
     duplicates stay within the killed relay's unacknowledged window (2 reads of --batch)."""
     buckets = ["pi0", "pi1"]
     batch = 200
     api.delay(0.05, times=None)  # a slow receiver: the victim always has reads in flight
-    victim = start_relay(api, tmp_path / "spool0", server.url, "--consumer", "victim",
-                         "--batch", str(batch))
+    victim = start_relay(
+        api, tmp_path / "spool0", server.url, "--consumer", "victim", "--batch", str(batch)
+    )
     client = server.client()
     write(server.url, buckets, 3000)
     assert wait_for(lambda: 0 < len(api.events) and pending(client, buckets) > 0, 30)
@@ -338,8 +396,17 @@ def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
     left = pending(client, buckets)
     assert left > 0
     api.clear()
-    survivor = start_relay(api, tmp_path / "spool1", server.url, "--consumer", "survivor",
-                           "--claim-idle", "0.5", "--batch", str(batch))
+    survivor = start_relay(
+        api,
+        tmp_path / "spool1",
+        server.url,
+        "--consumer",
+        "survivor",
+        "--claim-idle",
+        "0.5",
+        "--batch",
+        str(batch),
+    )
     try:
         assert wait_for(delivered(api, client, buckets, 3000), 60), stderr_of(tmp_path / "spool1")
     finally:
@@ -351,14 +418,17 @@ def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
     assert 0 <= duplicates <= 2 * batch, duplicates
     for bucket in buckets:
         assert set(Counter(pairs(api, bucket))) == set(expected(3000))
-    victim_entries = [c for c in client.xinfo_consumers("isstreamer:pi0", GROUP)
-                      if c["name"] == "victim"]
+    victim_entries = [
+        c for c in client.xinfo_consumers("isstreamer:pi0", GROUP) if c["name"] == "victim"
+    ]
     assert victim_entries and victim_entries[0]["pending"] == 0
 
 
 @pytest.mark.slow
 def test_sigterm_finishes_the_read_acks_and_exits_0(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """SIGTERM mid-stream: the in-flight read is delivered and acked, exit 0 within the deadline."""
     write(server.url, ["pi0"], 20_000)
@@ -380,7 +450,9 @@ def test_sigterm_finishes_the_read_acks_and_exits_0(
 
 @pytest.mark.slow
 def test_sigterm_while_the_receiver_hangs_spools_acks_and_exits_0(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """Receiver hanging at SIGTERM: within --deadline the read in flight is spooled and acked."""
     write(server.url, ["pi0"], 300)
@@ -402,12 +474,19 @@ def test_sigterm_while_the_receiver_hangs_spools_acks_and_exits_0(
 
 @pytest.mark.slow
 def test_sigterm_while_idle_exits_0_at_once(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """An idle relay (in XREADGROUP with the default 2 s block) exits 0 soon after SIGTERM."""
     write(server.url, ["pi0"], 10)
-    proc = subprocess.Popen(relay_cmd(server.url), env=relay_env(api, tmp_path / "spool"),
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        relay_cmd(server.url),
+        env=relay_env(api, tmp_path / "spool"),
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     assert wait_for(lambda: len(api.events) == 10, 30)
     time.sleep(0.3)  # let it go back to a blocking read: the state under test
     started = time.monotonic()
@@ -417,7 +496,9 @@ def test_sigterm_while_idle_exits_0_at_once(
 
 @pytest.mark.slow
 def test_trim_removes_what_every_group_has_processed(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """--trim drops relayed entries, but never ones another group has not processed yet."""
     write(server.url, ["pi0"], 1000)
@@ -438,15 +519,22 @@ def test_trim_removes_what_every_group_has_processed(
 
 
 def test_status_prints_pending_and_lag_per_stream(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """--status shows length, pending, lag and consumers of the group for every bucket stream."""
     write(server.url, ["pi0", "pi1"], 100)
     client = server.client()
     client.xgroup_create("isstreamer:pi0", GROUP, id="0")
     client.xreadgroup(GROUP, "r9", {"isstreamer:pi0": ">"}, count=30)
-    done = subprocess.run(relay_cmd(server.url, "--status"), env=relay_env(api, tmp_path / "s"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        relay_cmd(server.url, "--status"),
+        env=relay_env(api, tmp_path / "s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rows = {r["stream"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert rows["isstreamer:pi0"]["pending"] == 30 and rows["isstreamer:pi0"]["lag"] == 70
@@ -474,15 +562,29 @@ def test_sigusr1_logs_the_stats(server: RedisServer, api: ApiServer, tmp_path: P
 
 @pytest.mark.slow
 def test_stats_bucket_gets_the_relays_metrics(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """--stats-bucket logs forwarded, acknowledged and per-stream lag as events to that bucket."""
     write(server.url, ["pi0"], 100)
-    proc = start_relay(api, tmp_path / "spool", server.url, "--stats-bucket", "relay-metrics",
-                       "--stats-interval", "0.2")
+    proc = start_relay(
+        api,
+        tmp_path / "spool",
+        server.url,
+        "--stats-bucket",
+        "relay-metrics",
+        "--stats-interval",
+        "0.2",
+    )
     try:
-        assert wait_for(lambda: any(e["key"] == "relay_forwarded" and e["value"] == 100
-                                    for e in api.events_for("relay-metrics")), 30)
+        assert wait_for(
+            lambda: any(
+                e["key"] == "relay_forwarded" and e["value"] == 100
+                for e in api.events_for("relay-metrics")
+            ),
+            30,
+        )
     finally:
         assert stop(proc) == 0
     keys = {e["key"] for e in api.events_for("relay-metrics")}
@@ -492,20 +594,28 @@ def test_stats_bucket_gets_the_relays_metrics(
 
 @pytest.mark.slow
 def test_source_url_can_come_from_the_environment(
-    server: RedisServer, api: ApiServer, tmp_path: Path,
+    server: RedisServer,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """ISSTREAMER_RELAY_FROM stands for --from, so a password stays out of the command line."""
     write(server.url, ["pi0"], 20)
     env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_RELAY_FROM=server.url)
-    done = subprocess.run([sys.executable, "-m", "isstreamer", "relay", "--once"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "isstreamer", "relay", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert len(api.events_for("pi0")) == 20
 
 
 @pytest.mark.slow
 def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
-    tmp_path: Path, api: ApiServer,
+    tmp_path: Path,
+    api: ApiServer,
 ) -> None:
     """A relay logs no Redis password; a refused one ends it with exit 2 and a clear message."""
     require(REDIS_SERVER is not None, "redis-server is not on PATH (apt-get install redis-server)")
@@ -523,23 +633,34 @@ def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
 def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """An http:// source, a batch out of range or no source at all is exit 2."""
     for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):
-        done = subprocess.run([sys.executable, "-m", "isstreamer", "relay", *args],
-                              env=relay_env(api, tmp_path / "s"), capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "isstreamer", "relay", *args],
+            env=relay_env(api, tmp_path / "s"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2, done.stderr
 
 
 # ---- Redis Cluster -------------------------------------------------------------------------------
 
+
 def test_cluster_devices_across_slots_relayed_by_two_relays(
-    clean_cluster: Any, api: ApiServer, tmp_path: Path,
+    clean_cluster: Any,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """Buckets on all three nodes, two relays reading the cluster: each event arrives once."""
     buckets = [f"pi{i}" for i in range(9)]
     write(clean_cluster.url, buckets, 600)
     assert len({clean_cluster.node_for(f"isstreamer:{b}").port for b in buckets}) == 3
-    relays = [start_relay(api, tmp_path / f"spool{i}", clean_cluster.url, "--consumer", f"r{i}",
-                          "--batch", "300") for i in range(2)]
+    relays = [
+        start_relay(
+            api, tmp_path / f"spool{i}", clean_cluster.url, "--consumer", f"r{i}", "--batch", "300"
+        )
+        for i in range(2)
+    ]
     try:
         assert wait_for(delivered(api, clean_cluster.client(), buckets, 600), 60)
     finally:
@@ -550,7 +671,9 @@ def test_cluster_devices_across_slots_relayed_by_two_relays(
 
 
 def test_cluster_node_killed_while_relaying_then_back(
-    clean_cluster: Any, api: ApiServer, tmp_path: Path,
+    clean_cluster: Any,
+    api: ApiServer,
+    tmp_path: Path,
 ) -> None:
     """A node dies mid-relay: the other nodes' buckets keep flowing; back, its bucket completes."""
     buckets = [f"pi{i}" for i in range(6)]
@@ -564,14 +687,19 @@ def test_cluster_node_killed_while_relaying_then_back(
         assert wait_for(delivered(api, clean_cluster.client(), buckets, 300), 60)
         victim.kill()
         write(clean_cluster.url, others, 300, 300)  # devices on the live nodes go on
-        assert wait_for(lambda: all(len(api.events_for(b)) == 600 for b in others), 60), \
-            stderr_of(spool)
+        assert wait_for(lambda: all(len(api.events_for(b)) == 600 for b in others), 60), stderr_of(
+            spool
+        )
         victim.start()
         clean_cluster.wait_ok()
         write(clean_cluster.url, buckets, 300, 600)
-        assert wait_for(lambda: all(len(api.events_for(b)) == 900 for b in others)
-                        and all(len(api.events_for(b)) == 600 for b in on_victim), 60), \
-            stderr_of(spool)
+        assert wait_for(
+            lambda: (
+                all(len(api.events_for(b)) == 900 for b in others)
+                and all(len(api.events_for(b)) == 600 for b in on_victim)
+            ),
+            60,
+        ), stderr_of(spool)
     finally:
         assert stop(proc) == 0
     assert "streams unreadable" in stderr_of(spool)
@@ -581,4 +709,5 @@ def test_cluster_node_killed_while_relaying_then_back(
         assert Counter(pairs(api, bucket)) == expected(900)
     for bucket in on_victim:
         assert Counter(pairs(api, bucket)) == Counter(
-            (k, e) for k, _, e in device_events(300) + device_events(300, 600))
+            (k, e) for k, _, e in device_events(300) + device_events(300, 600)
+        )

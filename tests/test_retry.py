@@ -1,4 +1,5 @@
 """Retry policy: pure backoff functions and send_with_retry with an injected sleep."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -50,6 +51,7 @@ def never() -> bool:
 
 # ---- pure functions ---------------------------------------------------------------------
 
+
 def test_backoff_doubles_from_initial_wait() -> None:
     """Without jitter the waits are initial_wait, 2x, 4x ... ."""
     assert [backoff(NO_JITTER, n, rng_of(0.0)) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -83,19 +85,25 @@ def test_honour_retry_after_longer_wins() -> None:
 def test_honour_retry_after_is_capped() -> None:
     """A server asking for an hour is capped at max_retry_after."""
     policy = RetryPolicy(max_retry_after=120.0)
-    assert honour_retry_after(1.0, SendResult(Outcome.RETRY, 429, retry_after=3600.0), policy) == 120.0
+    assert (
+        honour_retry_after(1.0, SendResult(Outcome.RETRY, 429, retry_after=3600.0), policy) == 120.0
+    )
 
 
 def test_probe_interval_starts_at_probe_initial() -> None:
     """The first probe waits between probe_initial/2 and probe_initial."""
     policy = RetryPolicy(probe_initial=2.0, probe_max=60.0)
-    assert policy.probe_initial / 2 <= next_probe_interval(policy, 0.0, rng_of(0.0)) <= policy.probe_initial
+    assert (
+        policy.probe_initial / 2
+        <= next_probe_interval(policy, 0.0, rng_of(0.0))
+        <= policy.probe_initial
+    )
     assert next_probe_interval(policy, 0.0, rng_of(1.0)) == policy.probe_initial
 
 
 @pytest.mark.parametrize("r", [0.0, 0.3, 0.7, 1.0])
 def test_probe_interval_grows_to_probe_max_whatever_the_jitter(r: float) -> None:
-    """Fed back its own result, the interval keeps growing and ends between probe_max/2 and probe_max."""
+    """Fed its own result back, the interval grows and ends between probe_max/2 and probe_max."""
     policy = RetryPolicy(probe_initial=2.0, probe_max=60.0)
     intervals = []
     interval = 0.0
@@ -108,7 +116,7 @@ def test_probe_interval_grows_to_probe_max_whatever_the_jitter(r: float) -> None
 
 
 def test_probe_interval_jitter_bounds() -> None:
-    """Each interval lies within [grown/2, grown] of the doubled previous one, never above probe_max."""
+    """Each interval lies in [grown/2, grown] of the doubled previous one, never above probe_max."""
     policy = RetryPolicy(probe_initial=2.0, probe_max=60.0)
     for previous in (1.0, 4.0, 20.0, 45.0, 60.0):
         grown = min(policy.probe_max, previous * 2)
@@ -128,6 +136,7 @@ def test_probe_interval_real_rng_in_bounds() -> None:
 
 # ---- send_with_retry --------------------------------------------------------------------
 
+
 def test_ok_first_time_makes_one_call() -> None:
     """A healthy send is one call and no sleep."""
     send, sleep = Script(SENT), Sleeps()
@@ -139,7 +148,9 @@ def test_retry_twice_then_ok() -> None:
     """RETRY, RETRY, OK makes three calls with the computed backoff waits between them."""
     send, sleep = Script(RETRY, RETRY, SENT), Sleeps()
     retried: list = []
-    result = send_with_retry(send, NO_JITTER, sleep, never, on_retry=lambda r, w: retried.append((r, w)))
+    result = send_with_retry(
+        send, NO_JITTER, sleep, never, on_retry=lambda r, w: retried.append((r, w))
+    )
     assert result is SENT
     assert send.calls == 3
     assert sleep.waits == [0.5, 1.0]
@@ -199,10 +210,15 @@ def test_should_stop_before_retrying() -> None:
     assert send.calls == 1 and sleep.waits == []
 
 
-@pytest.mark.parametrize("result", [SendResult(Outcome.AUTH, 401, "refused"),
-                                    SendResult(Outcome.AUTH, 402, "cap"),
-                                    SendResult(Outcome.BAD, 400, "bad"),
-                                    SendResult(Outcome.TOO_LARGE, 413, "large")])
+@pytest.mark.parametrize(
+    "result",
+    [
+        SendResult(Outcome.AUTH, 401, "refused"),
+        SendResult(Outcome.AUTH, 402, "cap"),
+        SendResult(Outcome.BAD, 400, "bad"),
+        SendResult(Outcome.TOO_LARGE, 413, "large"),
+    ],
+)
 def test_non_retryable_outcomes_are_not_retried(result: SendResult) -> None:
     """AUTH, BAD and TOO_LARGE are returned after one call, without waiting."""
     send, sleep = Script(result, SENT), Sleeps()
@@ -228,7 +244,7 @@ def test_jittered_waits_within_bounds() -> None:
 
 
 def test_default_policy_values() -> None:
-    """The default policy retries a few times within about a minute and probes at most every minute."""
+    """The default policy retries a few times within about a minute, probes at most every minute."""
     policy = RetryPolicy()
     assert policy.attempts >= 2
     assert policy.max_wait <= 60 and policy.probe_max == 60.0
@@ -244,5 +260,7 @@ def test_long_retry_after_ends_the_retries() -> None:
         calls.append(1)
         return SendResult(Outcome.RETRY, 429, retry_after=120.0)
 
-    result = send_with_retry(send, RetryPolicy(attempts=4, max_inline_wait=30.0), sleeps.append, lambda: False)
+    result = send_with_retry(
+        send, RetryPolicy(attempts=4, max_inline_wait=30.0), sleeps.append, lambda: False
+    )
     assert result.retry_after == 120.0 and len(calls) == 1 and sleeps == []

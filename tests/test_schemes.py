@@ -1,4 +1,5 @@
 """The receivers' URL schemes, and which of them still need an access key setting."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,17 +11,20 @@ from isstreamer.errors import ConfigError
 from isstreamer.schemes import ALL, needs_access_key, prefixes, scheme_of
 
 
-@pytest.mark.parametrize(("url", "needed"), [
-    ("https://groker.init.st", True),
-    ("http://127.0.0.1:8080", True),
-    ("https://h/api?accessKey=ist_k3y&bucketKey=b", False),
-    ("https://h/api?bucketKey=b&accessKey=", True),
-    ("https://h/api?accesskey=not-the-name", True),
-    ("redis://:pw@h:6379/0", False),
-    ("redis+cluster://h:7000,h:7001/", False),
-    ("v3io+https://h/container/stream", True),
-    ("https://[unclosed/?accessKey=k", True),
-])
+@pytest.mark.parametrize(
+    ("url", "needed"),
+    [
+        ("https://groker.init.st", True),
+        ("http://127.0.0.1:8080", True),
+        ("https://h/api?accessKey=ist_k3y&bucketKey=b", False),
+        ("https://h/api?bucketKey=b&accessKey=", True),
+        ("https://h/api?accesskey=not-the-name", True),
+        ("redis://:pw@h:6379/0", False),
+        ("redis+cluster://h:7000,h:7001/", False),
+        ("v3io+https://h/container/stream", True),
+        ("https://[unclosed/?accessKey=k", True),
+    ],
+)
 def test_needs_access_key(url: str, needed: bool) -> None:
     """Redis URLs and an HTTP api_base holding ?accessKey= need no access_key setting."""
     assert needs_access_key(url) is needed
@@ -34,8 +38,12 @@ def test_scheme_of_and_prefixes() -> None:
 
 def test_streamer_takes_the_key_from_the_api_base(tmp_path: Path) -> None:
     """Streamer() with ?accessKey= in api_base and no access_key starts instead of raising."""
-    streamer = Streamer(api_base="http://127.0.0.1:9/?accessKey=k", bucket_key="b",
-                        spill_dir=str(tmp_path), ini_file_location=None)
+    streamer = Streamer(
+        api_base="http://127.0.0.1:9/?accessKey=k",
+        bucket_key="b",
+        spill_dir=str(tmp_path),
+        ini_file_location=None,
+    )
     try:
         assert "accessKey" not in repr(streamer)
     finally:

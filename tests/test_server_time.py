@@ -1,4 +1,5 @@
 """Server-requested waits: Retry-After and X-RateLimit-*, measured on the server's clock."""
+
 from __future__ import annotations
 
 import email.utils
@@ -36,9 +37,14 @@ def test_max_wait_is_the_retry_policy_cap() -> None:
     assert MAX_WAIT_S == RetryPolicy().max_retry_after == 600.0
 
 
-@pytest.mark.parametrize("text", [
-    "Thu, 01 Jan 2026 00:00:00 GMT", "Thursday, 01-Jan-26 00:00:00 GMT", "Thu Jan  1 00:00:00 2026",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thu, 01 Jan 2026 00:00:00 GMT",
+        "Thursday, 01-Jan-26 00:00:00 GMT",
+        "Thu Jan  1 00:00:00 2026",
+    ],
+)
 def test_http_date_formats(text: str) -> None:
     """All three HTTP-date forms of RFC 9110 parse to the same unix time."""
     assert http_date(text) == SERVER_NOW
@@ -63,10 +69,20 @@ def test_server_now_falls_back_to_a_believable_clock() -> None:
     assert server_now({}, clock=lambda: CLOCK_FLOOR_S - 1) is None
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, None), ("", None), ("5", 5.0), (" 2.5 ", 2.5), ("-3", 0.0), ("soon", None),
-    ("nan", None), ("inf", MAX_WAIT_S), ("86400", MAX_WAIT_S),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ("", None),
+        ("5", 5.0),
+        (" 2.5 ", 2.5),
+        ("-3", 0.0),
+        ("soon", None),
+        ("nan", None),
+        ("inf", MAX_WAIT_S),
+        ("86400", MAX_WAIT_S),
+    ],
+)
 def test_parse_retry_after_seconds(value: str | None, expected: float | None) -> None:
     """Delta-seconds need no clock; negative is 0, NaN and garbage are None, long is capped."""
     assert parse_retry_after(value, None) == expected
@@ -82,9 +98,13 @@ def test_parse_retry_after_date_is_measured_from_server_now() -> None:
 
 def test_rate_limit_wait_parsing() -> None:
     """Only Remaining 0 with a Reset asks for a wait; bad numbers are ignored."""
+
     def wait(remaining: str | None, reset: str | None, now: float | None = 1000.0) -> float | None:
-        headers = {k: v for k, v in (("X-RateLimit-Remaining", remaining),
-                                     ("X-RateLimit-Reset", reset)) if v is not None}
+        headers = {
+            k: v
+            for k, v in (("X-RateLimit-Remaining", remaining), ("X-RateLimit-Reset", reset))
+            if v is not None
+        }
         return rate_limit_wait(headers, now)
 
     assert wait("0", "1030") == 30.0
@@ -100,14 +120,18 @@ def test_rate_limit_wait_parsing() -> None:
 
 def test_device_clock_in_1970_does_not_become_a_hold_off() -> None:
     """Before NTP (clock at 1970), a reset 20 s away on the server's clock is 20 s, not 600."""
-    headers = {"Date": DATE, "X-RateLimit-Remaining": "0",
-               "X-RateLimit-Reset": str(int(SERVER_NOW) + 20)}
+    headers = {
+        "Date": DATE,
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(SERVER_NOW) + 20),
+    }
     assert requested_wait(headers, clock=in_1970) == 20.0
     assert requested_wait({"Date": DATE, "Retry-After": date(45)}, clock=in_1970) == 45.0
 
 
 def test_device_clock_far_ahead_does_not_skip_the_wait() -> None:
     """A device clock years ahead (a wrong RTC) still gets the server's wait, not 0."""
+
     def in_2040() -> float:
         return 2_208_988_800.0
 
@@ -117,13 +141,21 @@ def test_device_clock_far_ahead_does_not_skip_the_wait() -> None:
 def test_no_clock_to_believe() -> None:
     """No Date and a clock in 1970: absolute times give no wait; delta-seconds still do."""
     assert requested_wait({"Retry-After": date(45)}, clock=in_1970) is None
-    assert requested_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1767225700"},
-                          clock=in_1970) is None
+    assert (
+        requested_wait(
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1767225700"}, clock=in_1970
+        )
+        is None
+    )
     assert requested_wait({"Retry-After": "12"}, clock=in_1970) == 12.0
 
 
 def test_retry_after_wins_over_the_rate_limit() -> None:
     """When both are present, Retry-After is what the server asked for."""
-    headers = {"Date": DATE, "Retry-After": "3", "X-RateLimit-Remaining": "0",
-               "X-RateLimit-Reset": str(int(SERVER_NOW) + 50)}
+    headers = {
+        "Date": DATE,
+        "Retry-After": "3",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(SERVER_NOW) + 50),
+    }
     assert requested_wait(headers) == 3.0

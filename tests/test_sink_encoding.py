@@ -1,4 +1,4 @@
-"""The HTTP sink's fast path: its JSON body is exactly json.dumps's, its adapter keeps requests' behaviour."""
+"""The HTTP sink's fast path: JSON body exactly json.dumps's, adapter keeps requests' behaviour."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ SAMPLES = [
 
 
 def test_identical_to_json_dumps_on_edge_cases() -> None:
-    """Quotes, escapes, unicode, bool/int/float edge values and subclasses encode byte for byte as json.dumps."""
+    """Quotes, escapes, unicode, bool/int/float edges, subclasses: byte for byte as json.dumps."""
     assert encode_events(SAMPLES) == reference(SAMPLES)
     for sample in SAMPLES:
         assert encode_events([sample]) == reference([sample])
@@ -156,8 +156,9 @@ class Unprintable:
         (("bad", Unprintable(), 1.0), "TypeError"),
     ],
 )
-def test_unencodable_event_is_named_not_raised(api_server: ApiServer, access_key: str,
-                                               bad: tuple, reason: str) -> None:
+def test_unencodable_event_is_named_not_raised(
+    api_server: ApiServer, access_key: str, bad: tuple, reason: str
+) -> None:
     """A batch with one value the encoder refuses is BAD, naming that event; nothing is sent."""
     sink = InitialStateSink(api_server.url, access_key)
     batch = [("a", 1, 1.0), ("b", 2.5, 2.0), bad, ("c", "x", 3.0)]
@@ -216,8 +217,9 @@ def test_kept_alive_post_needs_a_connected_pool(api_server: ApiServer, access_ke
     assert len({r.conn for r in api_server.requests}) == 1
 
 
-def test_plain_http_proxy_goes_through_the_adapter(api_server: ApiServer, access_key: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_http_proxy_goes_through_the_adapter(
+    api_server: ApiServer, access_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through a plain-HTTP proxy (absolute request line, proxy headers) every request takes
     HTTPAdapter.send, and the events still arrive through the proxy."""
     monkeypatch.setenv("HTTP_PROXY", api_server.url)  # the local server plays the proxy
@@ -228,8 +230,12 @@ def test_plain_http_proxy_goes_through_the_adapter(api_server: ApiServer, access
         for _ in range(3):
             assert sink.send(Bucket("b"), SAMPLES[:2]).ok
         body = encode_events(SAMPLES[:2])
-        assert lean.post_kept_alive(_events_request(sink), body, 5.0, sink._verify(), None,
-                                    sink._proxies) is None
+        assert (
+            lean.post_kept_alive(
+                _events_request(sink), body, 5.0, sink._verify(), None, sink._proxies
+            )
+            is None
+        )
     finally:
         sink.close()
     assert len(api_server.events) == 6
@@ -251,8 +257,9 @@ def test_connection_close_answer_reconnects(api_server: ApiServer, access_key: s
     assert conns[0] == conns[1] == conns[2] != conns[3]
 
 
-def test_large_batch_arrives_whole_on_the_kept_alive_path(api_server: ApiServer,
-                                                          access_key: str) -> None:
+def test_large_batch_arrives_whole_on_the_kept_alive_path(
+    api_server: ApiServer, access_key: str
+) -> None:
     """A body larger than the one-write limit (head and body written apart) arrives intact."""
     batch = [(f"k{i % 20}", i + 0.25, 1700000000.0 + i) for i in range(5000)]
     sink = InitialStateSink(api_server.url, access_key)
@@ -265,8 +272,9 @@ def test_large_batch_arrives_whole_on_the_kept_alive_path(api_server: ApiServer,
     assert api_server.requests[-1].body == reference(batch)
 
 
-def test_error_answer_on_the_kept_alive_path_keeps_its_details(api_server: ApiServer,
-                                                               access_key: str) -> None:
+def test_error_answer_on_the_kept_alive_path_keeps_its_details(
+    api_server: ApiServer, access_key: str
+) -> None:
     """A 503 read by the fast path gives the same outcome, message and Retry-After as send()."""
     sink = InitialStateSink(api_server.url, access_key)
     try:

@@ -1,4 +1,5 @@
 """Spill files: durable writes, naming, claiming, release, stale claims, quarantine, quota."""
+
 from __future__ import annotations
 
 import fcntl
@@ -35,8 +36,12 @@ from isstreamer.spool.selection import Selection
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
 BUCKET = Bucket("bucket-key", "Bucket Name")
-EVENTS = [("temp", 21.5, 1700000000.25), ("on", True, 1700000001.0), ("n", 3, 1700000002.0),
-          ("s", "text, with comma", 1700000003.0)]
+EVENTS = [
+    ("temp", 21.5, 1700000000.25),
+    ("on", True, 1700000001.0),
+    ("n", 3, 1700000002.0),
+    ("s", "text, with comma", 1700000003.0),
+]
 SINK = "http://127.0.0.1:9/api"
 NAME = re.compile(r"^s(\d{20})-(\d{8}T\d{6}\.\d{6})-[0-9a-f]{12}-n(\d+)\.json$")
 
@@ -73,6 +78,7 @@ def make_claim(path: Path, pid: int, token: str = "deadbeef") -> Path:
 
 
 # ---- writing ----------------------------------------------------------------------------
+
 
 def test_write_creates_private_dir_and_file(spool: Spool) -> None:
     """The spool dir is 0700 and each file 0600, whatever the umask."""
@@ -138,15 +144,28 @@ def test_old_names_sort_before_new_ones(spool: Spool) -> None:
 
 def test_file_content(spool: Spool) -> None:
     """The file holds format, id, created, sink, bucket, attempts, last_error, clocks, events."""
-    path = spool.write(BUCKET, EVENTS, sink=SINK, attempts=3, last_error="503 Service Unavailable",
-                       created=1700000000.5, batch_id="abc123")
+    path = spool.write(
+        BUCKET,
+        EVENTS,
+        sink=SINK,
+        attempts=3,
+        last_error="503 Service Unavailable",
+        created=1700000000.5,
+        batch_id="abc123",
+    )
     doc = json.loads(path.read_bytes())
     offset = doc.pop("wall_minus_monotonic")
     assert abs(offset - (time.time() - time.monotonic())) < 60
     assert doc == {
-        "format": FORMAT_VERSION, "id": "abc123", "created": 1700000000.5, "sink": SINK,
-        "bucket_key": "bucket-key", "bucket_name": "Bucket Name", "attempts": 3,
-        "last_error": "503 Service Unavailable", "boot_id": BOOT_ID,
+        "format": FORMAT_VERSION,
+        "id": "abc123",
+        "created": 1700000000.5,
+        "sink": SINK,
+        "bucket_key": "bucket-key",
+        "bucket_name": "Bucket Name",
+        "attempts": 3,
+        "last_error": "503 Service Unavailable",
+        "boot_id": BOOT_ID,
         "events": [list(e) for e in EVENTS],
     }
     assert list(json.loads(path.read_bytes()))[-1] == "events"  # last, for the streaming reader
@@ -200,6 +219,7 @@ def test_round_trip_keeps_types(spool: Spool) -> None:
 
 # ---- listing and usage ------------------------------------------------------------------
 
+
 def test_files_oldest_first_and_ignores_others(spool: Spool) -> None:
     """files() lists only unclaimed spill files, oldest first."""
     older = spool.write(BUCKET, EVENTS, sink=SINK, created=1700000100.0)
@@ -229,6 +249,7 @@ def test_usage_counts_claimed_but_not_quarantined(spool: Spool) -> None:
 
 
 # ---- claiming ---------------------------------------------------------------------------
+
 
 def test_claim_renames_and_second_claim_gets_none(spool: Spool, tmp_path: Path) -> None:
     """A claimed file leaves the listing; claiming it again (here or elsewhere) returns None."""
@@ -359,8 +380,10 @@ def test_release_own_claims(spool: Spool) -> None:
 
 # ---- quarantine and corrupt files -------------------------------------------------------
 
-def test_quarantine_moves_file_and_writes_reason(spool: Spool,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+
+def test_quarantine_moves_file_and_writes_reason(
+    spool: Spool, caplog: pytest.LogCaptureFixture
+) -> None:
     """quarantine() moves a claimed file to quarantine/ by its name, with a .reason, and logs it."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
@@ -387,13 +410,23 @@ def test_quarantine_batch_writes_straight_to_quarantine(spool: Spool) -> None:
     assert spool.files() == []
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x00\xffgarbage", b"{not json", b"[]", b"null", b'{"format": 2, "events": []}',
-    b'{"format": 1}',
-    b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", "events": [["k", 1]]}',
-    b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", "events": 5}',
-    b'{"format": 1, "id": "x", "created": "later", "sink": "s", "bucket_key": "b", "events": []}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\xffgarbage",
+        b"{not json",
+        b"[]",
+        b"null",
+        b'{"format": 2, "events": []}',
+        b'{"format": 1}',
+        b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b",'
+        b' "events": [["k", 1]]}',
+        b'{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", "events": 5}',
+        b'{"format": 1, "id": "x", "created": "later", "sink": "s", "bucket_key": "b",'
+        b' "events": []}',
+    ],
+)
 def test_decode_garbage_raises_corrupt(data: bytes) -> None:
     """Anything that is not a valid spill document raises CorruptSpillFile, never another error."""
     with pytest.raises(CorruptSpillFile):
@@ -403,8 +436,10 @@ def test_decode_garbage_raises_corrupt(data: bytes) -> None:
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "null", '{"a": 1}', "[1, 2]"])
 def test_decode_rejects_values_that_cannot_be_sent(value: str) -> None:
     """A value no receiver accepts (NaN, null, objects) makes the file corrupt (quarantined)."""
-    data = ('{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", '
-            f'"events": [["ok", 1, 1.0], ["k", {value}, 2.0]]}}').encode()
+    data = (
+        '{"format": 1, "id": "x", "created": 1, "sink": "s", "bucket_key": "b", '
+        f'"events": [["ok", 1, 1.0], ["k", {value}, 2.0]]}}'
+    ).encode()
     with pytest.raises(CorruptSpillFile):
         decode_batch(Path("x.json"), data)
 
@@ -437,13 +472,15 @@ def test_encode_rejects_nan() -> None:
 
 # ---- quota ------------------------------------------------------------------------------
 
+
 def test_quota_evicts_oldest_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Past max_bytes the oldest go first; on_evict gets (files, events); a warning counts it."""
     evicted: list[tuple[int, int]] = []
     probe = Spool(tmp_path / "probe").write(BUCKET, EVENTS, sink=SINK, created=1000.0)
     size = probe.stat().st_size
-    spool = Spool(tmp_path / "spool", max_bytes=4 * size - 10,
-                  on_evict=lambda f, e: evicted.append((f, e)))
+    spool = Spool(
+        tmp_path / "spool", max_bytes=4 * size - 10, on_evict=lambda f, e: evicted.append((f, e))
+    )
     paths = [spool.write(BUCKET, EVENTS, sink=SINK, created=1000.0 + i) for i in range(3)]
     assert evicted == [] and spool.files() == paths
     with caplog.at_level(logging.WARNING, logger="isstreamer"):
@@ -463,7 +500,7 @@ def test_quota_evicts_several_and_counts_their_events(tmp_path: Path) -> None:
     probe = Spool(tmp_path / "probe").write(BUCKET, big_events, sink=SINK, created=100.0)
     big_size = probe.stat().st_size
     spool = Spool(tmp_path / "spool", max_bytes=10**9, on_evict=lambda f, e: evicted.append((f, e)))
-    small = [spool.write(BUCKET, EVENTS[:i + 1], sink=SINK, created=10.0 + i) for i in range(3)]
+    small = [spool.write(BUCKET, EVENTS[: i + 1], sink=SINK, created=10.0 + i) for i in range(3)]
     spool.max_bytes = big_size + small[2].stat().st_size  # room for the big one and the newest
     big = spool.write(BUCKET, big_events, sink=SINK, created=100.0)
     assert evicted == [(2, 1 + 2)]
@@ -490,21 +527,28 @@ def test_quota_counts_files_already_on_disk(tmp_path: Path) -> None:
     size = existing[0].stat().st_size
     evicted: list[tuple[int, int]] = []
     # (sizes differ by a byte or two with wall_minus_monotonic: room for 3 files, never for 4)
-    spool = Spool(tmp_path / "spool", max_bytes=3 * size + 20,
-                  on_evict=lambda f, e: evicted.append((f, e)))
+    spool = Spool(
+        tmp_path / "spool", max_bytes=3 * size + 20, on_evict=lambda f, e: evicted.append((f, e))
+    )
     spool.write(BUCKET, EVENTS, sink=SINK, created=4.0)  # about the size of the others
     assert evicted == [(1, len(EVENTS))] and not existing[0].exists() and existing[1].exists()
 
 
 # ---- hostile directories and files ------------------------------------------------------
 
+
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs mounted for the test (tests run as root), unmounted after it."""
     mountpoint = tmp_path / "tiny"
     mountpoint.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                       str(mountpoint)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
     try:
         yield mountpoint
@@ -621,7 +665,8 @@ def test_disk_full_leaves_no_temp_or_truncated_files(tiny_tmpfs: Path) -> None:
 
 
 def test_read_only_spool_never_raises_out_of_listing_or_claims(
-        tiny_tmpfs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tiny_tmpfs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A read-only spool: listing, claiming, tidying never raise; Spool.error says why, once."""
     path = Spool(tiny_tmpfs / "spool").write(BUCKET, EVENTS, sink=SINK)
     remount_read_only(tiny_tmpfs)
@@ -654,24 +699,50 @@ def test_unreadable_spool_never_raises(tmp_path: Path) -> None:
             "assert s.claim(Path(sys.argv[1]) / 'x.json') is None\n"
             "print(s.error)\n"
         )
-        out = subprocess.run([sys.executable, "-c", code, str(base / "spool")],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(base / "spool")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         shutil.rmtree(base)
     assert out.returncode == 0, out.stderr
     assert "Permission denied" in out.stdout
 
 
-@pytest.mark.parametrize("member", [
-    '"created": NaN', '"created": 1e300', '"created": -5', '"created": "x"', '"created": true',
-    '"attempts": -1', '"attempts": "3"', '"attempts": 1.5', '"bucket_key": 5', '"id": null',
-    '"sink": []', '"last_error": {}', '"boot_id": 7', '"wall_minus_monotonic": "x"',
-    '"wall_minus_monotonic": Infinity',
-])
+@pytest.mark.parametrize(
+    "member",
+    [
+        '"created": NaN',
+        '"created": 1e300',
+        '"created": -5',
+        '"created": "x"',
+        '"created": true',
+        '"attempts": -1',
+        '"attempts": "3"',
+        '"attempts": 1.5',
+        '"bucket_key": 5',
+        '"id": null',
+        '"sink": []',
+        '"last_error": {}',
+        '"boot_id": 7',
+        '"wall_minus_monotonic": "x"',
+        '"wall_minus_monotonic": Infinity',
+    ],
+)
 def test_impossible_metadata_is_corrupt(spool: Spool, member: str) -> None:
     """Impossible metadata makes a file CorruptSpillFile (so it is quarantined), never a crash."""
-    doc = {"format": 1, "id": "x", "created": 1.0, "sink": "s", "bucket_key": "b", "attempts": 0,
-           "last_error": "", "boot_id": ""}
+    doc = {
+        "format": 1,
+        "id": "x",
+        "created": 1.0,
+        "sink": "s",
+        "bucket_key": "b",
+        "attempts": 0,
+        "last_error": "",
+        "boot_id": "",
+    }
     name, value = member.split(": ", 1)
     text = json.dumps(doc)[:-1] + f", {name}: {value}, " + '"events": [["k", 1, 1.0]]}'
     path = spool.directory / "s00000000000000000001-20230101T000000.000000-abc-n1.json"
@@ -718,10 +789,14 @@ sys.stdin.readline()
 """
 
 
-def start_holder(spool: Spool, *extra: str) -> "tuple[subprocess.Popen, Path]":
+def start_holder(spool: Spool, *extra: str) -> tuple[subprocess.Popen, Path]:
     """A process (with a wall clock two hours ahead) that claims the first file and holds it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(spool.directory), *extra],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(spool.directory), *extra],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
     assert line, "the holder process did not claim the file"
@@ -770,8 +845,9 @@ spool.write(Bucket("b"), [("k", i, 1700000000.0 + i) for i in range(2500)], sink
 
 def test_kill_between_write_and_rename_is_recovered(spool: Spool) -> None:
     """A temp file written in full by a process killed -9 before its rename is recovered."""
-    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_RENAME, str(spool.directory)],
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_RENAME, str(spool.directory)], timeout=60
+    )
     assert proc.returncode == -9
     [tmp] = [n for n in os.listdir(spool.directory) if n.endswith(".tmp")]
     fresh = Spool(spool.directory)
@@ -806,8 +882,10 @@ def test_stale_temp_files_swept_at_start(spool: Spool) -> None:
 
 # ---- huge files -------------------------------------------------------------------------
 
-def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_huge_file_is_split_and_loaded_in_parts(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file over the limit is split into parts in its place in line; each event once, in order."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 300)
     monkeypatch.setattr(spool_split, "PART_BYTES", 1 << 20)
@@ -832,13 +910,13 @@ def test_huge_file_is_split_and_loaded_in_parts(spool: Spool,
     assert seen == events and spool.files() == [later]
 
 
-def test_split_parts_of_a_selected_file_stay_selected(monkeypatch: pytest.MonkeyPatch,
-                                                       tmp_path: Path) -> None:
+def test_split_parts_of_a_selected_file_stay_selected(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The parts a selected huge file is split into are selected too; its neighbour is not."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 10)
     directory = tmp_path / "selected"
-    big = Spool(directory).write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)],
-                                 sink=SINK)
+    big = Spool(directory).write(BUCKET, [("k", i, 1700000000.0 + i) for i in range(35)], sink=SINK)
     other = Spool(directory).write(BUCKET, EVENTS, sink=SINK)
     chosen = Spool(directory, select=Selection({big.name}))
     assert chosen.files() == [big]
@@ -849,8 +927,9 @@ def test_split_parts_of_a_selected_file_stay_selected(monkeypatch: pytest.Monkey
     assert other not in chosen.files() and other in Spool(directory).files()
 
 
-def test_huge_file_with_a_bad_event_is_quarantined_whole(spool: Spool,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_file_with_a_bad_event_is_quarantined_whole(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bad event late in a huge file leaves no parts: the load fails, the file is quarantined."""
     monkeypatch.setattr(spool_split, "LOAD_MAX_EVENTS", 100)
     events = [("k", i, 1700000000.0 + i) for i in range(500)]
@@ -893,8 +972,12 @@ def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
         fh.write('{"format":1,"id":"x","created":1.0,"sink":"s","bucket_key":"b","events":[')
         fh.write(",".join(f'["key{i % 20}",{i * 0.5},{1700000000 + i}]' for i in range(300_000)))
         fh.write("]}")
-    out = subprocess.run([sys.executable, "-c", MEMORY, str(spool.directory)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY, str(spool.directory)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["events"] == 300_000
@@ -902,6 +985,7 @@ def test_replaying_a_huge_file_takes_bounded_memory(spool: Spool) -> None:
 
 
 # ---- selections -------------------------------------------------------------------------
+
 
 def test_selection_follows_a_file_rewritten_on_release(tmp_path: Path) -> None:
     """A selected file given back with fewer events is listed under its new name; others never."""
@@ -945,7 +1029,8 @@ def test_selection_counts_selected_files_set_aside_unread(tmp_path: Path) -> Non
 
 
 def test_a_spool_directory_from_settings_may_start_with_a_tilde(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Spool("~/spool") is the spool in the home directory, as an ini file would write it."""
     monkeypatch.setenv("HOME", str(tmp_path))
     spool = Spool("~/spool")

@@ -1,4 +1,5 @@
 """The public Streamer API against the real local events server."""
+
 from __future__ import annotations
 
 import collections
@@ -98,8 +99,18 @@ def test_log_object_shapes(make, api_server):
     streamer.log_object(psutil.virtual_memory(), key_prefix="mem", epoch=1_700_000_000)
     assert streamer.flush(5)
     got = {e["key"]: e for e in api_server.events}
-    for key, value in {"dict_a": 1, "dict_nested_b": 2, "list_0": 10, "list_1": 20, "Point_x": 1,
-                       "Point_y": 2, "temp": 20.5, "ok": True, "s_level": 7, "s_name": "probe"}.items():
+    for key, value in {
+        "dict_a": 1,
+        "dict_nested_b": 2,
+        "list_0": 10,
+        "list_1": 20,
+        "Point_x": 1,
+        "Point_y": 2,
+        "temp": 20.5,
+        "ok": True,
+        "s_level": 7,
+        "s_name": "probe",
+    }.items():
         assert got[key]["value"] == value, key
     assert "s__secret" not in got
     assert {"mem_total", "mem_available", "mem_percent"} <= set(got)
@@ -199,14 +210,22 @@ def test_close_is_idempotent_and_log_after_close_reopens(make, api_server, caplo
 
 def test_log_after_close_is_delivered_at_exit(api_server, access_key, tmp_path):
     """A program that logs after close() and never closes again still delivers at exit."""
-    subprocess.run([sys.executable, "-c", f"""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"""
 from isstreamer import Streamer
 s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key="b",
              spill_dir={str(tmp_path / "spool")!r})
 s.log("before", 1)
 s.close()
 s.log("after", 2)
-"""], check=True, timeout=60)
+""",
+        ],
+        check=True,
+        timeout=60,
+    )
     assert [e["key"] for e in api_server.events] == ["before", "after"]
 
 
@@ -252,8 +271,13 @@ def test_object_with_async_send_is_awaited_and_failures_spill(tmp_path):
             self.closed = True
 
     sink = AsyncSink()
-    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=5,
-                        retry_policy=RetryPolicy(attempts=1, probe_initial=60))
+    streamer = Streamer(
+        sink=sink,
+        bucket_key="b",
+        spill_dir=str(tmp_path),
+        buffer_size=5,
+        retry_policy=RetryPolicy(attempts=1, probe_initial=60),
+    )
     for i in range(5):
         streamer.log("k", i)
     assert streamer.flush(5)
@@ -361,9 +385,11 @@ def test_no_access_key_is_a_clear_error(api_server):
 def test_ini_file_configures_everything(api_server, access_key, tmp_path):
     """An ISStreamer ini file (plus new keys) is enough to stream."""
     ini = tmp_path / "isstreamer.ini"
-    ini.write_text(f"[isstreamer.client_config]\naccess_key = {access_key}\ndefault_bucket = From Ini\n"
-                   f"bucket_key = ini_bucket\nbuffer_size = 3\n[isstreamer.api_config]\n"
-                   f"stream_api_base = {api_server.url}\n")
+    ini.write_text(
+        f"[isstreamer.client_config]\naccess_key = {access_key}\ndefault_bucket = From Ini\n"
+        f"bucket_key = ini_bucket\nbuffer_size = 3\n[isstreamer.api_config]\n"
+        f"stream_api_base = {api_server.url}\n"
+    )
     with Streamer(ini_file_location=str(ini)) as streamer:
         assert streamer.BufferSize == 3
         streamer.log("a", 1)
@@ -380,7 +406,13 @@ def test_offline_mode_appends_csv(tmp_path):
             streamer.log("k", run, epoch=1000 + run)
             streamer.log("on", True, epoch=1000)
     lines = (tmp_path / "readings.csv").read_text().splitlines()
-    assert lines == ["epoch,key,value", "1000.0,k,0", "1000.0,on,true", "1001.0,k,1", "1000.0,on,true"]
+    assert lines == [
+        "epoch,key,value",
+        "1000.0,k,0",
+        "1000.0,on,true",
+        "1001.0,k,1",
+        "1000.0,on,true",
+    ]
 
 
 def test_sync_mode_sends_on_callers_thread(make, api_server):
@@ -402,7 +434,9 @@ def test_callable_sink(tmp_path):
     assert got[0]["key"] == "k" and got[0]["value"] == 1
 
 
-def test_access_key_never_logged_at_highest_debug_level(make, api_server, access_key, caplog, capfd):
+def test_access_key_never_logged_at_highest_debug_level(
+    make, api_server, access_key, caplog, capfd
+):
     """At debug_level 3 neither logs nor output contain the access key, even on 401."""
     api_server.fail(401, times=None)
     with caplog.at_level(logging.DEBUG, logger="isstreamer"):
@@ -419,16 +453,31 @@ def test_access_key_never_logged_at_highest_debug_level(make, api_server, access
 def test_stats_has_every_counter(make):
     """stats() has the counters and gauges docs/architecture.md lists."""
     stats = make().stats()
-    assert set(stats) >= {"logged", "invalid", "queued", "sent", "batches", "retried", "spilled", "replayed",
-                          "quarantined", "dropped", "spool_files", "spool_bytes", "last_error"}
+    assert set(stats) >= {
+        "logged",
+        "invalid",
+        "queued",
+        "sent",
+        "batches",
+        "retried",
+        "spilled",
+        "replayed",
+        "quarantined",
+        "dropped",
+        "spool_files",
+        "spool_bytes",
+        "last_error",
+    }
 
 
 def test_atexit_closes_forgotten_streamer(api_server, access_key, tmp_path):
     """A program that never calls close() still delivers at exit."""
-    code = (f"from isstreamer import Streamer\n"
-            f"s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b', "
-            f"buffer_size=100, flush_interval=60, spill_dir={str(tmp_path / 'spool')!r})\n"
-            f"for i in range(7): s.log('k', i)\n")
+    code = (
+        f"from isstreamer import Streamer\n"
+        f"s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b', "
+        f"buffer_size=100, flush_interval=60, spill_dir={str(tmp_path / 'spool')!r})\n"
+        f"for i in range(7): s.log('k', i)\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert api_server.wait_for_events(7, timeout=5)
 
@@ -559,26 +608,35 @@ def test_epoch_as_text_is_delivered(make, api_server):
 
 def _child(code: str, api_server) -> subprocess.CompletedProcess:
     code = "import logging, sys\nfrom isstreamer import Streamer\n" + code
-    return subprocess.run([sys.executable, "-c", code, api_server.url], capture_output=True,
-                          text=True, timeout=60, check=True)
+    return subprocess.run(
+        [sys.executable, "-c", code, api_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def test_debug_level_1_logs_each_batch_at_info_without_the_key(api_server, access_key):
     """A program without logging setup sees one INFO line per batch (size, bucket), no key."""
-    out = _child(f"""
+    out = _child(
+        f"""
 s = Streamer(bucket_key="pi", bucket_name="Pi", access_key={access_key!r}, api_base=sys.argv[1],
              debug_level=1, buffer_size=2)
 s.log("a", 1); s.log("b", 2)
 assert s.flush(10)
 s.close()
-""", api_server)
+""",
+        api_server,
+    )
     assert "sent 2 events to bucket 'pi' (Pi)" in out.stderr
     assert access_key not in out.stderr + out.stdout
 
 
 def test_debug_level_never_overrides_the_applications_logging(api_server, access_key):
     """After basicConfig(level=DEBUG) the library's debug lines show whatever debug_level is."""
-    out = _child(f"""
+    out = _child(
+        f"""
 logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(message)s")
 for level in (0, 1):
     s = Streamer(bucket_key="pi", access_key={access_key!r}, api_base=sys.argv[1],
@@ -587,6 +645,8 @@ for level in (0, 1):
     assert logging.getLogger("isstreamer").handlers == []
     s.log("a", 1)
     assert s.close(10)
-""", api_server)
+""",
+        api_server,
+    )
     assert out.stderr.count("DEBUG streaming to") == 2
     assert out.stderr.count("INFO sent 1 events") == 2

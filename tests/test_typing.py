@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GOOD = '''
+GOOD = """
 from __future__ import annotations
 
 import asyncio
@@ -44,10 +44,10 @@ async def amain() -> bool:
     async with Streamer(bucket_key="b", offline=True) as s:
         s.log("x", True)
         return await s.aflush(1.0) and await s.aclose(1.0)
-'''
+"""
 
 # Each line is a mistake the annotations must catch.
-BAD = '''
+BAD = """
 from isstreamer import Streamer
 
 s = Streamer(bucket_key="b", offline=True)
@@ -58,7 +58,7 @@ s.stats()["snet"]
 s.flush("soon")
 s.BufferSize = "10"
 x: str = s.stats()["sent"]
-'''
+"""
 
 
 def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
@@ -67,9 +67,23 @@ def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MYPYPATH=str(ROOT))
     # follow-imports=silent: as for an installed package, only the user's code is reported.
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent",
-         "--cache-dir", str(tmp_path / "cache"), str(program)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--follow-imports=silent",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
 
 
 def test_mypy_accepts_a_typical_user_program(tmp_path: Path) -> None:
@@ -83,6 +97,9 @@ def test_mypy_catches_wrong_arguments(tmp_path: Path) -> None:
     """None or a list as value, a list as epoch, a misspelt stats key: each is a type error."""
     pytest.importorskip("mypy")
     out = _mypy(tmp_path, BAD)
-    flagged = {int(line.split(":")[1]) for line in out.stdout.splitlines()
-               if "user_program.py:" in line and ": error:" in line}
+    flagged = {
+        int(line.split(":")[1])
+        for line in out.stdout.splitlines()
+        if "user_program.py:" in line and ": error:" in line
+    }
     assert flagged == set(range(5, 12)), out.stdout

@@ -37,8 +37,10 @@ QUICK = RetryPolicy(attempts=50, initial_wait=0.0, max_wait=0.0, jitter=0.0)
 
 def events(n: int, keys: int = 7, start: int = 0) -> list[tuple]:
     """n events with distinct epochs and values of every type."""
-    return [(f"sensor{i % keys}", VALUES[i % len(VALUES)], NOW + i / 1000)
-            for i in range(start, start + n)]
+    return [
+        (f"sensor{i % keys}", VALUES[i % len(VALUES)], NOW + i / 1000)
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -119,8 +121,9 @@ def test_sdk_reads_what_the_sink_wrote(server: V3ioServer, make_sink: Any) -> No
         seen = []
         for shard in range(client.stream.describe("users", "/telemetry").output.shard_count):
             location = client.stream.seek("users", "/telemetry", shard, "EARLIEST").output.location
-            for record in client.stream.get_records("users", "/telemetry", shard,
-                                                    location).output.records:
+            for record in client.stream.get_records(
+                "users", "/telemetry", shard, location
+            ).output.records:
                 seen.append(json.loads(record.data))
     finally:
         client.close()
@@ -142,8 +145,12 @@ def test_request_format(server: V3ioServer, make_sink: Any) -> None:
     records = json.loads(call.body)["Records"]
     assert set(records[0]) == {"Data", "PartitionKey"}
     assert json.loads(base64.b64decode(records[2]["Data"])) == {
-        "key": "sensor2", "value": "on", "epoch": NOW + 0.002, "bucketKey": "pi-1",
-        "bucketName": "pi-1"}
+        "key": "sensor2",
+        "value": "on",
+        "epoch": NOW + 0.002,
+        "bucketKey": "pi-1",
+        "bucketName": "pi-1",
+    }
 
 
 def test_values_keep_their_json_types(server: V3ioServer, make_sink: Any) -> None:
@@ -169,9 +176,27 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[V3ioServer, Path]]:
     """An HTTPS emulator with a self-signed certificate for 127.0.0.1, and that certificate."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
-         "-out", str(cert)], capture_output=True, check=False)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -192,9 +217,9 @@ def test_tls_certificates_are_verified(tls_server: tuple[V3ioServer, Path], make
     assert server.count() == 2
 
 
-def test_a_ca_bundle_from_the_environment_is_trusted(tls_server: tuple[V3ioServer, Path],
-                                                     make_sink: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ca_bundle_from_the_environment_is_trusted(
+    tls_server: tuple[V3ioServer, Path], make_sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """REQUESTS_CA_BUNDLE names the CA of a platform with its own certificates, as for requests."""
     server, cert = tls_server
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
@@ -215,14 +240,17 @@ def test_the_sdk_does_not_check_certificates(tls_server: tuple[V3ioServer, Path]
     assert server.count() == 1
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("v3io+https://host/container-only", "container and a stream path"),
-    ("v3io+https:///users/s", "with a host"),
-    ("v3io+https://host/users/s?partition=random", "partition must be one of"),
-    ("v3io+https://host/users/s?shard=-1", "shard must be a whole number"),
-    ("v3io+https://host/users/s?shards=0", "shards must be a whole number"),
-    ("v3io+https://host/users/s?colour=red", "unknown option colour"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("v3io+https://host/container-only", "container and a stream path"),
+        ("v3io+https:///users/s", "with a host"),
+        ("v3io+https://host/users/s?partition=random", "partition must be one of"),
+        ("v3io+https://host/users/s?shard=-1", "shard must be a whole number"),
+        ("v3io+https://host/users/s?shards=0", "shards must be a whole number"),
+        ("v3io+https://host/users/s?colour=red", "unknown option colour"),
+    ],
+)
 def test_bad_urls_are_config_errors(url: str, problem: str) -> None:
     """A URL the sink cannot use is a ConfigError saying what is wrong."""
     with pytest.raises(ConfigError, match=problem):
@@ -303,11 +331,16 @@ def test_partition_none_and_fixed_shard(server: V3ioServer, make_sink: Any) -> N
     assert make_sink(server.api_base(query="partition=none")).send(Bucket("pi-1"), events(8)).ok
     assert {r["_partition"] for r in server.records()} == {None}
     assert len({r["_shard"] for r in server.records()}) > 1  # the platform spreads them
-    assert make_sink(server.api_base("users", "pinned", "shard=2")).send(
-        Bucket("pi-1"), events(1)).outcome is Outcome.AUTH  # no such stream yet
+    assert (
+        make_sink(server.api_base("users", "pinned", "shard=2"))
+        .send(Bucket("pi-1"), events(1))
+        .outcome
+        is Outcome.AUTH
+    )  # no such stream yet
     server.create(stream="pinned", shards=3)
-    assert make_sink(server.api_base("users", "pinned", "shard=2")).send(
-        Bucket("pi-1"), events(9)).ok
+    assert (
+        make_sink(server.api_base("users", "pinned", "shard=2")).send(Bucket("pi-1"), events(9)).ok
+    )
     assert {r["_shard"] for r in server.records(stream="pinned")} == {2}
     assert "ShardId" in json.loads(server.calls()[-1].body)["Records"][0]
 
@@ -341,13 +374,17 @@ def test_resending_only_the_failed_stores_every_event_once(make_sink: Any) -> No
 
 
 def test_a_later_request_failing_reports_the_rest_as_not_stored(
-        server: V3ioServer, make_sink: Any) -> None:
+    server: V3ioServer, make_sink: Any
+) -> None:
     """1000 stored, then 503: failed is every index from 1000 on, with the 503's outcome."""
     server.delay(0.0, path=PUT_RECORDS)  # the first request is answered as usual
     server.fail(503, path=PUT_RECORDS)
     result = make_sink(server.api_base()).send(Bucket("pi-1"), events(2500))
     assert result.outcome is Outcome.RETRY and result.status == 503
-    assert result.failed == tuple(range(1000, 2500)) and "1500 of 2500 records not stored: 503" in result.message
+    assert (
+        result.failed == tuple(range(1000, 2500))
+        and "1500 of 2500 records not stored: 503" in result.message
+    )
     assert server.count() == 1000 and len(server.calls()) == 2  # the third request not tried
 
 
@@ -375,8 +412,9 @@ def test_an_unreadable_answer_resends_the_whole_request(server: V3ioServer, make
 # ---- service failures ---------------------------------------------------------------------------
 
 
-def test_wrong_key_is_auth_and_never_shown(server: V3ioServer, make_sink: Any,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_key_is_auth_and_never_shown(
+    server: V3ioServer, make_sink: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """401 is AUTH with the key redacted in the message, the repr and the log."""
     caplog.set_level(logging.DEBUG, logger="isstreamer")
     sink = make_sink(server.api_base(), key=SECRET)
@@ -405,10 +443,16 @@ def test_create_makes_a_missing_stream(server: V3ioServer, make_sink: Any) -> No
     assert len(server.calls("CreateStream")) == 1 and server.count("users", "fresh") == 10
 
 
-@pytest.mark.parametrize("status, outcome", [
-    (400, Outcome.BAD), (403, Outcome.AUTH), (429, Outcome.RETRY), (500, Outcome.RETRY),
-    (503, Outcome.RETRY),
-])
+@pytest.mark.parametrize(
+    "status, outcome",
+    [
+        (400, Outcome.BAD),
+        (403, Outcome.AUTH),
+        (429, Outcome.RETRY),
+        (500, Outcome.RETRY),
+        (503, Outcome.RETRY),
+    ],
+)
 def test_statuses(server: V3ioServer, make_sink: Any, status: int, outcome: Outcome) -> None:
     """Each status of a whole request maps to its outcome, for the whole batch."""
     server.fail(status, path=PUT_RECORDS)
@@ -476,9 +520,8 @@ def test_streamer_delivers_to_a_stream(server: V3ioServer, make_streamer: Any) -
     assert max(sizes) <= 1000 and sum(sizes) == 6000 and len(sizes) >= 6
 
 
-def test_exactly_once_through_a_streamer_under_record_failures(
-        make_streamer: Any) -> None:
-    """With 20 % of records refused, every one of 2,000 events is stored once: no loss, no repeat."""
+def test_exactly_once_through_a_streamer_under_record_failures(make_streamer: Any) -> None:
+    """With 20 % of records refused, each of 2,000 events is stored once: no loss, no repeat."""
     with V3ioServer(access_keys=(KEY,), record_error_rate=0.2, seed=11) as flaky:
         flaky.create(shards=4)
         streamer = make_streamer(flaky.api_base(), buffer_size=200, retry_policy=QUICK)
@@ -490,8 +533,9 @@ def test_exactly_once_through_a_streamer_under_record_failures(
 
 
 def test_wrong_key_spills_without_the_key_then_replays_with_the_right_one(
-        server: V3ioServer, make_streamer: Any, tmp_path: Path) -> None:
-    """401: events go to the spool (no key in the files); a replay with the right key stores them."""
+    server: V3ioServer, make_streamer: Any, tmp_path: Path
+) -> None:
+    """401: events go to the spool (no key in the files); a replay with the key stores them."""
     streamer = make_streamer(server.api_base(), access_key=SECRET, retry_policy=FAST)
     for key, value, epoch in events(30):
         streamer.log(key, value, epoch=epoch)
@@ -501,16 +545,17 @@ def test_wrong_key_spills_without_the_key_then_replays_with_the_right_one(
     assert server.count() == 0 and sum(1 for _ in spool.files()) >= 1
     for path in spool.files():
         assert SECRET not in path.read_text() and server.api_base() in path.read_text()
-    result = replay(tmp_path / "spool", access_key=KEY, api_base=server.api_base(),
-                    retry_policy=FAST)
+    result = replay(
+        tmp_path / "spool", access_key=KEY, api_base=server.api_base(), retry_policy=FAST
+    )
     assert result.ok and result.sent == 30
     assert stored_ids(server) == Counter((k, e) for k, _, e in events(30))
     assert spool.files() == []
 
 
 def test_missing_stream_keeps_events_with_one_error(
-        server: V3ioServer, make_streamer: Any, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    server: V3ioServer, make_streamer: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """No such stream: the events are spilled and one error names the container and path."""
     caplog.set_level(logging.WARNING, logger="isstreamer")
     streamer = make_streamer(server.api_base("users", "absent"), buffer_size=10, retry_policy=FAST)
@@ -550,20 +595,32 @@ def test_outage_then_replay_stores_everything_once(make_streamer: Any) -> None:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "isstreamer", *args], env=env, text=True,
-                          capture_output=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "isstreamer", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
 def cli_env(server: V3ioServer, tmp_path: Path) -> dict[str, str]:
     """A CLI environment aimed at the emulator's stream, the key from V3IO_ACCESS_KEY."""
-    return dict(os.environ, ISSTREAMER_API_BASE=server.api_base(), V3IO_ACCESS_KEY=KEY,
-                ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"), PYTHONUNBUFFERED="1")
+    return dict(
+        os.environ,
+        ISSTREAMER_API_BASE=server.api_base(),
+        V3IO_ACCESS_KEY=KEY,
+        ISSTREAMER_SPILL_DIR=str(tmp_path / "spool"),
+        PYTHONUNBUFFERED="1",
+    )
 
 
 @pytest.mark.slow
-def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, cli_env: dict[str, str],
-                                                 tmp_path: Path) -> None:
+def test_cli_log_and_replay_with_a_v3io_api_base(
+    server: V3ioServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """`isstreamer log` stores a typed record; `replay` sends a spool to the stream."""
     env = cli_env
     done = _cli(env, "log", "--bucket-key", "pi", "temperature", "21.5")
@@ -579,12 +636,19 @@ def test_cli_log_and_replay_with_a_v3io_api_base(server: V3ioServer, cli_env: di
 
 
 @pytest.mark.slow
-def test_cli_pipe_and_metrics_with_a_v3io_api_base(server: V3ioServer,
-                                                   cli_env: dict[str, str]) -> None:
+def test_cli_pipe_and_metrics_with_a_v3io_api_base(
+    server: V3ioServer, cli_env: dict[str, str]
+) -> None:
     """`pipe` stores every line's event; `metrics --once` stores the system keys."""
-    done = subprocess.run([sys.executable, "-m", "isstreamer", "--bucket-key", "p", "pipe"],
-                          env=cli_env, input="a,1\nb = 2.5\nc,hello\n", text=True,
-                          capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "isstreamer", "--bucket-key", "p", "pipe"],
+        env=cli_env,
+        input="a,1\nb = 2.5\nc,hello\n",
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert {r["key"]: r["value"] for r in server.records()} == {"a": 1, "b": 2.5, "c": "hello"}
     done = _cli(cli_env, "metrics", "--once")
@@ -596,9 +660,20 @@ def test_cli_pipe_and_metrics_with_a_v3io_api_base(server: V3ioServer,
 def test_the_bench_runs_and_prints_every_row() -> None:
     """`python bench/v3io_bench.py` on a tiny workload prints every row and the goal line."""
     bench = Path(__file__).resolve().parent.parent / "bench" / "v3io_bench.py"
-    done = subprocess.run([sys.executable, str(bench), "--events", "3000", "--repeat", "1"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(bench), "--events", "3000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    for row in ("emulator, 1 conn", "SDK put_records", "SDK batch, 8 conns", "sink.send",
-                "Streamer", "goal: sink.send"):
+    for row in (
+        "emulator, 1 conn",
+        "SDK put_records",
+        "SDK batch, 8 conns",
+        "sink.send",
+        "Streamer",
+        "goal: sink.send",
+    ):
         assert row in done.stdout

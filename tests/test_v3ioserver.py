@@ -23,9 +23,12 @@ def server() -> Iterator[V3ioServer]:
 
 def put(server: V3ioServer, records: list[dict], timeout: float = 5) -> requests.Response:
     """One raw PutRecords call, as the web API documents it."""
-    return requests.post(f"{server.url}/users/telemetry/", json={"Records": records},
-                         headers={"X-v3io-function": PUT_RECORDS, "X-v3io-session-key": KEY},
-                         timeout=timeout)
+    return requests.post(
+        f"{server.url}/users/telemetry/",
+        json={"Records": records},
+        headers={"X-v3io-function": PUT_RECORDS, "X-v3io-session-key": KEY},
+        timeout=timeout,
+    )
 
 
 def test_sdk_creates_describes_puts_and_reads(server: V3ioServer) -> None:
@@ -37,9 +40,16 @@ def test_sdk_creates_describes_puts_and_reads(server: V3ioServer) -> None:
         client.stream.create("users", "/sdk", shard_count=3, retention_period_hours=6)
         described = client.stream.describe("users", "/sdk").output
         assert (described.shard_count, described.retention_period_hours) == (3, 6)
-        put = client.stream.put_records("users", "/sdk", [
-            {"data": "a1", "partition_key": "a"}, {"data": "b", "shard_id": 2},
-            {"data": "a2", "partition_key": "a"}, {"data": "bad", "shard_id": 7}])
+        put = client.stream.put_records(
+            "users",
+            "/sdk",
+            [
+                {"data": "a1", "partition_key": "a"},
+                {"data": "b", "shard_id": 2},
+                {"data": "a2", "partition_key": "a"},
+                {"data": "bad", "shard_id": 7},
+            ],
+        )
         out = put.output
         assert out.failed_record_count == 1 and out.records[3].error_code is not None
         assert out.records[1].shard_id == 2 and out.records[0].shard_id == out.records[2].shard_id
@@ -52,8 +62,12 @@ def test_sdk_creates_describes_puts_and_reads(server: V3ioServer) -> None:
         after = client.stream.get_records("users", "/sdk", shard, got.next_location).output
         assert after.records == []
         latest = client.stream.seek("users", "/sdk", 2, "SEQUENCE", starting_sequence_number=1)
-        assert client.stream.get_records("users", "/sdk", 2, latest.output.location,
-                                         limit=1).output.records[0].data == b"b"
+        assert (
+            client.stream.get_records("users", "/sdk", 2, latest.output.location, limit=1)
+            .output.records[0]
+            .data
+            == b"b"
+        )
     finally:
         client.close()
 
@@ -81,8 +95,11 @@ def test_sdk_batch_mode_with_eight_connections(server: V3ioServer) -> None:
     client = v3io.dataplane.Client(endpoint=server.url, access_key=KEY, max_connections=8)
     try:
         for i in range(40):
-            client.batch.stream.put_records("users", "/telemetry", [
-                {"data": json.dumps({"key": "k", "epoch": i}), "partition_key": "k"}])
+            client.batch.stream.put_records(
+                "users",
+                "/telemetry",
+                [{"data": json.dumps({"key": "k", "epoch": i}), "partition_key": "k"}],
+            )
         responses = client.batch.wait()
         assert [r.output.failed_record_count for r in responses] == [0] * 40
     finally:
@@ -99,8 +116,10 @@ def test_record_errors_fail_on_command_and_are_reproducible() -> None:
             flaky.create()
             answer = put(flaky, [{"Data": "eA==", "PartitionKey": "k"}] * 40).json()
             assert answer["FailedRecordCount"] == sum("ErrorCode" in r for r in answer["Records"])
-            assert 5 < answer["FailedRecordCount"] < 35 and flaky.count() == 40 - answer[
-                "FailedRecordCount"]
+            assert (
+                5 < answer["FailedRecordCount"] < 35
+                and flaky.count() == 40 - answer["FailedRecordCount"]
+            )
             answers.append(answer)
     assert answers[0] == answers[1]
 
@@ -121,9 +140,12 @@ def test_limits_and_bad_requests(server: V3ioServer) -> None:
     """More than 1000 records or a record without Data is 400; a missing stream is 404."""
     assert put(server, [{"Data": "eA=="}] * 1001).status_code == 400
     assert put(server, [{"PartitionKey": "k"}]).status_code == 400
-    missing = requests.post(f"{server.url}/users/nope/", json={"Records": [{"Data": "eA=="}]},
-                            headers={"X-v3io-function": PUT_RECORDS, "X-v3io-session-key": KEY},
-                            timeout=5)
+    missing = requests.post(
+        f"{server.url}/users/nope/",
+        json={"Records": [{"Data": "eA=="}]},
+        headers={"X-v3io-function": PUT_RECORDS, "X-v3io-session-key": KEY},
+        timeout=5,
+    )
     assert missing.status_code == 404
     assert json.loads(missing.text)["ErrorCode"] == "ResourceNotFoundException"
     assert server.count() == 0

@@ -1,4 +1,5 @@
 """The background worker: one lazy thread, timely batches, flush deadlines, fork safety."""
+
 from __future__ import annotations
 
 import collections
@@ -73,7 +74,7 @@ def test_fork_child_has_its_own_buffer_and_connection(api_server, access_key, tm
         import os
         from isstreamer import Streamer
         s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
-                     buffer_size=1000, flush_interval=3600, spill_dir={str(tmp_path / 'spool')!r})
+                     buffer_size=1000, flush_interval=3600, spill_dir={str(tmp_path / "spool")!r})
         s.log('warmup', 0)
         assert s.flush(5)
         for i in range(5):
@@ -144,8 +145,9 @@ def spill_threads(monkeypatch):
 def test_overflow_is_written_by_the_worker_not_the_caller(tmp_path, spill_threads):
     """Past max_buffer (but below twice it) the worker moves the oldest events to disk."""
     sink = GateSink()
-    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10,
-                        max_buffer=100)
+    streamer = Streamer(
+        sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10, max_buffer=100
+    )
     streamer.log("k", 0)
     assert sink.entered.wait(5)  # the worker holds event 0 on the wire
     for i in range(1, 181):
@@ -162,8 +164,9 @@ def test_overflow_is_written_by_the_worker_not_the_caller(tmp_path, spill_thread
 def test_a_stuck_worker_makes_the_caller_spill_at_twice_the_bound(tmp_path, spill_threads):
     """While the worker is stuck in a send, memory stays below twice max_buffer."""
     sink = GateSink()
-    streamer = Streamer(sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10,
-                        max_buffer=100)
+    streamer = Streamer(
+        sink=sink, bucket_key="b", spill_dir=str(tmp_path), buffer_size=10, max_buffer=100
+    )
     streamer.log("k", 0)
     assert sink.entered.wait(5)
     for i in range(1, 500):
@@ -188,7 +191,6 @@ def test_streamer_uses_only_the_worker_methods():
     assert "_worker.wake_up()" in source  # the pattern does see method calls next to fields
 
 
-
 @pytest.mark.slow
 def test_flush_before_any_log_leaves_the_worker_lazy_and_wakeable(make, api_server):
     """flush() with nothing logged starts no thread; the first log() afterwards still wakes one."""
@@ -209,6 +211,8 @@ def test_replay_starts_the_worker_for_files_that_appeared_later(make, api_server
     Spool(tmp_path / "spool").write(Bucket("b"), [("k", 7, 1.0)], sink=api_server.url)
     assert streamer.replay(timeout=10)
     assert [e["value"] for e in api_server.events] == [7]
+
+
 class FakeDelivery:
     """What the worker needs of a Delivery, recording what it was given."""
 
@@ -237,8 +241,9 @@ def make_worker(**kwargs):
     from isstreamer.worker import Worker
 
     buffer, delivery = Buffer(), FakeDelivery()
-    worker = Worker(buffer, delivery, Bucket("b"), **{"batch_size": 3, "flush_interval": 1.0,
-                                                      **kwargs})
+    worker = Worker(
+        buffer, delivery, Bucket("b"), **{"batch_size": 3, "flush_interval": 1.0, **kwargs}
+    )
     return worker, buffer, delivery
 
 
@@ -272,14 +277,15 @@ def test_request_flush_with_nothing_to_do_starts_no_thread():
     assert not worker.alive and worker.idle
 
 
-def test_a_bare_fork_child_is_warned_once_and_a_multiprocessing_child_not(api_server, access_key,
-                                                                          tmp_path):
+def test_a_bare_fork_child_is_warned_once_and_a_multiprocessing_child_not(
+    api_server, access_key, tmp_path
+):
     """os.fork() children, which os._exit() can end without any hook, get one warning."""
     code = textwrap.dedent(f"""
         import multiprocessing as mp, os
         from isstreamer import Streamer
         s = Streamer(access_key={access_key!r}, api_base={api_server.url!r}, bucket_key='b',
-                     spill_dir={str(tmp_path / 'spool')!r})
+                     spill_dir={str(tmp_path / "spool")!r})
 
         def child():
             s.log('mp', 1)

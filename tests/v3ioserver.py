@@ -13,6 +13,7 @@ records fail inside a 200 answer (``FailedRecordCount``), drawn from a seeded ge
 Run standalone (``python tests/v3ioserver.py``) it prints its URL and serves until stdin
 closes: the benchmark runs it in its own process.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,8 +68,17 @@ class _V3ioHandler(_Handler):
         function = headers.get("x-v3io-function", "")
         behaviour, release = api._next_behaviour(function)
         raw = self._read_body()
-        req = Request(self.command, path, {}, headers, raw or b"", None, 0, received,
-                      api._conns.get(self.connection, 0))
+        req = Request(
+            self.command,
+            path,
+            {},
+            headers,
+            raw or b"",
+            None,
+            0,
+            received,
+            api._conns.get(self.connection, 0),
+        )
         if behaviour is not None and behaviour.kind != "delay":
             return self._misbehave(req, behaviour, release)
         if behaviour is not None:
@@ -119,8 +129,11 @@ class _V3ioHandler(_Handler):
     def _fn_DescribeStream(self, req: Request, api: V3ioServer, container: str, path: str) -> None:
         stream = self._stream(req, api, container, path)
         if stream is not None:
-            self._answer(req, 200, {"ShardCount": stream.shard_count,
-                                    "RetentionPeriodHours": stream.retention_hours})
+            self._answer(
+                req,
+                200,
+                {"ShardCount": stream.shard_count, "RetentionPeriodHours": stream.retention_hours},
+            )
 
     def _fn_PutRecords(self, req: Request, api: V3ioServer, container: str, path: str) -> None:
         stream = self._stream(req, api, container, path)
@@ -128,8 +141,12 @@ class _V3ioHandler(_Handler):
             return
         records = req.json.get("Records") if isinstance(req.json, dict) else None
         if not isinstance(records, list) or not records or len(records) > api.max_records:
-            return self._error(req, 400, "InvalidArgumentException",
-                               f"Records must hold 1 to {api.max_records} records")
+            return self._error(
+                req,
+                400,
+                "InvalidArgumentException",
+                f"Records must hold 1 to {api.max_records} records",
+            )
         if not all(isinstance(r, dict) and isinstance(r.get("Data"), str) for r in records):
             return self._error(req, 400, "InvalidArgumentException", "every record needs Data")
         now = time.time()
@@ -140,16 +157,27 @@ class _V3ioHandler(_Handler):
                 shard = self._shard_of(record, stream)
                 if shard is None or api._rng.random() < api.record_error_rate:
                     failed += 1
-                    results.append({"ErrorCode": -1 if shard is None else -2, "ErrorMessage":
-                                    "invalid ShardId" if shard is None else "shard busy"})
+                    results.append(
+                        {
+                            "ErrorCode": -1 if shard is None else -2,
+                            "ErrorMessage": "invalid ShardId" if shard is None else "shard busy",
+                        }
+                    )
                     continue
                 stored = stream.shards[shard]
                 seq = len(stored) + 1
-                stored.append({"SequenceNumber": seq, "Data": record["Data"],
-                               "PartitionKey": record.get("PartitionKey"),
-                               "ClientInfo": record.get("ClientInfo"),
-                               "ArrivalTimeSec": sec, "ArrivalTimeNSec": nsec}
-                              if api.retain else None)
+                stored.append(
+                    {
+                        "SequenceNumber": seq,
+                        "Data": record["Data"],
+                        "PartitionKey": record.get("PartitionKey"),
+                        "ClientInfo": record.get("ClientInfo"),
+                        "ArrivalTimeSec": sec,
+                        "ArrivalTimeNSec": nsec,
+                    }
+                    if api.retain
+                    else None
+                )
                 results.append({"SequenceNumber": seq, "ShardId": shard})
         self._answer(req, 200, {"FailedRecordCount": failed, "Records": results})
 
@@ -165,8 +193,9 @@ class _V3ioHandler(_Handler):
         stream.next_shard = (stream.next_shard + 1) % stream.shard_count
         return stream.next_shard
 
-    def _shard(self, req: Request, api: V3ioServer, container: str, path: str
-               ) -> tuple[list[dict], int] | None:
+    def _shard(
+        self, req: Request, api: V3ioServer, container: str, path: str
+    ) -> tuple[list[dict], int] | None:
         """The records of the shard named by the path's last part, and the shard id."""
         stream_path, _, shard_text = path.rpartition("/")
         stream = self._stream(req, api, container, stream_path)
@@ -196,11 +225,21 @@ class _V3ioHandler(_Handler):
                 position = seq - 1
             elif kind == "TIME":
                 since = body.get("TimestampSec", 0) + body.get("TimestampNSec", 0) / 1e9
-                position = next((i for i, r in enumerate(records) if r["ArrivalTimeSec"]
-                                 + r["ArrivalTimeNSec"] / 1e9 >= since), len(records))
+                position = next(
+                    (
+                        i
+                        for i, r in enumerate(records)
+                        if r["ArrivalTimeSec"] + r["ArrivalTimeNSec"] / 1e9 >= since
+                    ),
+                    len(records),
+                )
             else:
-                return self._error(req, 400, "InvalidArgumentException",
-                                   f"Type must be one of {', '.join(SEEK_TYPES)}")
+                return self._error(
+                    req,
+                    400,
+                    "InvalidArgumentException",
+                    f"Type must be one of {', '.join(SEEK_TYPES)}",
+                )
         self._answer(req, 200, {"Location": _location(shard, position)})
 
     def _fn_GetRecords(self, req: Request, api: V3ioServer, container: str, path: str) -> None:
@@ -215,12 +254,22 @@ class _V3ioHandler(_Handler):
             return self._error(req, 400, "InvalidArgumentException", "bad Location")
         limit = body.get("Limit") or 1000
         with api._cond:
-            chunk = [{k: v for k, v in r.items() if v is not None}
-                     for r in records[position:position + limit]]
+            chunk = [
+                {k: v for k, v in r.items() if v is not None}
+                for r in records[position : position + limit]
+            ]
             end = position + len(chunk)
             behind = len(records) - end
-        self._answer(req, 200, {"NextLocation": _location(shard, end), "MSecBehindLatest": 0,
-                                "RecordsBehindLatest": behind, "Records": chunk})
+        self._answer(
+            req,
+            200,
+            {
+                "NextLocation": _location(shard, end),
+                "MSecBehindLatest": 0,
+                "RecordsBehindLatest": behind,
+                "Records": chunk,
+            },
+        )
 
 
 def _location(shard: int, position: int) -> str:
@@ -230,11 +279,19 @@ def _location(shard: int, position: int) -> str:
 class V3ioServer(ApiServer):
     """The v3io streaming web API on 127.0.0.1, recording requests, failing on command."""
 
-    def __init__(self, access_keys: Iterable[str] | None = ("test-access-key",),
-                 max_body: int = 10_000_000, max_records: int = MAX_RECORDS,
-                 record_error_rate: float = 0.0, seed: int = 1, host: str = "127.0.0.1",
-                 port: int = 0, tls: ssl.SSLContext | None = None, retain: bool = True,
-                 latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        access_keys: Iterable[str] | None = ("test-access-key",),
+        max_body: int = 10_000_000,
+        max_records: int = MAX_RECORDS,
+        record_error_rate: float = 0.0,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        retain: bool = True,
+        latency_s: float = 0.0,
+    ) -> None:
         super().__init__(access_keys, max_body, host, port)
         self.retain = retain  # False (benchmarks): count records, keep neither data nor requests
         self.latency_s = latency_s
@@ -264,35 +321,51 @@ class V3ioServer(ApiServer):
 
     def _start_serving(self, httpd: _HTTPServer) -> None:
         wake_r, wake_w = socket.socketpair()
-        thread = threading.Thread(target=self._serve, args=(httpd, wake_r), daemon=True,
-                                  name=f"V3ioServer:{self.port}")
+        thread = threading.Thread(
+            target=self._serve, args=(httpd, wake_r), daemon=True, name=f"V3ioServer:{self.port}"
+        )
         self._running = (httpd, thread, wake_w)
         thread.start()
 
-    def create(self, container: str = "users", stream: str = "telemetry", shards: int = 1,
-               retention_hours: int = 24) -> Stream:
+    def create(
+        self,
+        container: str = "users",
+        stream: str = "telemetry",
+        shards: int = 1,
+        retention_hours: int = 24,
+    ) -> Stream:
         """Create a stream directly (as if CreateStream had been called)."""
         with self._cond:
-            return self.streams.setdefault((container, stream), Stream(
-                shards, retention_hours, [[] for _ in range(shards)]))
+            return self.streams.setdefault(
+                (container, stream), Stream(shards, retention_hours, [[] for _ in range(shards)])
+            )
 
     def records(self, container: str = "users", stream: str = "telemetry") -> list[dict]:
         """Every stored record's decoded Data, with ``_shard``, ``_seq`` and ``_partition``."""
         with self._cond:
             found = self.streams.get((container, stream))
             shards = [list(s) for s in found.shards] if found else []
-        return [dict(json.loads(base64.b64decode(r["Data"])), _shard=i,
-                     _seq=r["SequenceNumber"], _partition=r["PartitionKey"])
-                for i, shard in enumerate(shards) for r in shard]
+        return [
+            dict(
+                json.loads(base64.b64decode(r["Data"])),
+                _shard=i,
+                _seq=r["SequenceNumber"],
+                _partition=r["PartitionKey"],
+            )
+            for i, shard in enumerate(shards)
+            for r in shard
+        ]
 
     def count(self, container: str = "users", stream: str = "telemetry") -> int:
         with self._cond:
             found = self.streams.get((container, stream))
             return sum(len(s) for s in found.shards) if found else 0
 
-    def wait_for_records(self, n: int, timeout: float = 10.0, container: str = "users",
-                         stream: str = "telemetry") -> bool:
+    def wait_for_records(
+        self, n: int, timeout: float = 10.0, container: str = "users", stream: str = "telemetry"
+    ) -> bool:
         """Wait until the stream holds at least ``n`` records."""
+
         def enough() -> bool:
             found = self.streams.get((container, stream))
             return found is not None and sum(len(s) for s in found.shards) >= n

@@ -55,7 +55,8 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"config file: {settings.ini_path}")
     else:
         print(
-            f"config file: none found (looked for ./isstreamer.ini, ~/isstreamer.ini, {user_config_path()})"
+            "config file: none found (looked for ./isstreamer.ini, ~/isstreamer.ini,"
+            f" {user_config_path()})"
         )
     width = max(len(name) for name in settings.values)
     for name, value in shown_values(settings.values).items():
@@ -86,7 +87,8 @@ def run_init(args: argparse.Namespace) -> int:
     target = Path(args.path or args.config or user_config_path()).expanduser()
     if args.api_base and scheme_of(str(args.api_base)) not in ALL_SCHEMES:
         raise ConfigError(
-            f"--api-base must start with one of {', '.join(prefixes())}; got {redact_url(str(args.api_base))!r}"
+            f"--api-base must start with one of {', '.join(prefixes())};"
+            f" got {redact_url(str(args.api_base))!r}"
         )
     key = _read_key(args)
     # No key with other settings (install.sh --bucket-key on a re-run): those alone are written.

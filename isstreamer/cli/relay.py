@@ -36,35 +36,86 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "access key, the spool), acknowledging an entry only once it was delivered or spooled. "
         "Run several with the same --group to share the work.",
     )
-    p.add_argument("--from", dest="source", default=os.environ.get(FROM_ENV), metavar="URL",
-                   help="redis://, rediss://, redis+cluster://host:port[,host:port...]/ or "
-                   f"rediss+cluster://; ?prefix=... if the devices use another key prefix "
-                   f"(env {FROM_ENV}: a password there stays out of ps)")
-    p.add_argument("--group", default="isstreamer-relay", metavar="NAME",
-                   help="consumer group (default isstreamer-relay; created when missing)")
-    p.add_argument("--consumer", default=None, metavar="NAME",
-                   help="this relay's name in the group (default host-pid)")
-    p.add_argument("--buckets", default="*", metavar="PATTERN",
-                   help="only the bucket keys matching this shell pattern (default *)")
-    p.add_argument("--batch", type=int, default=1000, metavar="N",
-                   help=f"entries per read, shared by the streams (default 1000, at most "
-                   f"{MAX_BATCH}); twice this is the window that can be delivered twice")
-    p.add_argument("--block-ms", type=int, default=2000, metavar="MS",
-                   help="how long an idle read waits for new entries (default 2000)")
-    p.add_argument("--claim-idle", type=float, default=60.0, metavar="SECONDS",
-                   help="take over another consumer's entries unacknowledged this long "
-                   "(default 60)")
-    p.add_argument("--trim", action="store_true",
-                   help="after acknowledging, XTRIM MINID what every group has processed")
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=os.environ.get(FROM_ENV),
+        metavar="URL",
+        help="redis://, rediss://, redis+cluster://host:port[,host:port...]/ or "
+        f"rediss+cluster://; ?prefix=... if the devices use another key prefix "
+        f"(env {FROM_ENV}: a password there stays out of ps)",
+    )
+    p.add_argument(
+        "--group",
+        default="isstreamer-relay",
+        metavar="NAME",
+        help="consumer group (default isstreamer-relay; created when missing)",
+    )
+    p.add_argument(
+        "--consumer",
+        default=None,
+        metavar="NAME",
+        help="this relay's name in the group (default host-pid)",
+    )
+    p.add_argument(
+        "--buckets",
+        default="*",
+        metavar="PATTERN",
+        help="only the bucket keys matching this shell pattern (default *)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1000,
+        metavar="N",
+        help=f"entries per read, shared by the streams (default 1000, at most "
+        f"{MAX_BATCH}); twice this is the window that can be delivered twice",
+    )
+    p.add_argument(
+        "--block-ms",
+        type=int,
+        default=2000,
+        metavar="MS",
+        help="how long an idle read waits for new entries (default 2000)",
+    )
+    p.add_argument(
+        "--claim-idle",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="take over another consumer's entries unacknowledged this long (default 60)",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="after acknowledging, XTRIM MINID what every group has processed",
+    )
     p.add_argument("--once", action="store_true", help="exit once nothing is left to read")
-    p.add_argument("--status", action="store_true",
-                   help="print length, pending and lag per stream for the group, then exit")
-    p.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
-                   help="at SIGTERM/SIGINT, time to deliver or spool the last read (default 10)")
-    p.add_argument("--stats-bucket", default="", metavar="KEY",
-                   help="also log the relay's own metrics as events to this bucket")
-    p.add_argument("--stats-interval", type=float, default=60.0, metavar="SECONDS",
-                   help="how often --stats-bucket gets them (default 60)")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print length, pending and lag per stream for the group, then exit",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at SIGTERM/SIGINT, time to deliver or spool the last read (default 10)",
+    )
+    p.add_argument(
+        "--stats-bucket",
+        default="",
+        metavar="KEY",
+        help="also log the relay's own metrics as events to this bucket",
+    )
+    p.add_argument(
+        "--stats-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often --stats-bucket gets them (default 60)",
+    )
     p.set_defaults(func=run_relay)
 
 
@@ -77,9 +128,15 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError(f"--batch must be 1 to {MAX_BATCH}, not {args.batch}")
     if args.block_ms < 1 or args.claim_idle <= 0 or args.deadline <= 0:
         raise ConfigError("--block-ms, --claim-idle and --deadline must be above 0")
-    return RelayOptions(batch=args.batch, block_ms=args.block_ms, claim_idle_s=args.claim_idle,
-                        trim=args.trim, deadline_s=args.deadline,
-                        stats_bucket=args.stats_bucket, stats_interval_s=args.stats_interval)
+    return RelayOptions(
+        batch=args.batch,
+        block_ms=args.block_ms,
+        claim_idle_s=args.claim_idle,
+        trim=args.trim,
+        deadline_s=args.deadline,
+        stats_bucket=args.stats_bucket,
+        stats_interval_s=args.stats_interval,
+    )
 
 
 def run_relay(args: argparse.Namespace) -> int:
@@ -97,35 +154,55 @@ def run_relay(args: argparse.Namespace) -> int:
     consumer = args.consumer or default_consumer()
     address = source_address(args.source)
     if args.status:
-        return _print_status(Source(make_client(), prefix=prefix, group=args.group,
-                                    consumer=consumer, pattern=args.buckets, cluster=cluster))
+        return _print_status(
+            Source(
+                make_client(),
+                prefix=prefix,
+                group=args.group,
+                consumer=consumer,
+                pattern=args.buckets,
+                cluster=cluster,
+            )
+        )
     from .common import open_streamer
 
     # The receiver, key and spool come from the usual settings; the bucket is set per stream.
-    streamer = open_streamer(args, default_bucket_key=host_bucket_key("relay"),
-                             buffer_size=options.batch)
+    streamer = open_streamer(
+        args, default_bucket_key=host_bucket_key("relay"), buffer_size=options.batch
+    )
     client = relay = None
     try:
         with StopSignal() as stop:
             client = _first_client(make_client, address, stop)
             if client is None:  # stopped before Redis ever answered: nothing was read
                 return EXIT_OK
-            source = Source(client, prefix=prefix, group=args.group, consumer=consumer,
-                            pattern=args.buckets, cluster=cluster)
+            source = Source(
+                client,
+                prefix=prefix,
+                group=args.group,
+                consumer=consumer,
+                pattern=args.buckets,
+                cluster=cluster,
+            )
             source.address = address
             relay = Relay(source, streamer, options, stop=stop)
             if hasattr(signal, "SIGUSR1"):
                 stop.on(signal.SIGUSR1, _reporter(relay))
-            say(args, f"relaying {address} group {args.group} as {consumer} to "
-                f"{streamer.StreamApiBase}")
+            say(
+                args,
+                f"relaying {address} group {args.group} as {consumer} to {streamer.StreamApiBase}",
+            )
             done = relay.run(once=args.once)
     finally:
         streamer.close(options.deadline_s)
         if client is not None:
             client.close()
     counts = relay.counts
-    say(args, f"forwarded {counts['forwarded']}, acknowledged {counts['acknowledged']}, "
-        f"invalid {counts['invalid']}, claimed {counts['claimed']}, trimmed {counts['trimmed']}")
+    say(
+        args,
+        f"forwarded {counts['forwarded']}, acknowledged {counts['acknowledged']}, "
+        f"invalid {counts['invalid']}, claimed {counts['claimed']}, trimmed {counts['trimmed']}",
+    )
     return EXIT_OK if done else EXIT_FAILED
 
 
@@ -148,10 +225,17 @@ def _first_client(make_client: Any, address: str, stop: StopSignal) -> Any:
             return make_client()
         except (redis.RedisError, OSError) as exc:
             if refused_credentials(exc):
-                raise ConfigError(f"redis {address} refused the credentials: "
-                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
-            log.warning("redis %s: %s: %s (trying again in %.1f s)", address,
-                        type(exc).__name__, str(exc).split("\n")[0][:200], wait_s)
+                raise ConfigError(
+                    f"redis {address} refused the credentials: "
+                    f"{type(exc).__name__}: {str(exc)[:200]}"
+                ) from None
+            log.warning(
+                "redis %s: %s: %s (trying again in %.1f s)",
+                address,
+                type(exc).__name__,
+                str(exc).split("\n")[0][:200],
+                wait_s,
+            )
         stop.wait(wait_s)
         wait_s = min(wait_s * 2, 5.0)
     return None

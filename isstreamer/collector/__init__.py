@@ -1,6 +1,8 @@
 """The local collector behind `isstreamer serve`: Initial State's events API on SQLite, a read
 API and a live dashboard. Its command line is isstreamer.cli.serve."""
 
+from __future__ import annotations
+
 from .keys import default_db_path, key_file_path
 from .local import ensure_local_collector
 from .server import Collector

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import Iterable, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
 
 
-def given_key(headers: Mapping[str, str], query: Sequence[Tuple[str, str]]) -> str:
+def given_key(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> str:
     """The access key a request carries: the X-IS-AccessKey header, else ?accessKey=, else ""."""
     key = headers.get("x-is-accesskey")
     if key is None:
@@ -26,7 +26,7 @@ def key_accepted(given: str, access_keys: Iterable[str]) -> bool:
     return accepted
 
 
-def reads_need_key(reads_open: bool, host_header: Optional[str]) -> bool:
+def reads_need_key(reads_open: bool, host_header: str | None) -> bool:
     """True when a read must carry a key: the collector is exposed, or the Host is foreign.
 
     Open reads also need a loopback Host header: a web page using DNS rebinding reaches

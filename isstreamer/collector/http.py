@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import time
-from typing import Any, Deque, List, Tuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
@@ -98,7 +98,7 @@ class CollectorHTTPServer(GuardedServer):
     request_queue_size = 128
 
     def __init__(
-        self, host: str, port: int, store: Store, access_keys: List[str], limits: Limits
+        self, host: str, port: int, store: Store, access_keys: list[str], limits: Limits
     ) -> None:
         super().__init__((host, port), Handler, limits)
         # Reads are open only when nobody but this machine can connect.
@@ -106,7 +106,7 @@ class CollectorHTTPServer(GuardedServer):
         self.routes = Routes(store, access_keys, self.reads_open)
         self._overload = overload_response(limits)
         self._active = 0  # connections with a handler thread
-        self._lingering: Deque[Tuple[float, socket.socket]] = collections.deque()
+        self._lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
         self._overload_logged = -OVERLOAD_LOG_INTERVAL_S
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -185,8 +185,8 @@ class CollectorHTTPServer(GuardedServer):
 def overload_response(limits: Limits) -> bytes:
     """The whole 503 answer sent to a connection past the limit, ready for one send()."""
     body = (
-        '{"message":"too many connections (%d); retry after %d s"}'
-        % (limits.max_connections, limits.retry_after_s)
+        f'{{"message":"too many connections ({limits.max_connections:d});'
+        f' retry after {limits.retry_after_s:d} s"}}'
     ).encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"

@@ -7,7 +7,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Union
 
 import platformdirs
 
@@ -34,7 +34,7 @@ def read_key(path: PathLike) -> str:
         return ""
 
 
-def load_or_create_key(path: PathLike) -> Tuple[str, bool]:
+def load_or_create_key(path: PathLike) -> tuple[str, bool]:
     """Return (key, created): reuse the key in ``path`` or write a new one there, mode 0600."""
     path = Path(path)
     key = read_key(path)

@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import time
-from typing import Dict, Optional, Tuple
 
 from .keys import default_db_path, key_file_path, read_key
 from .routes import SERVICE
@@ -19,11 +18,11 @@ PROBE_TIMEOUT_S = 2.0
 # Another process may be binding the same port right now; give it this long to answer.
 RACE_WAIT_S = 5.0
 
-_started: Dict[Tuple[str, int], Collector] = {}
+_started: dict[tuple[str, int], Collector] = {}
 _lock = threading.Lock()
 
 
-def _probe(host: str, port: int, key: str) -> Optional[dict]:
+def _probe(host: str, port: int, key: str) -> dict | None:
     """The health answer of a collector at host:port, None if nothing listens; raises otherwise."""
     conn = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT_S)
     try:
@@ -49,7 +48,7 @@ def _probe(host: str, port: int, key: str) -> Optional[dict]:
     return health
 
 
-def _reuse(host: str, port: int, base: str) -> Optional[Tuple[str, str]]:
+def _reuse(host: str, port: int, base: str) -> tuple[str, str] | None:
     key_file = key_file_path(default_db_path())
     key = read_key(key_file)
     health = _probe(host, port, key)
@@ -64,7 +63,7 @@ def _reuse(host: str, port: int, base: str) -> Optional[Tuple[str, str]]:
     return base, key
 
 
-def ensure_local_collector(host: str = "127.0.0.1", port: int = 8080) -> Tuple[str, str]:
+def ensure_local_collector(host: str = "127.0.0.1", port: int = 8080) -> tuple[str, str]:
     """Return (api base URL, access key) of a collector at host:port, starting one if none answers.
 
     A collector already there is reused with the key stored beside the default database;

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 STATIC_DIR = Path(__file__).with_name("static")
 _TYPES = {
@@ -21,8 +20,8 @@ _TYPES = {
 _CACHE = "no-cache"
 
 
-@functools.lru_cache(maxsize=None)
-def _load(name: str) -> Optional[Tuple[bytes, str, str]]:
+@functools.cache
+def _load(name: str) -> tuple[bytes, str, str] | None:
     # Only plain names of files that exist in static/: no path ever reaches the filesystem.
     if "/" in name or "\\" in name or name.startswith("."):
         return None
@@ -33,7 +32,7 @@ def _load(name: str) -> Optional[Tuple[bytes, str, str]]:
     return path.read_bytes(), ctype, _CACHE
 
 
-def page_for(parts: List[str]) -> Optional[Tuple[bytes, str, str]]:
+def page_for(parts: list[str]) -> tuple[bytes, str, str] | None:
     """(body, content type, cache policy) for a dashboard URL split into segments, or None."""
     if parts in ([], [""]):
         return _load("index.html")

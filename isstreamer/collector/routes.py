@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Mapping, Sequence
 from email.message import Message
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._version import __version__
@@ -34,7 +35,7 @@ from .validate import (
 
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 100_000
 SERVICE = "isstreamer-collector"
-Query = List[Tuple[str, str]]
+Query = list[tuple[str, str]]
 
 
 class HTTPError(IsStreamerError):
@@ -43,7 +44,7 @@ class HTTPError(IsStreamerError):
     def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
-        self.body: Dict[str, Any] = {"message": message, **extra}
+        self.body: dict[str, Any] = {"message": message, **extra}
 
 
 class Request:
@@ -54,13 +55,13 @@ class Request:
         self,
         method: str,
         target: str,
-        headers: Union[Mapping[str, str], Message, None] = None,
-        body: Union[bytes, Callable[[], bytes]] = b"",
+        headers: Mapping[str, str] | Message | None = None,
+        body: bytes | Callable[[], bytes] = b"",
     ) -> None:
         self.method = method
         self.target = target
         # Names lower-cased; of a repeated header the first wins, as in email.message.Message.
-        self.headers: Dict[str, str] = {}
+        self.headers: dict[str, str] = {}
         for name, value in (headers or {}).items():
             self.headers.setdefault(name.lower(), value)
         self._body = body
@@ -82,7 +83,7 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = ""
-    headers: Tuple[Tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def json(cls, status: int, data: Any) -> Response:
@@ -193,7 +194,7 @@ class Routes:
 
     def _health(self, request: Request, query: Query) -> Response:
         given = given_key(request.headers, query)
-        accepted: Optional[bool] = key_accepted(given, self.access_keys) if given else None
+        accepted: bool | None = key_accepted(given, self.access_keys) if given else None
         body = {"service": SERVICE, "version": __version__, "readsOpen": self.reads_open}
         body["keyAccepted"] = accepted
         return Response.json(200, body)
@@ -204,7 +205,7 @@ class Routes:
 
     def _read_bucket(self, request: Request, bucket_key: str, what: str, query: Query) -> Response:
         self._require_read_access(request, query)
-        result: Optional[List[Dict[str, Any]]]
+        result: list[dict[str, Any]] | None
         if what == "keys":
             result = self.store.keys(bucket_key)
         else:

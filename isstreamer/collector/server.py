@@ -8,8 +8,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Union
+from typing import Any
 
 from .auth import loopback_address
 from .http import CollectorHTTPServer
@@ -37,12 +38,12 @@ class Collector:
 
     def __init__(
         self,
-        db_path: Union[str, "os.PathLike[str]"],
+        db_path: str | os.PathLike[str],
         host: str = "127.0.0.1",
         port: int = 8080,
-        access_keys: Optional[Iterable[str]] = None,
-        retention_days: Optional[float] = None,
-        limits: Optional[Limits] = None,
+        access_keys: Iterable[str] | None = None,
+        retention_days: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.limits = limits or Limits()
@@ -50,17 +51,17 @@ class Collector:
         self.port = port
         self.retention_days = retention_days
         self.retention_interval_s = RETENTION_INTERVAL_S
-        self.access_keys: List[str] = [k for k in (access_keys or ()) if k]
-        self.generated_key: Optional[str] = None  # set when this start created the key file
-        self.key_file: Optional[Path] = None
+        self.access_keys: list[str] = [k for k in (access_keys or ()) if k]
+        self.generated_key: str | None = None  # set when this start created the key file
+        self.key_file: Path | None = None
         if not self.access_keys:
             self.key_file = key_file_path(self.db_path)
             key, created = load_or_create_key(self.key_file)
             self.access_keys = [key]
             self.generated_key = key if created else None
-        self._server: Optional[CollectorHTTPServer] = None
-        self._store: Optional[Store] = None
-        self._threads: List[threading.Thread] = []
+        self._server: CollectorHTTPServer | None = None
+        self._store: Store | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
     @property
@@ -74,7 +75,7 @@ class Collector:
         """True when reads need no key (bound to a loopback address)."""
         return self._server.reads_open if self._server else loopback_address(self.host)
 
-    def start(self) -> "Collector":
+    def start(self) -> Collector:
         """Open the store, bind, serve in a daemon thread; OSError if the port is taken."""
         if self._server is not None:
             return self
@@ -144,7 +145,7 @@ class Collector:
         self._server = self._store = None
         log.info("collector stopped")
 
-    def __enter__(self) -> "Collector":
+    def __enter__(self) -> Collector:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

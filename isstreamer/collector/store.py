@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 
 from .validate import Row
 
@@ -62,7 +63,7 @@ def _decode(kind: int, value: Any) -> Any:
 class Store:
     """Thread-safe access to one collector database: one writer connection, pooled readers."""
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # readings are private
         self._write_lock = threading.Lock()
@@ -70,9 +71,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         # Ids are stable once committed, so caching them saves two lookups per key per request.
-        self._bucket_ids: Dict[str, int] = {}
-        self._series_ids: Dict[Tuple[int, str], int] = {}
-        self._readers: List[sqlite3.Connection] = []
+        self._bucket_ids: dict[str, int] = {}
+        self._series_ids: dict[tuple[int, str], int] = {}
+        self._readers: list[sqlite3.Connection] = []
         self._closed = False
 
     def _connect(self, readonly: bool = False) -> sqlite3.Connection:
@@ -115,7 +116,7 @@ class Store:
 
     def _bucket_id(
         self, db: sqlite3.Connection, bucket_key: str, name: str, now: float
-    ) -> Tuple[int, bool]:
+    ) -> tuple[int, bool]:
         bucket_id = self._bucket_ids.get(bucket_key)
         if bucket_id is not None:
             return bucket_id, False
@@ -147,7 +148,7 @@ class Store:
             bucket_id, _ = self._bucket_id(db, bucket_key, "", now)
             series_ids = self._series_ids
             params = []
-            latest: Dict[str, List[Any]] = {}  # key -> [count, epoch, kind, value, series id]
+            latest: dict[str, list[Any]] = {}  # key -> [count, epoch, kind, value, series id]
             for key, value, epoch in rows:
                 kind = KIND_BOOL if value.__class__ is bool else KIND_PLAIN
                 last = latest.get(key)
@@ -175,7 +176,7 @@ class Store:
         self._series_ids[(bucket_id, key)] = series_id
         return series_id
 
-    def buckets(self) -> List[Dict[str, Any]]:
+    def buckets(self) -> list[dict[str, Any]]:
         """Every bucket with its event count and newest epoch, most recently active first."""
         with self._reader() as db:
             rows = db.execute(
@@ -188,7 +189,7 @@ class Store:
             {"bucketKey": k, "bucketName": n, "events": c, "lastEpoch": e} for k, n, c, e in rows
         ]
 
-    def keys(self, bucket_key: str) -> Optional[List[Dict[str, Any]]]:
+    def keys(self, bucket_key: str) -> list[dict[str, Any]] | None:
         """The keys of a bucket with count and latest value, or None for an unknown bucket."""
         with self._reader() as db:
             bucket = _find_bucket(db, bucket_key)
@@ -207,11 +208,11 @@ class Store:
     def events(
         self,
         bucket_key: str,
-        key: Optional[str] = None,
-        since: Optional[float] = None,
-        until: Optional[float] = None,
+        key: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
         limit: int = 1000,
-    ) -> Optional[List[Dict[str, Any]]]:
+    ) -> list[dict[str, Any]] | None:
         """The newest ``limit`` events in [since, until], oldest first; None: unknown bucket."""
         low = -1e300 if since is None else since
         high = 1e300 if until is None else until
@@ -275,7 +276,7 @@ class Store:
             self._readers.pop().close()
 
 
-def _find_bucket(db: sqlite3.Connection, bucket_key: str) -> Optional[Tuple[int]]:
+def _find_bucket(db: sqlite3.Connection, bucket_key: str) -> tuple[int] | None:
     """The (id,) row of a bucket, or None."""
     row = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()
     return None if row is None else (row[0],)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import IsStreamerError
 from ..events import clean_text
@@ -21,7 +22,7 @@ from ..model import (
 )
 from ..text import parse_time, parse_value
 
-Row = Tuple[str, Value, float]  # (key, value, epoch): the store takes these as they are
+Row = tuple[str, Value, float]  # (key, value, epoch): the store takes these as they are
 
 # The service replaces timestamps this old by its own clock. Doing the same keeps a Pi that booted
 # without network time (its clock says 1970) from writing rows that retention would drop at once.
@@ -34,7 +35,7 @@ _KEY_RULE = f"key must be a string of 1 to {MAX_KEY_CHARS} characters"
 class EventError(IsStreamerError, ValueError):
     """An event (or the body) that breaks the rules; ``index`` is its position in the request."""
 
-    def __init__(self, index: Optional[int], key: Any, reason: str) -> None:
+    def __init__(self, index: int | None, key: Any, reason: str) -> None:
         where = "body" if index is None else f"event {index}"
         if isinstance(key, str) and key:
             where += " (key " + json.dumps(key[:60]) + ")"
@@ -44,7 +45,7 @@ class EventError(IsStreamerError, ValueError):
         self.key = clean_text(key[: MAX_KEY_CHARS + 1]) if isinstance(key, str) else None
 
 
-def iso_time(text: Any) -> Optional[float]:
+def iso_time(text: Any) -> float | None:
     """Epoch seconds from the ``iso8601`` field (the one time rule of isstreamer.text), or None."""
     if not isinstance(text, str):
         return None
@@ -54,16 +55,16 @@ def iso_time(text: Any) -> Optional[float]:
         return None
 
 
-def check_events(payload: Any, now: float) -> List[Row]:
+def check_events(payload: Any, now: float) -> list[Row]:
     """Turn a decoded JSON body (array of events or one event) into rows, or raise EventError."""
     if isinstance(payload, dict):
-        items: List[Any] = [payload]
+        items: list[Any] = [payload]
     elif isinstance(payload, list):
         items = payload
     else:
         raise EventError(None, None, "must be a JSON array of events or one event object")
     stale = now - STALE_AFTER_S
-    rows: List[Row] = []
+    rows: list[Row] = []
     append = rows.append
     # One pass with exact type checks: this loop is most of the CPU an ingest request costs.
     for index, event in enumerate(items):
@@ -125,7 +126,7 @@ def _int_as_float(index: int, key: str, value: int) -> float:
         raise EventError(index, key, "integer value too large for a float64") from None
 
 
-def big_int(text: str) -> Union[int, float]:
+def big_int(text: str) -> int | float:
     """json.loads' ``parse_int`` for a body with integers longer than int() parses (4,300
     digits in Python 3.11+): a float, infinite if need be, so that the event is refused by
     name instead of the whole body."""
@@ -135,9 +136,9 @@ def big_int(text: str) -> Union[int, float]:
         return float(text)
 
 
-def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int = 0) -> List[Row]:
+def url_events(params: Iterable[tuple[str, str]], now: float, first_index: int = 0) -> list[Row]:
     """Rows from the URL variant (``?temperature=21.5&door=open``), all stamped ``now``."""
-    rows: List[Row] = []
+    rows: list[Row] = []
     index = first_index
     for key, text in params:
         if key in URL_RESERVED:
@@ -151,7 +152,7 @@ def url_events(params: Iterable[Tuple[str, str]], now: float, first_index: int =
     return rows
 
 
-def parse_limit(text: Optional[str], default: int, cap: int) -> int:
+def parse_limit(text: str | None, default: int, cap: int) -> int:
     """The ``limit`` query parameter: a positive integer, at most ``cap``; ValueError if not."""
     if not text:
         return default
@@ -164,7 +165,7 @@ def parse_limit(text: Optional[str], default: int, cap: int) -> int:
     return min(int(number), cap)
 
 
-def parse_query_time(text: Optional[str], name: str) -> Optional[float]:
+def parse_query_time(text: str | None, name: str) -> float | None:
     """A ``since``/``until`` query parameter: epoch seconds or ISO 8601; ValueError if neither."""
     if not text:
         return None

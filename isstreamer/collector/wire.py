@@ -18,7 +18,7 @@ import time
 import zlib
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import IsStreamerError
@@ -72,7 +72,7 @@ class DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout("request deadline passed")  # TimeoutError from Python 3.10
@@ -108,7 +108,7 @@ def gunzip(body: bytes, limit: int) -> bytes:
 
     ValueError for bytes that are not gzip or a truncated member, TooLarge past ``limit``.
     """
-    parts: List[bytes] = []
+    parts: list[bytes] = []
     total = 0
     data = body
     while data:
@@ -133,14 +133,14 @@ class GuardedServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], handler: Any, limits: Limits) -> None:
+    def __init__(self, address: tuple[str, int], handler: Any, limits: Limits) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         self.limits = limits
         self._state = threading.Condition()
         self._inflight = 0
         self._closing = False
-        self._connections: Set[socket.socket] = set()
+        self._connections: set[socket.socket] = set()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name, which can hang for seconds offline.
@@ -218,14 +218,14 @@ class GuardedHandler(BaseHTTPRequestHandler):
         what = args[0] if args and isinstance(args[0], int) else format.split(":")[0]
         log.debug("client %s: %s", self.client_address[0], what)
 
-    def send_error(self, code: int, message: Optional[str] = None, explain: Any = None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: Any = None) -> None:
         """http.server's own refusals (bad request line, headers too long...) as the API's
         JSON answers, with a status line, and without quoting the request back."""
         self.close_connection = True  # one log line: send_response logs the status
         if self.request_version == "HTTP/0.9":  # set by a request line that failed to parse
             self.request_version = self.protocol_version
         reason = self.responses.get(code, ("error",))[0]
-        body = ('{"message":"%s"}' % reason).encode()
+        body = (f'{{"message":"{reason}"}}').encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -253,7 +253,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
             log.debug("client %s: %s", self.client_address[0], type(exc).__name__)
             self.close_connection = True
 
-    def send_response(self, code: int, message: Optional[str] = None) -> None:
+    def send_response(self, code: int, message: str | None = None) -> None:
         # The answer gets its own deadline; the socket timeout was left at what remained of
         # the last read phase.
         self.connection.settimeout(self.server.limits.response_timeout_s)

@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any, Callable, List, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Callable, Protocol, runtime_checkable
 
 # The core types live in isstreamer.model; they are re-exported here for older imports.
 from ..model import SENT, Bucket, Event, Outcome, SendResult, Value
 
 __all__ = [
-    "SENT", "AsyncSink", "Bucket", "CallableSink", "Event", "Outcome", "SendResult", "Sink",
-    "Value", "as_sink",
+    "SENT",
+    "AsyncSink",
+    "Bucket",
+    "CallableSink",
+    "Event",
+    "Outcome",
+    "SendResult",
+    "Sink",
+    "Value",
+    "as_sink",
 ]
 
 
@@ -40,7 +49,7 @@ class _Loops:
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._all: List[asyncio.AbstractEventLoop] = []
+        self._all: list[asyncio.AbstractEventLoop] = []
         self._lock = threading.Lock()
 
     def run(self, awaitable: Any) -> Any:
@@ -66,7 +75,7 @@ class CallableSink:
     owned by the sending thread: its events count as sent only once it has returned.
     """
 
-    def __init__(self, func: Callable[[List[dict]], Any]) -> None:
+    def __init__(self, func: Callable[[list[dict]], Any]) -> None:
         self._func = func
         self._loops = _Loops()
         self.address = "callable:" + getattr(func, "__qualname__", type(func).__name__)

@@ -1,11 +1,12 @@
 """Offline mode: append ``epoch,key,value`` rows to a CSV file instead of sending."""
+
 from __future__ import annotations
 
 import csv
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..model import SENT, Bucket, Event, Outcome, SendResult
 
@@ -35,9 +36,13 @@ class CsvFileSink:
                     writer = csv.writer(fh)
                     if new:
                         writer.writerow(HEADER)
-                    writer.writerows((repr(e) if isinstance(e, float) else e, k, _cell(v)) for k, v, e in events)
+                    writer.writerows(
+                        (repr(e) if isinstance(e, float) else e, k, _cell(v)) for k, v, e in events
+                    )
         except OSError as exc:
-            return SendResult(Outcome.RETRY, message=f"cannot write {self.path}: {exc.strerror or exc}")
+            return SendResult(
+                Outcome.RETRY, message=f"cannot write {self.path}: {exc.strerror or exc}"
+            )
         return SENT
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """Choosing the sink from the configuration."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -11,7 +12,6 @@ from .initialstate import InitialStateSink
 from .v3io import V3ioSink
 
 __all__ = ["needs_access_key", "sink_factory"]
-
 
 
 def sink_factory(settings: Any, timeout: float) -> Callable[[], Sink]:

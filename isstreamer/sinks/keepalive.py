@@ -71,10 +71,15 @@ def request_head(request: PreparedRequest, path: str, pool: Any) -> tuple[bytes,
         return None  # a plain-HTTP proxy's absolute URL, or a head unlike the sink's
     if "user-agent" not in names or "transfer-encoding" in names:
         return None
+    if not isinstance(request.method, str):
+        return None  # prepare() makes it a str; anything else is not the sink's request
     lines = [f"{request.method} {path} HTTP/1.1", f"Host: {_host(pool)}"]
     if "accept-encoding" not in names:
         lines.append("Accept-Encoding: identity")  # what http.client.putrequest adds
-    lines.extend(f"{name}: {value}" for name, value in request.headers.items())
+    for name, value in request.headers.items():
+        if not isinstance(value, str):
+            return None  # bytes values: http.client writes them raw, send() does that
+        lines.append(f"{name}: {value}")
     try:
         text = "\r\n".join(lines).encode("latin-1")  # http.client's header encoding
     except UnicodeEncodeError:

@@ -8,7 +8,7 @@ board the HTTP layer, not log(), is where the CPU of a delivered event goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -118,7 +118,7 @@ class LeanAdapter(HTTPAdapter):
         self,
         request: PreparedRequest,
         verify: Any,
-        proxies: Mapping[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
         cert: Any = None,
     ) -> Any:
         url = str(request.url)
@@ -137,13 +137,13 @@ class LeanAdapter(HTTPAdapter):
             watch_pool(pool, self.watchdog)
         return pool
 
-    def get_connection(self, url: Any, proxies: Mapping[str, str] | None = None) -> Any:
+    def get_connection(self, url: Any, proxies: dict[str, str] | None = None) -> Any:
         # What requests older than 2.32.2 call instead of get_connection_with_tls_context.
         pool = super().get_connection(url, proxies)
         watch_pool(pool, self.watchdog)
         return pool
 
-    def request_url(self, request: PreparedRequest, proxies: Mapping[str, str] | None) -> str:
+    def request_url(self, request: PreparedRequest, proxies: dict[str, str] | None) -> str:
         key = (request.url, tuple(sorted(proxies.items())) if proxies else ())
         path = self._paths.get(key)
         if path is None:

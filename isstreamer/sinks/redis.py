@@ -12,6 +12,7 @@ mid-batch, the entries whose replies were read count as stored and the rest as f
 ones written but not yet answered are the only duplicates possible (at-least-once).
 Consumers that need exactly-once deduplicate on (key, epoch).
 """
+
 from __future__ import annotations
 
 import logging
@@ -99,8 +100,14 @@ def _encode_other(value: Any) -> str:
 class RedisSink:
     """Deliver batches to Redis Streams with XADD, pipelined in one round trip per batch."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, prefix: str = "isstreamer:",
-                 maxlen: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        prefix: str = "isstreamer:",
+        maxlen: int | None = None,
+    ) -> None:
         redis = _import_redis()
         parts = urlsplit(url)
         if parts.scheme not in self.SCHEMES:
@@ -127,9 +134,16 @@ class RedisSink:
         self._connect(redis, url, timeout)
         self._errors = errors = redis.exceptions
         # By class where redis-py has one (some appeared after 4.5), by reply code otherwise.
-        self._auth_types = tuple(getattr(errors, name) for name in (
-            "AuthenticationError", "AuthorizationError", "NoPermissionError",
-            "AuthenticationWrongNumberOfArgsError") if hasattr(errors, name))
+        self._auth_types = tuple(
+            getattr(errors, name)
+            for name in (
+                "AuthenticationError",
+                "AuthorizationError",
+                "NoPermissionError",
+                "AuthenticationWrongNumberOfArgsError",
+            )
+            if hasattr(errors, name)
+        )
         # redis-py < 5.3 wants a command name; newer versions deprecate passing one.
         version = tuple(int(p) for p in redis.__version__.split(".")[:2] if p.isdigit())
         self._conn_args: tuple[str, ...] = ("XADD",) if version < (5, 3) else ()
@@ -153,8 +167,10 @@ class RedisSink:
         )
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, "
-                f"maxlen={self.maxlen!r})")
+        return (
+            f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, "
+            f"maxlen={self.maxlen!r})"
+        )
 
     def send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
         """XADD every event to the bucket's stream in one pipelined round trip."""
@@ -176,8 +192,9 @@ class RedisSink:
             self._registered.add(bucket.key)
         return self._partial(errors, int(register), len(events))
 
-    def _exchange(self, pool: Any, payload: bytes, expected: int,
-                  header: int) -> list[tuple[int, Exception]]:
+    def _exchange(
+        self, pool: Any, payload: bytes, expected: int, header: int
+    ) -> list[tuple[int, Exception]]:
         """Write ``payload`` on one connection and read its ``expected`` replies back.
 
         Returns (reply index, error) for each refused or unanswered command. Raises when the
@@ -243,8 +260,13 @@ class RedisSink:
         encoders = _ENCODERS
         chunks = []
         if register:
-            chunks.append("*4\r\n" + "".join(
-                _bulk(a) for a in ("HSET", self._registry, bucket.key, bucket.name or bucket.key)))
+            chunks.append(
+                "*4\r\n"
+                + "".join(
+                    _bulk(a)
+                    for a in ("HSET", self._registry, bucket.key, bucket.name or bucket.key)
+                )
+            )
         append = chunks.append
         for key, value, epoch in events:
             part = keys.get(key)
@@ -252,8 +274,9 @@ class RedisSink:
                 part = keys[key] = _bulk(str(key)) + "$5\r\nvalue\r\n"
             text = encoders.get(type(value), _encode_other)(value)
             stamp = repr(epoch)
-            append(f"{head}{part}${len(text)}\r\n{text}\r\n"
-                   f"$5\r\nepoch\r\n${len(stamp)}\r\n{stamp}\r\n")
+            append(
+                f"{head}{part}${len(text)}\r\n{text}\r\n$5\r\nepoch\r\n${len(stamp)}\r\n{stamp}\r\n"
+            )
         return "".join(chunks).encode()
 
     def _failed(self, exc: BaseException) -> SendResult:
@@ -266,8 +289,9 @@ class RedisSink:
         message = f"{type(exc).__name__}: {text}"[:300]
         if isinstance(exc, self._auth_types) or code in AUTH_ERRORS:
             hint = "" if self._secrets else " (the URL has no password)"
-            return SendResult(Outcome.AUTH, message=f"{self.address} refused the credentials"
-                              f"{hint}: {message}")
+            return SendResult(
+                Outcome.AUTH, message=f"{self.address} refused the credentials{hint}: {message}"
+            )
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError)):
             # The registry may be gone (a restarted server without persistence): redo it.
             self._registered.clear()

@@ -13,6 +13,7 @@ A bucket is one stream key, so one hash slot, so one node: buckets spread across
 one bucket's rate is bounded by one node. A hash tag in the prefix (``{fleet}:``) puts every
 bucket, and the registry, on one slot.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,7 +76,8 @@ class RedisClusterSink(RedisSink):
         parts = urlsplit(url)
         self._nodes = parse_nodes(url)
         options: dict[str, Any] = {
-            key: values[-1] for key, values in parse_qs(parts.query).items()
+            key: values[-1]
+            for key, values in parse_qs(parts.query).items()
             if key.startswith("ssl_")  # e.g. ssl_ca_certs=/etc/ssl/ca.pem for rediss+cluster://
         }
         if parts.scheme.startswith("rediss"):
@@ -96,8 +98,14 @@ class RedisClusterSink(RedisSink):
         )
         self._cluster_module = redis.cluster
         errors = redis.exceptions
-        self._redirect_types = (errors.AskError, errors.TryAgainError, errors.ClusterDownError,
-                                errors.ConnectionError, errors.TimeoutError, OSError)
+        self._redirect_types = (
+            errors.AskError,
+            errors.TryAgainError,
+            errors.ClusterDownError,
+            errors.ConnectionError,
+            errors.TimeoutError,
+            OSError,
+        )
         self._client: Any = None  # built on first send: the constructor must not need a network
 
     def _cluster(self) -> Any:
@@ -105,7 +113,8 @@ class RedisClusterSink(RedisSink):
             module = self._cluster_module
             self._client = module.RedisCluster(
                 startup_nodes=[module.ClusterNode(h, p) for h, p in self._nodes],
-                **self._cluster_options)
+                **self._cluster_options,
+            )
         return self._client
 
     def _send(self, bucket: Bucket, events: Sequence[Event]) -> SendResult:
@@ -132,8 +141,9 @@ class RedisClusterSink(RedisSink):
             self._register(client, bucket)
         return self._partial(errors, 0, len(events))
 
-    def _send_to_slot_node(self, client: Any, stream: str, payload: bytes,
-                           count: int) -> list[tuple[int, Exception]]:
+    def _send_to_slot_node(
+        self, client: Any, stream: str, payload: bytes, count: int
+    ) -> list[tuple[int, Exception]]:
         """The fast path: the whole batch is one stream, so one slot and one node; the packed
         XADDs go straight to that node's connection pool (as the standalone sink does)."""
         errors = self._errors
@@ -149,8 +159,9 @@ class RedisClusterSink(RedisSink):
         pipe = client.pipeline(transaction=False)
         for key, value, epoch in events:
             text = _ENCODERS.get(type(value), _encode_other)(value)
-            pipe.execute_command("XADD", stream, *trim, "*", "key", str(key), "value", text,
-                                 "epoch", repr(epoch))
+            pipe.execute_command(
+                "XADD", stream, *trim, "*", "key", str(key), "value", text, "epoch", repr(epoch)
+            )
         try:
             return list(pipe.execute(raise_on_error=False))
         except Exception as exc:  # the cluster is unreachable as a whole: all of these failed

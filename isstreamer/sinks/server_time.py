@@ -60,8 +60,9 @@ def server_now(headers: Headers, clock: WallClock = time.time) -> float | None:
     return now if now >= CLOCK_FLOOR_S else None
 
 
-def parse_retry_after(value: str | None, now: float | None,
-                      cap_s: float = MAX_WAIT_S) -> float | None:
+def parse_retry_after(
+    value: str | None, now: float | None, cap_s: float = MAX_WAIT_S
+) -> float | None:
     """Seconds from a Retry-After value, at most ``cap_s``; None if absent or bad.
 
     Delta-seconds need no clock; an HTTP-date is measured from ``now``, the server's time
@@ -79,8 +80,7 @@ def parse_retry_after(value: str | None, now: float | None,
     return _capped(seconds, cap_s)
 
 
-def rate_limit_wait(headers: Headers, now: float | None,
-                    cap_s: float = MAX_WAIT_S) -> float | None:
+def rate_limit_wait(headers: Headers, now: float | None, cap_s: float = MAX_WAIT_S) -> float | None:
     """When X-RateLimit-Remaining says 0, the seconds until X-RateLimit-Reset (unix seconds,
     measured from ``now``, the server's time; None: unknown), at most ``cap_s``."""
     remaining = headers.get("X-RateLimit-Remaining")
@@ -95,8 +95,9 @@ def rate_limit_wait(headers: Headers, now: float | None,
         return None
 
 
-def requested_wait(headers: Headers, clock: WallClock = time.time,
-                   cap_s: float = MAX_WAIT_S) -> float | None:
+def requested_wait(
+    headers: Headers, clock: WallClock = time.time, cap_s: float = MAX_WAIT_S
+) -> float | None:
     """The wait an answer asks for: Retry-After, else the rate-limit reset; None if neither."""
     now = server_now(headers, clock)
     wait = parse_retry_after(headers.get("Retry-After"), now, cap_s)

@@ -58,9 +58,16 @@ def _whole(query: dict[str, list[str]], name: str, default: int, low: int, addre
 class V3ioSink(InitialStateSink):
     """Deliver batches to a v3io stream with PutRecords, reporting per-record failures."""
 
-    def __init__(self, url: str, access_key: str, *, timeout: float = 10.0,
-                 session: requests.Session | None = None, max_records: int = MAX_RECORDS,
-                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+    def __init__(
+        self,
+        url: str,
+        access_key: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        max_records: int = MAX_RECORDS,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
         parts = urlsplit(url)
         address = public_address(url)
         problem = access_key_problem(access_key)
@@ -70,13 +77,17 @@ class V3ioSink(InitialStateSink):
             raise ConfigError(f"not a v3io+https:// or v3io+http:// URL with a host: {address}")
         container, _, stream = parts.path.strip("/").partition("/")
         if not container or not stream:
-            raise ConfigError(f"{address} needs a container and a stream path: "
-                              "v3io+https://<host>/<container>/<stream path>")
+            raise ConfigError(
+                f"{address} needs a container and a stream path: "
+                "v3io+https://<host>/<container>/<stream path>"
+            )
         query = parse_qs(parts.query, keep_blank_values=True)
         unknown = sorted(set(query) - _OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown option {', '.join(unknown)} in {address} "
-                              f"(known: {', '.join(sorted(_OPTIONS))})")
+            raise ConfigError(
+                f"unknown option {', '.join(unknown)} in {address} "
+                f"(known: {', '.join(sorted(_OPTIONS))})"
+            )
         self.partition = query.get("partition", ["bucket"])[-1]
         if self.partition not in PARTITIONS:
             raise ConfigError(f"partition must be one of {', '.join(PARTITIONS)} in {address}")
@@ -88,8 +99,9 @@ class V3ioSink(InitialStateSink):
         self.max_records = max(1, min(max_records, MAX_RECORDS))
         self.max_request_bytes = max_request_bytes
         # https://host[:port]/container/stream: what the SDK calls endpoint + container + path.
-        self.endpoint = urlunsplit((parts.scheme[len("v3io+"):], parts.netloc,
-                                    parts.path.rstrip("/"), "", ""))
+        self.endpoint = urlunsplit(
+            (parts.scheme[len("v3io+") :], parts.netloc, parts.path.rstrip("/"), "", "")
+        )
         super().__init__(self.endpoint, access_key, timeout=timeout, session=session)
         self.address = address  # v3io+https://host/container/stream: the spool's sink address
         self._v3io_headers = {
@@ -124,8 +136,9 @@ class V3ioSink(InitialStateSink):
             return self._put_all(records)
         except Exception as exc:  # never raise across the thread boundary
             log.debug("PutRecords to %s raised", self.address, exc_info=True)
-            return SendResult(Outcome.RETRY, message=f"PutRecords to {self.address} failed: "
-                              f"{type(exc).__name__}")
+            return SendResult(
+                Outcome.RETRY, message=f"PutRecords to {self.address} failed: {type(exc).__name__}"
+            )
 
     def _put_all(self, records: list[bytes]) -> SendResult:
         # Requests go one after the other: a device's records then reach their shard in order.
@@ -153,15 +166,21 @@ class V3ioSink(InitialStateSink):
         # One outcome for all that failed: retrying beats quarantining a record that was only
         # unlucky; a bad one comes back alone in a smaller batch and is quarantined then.
         worst = next((r for r in refusals if r.outcome not in _CONTENT_REFUSED), refusals[0])
-        return SendResult(worst.outcome, worst.status,
-                          f"{len(failed)} of {len(records)} records not stored: {worst.message}",
-                          worst.retry_after, tuple(failed))
+        return SendResult(
+            worst.outcome,
+            worst.status,
+            f"{len(failed)} of {len(records)} records not stored: {worst.message}",
+            worst.retry_after,
+            tuple(failed),
+        )
 
     def _chunk_ends(self, records: list[bytes]) -> list[int]:
         """End indices of consecutive requests: ≤ max_records and ≤ max_request_bytes each."""
         envelope = len('{"Records":[]}')
-        if len(records) <= self.max_records and \
-                envelope + sum(map(len, records)) + len(records) <= self.max_request_bytes:
+        if (
+            len(records) <= self.max_records
+            and envelope + sum(map(len, records)) + len(records) <= self.max_request_bytes
+        ):
             return [len(records)]  # the usual batch: one request
         ends: list[int] = []
         size = count = 0
@@ -184,18 +203,26 @@ class V3ioSink(InitialStateSink):
         if result.outcome is Outcome.TOO_LARGE and len(records) > 1:
             # The service's limit is below ours: halve until it takes them.
             half = len(records) // 2
-            return _joined(self._put(records[:half]), half,
-                           self._put(records[half:]), len(records) - half)
+            return _joined(
+                self._put(records[:half]), half, self._put(records[half:]), len(records) - half
+            )
         return result
 
     def create_stream(self) -> SendResult:
         """CreateStream with the URL's shards and retention_hours; an existing stream is fine."""
-        body = json.dumps({"ShardCount": self.shard_count,
-                           "RetentionPeriodHours": self.retention_hours}).encode()
+        body = json.dumps(
+            {"ShardCount": self.shard_count, "RetentionPeriodHours": self.retention_hours}
+        ).encode()
         result = self._post("/", "CreateStream", body)
         if result.ok or result.status == 409:
-            log.info("stream %s/%s ready at %s (%d shards, %d h retention)", self.container,
-                     self.stream, self.address, self.shard_count, self.retention_hours)
+            log.info(
+                "stream %s/%s ready at %s (%d shards, %d h retention)",
+                self.container,
+                self.stream,
+                self.address,
+                self.shard_count,
+                self.retention_hours,
+            )
             return SENT
         log.warning("cannot create stream %s/%s: %s", self.container, self.stream, result.message)
         return result
@@ -204,13 +231,18 @@ class V3ioSink(InitialStateSink):
 
     def _records(self, bucket: Bucket, events: Sequence[Event]) -> list[bytes]:
         """The JSON text of one PutRecords record per event (ASCII: every string is escaped)."""
-        tail = (',"bucketKey":' + json.dumps(bucket.key) + ',"bucketName":'
-                + json.dumps(bucket.name or bucket.key) + "}").encode()
+        tail = (
+            ',"bucketKey":'
+            + json.dumps(bucket.key)
+            + ',"bucketName":'
+            + json.dumps(bucket.name or bucket.key)
+            + "}"
+        ).encode()
         # The HTTP sink's encoder writes the array of {"key","value","epoch"} objects (values
         # typed as json.dumps does, twice as fast); each object gets the bucket fields appended.
         # The split is safe: inside a JSON string every '"' is escaped, so '},{"key":' appears
         # only between two objects.
-        cores = encode_events(events)[len(b'[{"key":'):-len(b"}]")].split(_SPLIT)
+        cores = encode_events(events)[len(b'[{"key":') : -len(b"}]")].split(_SPLIT)
         if len(cores) != len(events):
             raise ValueError("unexpected event encoding")  # would be a bug in encode_events
         if self.shard is not None:
@@ -222,8 +254,10 @@ class V3ioSink(InitialStateSink):
         else:
             where = [b"}"] * len(events)
         b64 = binascii.b2a_base64
-        return [b'{"Data":"' + b64(b'{"key":' + core + tail, newline=False) + b'"' + part
-                for core, part in zip(cores, where)]
+        return [
+            b'{"Data":"' + b64(b'{"key":' + core + tail, newline=False) + b'"' + part
+            for core, part in zip(cores, where)
+        ]
 
     def _key_part(self, key: str) -> bytes:
         part = self._pk_cache.get(key)
@@ -240,11 +274,16 @@ class V3ioSink(InitialStateSink):
         if status == 404:
             hint = "" if self.create else " (or add ?create=1 to the URL)"
             return SendResult(
-                Outcome.AUTH, status,
+                Outcome.AUTH,
+                status,
                 f"no stream {self.stream!r} in container {self.container!r} at {self.address} "
-                f"(404 {_error_name(response)}): create it{hint}; the events are kept")
-        if 200 <= status < 300 and response.request is not None and \
-                response.request.headers.get("X-v3io-function") == "PutRecords":
+                f"(404 {_error_name(response)}): create it{hint}; the events are kept",
+            )
+        if (
+            200 <= status < 300
+            and response.request is not None
+            and response.request.headers.get("X-v3io-function") == "PutRecords"
+        ):
             return _put_records_result(response, self._sending)
         return super()._classify(response)
 
@@ -258,10 +297,11 @@ def _joined(first: SendResult, n_first: int, second: SendResult, n_second: int) 
     failed: list[int] = []
     for result, offset, size in ((first, 0, n_first), (second, n_first, n_second)):
         if not result.ok:
-            failed += [offset + i for i in (range(size) if result.failed is None else result.failed)]
+            failed += [
+                offset + i for i in (range(size) if result.failed is None else result.failed)
+            ]
     worst = second if not second.ok else first
-    return SendResult(worst.outcome, worst.status, worst.message, worst.retry_after,
-                      tuple(failed))
+    return SendResult(worst.outcome, worst.status, worst.message, worst.retry_after, tuple(failed))
 
 
 def _error_name(response: requests.Response) -> str:
@@ -283,21 +323,32 @@ def _put_records_result(response: requests.Response, sent: int) -> SendResult:
         failed_count = int(doc.get("FailedRecordCount") or 0)
     except (ValueError, TypeError, AttributeError):
         # Unknown what was stored: send the request again (its records may then repeat).
-        return SendResult(Outcome.RETRY, response.status_code,
-                          "unreadable PutRecords answer; the request is sent again")
+        return SendResult(
+            Outcome.RETRY,
+            response.status_code,
+            "unreadable PutRecords answer; the request is sent again",
+        )
     if failed_count == 0:
         return SENT
     results = doc.get("Records")
     if not isinstance(results, list) or len(results) != sent:
-        return SendResult(Outcome.RETRY, response.status_code,
-                          f"{failed_count} records failed and the answer does not say which; "
-                          "the request is sent again")
-    failed = tuple(i for i, r in enumerate(results)
-                   if not isinstance(r, dict) or r.get("SequenceNumber") is None)
+        return SendResult(
+            Outcome.RETRY,
+            response.status_code,
+            f"{failed_count} records failed and the answer does not say which; "
+            "the request is sent again",
+        )
+    failed = tuple(
+        i
+        for i, r in enumerate(results)
+        if not isinstance(r, dict) or r.get("SequenceNumber") is None
+    )
     if not failed:  # the count disagrees with the records; the records are what was stored
         return SENT
     first: dict = next((results[i] for i in failed if isinstance(results[i], dict)), {})
     return SendResult(
-        Outcome.RETRY, response.status_code,
+        Outcome.RETRY,
+        response.status_code,
         f"ErrorCode {first.get('ErrorCode')}: {str(first.get('ErrorMessage', ''))[:200]}",
-        failed=failed)
+        failed=failed,
+    )

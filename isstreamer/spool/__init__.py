@@ -5,6 +5,7 @@
 decides who owns a claimed file, ``safe_io`` never follows a symlink, ``listing`` answers
 what is waiting and purges, ``legacy`` reads the files ISStreamer left behind.
 """
+
 from __future__ import annotations
 
 from .format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
@@ -12,5 +13,14 @@ from .names import event_count
 from .quarantine import QUARANTINE
 from .store import DEFAULT_MAX_BYTES, Spool
 
-__all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
-           "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
+__all__ = [
+    "Spool",
+    "SpillBatch",
+    "CorruptSpillFile",
+    "event_count",
+    "encode_batch",
+    "decode_batch",
+    "FORMAT_VERSION",
+    "QUARANTINE",
+    "DEFAULT_MAX_BYTES",
+]

@@ -9,6 +9,7 @@ wall clock or the file times say. Pids get reused and clocks step; locks do neit
 A forked child inherits the parent's descriptors and with them a share of its locks: the
 child closes its copies at fork, which leaves the parent's locks as they were.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,9 @@ class ClaimLocks:
         if fd is not None:
             os.close(fd)
 
-    def take_over_dead(self, directory: Path,
-                       listing: Iterable[str]) -> tuple[int, list[tuple[str, OSError]]]:
+    def take_over_dead(
+        self, directory: Path, listing: Iterable[str]
+    ) -> tuple[int, list[tuple[str, OSError]]]:
         """Rename back the claims nobody holds a lock on: (how many, [(name, error)])."""
         count, errors = 0, []
         for name in listing:

@@ -10,6 +10,7 @@ optional, so the format number is unchanged. Metadata no writer could have produ
 far-future ``created``, a negative ``attempts``, a number where a string belongs) makes the
 file corrupt: it is quarantined, never allowed to crash a sender.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -72,9 +73,17 @@ class SpillBatch:
     wall_minus_monotonic: float | None = None  # time.time() - time.monotonic() at writing
 
 
-def encode_batch(batch_id: str, created: float, sink: str, bucket: Bucket, events: Sequence[Event],
-                 attempts: int, last_error: str, boot_id: str = "",
-                 wall_minus_monotonic: float | None = None) -> bytes:
+def encode_batch(
+    batch_id: str,
+    created: float,
+    sink: str,
+    bucket: Bucket,
+    events: Sequence[Event],
+    attempts: int,
+    last_error: str,
+    boot_id: str = "",
+    wall_minus_monotonic: float | None = None,
+) -> bytes:
     doc: dict = {
         "format": FORMAT_VERSION,
         "id": batch_id,
@@ -129,12 +138,18 @@ def decode_event(item: Any) -> Event:
 
 def batch_from(path: Path, header: dict, events: list[Event]) -> SpillBatch:
     offset = header.get("wall_minus_monotonic")
-    return SpillBatch(path=path, id=header["id"], created=float(header["created"]),
-                      sink=header["sink"],
-                      bucket=Bucket(header["bucket_key"], header.get("bucket_name", "")),
-                      events=events, attempts=header.get("attempts", 0),
-                      last_error=header.get("last_error", ""), boot_id=header.get("boot_id", ""),
-                      wall_minus_monotonic=None if offset is None else float(offset))
+    return SpillBatch(
+        path=path,
+        id=header["id"],
+        created=float(header["created"]),
+        sink=header["sink"],
+        bucket=Bucket(header["bucket_key"], header.get("bucket_name", "")),
+        events=events,
+        attempts=header.get("attempts", 0),
+        last_error=header.get("last_error", ""),
+        boot_id=header.get("boot_id", ""),
+        wall_minus_monotonic=None if offset is None else float(offset),
+    )
 
 
 def decode_batch(path: Path, data: bytes) -> SpillBatch:
@@ -172,7 +187,7 @@ class EventStream:
             text = self._utf8.decode(data, final=self._eof)
         except UnicodeDecodeError as exc:
             raise CorruptSpillFile(f"not UTF-8: {exc}") from None
-        self._text, self._pos = self._text[self._pos:] + text, 0
+        self._text, self._pos = self._text[self._pos :] + text, 0
         return bool(data)
 
     def _skip_ws(self) -> str:
@@ -188,8 +203,10 @@ class EventStream:
     def _expect(self, chars: str) -> str:
         char = self._skip_ws()
         if not char or char not in chars:
-            raise CorruptSpillFile(f"expected one of {chars!r} at byte ~{self._offset}, got "
-                                   f"{char or 'the end of the file'!r}")
+            raise CorruptSpillFile(
+                f"expected one of {chars!r} at byte ~{self._offset}, got "
+                f"{char or 'the end of the file'!r}"
+            )
         self._pos += 1
         return char
 
@@ -238,8 +255,9 @@ class EventStream:
             raise CorruptSpillFile("data after the end of the spill document")
 
 
-def stream_parts(fd: int, max_events: int, max_bytes: int,
-                 size_of: Callable[[Event], int]) -> tuple[dict, Iterator[list[Event]]]:
+def stream_parts(
+    fd: int, max_events: int, max_bytes: int, size_of: Callable[[Event], int]
+) -> tuple[dict, Iterator[list[Event]]]:
     """(header, parts): the events of a spill file in lists of bounded count and size."""
     stream = EventStream(fd)
 
@@ -264,7 +282,7 @@ def count_events(fd: int) -> int:
 
 
 def check_whole(fd: int, expected: int) -> str:
-    """"" when the file is a complete spill document with ``expected`` events, else why not."""
+    """ "" when the file is a complete spill document with ``expected`` events, else why not."""
     try:
         found = count_events(fd)
     except (CorruptSpillFile, OSError) as exc:

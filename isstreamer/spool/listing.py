@@ -3,6 +3,7 @@
 Every read streams the file or goes through ``safe_io``: bounded memory, never through a
 symlink, never blocking on a FIFO someone left under a spill file's name.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,17 @@ from .names import created_from_name, event_count
 from .quarantine import QUARANTINE, reason_of
 from .store import Spool
 
-__all__ = ["created_at", "details", "events_in", "find", "peek", "purge", "raw_json",
-           "reason_of", "size_bytes"]
+__all__ = [
+    "created_at",
+    "details",
+    "events_in",
+    "find",
+    "peek",
+    "purge",
+    "raw_json",
+    "reason_of",
+    "size_bytes",
+]
 
 
 def peek(path: Path, max_events: int) -> tuple[SpillBatch, int]:
@@ -69,8 +79,11 @@ def events_in(paths: Iterable[Path]) -> int:
 
 def find(spool: Spool, name: str) -> Path | None:
     """A file given by path, by name in the spool, or by name in its quarantine; None."""
-    for candidate in (Path(name).expanduser(), spool.directory / name,
-                      spool.directory / QUARANTINE / name):
+    for candidate in (
+        Path(name).expanduser(),
+        spool.directory / name,
+        spool.directory / QUARANTINE / name,
+    ):
         if os.path.lexists(candidate):  # the reader says why when it is not a regular file
             return candidate
     return None

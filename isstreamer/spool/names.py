@@ -13,6 +13,7 @@ before every new name (digits sort before ``s``), which is their true age.
 A claimed file is ``<name>.claim.<pid>.<token>``; the pid and token are for people and for
 a process to find its own claims; who owns a claim is decided by a lock (see claims.py).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -52,8 +53,13 @@ def parse_name(name: str) -> SpillName | None:
     if not m:
         return None
     seq = m.group("seq")
-    return SpillName(m.group("order"), int(seq) if seq else None, m.group("stamp"),
-                     m.group("id"), int(m.group("count")))
+    return SpillName(
+        m.group("order"),
+        int(seq) if seq else None,
+        m.group("stamp"),
+        m.group("id"),
+        int(m.group("count")),
+    )
 
 
 def is_spill_name(name: str) -> bool:
@@ -134,8 +140,11 @@ def next_seq(directory: Path, floor: int = 0) -> int:
     ``floor`` is the highest sequence seen in the directory: after a power cut the counter
     may lag behind files that were fsync'd, and a new file must still sort after them.
     """
-    fd = os.open(directory / SEQ_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                 | os.O_CLOEXEC, 0o600)
+    fd = os.open(
+        directory / SEQ_FILE,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+        0o600,
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         text = os.pread(fd, 64, 0)

@@ -3,6 +3,7 @@
 Everything is moved or written by rename inside a 0700 directory that is never a symlink, so a
 symlink planted at ``quarantine/<name>`` or ``<name>.reason`` is replaced, never followed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,11 @@ class Quarantine:
         """Regular files named ``*.json`` in the quarantine, by name (never raises)."""
         try:
             with os.scandir(self.directory) as it:
-                found = [e.name for e in it if e.name.endswith(".json")
-                         and e.is_file(follow_symlinks=False)]
+                found = [
+                    e.name
+                    for e in it
+                    if e.name.endswith(".json") and e.is_file(follow_symlinks=False)
+                ]
         except OSError:
             return []
         return [self.directory / n for n in sorted(found)]

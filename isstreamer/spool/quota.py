@@ -1,4 +1,5 @@
 """The spool's byte quota: which files to evict, oldest first, so that the rest fits."""
+
 from __future__ import annotations
 
 import os

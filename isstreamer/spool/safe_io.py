@@ -6,6 +6,7 @@ swapped for a symlink is refused instead of followed. Writes go to a temp file t
 written in full (short writes are continued, a write of 0 bytes is a full disk), fsync'd and
 renamed into place; when anything fails the temp file is removed.
 """
+
 from __future__ import annotations
 
 import errno
@@ -46,9 +47,14 @@ def open_regular(path: Path, flags: int = _READ_FLAGS) -> int:
 
 
 def kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISLNK, "a symlink"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
         if test(mode):
             return name
     return "a regular file" if stat.S_ISREG(mode) else "an odd file"
@@ -99,8 +105,11 @@ def private_dir(directory: Path, create: bool) -> bool:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             what = "a symbolic link" if os.path.islink(directory) else "not a directory"
-            raise UnsafeSpoolPath(exc.errno, f"spool directory {directory} is {what}; refusing to "
-                                  "use it (point spill_dir at a real directory)") from None
+            raise UnsafeSpoolPath(
+                exc.errno,
+                f"spool directory {directory} is {what}; refusing to "
+                "use it (point spill_dir at a real directory)",
+            ) from None
         raise
     try:
         info = os.fstat(fd)
@@ -108,17 +117,24 @@ def private_dir(directory: Path, create: bool) -> bool:
         if not mode & 0o077:
             return True
         if mode & stat.S_ISVTX:  # sticky: a directory meant to be shared, like /tmp
-            raise UnsafeSpoolPath(errno.EPERM, f"spool directory {directory} is a shared "
-                                  f"directory (mode {mode:o}); refusing to use or change it")
+            raise UnsafeSpoolPath(
+                errno.EPERM,
+                f"spool directory {directory} is a shared "
+                f"directory (mode {mode:o}); refusing to use or change it",
+            )
         if info.st_uid != os.geteuid():
             if mode & 0o022:
-                raise UnsafeSpoolPath(errno.EPERM, f"spool directory {directory} belongs to uid "
-                                      f"{info.st_uid} and others may write to it (mode "
-                                      f"{mode:o}); refusing to use it")
+                raise UnsafeSpoolPath(
+                    errno.EPERM,
+                    f"spool directory {directory} belongs to uid "
+                    f"{info.st_uid} and others may write to it (mode "
+                    f"{mode:o}); refusing to use it",
+                )
             return True
         os.fchmod(fd, PRIVATE_DIR)
-        log.warning("spool directory %s was open to others (mode %o); made it 0700",
-                    directory, mode)
+        log.warning(
+            "spool directory %s was open to others (mode %o); made it 0700", directory, mode
+        )
         return True
     finally:
         os.close(fd)
@@ -150,8 +166,9 @@ def write_fully(fd: int, data: bytes) -> None:
 
 def create_tmp(tmp: Path) -> int:
     """A new private temp file, locked while it is written (a sweep skips locked ones)."""
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 PRIVATE_FILE)
+    fd = os.open(
+        tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE
+    )
     fcntl.flock(fd, fcntl.LOCK_EX)  # a new file nobody else can hold yet: never waits
     return fd
 

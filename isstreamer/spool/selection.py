@@ -5,6 +5,7 @@ comes back under a new name, a huge one is split into parts), and may send files
 another receiver to the one it was given. The worker's Spool has no selection: it takes every
 file and sends only those spilled for its own receiver.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,12 @@ class Selection:
     def adopt(self, batch: SpillBatch) -> SpillBatch:
         """The batch as this selection sends it (retargeted when it names another receiver)."""
         if self.sink is not None and batch.sink != self.sink:
-            log.info("replay: %s was spilled for %s; sending it to %s", batch.path.name,
-                     batch.sink, self.sink)
+            log.info(
+                "replay: %s was spilled for %s; sending it to %s",
+                batch.path.name,
+                batch.sink,
+                self.sink,
+            )
             batch.sink = self.sink  # Delivery only sends batches meant for its own sink
         return batch
 

@@ -6,6 +6,7 @@ checked, then rewritten as parts of at most LOAD_MAX_EVENTS events and about PAR
 JSON that keep its place in line; then the first part is loaded. Memory stays near one
 part's events.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,24 +57,29 @@ def split_claimed(spool: Spool, claimed: Path, fd: int) -> SpillBatch:
     try:
         header, parts = fmt.stream_parts(fd, LOAD_MAX_EVENTS, PART_BYTES, _json_size)
         bucket = Bucket(header["bucket_key"], header.get("bucket_name", ""))
-        meta = dict(sink=header["sink"], attempts=header.get("attempts", 0),
-                    last_error=header.get("last_error", ""), created=header["created"],
-                    batch_id=header["id"], boot_id=header.get("boot_id", ""),
-                    wall_minus_monotonic=header.get("wall_minus_monotonic"),
-                    order=parsed.order if parsed else None)
+        meta = dict(
+            sink=header["sink"],
+            attempts=header.get("attempts", 0),
+            last_error=header.get("last_error", ""),
+            created=header["created"],
+            batch_id=header["id"],
+            boot_id=header.get("boot_id", ""),
+            wall_minus_monotonic=header.get("wall_minus_monotonic"),
+            order=parsed.order if parsed else None,
+        )
         for index, events in enumerate(parts):
             name_id = f"{index:06x}{uuid.uuid4().hex[:6]}"  # parts sort in event order
             if written:  # no quota check: the parts only replace the file
-                written.append(spool.write(bucket, events, name_id=name_id, account=False,
-                                           **meta))
+                written.append(spool.write(bucket, events, name_id=name_id, account=False, **meta))
             else:
                 written.append(_write_claimed(spool, bucket, events, meta, name_id))
     except (CorruptSpillFile, OSError) as exc:
         for path in written:
             spool._drop(path)
             sio.remove(path)
-        raise CorruptSpillFile(f"too large to load at once ({event_count(claimed)} events) "
-                               f"and cannot split it: {exc}") from None
+        raise CorruptSpillFile(
+            f"too large to load at once ({event_count(claimed)} events) and cannot split it: {exc}"
+        ) from None
     if not written:
         raise CorruptSpillFile("no events")
     log.info("spool: split %s into %d files", claimed.name, len(written))
@@ -85,11 +91,11 @@ def split_claimed(spool: Spool, claimed: Path, fd: int) -> SpillBatch:
     return decode_batch(written[0], sio.read_fd(first_fd))
 
 
-def _write_claimed(spool: Spool, bucket: Bucket, events: list[Event], meta: dict,
-                   name_id: str) -> Path:
+def _write_claimed(
+    spool: Spool, bucket: Bucket, events: list[Event], meta: dict, name_id: str
+) -> Path:
     """The first part of a split file, written as a claim of ours."""
     meta = dict(meta)  # shared by all parts of a split
     order = meta.pop("order")
     data = spool._encode(bucket, events, **meta)
-    return spool._write_new(data, meta["created"], len(events), order, claim=True,
-                            name_id=name_id)
+    return spool._write_new(data, meta["created"], len(events), order, claim=True, name_id=name_id)

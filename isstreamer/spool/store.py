@@ -15,6 +15,7 @@ non-regular files named like spill files (a FIFO would block a reader), files th
 decode, impossible metadata. File-system trouble never raises out of listing, claiming or
 giving back: it is logged once and kept in ``Spool.error``; ``write()`` raises OSError only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,17 @@ from .selection import Selection
 from .split import split_claimed, too_big
 from .sweep import sweep_tmp
 
-__all__ = ["Spool", "SpillBatch", "CorruptSpillFile", "event_count", "encode_batch",
-           "decode_batch", "FORMAT_VERSION", "QUARANTINE", "DEFAULT_MAX_BYTES"]
+__all__ = [
+    "Spool",
+    "SpillBatch",
+    "CorruptSpillFile",
+    "event_count",
+    "encode_batch",
+    "decode_batch",
+    "FORMAT_VERSION",
+    "QUARANTINE",
+    "DEFAULT_MAX_BYTES",
+]
 
 log = logging.getLogger("isstreamer")
 
@@ -50,9 +60,13 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 class Spool:
     """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
-                 on_evict: Callable[[int, int], None] | None = None,
-                 select: Selection | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        on_evict: Callable[[int, int], None] | None = None,
+        select: Selection | None = None,
+    ) -> None:
         self.directory = Path(os.path.expanduser(directory))  # "~/spool" from an ini file
         self.max_bytes = int(max_bytes)
         self.select = select
@@ -112,11 +126,22 @@ class Spool:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def write(self, bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int = 0,
-              last_error: str = "", created: float | None = None,
-              batch_id: str | None = None, order: str | None = None,
-              boot_id: str | None = None, wall_minus_monotonic: float | None = None,
-              name_id: str = "", account: bool = True) -> Path:
+    def write(
+        self,
+        bucket: Bucket,
+        events: Sequence[Event],
+        *,
+        sink: str,
+        attempts: int = 0,
+        last_error: str = "",
+        created: float | None = None,
+        batch_id: str | None = None,
+        order: str | None = None,
+        boot_id: str | None = None,
+        wall_minus_monotonic: float | None = None,
+        name_id: str = "",
+        account: bool = True,
+    ) -> Path:
         """Write one batch durably; raises OSError (only) when that is impossible.
 
         ``order`` keeps a rewritten file's place in line (the sort prefix of its old name);
@@ -124,9 +149,17 @@ class Spool:
         ``account`` are for splitting (the id in the name; no quota check).
         """
         created = time.time() if created is None else created
-        data = self._encode(bucket, events, sink=sink, attempts=attempts, last_error=last_error,
-                            created=created, batch_id=batch_id, boot_id=boot_id,
-                            wall_minus_monotonic=wall_minus_monotonic)
+        data = self._encode(
+            bucket,
+            events,
+            sink=sink,
+            attempts=attempts,
+            last_error=last_error,
+            created=created,
+            batch_id=batch_id,
+            boot_id=boot_id,
+            wall_minus_monotonic=wall_minus_monotonic,
+        )
         try:
             final = self._write_new(data, created, len(events), order, name_id=name_id)
         except OSError as exc:
@@ -142,20 +175,44 @@ class Spool:
         return final
 
     @staticmethod
-    def _encode(bucket: Bucket, events: Sequence[Event], *, sink: str, attempts: int,
-                last_error: str, created: float, batch_id: str | None = None,
-                boot_id: str | None = None,
-                wall_minus_monotonic: float | None = None) -> bytes:
+    def _encode(
+        bucket: Bucket,
+        events: Sequence[Event],
+        *,
+        sink: str,
+        attempts: int,
+        last_error: str,
+        created: float,
+        batch_id: str | None = None,
+        boot_id: str | None = None,
+        wall_minus_monotonic: float | None = None,
+    ) -> bytes:
         try:
-            return encode_batch(batch_id or uuid.uuid4().hex[:16], created, sink, bucket, events,
-                                attempts, last_error, fmt.BOOT_ID if boot_id is None else boot_id,
-                                fmt.wall_minus_monotonic() if wall_minus_monotonic is None
-                                else wall_minus_monotonic)
+            return encode_batch(
+                batch_id or uuid.uuid4().hex[:16],
+                created,
+                sink,
+                bucket,
+                events,
+                attempts,
+                last_error,
+                fmt.BOOT_ID if boot_id is None else boot_id,
+                fmt.wall_minus_monotonic()
+                if wall_minus_monotonic is None
+                else wall_minus_monotonic,
+            )
         except Exception as exc:  # the caller counts an OSError as a loss; nothing else
             raise OSError(f"cannot encode a spill file: {type(exc).__name__}: {exc}") from exc
 
-    def _write_new(self, data: bytes, created: float, count: int, order: str | None,
-                   claim: bool = False, name_id: str = "") -> Path:
+    def _write_new(
+        self,
+        data: bytes,
+        created: float,
+        count: int,
+        order: str | None,
+        claim: bool = False,
+        name_id: str = "",
+    ) -> Path:
         for retry in (False, True):
             try:
                 self._prepare(create=True)
@@ -191,8 +248,12 @@ class Spool:
         """Delete the oldest unclaimed files until the spool fits its quota (lock held)."""
         files, events, self._bytes_estimate = evict_oldest(self.files(), exclude, self.max_bytes)
         if files:
-            log.warning("spool over its quota of %d bytes: evicted the %d oldest file(s), "
-                        "%d events lost", self.max_bytes, files, events)
+            log.warning(
+                "spool over its quota of %d bytes: evicted the %d oldest file(s), %d events lost",
+                self.max_bytes,
+                files,
+                events,
+            )
             if self._on_evict:
                 self._on_evict(files, events)
 
@@ -229,8 +290,11 @@ class Spool:
             with os.scandir(self.directory) as it:
                 for entry in it:
                     name = entry.name
-                    if ".json" in name and not name.startswith(".") and entry.is_file(
-                            follow_symlinks=False):
+                    if (
+                        ".json" in name
+                        and not name.startswith(".")
+                        and entry.is_file(follow_symlinks=False)
+                    ):
                         count += 1
                         size += entry.stat(follow_symlinks=False).st_size
         except OSError as exc:
@@ -289,8 +353,9 @@ class Spool:
             if self._bytes_estimate is not None:
                 self._bytes_estimate = max(0, self._bytes_estimate - size)
 
-    def release(self, batch: SpillBatch, remaining: Sequence[Event] | None = None,
-                last_error: str = "") -> None:
+    def release(
+        self, batch: SpillBatch, remaining: Sequence[Event] | None = None, last_error: str = ""
+    ) -> None:
         """Give a claimed file back, with fewer events if some were delivered."""
         attempts = batch.attempts + 1
         last_error = last_error or batch.last_error
@@ -300,14 +365,26 @@ class Spool:
             parsed = names.parse_name(names.original_name(batch.path.name))
             try:
                 if events:
-                    self.write(batch.bucket, events, sink=batch.sink, attempts=attempts,
-                               last_error=last_error, created=batch.created, batch_id=batch.id,
-                               order=parsed.order if parsed else None, boot_id=batch.boot_id,
-                               wall_minus_monotonic=batch.wall_minus_monotonic)
+                    self.write(
+                        batch.bucket,
+                        events,
+                        sink=batch.sink,
+                        attempts=attempts,
+                        last_error=last_error,
+                        created=batch.created,
+                        batch_id=batch.id,
+                        order=parsed.order if parsed else None,
+                        boot_id=batch.boot_id,
+                        wall_minus_monotonic=batch.wall_minus_monotonic,
+                    )
             except OSError as exc:
                 # The whole file goes back instead: sent events may be sent again, none lost.
-                log.error("cannot rewrite %s with its %d unsent events (%s); giving it back "
-                          "whole", batch.path.name, len(events), exc)
+                log.error(
+                    "cannot rewrite %s with its %d unsent events (%s); giving it back whole",
+                    batch.path.name,
+                    len(events),
+                    exc,
+                )
             else:
                 self.delete(batch.path)
                 return
@@ -337,16 +414,19 @@ class Spool:
                 self._bytes_estimate = None  # rescan on the next write
         return self._quarantine.directory / name
 
-    def quarantine_batch(self, bucket: Bucket, events: Sequence[Event], *, sink: str,
-                         reason: str) -> Path:
+    def quarantine_batch(
+        self, bucket: Bucket, events: Sequence[Event], *, sink: str, reason: str
+    ) -> Path:
         """Write a batch the receiver rejected straight into the quarantine (OSError if not)."""
         created = time.time()
-        data = self._encode(bucket, events, sink=sink, attempts=1, last_error=reason,
-                            created=created)
+        data = self._encode(
+            bucket, events, sink=sink, attempts=1, last_error=reason, created=created
+        )
         self._prepare(create=True)
         order = names.order_for(names.next_seq(self.directory, self._seq_floor), created)
-        return self._quarantine.add(names.spill_name(order, uuid.uuid4().hex[:12], len(events)),
-                                    data, reason)
+        return self._quarantine.add(
+            names.spill_name(order, uuid.uuid4().hex[:12], len(events)), data, reason
+        )
 
     def quarantined(self) -> list[Path]:
         """Files in the quarantine (regular ones only), oldest first."""
@@ -373,8 +453,11 @@ class Spool:
         count, errors = self._claims.take_over_dead(self.directory, listing)
         for name, error in errors:
             if os.path.lexists(self.directory / name) and not os.path.isfile(self.directory / name):
-                self._set_aside(self.directory / name, names.original_name(name),
-                                f"cannot be read as a spill file: {error}")
+                self._set_aside(
+                    self.directory / name,
+                    names.original_name(name),
+                    f"cannot be read as a spill file: {error}",
+                )
             else:
                 self._problem("claiming", f"cannot take over {name}", error)
         return count

@@ -7,6 +7,7 @@ rename): it is renamed into place and replayed like any other. An empty one is r
 partial one holds events its writer never reported as spilled: it is set aside in the
 quarantine for a human, not deleted. Anything else under a temp name is removed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,7 @@ def sweep_tmp(directory: Path, listing: Iterable[str], set_aside: SetAside) -> N
         if not (name.startswith(".") and name.endswith(".tmp")):
             continue
         path = directory / name
-        final = names.original_name(name[1:-len(".tmp")])  # a claim's owner is gone too
+        final = names.original_name(name[1 : -len(".tmp")])  # a claim's owner is gone too
         try:
             fd = sio.open_regular(path)
         except OSError:
@@ -46,8 +47,11 @@ def sweep_tmp(directory: Path, listing: Iterable[str], set_aside: SetAside) -> N
                 set_aside(path, final, f"incomplete write left by a writer that died: {problem}")
             else:
                 os.rename(path, directory / final)
-                log.warning("spool: recovered %s, written in full by a process that died "
-                            "before renaming it", final)
+                log.warning(
+                    "spool: recovered %s, written in full by a process that died "
+                    "before renaming it",
+                    final,
+                )
         except OSError as exc:
             log.warning("spool: cannot sweep %s: %s", name, exc)
         finally:
