@@ -114,6 +114,7 @@ class LeanAdapter(HTTPAdapter):
         self._heads: dict[tuple, Any] = {}  # (request, pool) -> head halves, or None
         self.watchdog = Watchdog()
 
+    # Public since requests 2.32.2, the floor: HTTPAdapter.send asks it for the pool.
     def get_connection_with_tls_context(
         self,
         request: PreparedRequest,
@@ -135,12 +136,6 @@ class LeanAdapter(HTTPAdapter):
                 request, verify, proxies, cert
             )
             watch_pool(pool, self.watchdog)
-        return pool
-
-    def get_connection(self, url: Any, proxies: dict[str, str] | None = None) -> Any:
-        # What requests older than 2.32.2 call instead of get_connection_with_tls_context.
-        pool = super().get_connection(url, proxies)
-        watch_pool(pool, self.watchdog)
         return pool
 
     def request_url(self, request: PreparedRequest, proxies: dict[str, str] | None) -> str:
