@@ -15,8 +15,9 @@ until then. This process's own spill files are corrected when replayed: for each
 offset its events were stamped with and its given epochs are remembered (``spilled()``).
 
 Limits: an event already on the wire (in retries) when the step is seen is not corrected;
-spill files of other processes or of an earlier boot are never changed (their given epochs
-are not told apart in the file, and after a reboot the offset means nothing); a step before
+spill files of other processes are corrected by the offset and boot id written in them
+(``restamp_batch``), but never those of an earlier boot (after a reboot the offset means
+nothing) nor those of earlier versions (their given epochs are not marked); a step before
 the first event is invisible (nothing was logged with the wrong time); when the worker did
 not look for longer than the step itself, events of that stretch are told apart by their
 epochs, which a pause in logging as long as the step can mislead.
@@ -30,10 +31,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from .events import FixedEpoch
 from .sinks.base import Event
+from .spool.format import BOOT_ID
 
 if TYPE_CHECKING:
     from .buffer import Buffer
+    from .spool.format import SpillBatch
     from .stats import Stats
 
 log = logging.getLogger("isstreamer")
@@ -139,6 +143,39 @@ class ClockWatch:
             if len(self._files) >= MAX_TRACKED_FILES:
                 self._files.pop(next(iter(self._files)))
             self._files[batch_id] = (self.offset, given)
+
+    def restamp_batch(self, batch: SpillBatch, events: list[Event]) -> list[Event]:
+        """The events of a claimed spill file, default epochs moved by the steps since it was
+        written: an own file by what this process remembers, another process's file of the
+        same boot by the offset in it (an earlier boot's offset means nothing: never moved)."""
+        with self._lock:
+            own = batch.id in self._files
+        if own:
+            out = self.restamp_file(batch.id, events)
+            if out is not events and batch.wall_minus_monotonic is not None:
+                batch.wall_minus_monotonic = self._read()[0]  # a rewrite is stamped as now
+            return out
+        if not batch.epochs_known or batch.wall_minus_monotonic is None:
+            return events  # a file of an earlier version: given epochs are not marked
+        if not batch.boot_id or batch.boot_id != BOOT_ID:
+            return events
+        step = self._read()[0] - batch.wall_minus_monotonic
+        if abs(step) <= self.step_min_s:
+            return events
+        out = [(k, v, e if type(e) is FixedEpoch else e + step) for k, v, e in events]
+        moved = sum(1 for _, _, e in events if type(e) is not FixedEpoch)
+        # A rewrite of the file (what is left after a partial replay) is stamped as it is now.
+        batch.wall_minus_monotonic += step
+        if moved:
+            self.stats.add("restamped", moved)
+            log.warning(
+                "spill file %s was written before a wall-clock step of %+.1f s: %d "
+                "default epochs re-stamped",
+                batch.path.name,
+                step,
+                moved,
+            )
+        return out
 
     def restamp_file(self, batch_id: str, events: list[Event]) -> list[Event]:
         """The events of a claimed own spill file, default epochs moved by steps since."""

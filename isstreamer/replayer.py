@@ -208,8 +208,8 @@ class Replayer:
                 spool.release(batch)
                 continue
             self._current, self._left = batch, list(batch.events)
-            if d.clock is not None:  # own files of this process: a clock step since re-stamps
-                self._left = d.clock.restamp_file(batch.id, self._left)
+            if d.clock is not None:  # a clock step since the file was written re-stamps
+                self._left = d.clock.restamp_batch(batch, self._left)
             d.stats.seen(batch.id, original_name(batch.path.name))
             return batch
 

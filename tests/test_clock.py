@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -198,3 +199,60 @@ def test_restamping_can_be_turned_off(api_server: Any, access_key: str, tmp_path
     got = {e["key"]: e["epoch"] for e in api_server.events}
     assert got["early"] <= result["before"]
     assert result["stats"]["restamped"] == 0
+
+
+WRITER = r"""
+import sys
+import time
+from isstreamer import RetryPolicy, Streamer
+
+url, key, spill = sys.argv[1:4]
+s = Streamer(bucket_key="pi", access_key=key, api_base=url, spill_dir=spill, buffer_size=1000,
+             retry_policy=RetryPolicy(attempts=1, probe_initial=30, probe_max=30))
+s.log("early", 1)
+s.log("given", 2, epoch=1_600_000_000.5)
+assert s.flush(10) and s.stats()["on_disk"] == 2, s.stats()  # the receiver fails: on disk
+assert not s.close(0.5)  # still on disk: delivered by the next process
+"""
+
+READER = r"""
+import json, sys, time
+real_time = time.time
+time.time = lambda: real_time() + 3600.0  # NTP stepped the clock since the writer ran
+from isstreamer import Streamer
+
+url, key, spill = sys.argv[1:4]
+s = Streamer(bucket_key="pi", access_key=key, api_base=url, spill_dir=spill)
+assert s.replay(20)
+s.close(10)
+print(json.dumps(s.stats()))
+"""
+
+
+def test_another_process_of_the_same_boot_restamps_a_spill_file(
+    api_server: Any, access_key: str, tmp_path: Any
+) -> None:
+    """Another process of the same boot replays a spill file after a step: defaults move."""
+    spill = str(tmp_path / "spool")
+    api_server.fail(500, times=None)
+    before = time.time()
+    writer = subprocess.run(
+        [sys.executable, "-c", WRITER, api_server.url, access_key, spill],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert writer.returncode == 0, writer.stderr
+    api_server.clear()
+    reader = subprocess.run(
+        [sys.executable, "-c", READER, api_server.url, access_key, spill],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reader.returncode == 0, reader.stderr
+    got = {e["key"]: e["epoch"] for e in api_server.events}
+    assert before + 3600 - 30 < got["early"] <= before + 3600 + 30
+    assert got["given"] == 1_600_000_000.5
+    assert json.loads(reader.stdout.strip().splitlines()[-1])["restamped"] == 1
+    assert "default epochs re-stamped" in reader.stderr

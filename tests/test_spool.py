@@ -166,6 +166,7 @@ def test_file_content(spool: Spool) -> None:
         "attempts": 3,
         "last_error": "503 Service Unavailable",
         "boot_id": BOOT_ID,
+        "fixed": [],  # no given epochs among EVENTS (plain floats)
         "events": [list(e) for e in EVENTS],
     }
     assert list(json.loads(path.read_bytes()))[-1] == "events"  # last, for the streaming reader

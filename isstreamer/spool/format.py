@@ -18,13 +18,13 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import IsStreamerError
-from ..events import normalise_epoch, normalise_key, normalise_value
+from ..events import FixedEpoch, normalise_epoch, normalise_key, normalise_value
 from ..model import Bucket, Event
 
 FORMAT_VERSION = 1
@@ -71,6 +71,7 @@ class SpillBatch:
     last_error: str = ""
     boot_id: str = ""  # of the machine that wrote it; "" when unknown
     wall_minus_monotonic: float | None = None  # time.time() - time.monotonic() at writing
+    epochs_known: bool = False  # the file tells given epochs (FixedEpoch) from default ones
 
 
 def encode_batch(
@@ -97,6 +98,10 @@ def encode_batch(
     }
     if wall_minus_monotonic is not None:
         doc["wall_minus_monotonic"] = wall_minus_monotonic
+    # The events whose epoch the caller gave (never re-stamped after a clock step); present,
+    # even empty, so that a reader can tell default epochs apart (files of earlier versions
+    # lack it and are never re-stamped).
+    doc["fixed"] = [i for i, event in enumerate(events) if type(event[2]) is FixedEpoch]
     doc["events"] = [[k, v, e] for k, v, e in events]  # last: the streaming reader relies on it
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
@@ -124,7 +129,21 @@ def check_header(header: dict) -> dict:
     offset = header.get("wall_minus_monotonic")
     if offset is not None and not _number(offset):
         raise CorruptSpillFile(f"impossible wall_minus_monotonic {offset!r:.80}")
+    fixed = header.get("fixed")
+    if fixed is not None and (
+        not isinstance(fixed, list) or any(type(i) is not int or i < 0 for i in fixed)
+    ):
+        raise CorruptSpillFile(f"impossible fixed {fixed!r:.80}")
     return header
+
+
+def _marked(events: Iterable[Event], header: dict) -> Iterator[Event]:
+    """``events`` with the epochs the header lists as given turned back into FixedEpoch."""
+    fixed = set(header.get("fixed") or ())
+    for index, event in enumerate(events):
+        if index in fixed:
+            event = (event[0], event[1], FixedEpoch(event[2]))
+        yield event
 
 
 def decode_event(item: Any) -> Event:
@@ -149,6 +168,7 @@ def batch_from(path: Path, header: dict, events: list[Event]) -> SpillBatch:
         last_error=header.get("last_error", ""),
         boot_id=header.get("boot_id", ""),
         wall_minus_monotonic=None if offset is None else float(offset),
+        epochs_known="fixed" in header,
     )
 
 
@@ -164,7 +184,7 @@ def decode_batch(path: Path, data: bytes) -> SpillBatch:
     if not isinstance(events, list):
         raise CorruptSpillFile("no events array")
     check_header(doc)
-    return batch_from(path, doc, [decode_event(item) for item in events])
+    return batch_from(path, doc, list(_marked((decode_event(item) for item in events), doc)))
 
 
 class EventStream:
@@ -264,7 +284,7 @@ def stream_parts(
     def parts() -> Iterator[list[Event]]:
         part: list[Event] = []
         used = 0
-        for event in stream.events():
+        for event in _marked(stream.events(), stream.header):
             part.append(event)
             used += size_of(event)
             if len(part) >= max_events or used >= max_bytes:
