@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD = """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from decimal import Decimal
