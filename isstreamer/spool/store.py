@@ -32,25 +32,12 @@ from . import format as fmt
 from . import names
 from . import safe_io as sio
 from .claims import ClaimLocks
-from .format import FORMAT_VERSION, CorruptSpillFile, SpillBatch, decode_batch, encode_batch
-from .names import event_count
+from .format import CorruptSpillFile, SpillBatch, decode_batch, encode_batch
 from .quarantine import FAILED, QUARANTINE, Quarantine
 from .quota import evict_oldest
 from .selection import Selection
 from .split import split_claimed, too_big
 from .sweep import sweep_tmp
-
-__all__ = [
-    "Spool",
-    "SpillBatch",
-    "CorruptSpillFile",
-    "event_count",
-    "encode_batch",
-    "decode_batch",
-    "FORMAT_VERSION",
-    "QUARANTINE",
-    "DEFAULT_MAX_BYTES",
-]
 
 log = logging.getLogger("isstreamer")
 
