@@ -1,6 +1,7 @@
 """Spill files: the one package that knows their names, format and life on disk.
 
-``store`` is the directory of spill files (write, claim, load, release, quarantine, quota);
+``store`` is the directory of spill files (write, load, release, quota) and ``ownership``
+the files it holds (claim, delete, give back, quarantine, take over the claims of the dead);
 ``names`` builds and reads file names, ``format`` encodes and streams the JSON, ``claims``
 decides who owns a claimed file, ``safe_io`` never follows a symlink, ``listing`` answers
 what is waiting and purges, ``legacy`` reads the files ISStreamer left behind.

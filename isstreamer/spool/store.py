@@ -33,7 +33,8 @@ from . import names
 from . import safe_io as sio
 from .claims import ClaimLocks
 from .format import CorruptSpillFile, SpillBatch, decode_batch, encode_batch
-from .quarantine import FAILED, QUARANTINE, Quarantine
+from .ownership import Ownership
+from .quarantine import QUARANTINE, Quarantine
 from .quota import evict_oldest
 from .selection import Selection
 from .split import split_claimed, too_big
@@ -44,7 +45,7 @@ log = logging.getLogger("isstreamer")
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
-class Spool:
+class Spool(Ownership):
     """A directory of spill files with a byte quota; ``select`` limits it to some files."""
 
     def __init__(
@@ -66,17 +67,6 @@ class Spool:
         self._ready = False  # directories checked, stale temp files swept
         self._seq_floor = 0  # the highest sequence on disk when the spool was first used
         self._odd: set = set()  # non-regular entries seen by files(), quarantined by the next tidy
-
-    @property
-    def error(self) -> str:
-        """The last file-system problem, "" when all is well."""
-        return self._problems.last
-
-    def _problem(self, area: str, what: str, exc: OSError) -> None:
-        self._problems.report(area, what, exc)
-
-    def _fine(self, area: str) -> None:
-        self._problems.clear(area, f"spool {self.directory}: {area} works again")
 
     # ---- the directories --------------------------------------------------------------------
 
@@ -288,24 +278,6 @@ class Spool:
             self._problem("listing", f"cannot list spool {self.directory}", exc)
         return count, size
 
-    def claim(self, path: Path) -> Path | None:
-        """Take a file for sending; None when another sender has it, it is gone or unusable."""
-        if not self._usable():
-            return None
-        try:
-            claimed = self._claims.take(path)
-        except OSError as exc:
-            if not os.path.lexists(path) or os.path.isfile(path) and not os.path.islink(path):
-                self._problem("claiming", f"cannot claim spill files in {self.directory}", exc)
-            else:
-                self._set_aside(path, path.name, f"cannot be read as a spill file: {exc}")
-            return None
-        self._fine("claiming")
-        return claimed
-
-    def _drop(self, claimed: Path) -> None:
-        self._claims.drop(claimed.name)
-
     def load(self, claimed: Path) -> SpillBatch:
         """A claimed file's batch, at most LOAD_MAX_EVENTS events (bigger files are split)."""
         fd = self._claims.fd(claimed.name)
@@ -325,20 +297,6 @@ class Spool:
         except OSError as exc:
             raise CorruptSpillFile(f"unreadable: {exc}") from None
         return batch if self.select is None else self.select.adopt(batch)
-
-    def delete(self, claimed: Path) -> None:
-        size = 0
-        try:
-            size = os.stat(claimed, follow_symlinks=False).st_size
-            os.unlink(claimed)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self._problem("deleting", f"cannot delete sent spill file {claimed}", exc)
-        self._drop(claimed)
-        with self._lock:
-            if self._bytes_estimate is not None:
-                self._bytes_estimate = max(0, self._bytes_estimate - size)
 
     def release(
         self, batch: SpillBatch, remaining: Sequence[Event] | None = None, last_error: str = ""
@@ -377,30 +335,6 @@ class Spool:
                 return
         self._rename_back(batch.path)
 
-    def _rename_back(self, claimed: Path) -> None:
-        try:
-            os.rename(claimed, claimed.with_name(names.original_name(claimed.name)))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self._problem("releasing", f"cannot give back spill file {claimed}", exc)
-        self._drop(claimed)
-
-    def quarantine(self, path: Path, reason: str) -> Path:
-        """Move a file aside for a human, with a .reason file beside it (never raises)."""
-        name = names.original_name(path.name)
-        if self.select is not None:
-            self.select.quarantined(name)
-        return self._set_aside(path, name, reason)
-
-    def _set_aside(self, path: Path, name: str, reason: str) -> Path:
-        self._odd.discard(name)
-        if self._quarantine.move(path, name, reason) != FAILED:
-            self._drop(path)  # when it failed, a claim stays held: this process won't send it
-            with self._lock:
-                self._bytes_estimate = None  # rescan on the next write
-        return self._quarantine.directory / name
-
     def quarantine_batch(
         self, bucket: Bucket, events: Sequence[Event], *, sink: str, reason: str
     ) -> Path:
@@ -414,43 +348,3 @@ class Spool:
         return self._quarantine.add(
             names.spill_name(order, uuid.uuid4().hex[:12], len(events)), data, reason
         )
-
-    def quarantined(self) -> list[Path]:
-        """Files in the quarantine (regular ones only), oldest first."""
-        return self._quarantine.files()
-
-    # ---- claims of others -----------------------------------------------------------------
-
-    def reclaim_stale(self, max_age: float = 0.0) -> int:
-        """Take over claims of processes that are gone (their lock is free); returns how many.
-
-        Also sets aside non-regular files named like spill files. ``max_age`` is ignored: a
-        claim's age says nothing about its owner (clocks step; a Pi has no RTC).
-        """
-        if not self._usable():
-            return 0
-        try:
-            listing = os.listdir(self.directory)
-        except OSError as exc:
-            self._problem("listing", f"cannot list spool {self.directory}", exc)
-            return 0
-        for name in listing:
-            if name in self._odd:
-                self._set_aside(self.directory / name, name, "not a regular file")
-        count, errors = self._claims.take_over_dead(self.directory, listing)
-        for name, error in errors:
-            if os.path.lexists(self.directory / name) and not os.path.isfile(self.directory / name):
-                self._set_aside(
-                    self.directory / name,
-                    names.original_name(name),
-                    f"cannot be read as a spill file: {error}",
-                )
-            else:
-                self._problem("claiming", f"cannot take over {name}", error)
-        return count
-
-    def release_own_claims(self, keep: Path | None = None) -> None:
-        """On close: give back every file this Spool still holds (but ``keep``)."""
-        for name in self._claims.names():
-            if keep is None or name != keep.name:
-                self._rename_back(self.directory / name)
