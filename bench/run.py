@@ -70,6 +70,10 @@ def sizes(quick: bool, scale: float) -> dict[str, Any]:
     base["outage"] = scaled(base["outage"], 1000)
     base["replay"] = scaled(base["replay"], 1000)
     base["burst"] = scaled(base["burst"], 1000)
+    # Waits shrink with the counts (a smoke run checks the report, not the figures), but stay
+    # long enough for the receiver to be down across a few flush intervals.
+    base["down_s"] = max(0.3, base["down_s"] * min(1.0, scale))
+    base["sensor_s"] = max(0.3, base["sensor_s"] * min(1.0, scale))
     return base
 
 
