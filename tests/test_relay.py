@@ -263,7 +263,9 @@ def test_bucket_pattern_and_new_buckets_are_discovered(
 ) -> None:
     """--buckets limits the streams read; a running relay picks up a bucket that appears later."""
     write(server.url, ["kitchen-1", "garage-1"], 50)
-    proc = start_relay(api, tmp_path / "spool", server.url, "--buckets", "kitchen-*")
+    proc = start_relay(
+        api, tmp_path / "spool", server.url, "--buckets", "kitchen-*", "--discover-interval", "0.2"
+    )
     try:
         assert wait_for(lambda: len(api.events_for("kitchen-1")) == 50, 30)
         write(server.url, ["kitchen-2"], 50)

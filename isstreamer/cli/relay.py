@@ -86,6 +86,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="take over another consumer's entries unacknowledged this long (default 60)",
     )
     p.add_argument(
+        "--discover-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often the registry of buckets is read again for new ones (default 5)",
+    )
+    p.add_argument(
         "--trim",
         action="store_true",
         help="after acknowledging, XTRIM MINID what every group has processed",
@@ -126,14 +133,17 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError(f"relay needs --from URL (or {FROM_ENV}): the Redis to read")
     if not 1 <= args.batch <= MAX_BATCH:
         raise ConfigError(f"--batch must be 1 to {MAX_BATCH}, not {args.batch}")
-    if args.block_ms < 1 or args.claim_idle <= 0 or args.deadline <= 0:
-        raise ConfigError("--block-ms, --claim-idle and --deadline must be above 0")
+    if min(args.block_ms, args.claim_idle, args.deadline, args.discover_interval) <= 0:
+        raise ConfigError(
+            "--block-ms, --claim-idle, --deadline and --discover-interval must be above 0"
+        )
     return RelayOptions(
         batch=args.batch,
         block_ms=args.block_ms,
         claim_idle_s=args.claim_idle,
         trim=args.trim,
         deadline_s=args.deadline,
+        discover_interval_s=args.discover_interval,
         stats_bucket=args.stats_bucket,
         stats_interval_s=args.stats_interval,
     )
