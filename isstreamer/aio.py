@@ -7,9 +7,11 @@ the loop goes on. ``log()`` needs no async twin: it never blocks.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio  # imported by the first await: it costs every `import isstreamer` ~30 ms
 
 _S = TypeVar("_S", bound="AsyncMethods")
 
@@ -20,6 +22,8 @@ async def _off_loop(func: Any, *args: Any) -> Any:
     Not the loop's default executor: a flush to a hanging receiver would hold one of its
     threads for the whole timeout, and close() at interpreter exit must not wait on a pool.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 # The core types live in isstreamer.model; they are re-exported here for older imports.
 from ..model import SENT, Bucket, Event, Outcome, SendResult, Value
+
+if TYPE_CHECKING:
+    import asyncio  # imported when a coroutine sink first sends: it costs every import ~30 ms
 
 __all__ = [
     "SENT",
@@ -55,6 +57,8 @@ class _Loops:
     def run(self, awaitable: Any) -> Any:
         loop = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
+            import asyncio
+
             loop = self._local.loop = asyncio.new_event_loop()
             with self._lock:
                 self._all.append(loop)
