@@ -299,16 +299,33 @@ def test_release_with_fewer_events_rewrites(spool: Spool) -> None:
     assert spool.usage()[0] == 1
 
 
-def test_release_with_new_error_rewrites(spool: Spool) -> None:
-    """release() with a new last_error records it and counts the attempt."""
+def test_release_with_new_error_rewrites_in_place(spool: Spool) -> None:
+    """release() with a new last_error records it over the same file name: one copy at all times."""
     path = spool.write(BUCKET, EVENTS, sink=SINK)
     claimed = spool.claim(path)
     assert claimed is not None
     spool.release(spool.load(claimed), last_error="timeout")
-    [back] = spool.files()
-    doc = json.loads(back.read_bytes())
+    assert spool.files() == [path] and not claimed.exists()
+    doc = json.loads(path.read_bytes())
     assert doc["last_error"] == "timeout" and doc["attempts"] == 1
     assert len(doc["events"]) == len(EVENTS)
+    assert lock_is_free(path) and spool._claims.names() == []  # no lock or fd kept
+
+
+def test_replace_killed_before_its_rename_leaves_one_copy(tmp_path: Path) -> None:
+    """A dead claim beside the whole temp file of its new version becomes one file, not two."""
+    old = Spool(tmp_path / "spool")
+    claimed = old.claim(old.write(BUCKET, EVENTS, sink=SINK))
+    assert claimed is not None
+    newer = json.loads(claimed.read_bytes()) | {"last_error": "timeout"}
+    (claimed.parent / f".{claimed.name}.tmp").write_text(json.dumps(newer))
+    old._claims.forget_in_child()  # as if the process died: its locks are gone
+    fresh = Spool(tmp_path / "spool")
+    assert fresh.reclaim_stale() == 1
+    [left] = fresh.files()
+    assert len(json.loads(left.read_bytes())["events"]) == len(EVENTS)
+    rest = [p.name for p in left.parent.iterdir() if p.is_file() and p.name != ".seq"]
+    assert rest == [left.name]  # the temp file is gone too
 
 
 def test_release_with_nothing_remaining_deletes(spool: Spool) -> None:

@@ -305,11 +305,19 @@ class Spool(Ownership):
         attempts = batch.attempts + 1
         last_error = last_error or batch.last_error
         changed = remaining is not None and len(remaining) != len(batch.events)
-        if changed or last_error != batch.last_error:
+        if not changed and last_error != batch.last_error:
+            try:
+                self._replace_claimed(batch, attempts, last_error)
+            except OSError as exc:  # the file keeps its old last_error: nothing is lost
+                self._problem("releasing", f"cannot update spill file {batch.path.name}", exc)
+        elif changed:
             events = batch.events if remaining is None else remaining
             parsed = names.parse_name(names.original_name(batch.path.name))
             try:
                 if events:
+                    # A new name (its event count changes), then the old file goes: a process
+                    # killed between the two leaves both, and their common events may arrive
+                    # twice (the at-least-once window of docs/architecture.md).
                     self.write(
                         batch.bucket,
                         events,
@@ -334,6 +342,29 @@ class Spool(Ownership):
                 self.delete(batch.path)
                 return
         self._rename_back(batch.path)
+
+    def _replace_claimed(self, batch: SpillBatch, attempts: int, last_error: str) -> None:
+        """The same events with a new last_error, put over the claimed file in one rename.
+
+        Killed at any point, this leaves one copy of the batch: the old file, the new one, or
+        the new one as a whole temp file beside the old claim, which the next Spool renames
+        into place (sweep.py) before the old claim is taken over onto the same name.
+        """
+        data = self._encode(
+            batch.bucket,
+            batch.events,
+            sink=batch.sink,
+            attempts=attempts,
+            last_error=last_error,
+            created=batch.created,
+            batch_id=batch.id,
+            boot_id=batch.boot_id,
+            wall_minus_monotonic=batch.wall_minus_monotonic,
+        )
+        fd = sio.put(self.directory, batch.path.name, data, hold=True)
+        self._drop(batch.path)  # the replaced file's lock; the new one is locked through fd
+        if fd is not None:  # always, with hold=True
+            self._claims.hold(batch.path.name, fd)
 
     def quarantine_batch(
         self, bucket: Bucket, events: Sequence[Event], *, sink: str, reason: str
