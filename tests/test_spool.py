@@ -32,6 +32,7 @@ from isstreamer.spool import (
 )
 from isstreamer.spool import split as spool_split
 from isstreamer.spool.format import BOOT_ID
+from isstreamer.spool.names import order_for, original_name, parse_name, spill_name, superseded
 from isstreamer.spool.selection import Selection
 
 ACCESS_KEY = "ist_0123456789abcdefSECRETa1b2"
@@ -297,6 +298,30 @@ def test_release_with_fewer_events_rewrites(spool: Spool) -> None:
     assert doc["id"] == "b1" and doc["events"] == [list(e) for e in EVENTS[2:]]
     assert doc["attempts"] == 2 and doc["last_error"] == "503"
     assert spool.usage()[0] == 1
+
+
+def test_rewrite_killed_before_deleting_the_old_file_leaves_the_new_one(tmp_path: Path) -> None:
+    """A dead claim beside the rewritten rest of it (same order and id): the old copy is removed."""
+    old = Spool(tmp_path / "spool")
+    claimed = old.claim(old.write(BUCKET, EVENTS, sink=SINK))
+    assert claimed is not None
+    parsed = parse_name(original_name(claimed.name))
+    assert parsed is not None
+    rest = old.write(BUCKET, EVENTS[3:], sink=SINK, order=parsed.order, name_id=parsed.id)
+    old._claims.forget_in_child()  # as if the process died before deleting the claim
+    fresh = Spool(tmp_path / "spool")
+    assert fresh.reclaim_stale() == 1
+    assert fresh.files() == [rest] and event_count(rest) == 1
+
+
+def test_superseded_names_only_the_older_copies_of_a_rewrite() -> None:
+    """Of files sharing order and id the one with fewest events stays; other files are left."""
+    first, second = order_for(1, 1.7e9), order_for(2, 1.7e9)
+    a5, a2 = spill_name(first, "aa", 5), spill_name(first, "aa", 2)
+    b4 = spill_name(first, "bb", 4)
+    other = spill_name(second, "aa", 5)  # the same id in another place: another batch
+    assert superseded([a5, b4, a2, other, "not-a-spill-file"]) == [a5]
+    assert superseded([a2, a5]) == [a5] and superseded([b4]) == []
 
 
 def test_release_with_new_error_rewrites_in_place(spool: Spool) -> None:

@@ -78,6 +78,30 @@ def event_count(path: Path) -> int:
     return parsed.events if parsed else 0
 
 
+def superseded(listing: Iterable[str]) -> list[str]:
+    """Spill files left behind by a rewrite that died half-way, to be deleted.
+
+    A rewrite keeps a file's order and id and only ever removes events, so of two files
+    sharing both, the one with fewer events is the newer; the others are stale copies.
+    """
+    fewest: dict[tuple[str, str], SpillName] = {}
+    stale = []
+    for name in sorted(listing):
+        parsed = parse_name(name)
+        if parsed is None:
+            continue
+        key = (parsed.order, parsed.id)
+        kept = fewest.get(key)
+        if kept is None:
+            fewest[key] = parsed
+        elif parsed.events < kept.events:
+            stale.append(spill_name(kept.order, kept.id, kept.events))
+            fewest[key] = parsed
+        else:
+            stale.append(name)
+    return stale
+
+
 def stamp(created: float) -> str:
     """The UTC time for a name, readable by people; a placeholder for impossible times."""
     try:

@@ -9,6 +9,7 @@ with a reason. Nothing here raises on file-system trouble: it is logged once and
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -18,6 +19,8 @@ from . import safe_io as sio
 from .claims import ClaimLocks
 from .quarantine import FAILED, Quarantine
 from .selection import Selection
+
+log = logging.getLogger("isstreamer")
 
 
 class Ownership:
@@ -132,7 +135,21 @@ class Ownership:
                 )
             else:
                 self._problem("claiming", f"cannot take over {name}", error)
+        if count:  # a dead process may have been rewriting one of them
+            self._delete_superseded()
         return count
+
+    def _delete_superseded(self) -> None:
+        try:
+            stale = names.superseded(os.listdir(self.directory))
+        except OSError as exc:
+            self._problem("listing", f"cannot list spool {self.directory}", exc)
+            return
+        for name in stale:
+            log.warning(
+                "spool: %s was being rewritten when its process died; old copy removed", name
+            )
+            sio.remove(self.directory / name)
 
     def release_own_claims(self, keep: Path | None = None) -> None:
         """On close: give back every file this Spool still holds (but ``keep``)."""

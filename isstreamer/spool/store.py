@@ -122,8 +122,9 @@ class Spool(Ownership):
         """Write one batch durably; raises OSError (only) when that is impossible.
 
         ``order`` keeps a rewritten file's place in line (the sort prefix of its old name);
-        ``boot_id`` and ``wall_minus_monotonic`` default to this process's. ``name_id`` and
-        ``account`` are for splitting (the id in the name; no quota check).
+        ``boot_id`` and ``wall_minus_monotonic`` default to this process's. ``name_id`` is the
+        id in the name (a rewrite keeps it; a split's parts get their own); ``account=False``
+        skips the quota check.
         """
         created = time.time() if created is None else created
         data = self._encode(
@@ -315,9 +316,9 @@ class Spool(Ownership):
             parsed = names.parse_name(names.original_name(batch.path.name))
             try:
                 if events:
-                    # A new name (its event count changes), then the old file goes: a process
-                    # killed between the two leaves both, and their common events may arrive
-                    # twice (the at-least-once window of docs/architecture.md).
+                    # A new name (the count changes) with the same order and id, then the old
+                    # file goes: if the process dies between the two, whoever takes over its
+                    # claims deletes the old copy (names.superseded).
                     self.write(
                         batch.bucket,
                         events,
@@ -329,6 +330,7 @@ class Spool(Ownership):
                         order=parsed.order if parsed else None,
                         boot_id=batch.boot_id,
                         wall_minus_monotonic=batch.wall_minus_monotonic,
+                        name_id=parsed.id if parsed else "",
                     )
             except OSError as exc:
                 # The whole file goes back instead: sent events may be sent again, none lost.
