@@ -8,7 +8,8 @@ are 0 or 1, so they chart as numbers.
 Sources:
 - throttling: ``vcgencmd get_throttled`` (``throttled=0x50005``) when installed and working,
   else the firmware driver's sysfs file (``50005``, hex without 0x). Bits 0-3 are the state
-  now, bits 16-19 whether it happened since boot.
+  now, bits 16-19 whether it happened since boot. Kernels without that file still have the
+  ``rpi_volt`` hwmon sensor: under-voltage now, nothing else.
 - Wi-Fi: ``/proc/net/wireless``. cfg80211 drivers (the Pi's brcmfmac among them) report the
   link quality on a 0-70 scale and the level in dBm; a noise of -256 means none reported.
 - wear: the root file system's device from ``/proc/self/mountinfo``; for an eMMC or SD
@@ -95,6 +96,8 @@ class PiSampler:
                 why = (done.stderr or done.stdout).strip()[:100] or f"exit {done.returncode}"
             except (OSError, subprocess.SubprocessError) as exc:
                 why = str(exc)
+            # Not tried again: a service without /dev/vchiq access would fork for nothing.
+            self.vcgencmd = None
             self._once("vcgencmd", f"vcgencmd get_throttled failed ({why}); reading sysfs")
         text = self._read(THROTTLED_SYSFS)
         if text is None:
@@ -105,10 +108,24 @@ class PiSampler:
             self._once(THROTTLED_SYSFS, f"unexpected get_throttled value {text.strip()[:40]!r}")
             return None
 
+    def _hwmon_under_voltage(self) -> int | None:
+        """Bit 0 (under-voltage now) from the rpi_volt hwmon sensor, where the kernel has
+        dropped the firmware's sysfs file; the other bits are unknown then."""
+        try:
+            sensors = sorted(os.listdir(self.root / "sys/class/hwmon"))
+        except OSError:
+            return None
+        for sensor in sensors:
+            if (self._read(f"sys/class/hwmon/{sensor}/name") or "").strip() == "rpi_volt":
+                alarm = (self._read(f"sys/class/hwmon/{sensor}/in0_lcrit_alarm") or "").strip()
+                return int(alarm) if alarm in ("0", "1") else None
+        return None
+
     def throttling(self) -> Sample:
         flags = self.throttled_flags()
         if flags is None:
-            return {}
+            under_voltage = self._hwmon_under_voltage()
+            return {} if under_voltage is None else {"pi_under_voltage_now": under_voltage}
         out: Sample = {}
         for bit, name in THROTTLE_BITS.items():
             out[f"pi_{name}_now"] = (flags >> bit) & 1

@@ -113,3 +113,22 @@ def test_an_unreadable_or_odd_file_is_said_once(
     path.rmdir()
     path.write_text("zz\n")
     assert sampler.throttled_flags() is None
+
+
+def test_without_the_firmware_file_hwmon_gives_under_voltage(pi_root: Path) -> None:
+    """A kernel without get_throttled: under-voltage now from the rpi_volt hwmon sensor only."""
+    (pi_root / THROTTLED_SYSFS).unlink()
+    for name, sensor in (("cpu_thermal", "hwmon0"), ("rpi_volt", "hwmon1")):
+        (pi_root / "sys/class/hwmon" / sensor).mkdir(parents=True)
+        (pi_root / "sys/class/hwmon" / sensor / "name").write_text(name + "\n")
+    (pi_root / "sys/class/hwmon/hwmon1/in0_lcrit_alarm").write_text("1\n")
+    assert PiSampler(pi_root, vcgencmd=None).throttling() == {"pi_under_voltage_now": 1}
+
+
+def test_a_failing_vcgencmd_is_not_run_again(tmp_path: Path, pi_root: Path) -> None:
+    """After one failure vcgencmd is left alone: sysfs answers without a fork per sample."""
+    count = tmp_path / "runs"
+    failing = _script(tmp_path / "vcgencmd", f"echo run >> {count}; exit 255")
+    sampler = PiSampler(pi_root, vcgencmd=failing)
+    assert sampler.throttled_flags() == sampler.throttled_flags() == 0x50005
+    assert count.read_text().count("run") == 1
