@@ -92,6 +92,21 @@ def test_every_bad_option_value_exits_2(argv: list, capsys: Any) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["log", "k", "1", "--epoch", "soon"], "event not sent"),
+        (["log", "", "1"], "event not sent"),
+        (["log", "k" * 251, "1"], "event not sent"),
+    ],
+    ids=["epoch", "empty key", "long key"],
+)
+def test_an_invalid_event_on_the_command_line_exits_2(cli: Cli, argv: list, words: str) -> None:
+    """A time, key or value log cannot send is a wrong command line: exit 2, nothing sent."""
+    done = cli(*argv)
+    assert done.returncode == 2 and words in done.stderr
+
+
 def test_config_problems_exit_2_without_traceback(cli: Cli, tmp_path: Path) -> None:
     """No key, a bad URL or a missing ini: exit 2 and one line that says what to do."""
     with_key = dict(os.environ)

@@ -18,7 +18,7 @@ from ..streamer import Streamer
 from ..text import parse_time as parse_epoch
 from ..text import parse_value
 from .common import (
-    EXIT_FAILED,
+    EXIT_CONFIG,
     add_deadline_argument,
     delivery_status,
     host_bucket_key,
@@ -44,7 +44,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="send one event",
         description="Send one event. Exit 0 once it was delivered, 75 when it is only kept "
-        "in the spool (sent later), 1 when it is lost or the access key was refused.",
+        "in the spool (sent later), 1 when it is lost or the access key was refused, 2 for "
+        "an invalid key, value or --epoch.",
     )
     p.add_argument("key")
     p.add_argument("value", help="21.5 is sent as a number, true/false as booleans (see --string)")
@@ -82,9 +83,9 @@ def run_log(args: argparse.Namespace) -> int:
         value = args.value if args.string else parse_value(args.value)
         epoch = parse_epoch(args.epoch) if args.epoch is not None else None
         event = make_event(args.key, value, epoch)
-    except ValueError as exc:  # InvalidEvent too
+    except ValueError as exc:  # InvalidEvent too: the command line is wrong
         say(args, f"event not sent: {exc}", always=True)
-        return EXIT_FAILED
+        return EXIT_CONFIG
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("log"))
     try:
         streamer.log(*event)
