@@ -28,6 +28,7 @@ REFUSED_KEY_TEXT = {
     403: "the access key is not allowed to write here (403 Forbidden)",
 }
 LIMIT_TEXT = {402: "the account reached its monthly event limit (402 Payment Required)"}
+WRONG_ADDRESS_HINT = "check stream_api_base"  # a 3xx/404/405 answer: not an events API there
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
@@ -133,6 +134,16 @@ def refused_key_text(status: int) -> str | None:
     return REFUSED_KEY_TEXT.get(status) or LIMIT_TEXT.get(status)
 
 
+def wrong_address_text(status: int, reason: str, address: str) -> str:
+    """The answer of something that is no events API (a redirect, 404, 405) in words."""
+    return f"{status} {reason} from {address}: {WRONG_ADDRESS_HINT}; events are kept"
+
+
 def is_refused_key(message: str) -> bool:
     """True when a last-error message says the receiver refused the access key (401/403)."""
     return any(text in message for text in REFUSED_KEY_TEXT.values())
+
+
+def needs_a_fix(message: str) -> bool:
+    """True when waiting cannot help: the key was refused or the address is no events API."""
+    return is_refused_key(message) or WRONG_ADDRESS_HINT in message

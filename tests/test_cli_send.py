@@ -48,6 +48,18 @@ def test_log_with_a_refused_key_exits_1_and_says_so(cli: Cli, tmp_path: Path) ->
     assert len(Spool(tmp_path / "spool").files()) == 1
 
 
+def test_log_to_an_address_that_is_no_events_api_exits_1(
+    cli: Cli, api_server: ApiServer, tmp_path: Path
+) -> None:
+    """A 404 (a wrong api_base) cannot get better by waiting: exit 1, saying what to correct."""
+    api_server.fail(404, times=None, path="/api/buckets")
+    done = cli("log", "t", "1")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "404 Not Found from http://127.0.0.1:" in last and "correct api_base" in last
+    assert len(Spool(tmp_path / "spool").files()) == 1
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:  # bound, never listening: connecting is refused
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
-from ..failures import is_refused_key
+from ..failures import is_refused_key, needs_a_fix
 from ..model import MAX_BUCKET_KEY_CHARS
 from ..streamer import Streamer
 from . import options
@@ -45,17 +45,22 @@ def add_deadline_argument(parser: argparse.ArgumentParser, when: str) -> None:
 
 def delivery_status(args: argparse.Namespace, stats: Mapping[str, Any]) -> int:
     """The exit status of a run that logged events, from its closed Streamer's stats():
-    0 all delivered, 75 some only kept in the spool, 1 lost or the access key refused."""
+    0 all delivered, 75 some only kept in the spool, 1 lost, or refused in a way waiting
+    cannot fix (the access key, an address that is no events API)."""
     lost = stats["dropped"] + stats["quarantined"]
     waiting, error = stats["on_disk"], stats["last_error"]
     if lost:
         say(args, f"{lost} event(s) lost: {error or 'see the messages above'}", always=True)
         return EXIT_FAILED
-    if waiting and is_refused_key(error):
+    if waiting and needs_a_fix(error):
+        fix = (
+            "set the right key (isstreamer config init)"
+            if is_refused_key(error)
+            else ("correct api_base (isstreamer config shows it)")
+        )
         say(
             args,
-            f"{error}; {waiting} event(s) kept in the spool: set the right key (isstreamer "
-            "config init), then run `isstreamer replay`",
+            f"{error}; {waiting} event(s) kept in the spool: {fix}, then run `isstreamer replay`",
             always=True,
         )
         return EXIT_FAILED

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from ..failures import is_refused_key
+from ..failures import needs_a_fix
 from ..replay import ReplayResult, replay
 from . import options
 from .common import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED, load, receiver, say
@@ -24,7 +24,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "files (epoch,key,value) go to --bucket-key or the configured bucket. "
         "Exit 0 when everything was delivered, 75 when some stays in the spool for "
         "later (the receiver is unreachable), 1 when events were refused, quarantined "
-        "or unreadable, or the access key was refused.",
+        "or unreadable, or the access key or the address was refused.",
     )
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument(
@@ -128,7 +128,7 @@ def replay_status(result: ReplayResult) -> int:
         result.quarantined
         or result.dropped
         or result.skipped
-        or is_refused_key(result.last_error)
+        or needs_a_fix(result.last_error)
         or not result.remaining
     ):
         return EXIT_FAILED

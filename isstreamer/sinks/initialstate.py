@@ -15,7 +15,14 @@ from requests.models import PreparedRequest
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
-from ..failures import classify, http_failure, one_line, receiver_text, refused_key_text
+from ..failures import (
+    classify,
+    http_failure,
+    one_line,
+    receiver_text,
+    refused_key_text,
+    wrong_address_text,
+)
 from ..model import SENT, Bucket, Event, Outcome, SendResult
 from ..redact import redact_key, scrub
 from .keepalive import Answer, as_response
@@ -302,10 +309,7 @@ class InitialStateSink:
             return SendResult(Outcome.BAD, status, f"400 Bad Request: {message}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
         return SendResult(
-            Outcome.AUTH,
-            status,
-            f"{status} {response.reason} from {self.address}: check stream_api_base; "
-            "events are kept",
+            Outcome.AUTH, status, wrong_address_text(status, response.reason, self.address)
         )
 
     def _accepted(self, status: int, headers: Headers) -> SendResult:
