@@ -53,3 +53,12 @@ def test_status_of_a_running_and_a_gone_agent(cli: Cli, tmp_path: Path) -> None:
         (os.getpid(), True),
         (999999999, False),
     ]
+
+
+def test_status_of_a_spool_it_cannot_read_says_so(cli: Cli, tmp_path: Path) -> None:
+    """A spill_dir that cannot be listed (here: a file) is exit 1 naming it, not 'no agent'."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    done = cli("--spill-dir", str(blocker), "status")
+    assert done.returncode == 1 and "none running" not in done.stdout
+    assert f"cannot read the spool directory {blocker}: Not a directory" in done.stderr

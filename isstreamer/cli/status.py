@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import time
 from typing import Any
 
 from ..spool import Spool
 from ..status import read_statuses
-from .common import EXIT_OK, load
+from .common import EXIT_FAILED, EXIT_OK, load, say
 from .spool import print_summary, summary
 
 
@@ -59,6 +60,18 @@ def _print_agent(agent: dict[str, Any]) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     spool = Spool(str(load(args).spill_dir))
+    try:
+        os.listdir(spool.directory)
+    except FileNotFoundError:
+        pass  # nothing spilled yet, no agent ever ran here
+    except OSError as exc:  # an agent running as another user: its 0700 spool is closed to us
+        say(
+            args,
+            f"cannot read the spool directory {spool.directory}: {exc.strerror or exc}; run "
+            "status as the agent's user (or root), with the same --spill-dir",
+            always=True,
+        )
+        return EXIT_FAILED
     agents = read_statuses(spool.directory)
     info = summary(spool)
     if args.json:
