@@ -144,9 +144,9 @@ class Agent:
             return
         old, self.streamer, self.values = self.streamer, fresh, values
         old.close(self.args.deadline)  # what it holds goes to its own receiver, or the spool
-        stats = old.stats()
+        stats: dict[str, Any] = dict(old.stats())
         for name in TOTALS:
-            self.closed_totals[name] += stats[name]  # type: ignore[literal-required]
+            self.closed_totals[name] += stats[name]
         log.warning(
             "metrics: SIGHUP: configuration re-read; streaming to bucket %s at %s",
             fresh.BucketKey,
@@ -176,8 +176,8 @@ class Agent:
         self.streamer.close(self.args.deadline)
         if self.status is not None:
             self.status.remove()
-        stats = self.streamer.stats()
-        return {name: self.closed_totals[name] + stats[name] for name in TOTALS}  # type: ignore[literal-required]
+        stats: dict[str, Any] = dict(self.streamer.stats())
+        return {name: self.closed_totals[name] + stats[name] for name in TOTALS}
 
 
 def _schedule(args: argparse.Namespace, stop: StopSignal, reload: threading.Event) -> Any:
