@@ -123,13 +123,13 @@ class Agent:
         for key, value in values.items():
             self.streamer.log(key, value, epoch)
         self.samples += 1
+        self.write_status(force=self.samples == 1)  # first: who reads the line finds the file
         log.info(
             "metrics: sample %d, %d keys, to bucket %s",
             self.samples,
             len(values),
             self.streamer.BucketKey,
         )
-        self.write_status(force=self.samples == 1)
 
     def reload(self) -> None:
         """Re-read the configuration; on an error keep streaming as before."""
@@ -147,12 +147,12 @@ class Agent:
         stats: dict[str, Any] = dict(old.stats())
         for name in TOTALS:
             self.closed_totals[name] += stats[name]
+        self.write_status(force=True)
         log.warning(
             "metrics: SIGHUP: configuration re-read; streaming to bucket %s at %s",
             fresh.BucketKey,
             redact_url(str(fresh.settings.api_base)),
         )
-        self.write_status(force=True)
 
     def write_status(self, force: bool = False) -> None:
         if self.status is None:
