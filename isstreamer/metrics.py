@@ -6,7 +6,8 @@ start has no rates and no CPU figures. The clock and psutil itself are injectabl
 rates can be tested with made-up counters.
 
 Units are in the key names: percentages end in ``_percent`` (``cpu_*`` are percentages too),
-sizes in ``_mib`` or ``_gib``, rates in ``_kib_per_s`` or ``_per_s``, times in ``_s``.
+sizes in ``_mib`` or ``_gib``, rates in ``_kib_per_s`` or ``_per_s``, times in ``_s``,
+frequencies in ``_mhz``. What only a Raspberry Pi reports is pi_metrics.py's.
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ class SystemSampler:
             out["swap_percent"] = round(swap.percent, 1)
             out["swap_total_mib"] = round(swap.total / MIB, 1)
             out["swap_used_mib"] = round(swap.used / MIB, 1)
+        freq = self._call("cpu_freq")  # MHz; None where the kernel has no cpufreq
+        if freq is not None and freq.current:
+            out["cpu_freq_mhz"] = round(freq.current)
+            if freq.max:  # 0 in VMs: unknown
+                out["cpu_freq_max_mhz"] = round(freq.max)
         out.update(self._disk_usage())
         out.update(self._temperatures())
         boot = self._call("boot_time")

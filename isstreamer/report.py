@@ -95,5 +95,7 @@ def refused(result: SendResult) -> bool:
 
 def describe(result: SendResult) -> str:
     """The receiver's answer in a few words, for logs and quarantine reasons."""
-    status = f"{result.status}: " if result.status is not None else ""
-    return status + (result.message or result.outcome.value)
+    message = result.message or result.outcome.value
+    if result.status is None or str(result.status) in message:  # "503 Busy: ..." says it
+        return message
+    return f"{result.status}: {message}"

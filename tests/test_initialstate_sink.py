@@ -786,13 +786,13 @@ def test_https_ca_bundle_from_the_environment(
 
 
 def test_https_unknown_ca_is_refused(tls_server: http.server.ThreadingHTTPServer) -> None:
-    """A certificate no trusted CA signed is refused: RETRY naming SSLError, nothing sent."""
+    """A certificate no trusted CA signed is refused: RETRY naming the TLS cause, nothing sent."""
     sink = InitialStateSink(f"https://127.0.0.1:{tls_server.server_port}", "k", timeout=5)
     try:
         result = sink.send(BUCKET, EVENTS)
     finally:
         sink.close()
-    assert result.outcome is Outcome.RETRY and "SSLError" in result.message
+    assert result.outcome is Outcome.RETRY and "TLS certificate rejected" in result.message
     assert tls_server.seen == []  # type: ignore[attr-defined]
 
 

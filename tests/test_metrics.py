@@ -215,3 +215,14 @@ def test_real_psutil_gives_at_least_ten_keys() -> None:
     assert len(sample) >= 10
     assert "mem_percent" in sample and "load_1" in sample and "disk_root_percent" in sample
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sample.values())
+
+
+def test_cpu_frequency_in_mhz(fake: FakePsutil) -> None:
+    """psutil.cpu_freq() gives cpu_freq_mhz, and the maximum only when it is known (not 0)."""
+    Freq = namedtuple("Freq", "current min max")
+    fake.cpu_freq = lambda: Freq(1499.7, 600.0, 1500.0)  # type: ignore[attr-defined]
+    sample = sampler_for(fake, Clock()).sample()
+    assert sample["cpu_freq_mhz"] == 1500 and sample["cpu_freq_max_mhz"] == 1500
+    fake.cpu_freq = lambda: Freq(2596.15, 0.0, 0.0)  # type: ignore[attr-defined]
+    sample = sampler_for(fake, Clock()).sample()
+    assert sample["cpu_freq_mhz"] == 2596 and "cpu_freq_max_mhz" not in sample

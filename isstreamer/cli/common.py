@@ -8,14 +8,20 @@ import argparse
 import re
 import socket
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
+from ..failures import is_refused_key, needs_a_fix
 from ..model import MAX_BUCKET_KEY_CHARS
 from ..streamer import Streamer
+from . import options
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Not delivered yet, safe in the spool: sysexits.h's EX_TEMPFAIL ("a temporary failure; the
+# user is invited to retry later"), which mail programs and cron wrappers already know.
+EXIT_SPOOLED = 75
 SETTING_OPTIONS = ("access_key", "bucket_key", "bucket_name", "api_base", "spill_dir")
 HOW_TO_CONFIGURE = "to stream to Initial State instead, run: isstreamer config init"
 
@@ -30,11 +36,43 @@ def add_deadline_argument(parser: argparse.ArgumentParser, when: str) -> None:
     """--deadline: how long log, pipe and metrics try at the end before spilling the rest."""
     parser.add_argument(
         "--deadline",
-        type=float,
+        type=options.seconds,
         default=10.0,
         metavar="SECONDS",
         help=f"{when}, how long to try before keeping the rest in the spool (default 10)",
     )
+
+
+def delivery_status(args: argparse.Namespace, stats: Mapping[str, Any]) -> int:
+    """The exit status of a run that logged events, from its closed Streamer's stats():
+    0 all delivered, 75 some only kept in the spool, 1 lost, or refused in a way waiting
+    cannot fix (the access key, an address that is no events API)."""
+    lost = stats["dropped"] + stats["quarantined"]
+    waiting, error = stats["on_disk"], stats["last_error"]
+    if lost:
+        say(args, f"{lost} event(s) lost: {error or 'see the messages above'}", always=True)
+        return EXIT_FAILED
+    if waiting and needs_a_fix(error):
+        fix = (
+            "set the right key (isstreamer config init)"
+            if is_refused_key(error)
+            else ("correct api_base (isstreamer config shows it)")
+        )
+        say(
+            args,
+            f"{error}; {waiting} event(s) kept in the spool: {fix}, then run `isstreamer replay`",
+            always=True,
+        )
+        return EXIT_FAILED
+    if waiting:
+        why = f" ({error})" if error else ""
+        say(
+            args,
+            f"{waiting} event(s) not delivered yet{why}; kept in the spool and sent by the "
+            "next run or `isstreamer replay`",
+        )
+        return EXIT_SPOOLED
+    return EXIT_OK
 
 
 def setting_arguments(args: argparse.Namespace) -> dict[str, Any]:

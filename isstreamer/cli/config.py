@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import shown_values, user_config_path, write_ini
+from ..config import Settings, shown_values, user_config_path, write_ini
 from ..errors import ConfigError
 from ..redact import redact_key, redact_url
 from ..schemes import ALL as ALL_SCHEMES
@@ -23,11 +24,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="show the settings, or write an ini file (config init)",
         description="Without an action: show the effective settings and where each came from.",
     )
-    p.set_defaults(func=run_show)
+    p.add_argument("--json", action="store_true", help="the settings as JSON")
+    p.set_defaults(func=run_show, json=False)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     show = actions.add_parser(
         "show", parents=[common], help="show the effective settings (the default)"
     )
+    # SUPPRESS: `config --json show` keeps the --json given before the action.
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
     show.set_defaults(func=run_show)
     init = actions.add_parser(
         "init",
@@ -49,8 +53,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     init.set_defaults(func=run_init)
 
 
+def _as_json(settings: Settings) -> dict[str, Any]:
+    """The settings (key and credentials redacted), each with where it came from."""
+    return {
+        "config_file": str(settings.ini_path) if settings.ini_path else None,
+        "settings": {
+            name: {"value": value, "source": settings.sources.get(name, "default")}
+            for name, value in shown_values(settings.values).items()
+        },
+        "local_collector": wants_local_collector(settings),
+    }
+
+
 def run_show(args: argparse.Namespace) -> int:
     settings = load(args)
+    if args.json:
+        print(json.dumps(_as_json(settings), indent=2, default=str))
+        return EXIT_OK
     if settings.ini_path:
         print(f"config file: {settings.ini_path}")
     else:

@@ -1,7 +1,9 @@
 """The ``isstreamer`` command: global options, subcommands and exit statuses.
 
 Exit 0 when done, 1 when something failed (the message says what), 2 when the configuration
-cannot work or the command line is wrong. Each subcommand lives in a module of this package.
+cannot work or the command line is wrong, 75 when events were not delivered yet but are
+kept in the spool (log, pipe, replay, metrics --once). Each subcommand lives in a module of
+this package.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ConfigError
-from . import config, metrics, relay, replay, send, serve, spool
+from . import completion, config, metrics, relay, replay, send, serve, spool, status
 from .common import EXIT_CONFIG, EXIT_FAILED, say
 
 log = logging.getLogger("isstreamer")
@@ -27,10 +29,18 @@ examples:
   isstreamer metrics                          # system metrics every 10 s to bucket metrics-<host>
   isstreamer replay                           # send what is waiting in the spool now
   isstreamer spool                            # what is waiting, and why
+  isstreamer status --json                    # the running agent's counters and the spool
+  isstreamer metrics --print --once           # one sample on stdout, nothing sent
   isstreamer relay --from redis://host:6379/0 # forward a fleet's Redis streams to the receiver
 
 The access key comes from ISSTREAMER_ACCESS_KEY or an ini file (isstreamer config init). With
 neither a key nor an api_base, log, pipe and metrics use the local collector (isstreamer serve).
+
+exit status:
+  0   done: every event delivered
+  1   failed: events lost, the access key refused (401/403), or another error (see stderr)
+  2   bad command line or configuration
+  75  not delivered yet: kept in the spool, sent by the next run or `isstreamer replay`
 """
 
 
@@ -91,14 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_parsers(sub, common)
     replay.add_parsers(sub, common)
     spool.add_parsers(sub, common)
+    status.add_parsers(sub, common)
     config.add_parsers(sub, common)
     relay.add_parsers(sub, common)
     # serve has an --access-key of its own (the keys clients must send), repeatable.
     serve.add_parsers(sub, _common(access_key=False))
+    completion.add_parsers(sub, common)
     return parser
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+_handler: logging.Handler | None = None  # the one setup_logging() installed
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """The command's log lines on stderr: the one place their level and format are set.
+
+    Called again (main() run twice in one process), it replaces its own handler.
+    """
+    global _handler
     level = (
         logging.ERROR
         if quiet
@@ -107,20 +127,25 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         else logging.DEBUG
     )
     log.setLevel(level)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("isstreamer: %(levelname)s: %(message)s"))
-    log.addHandler(handler)
+    if _handler is not None:
+        log.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("isstreamer: %(levelname)s: %(message)s"))
+    log.addHandler(_handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     if args.func is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
     args.verbose = args.verbose or 0
-    _setup_logging(args.verbose, args.quiet)
+    setup_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from . import options
 from .common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, host_bucket_key, say
 from .signals import StopSignal
 
@@ -65,7 +66,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--batch",
-        type=int,
+        type=options.at_least_one,
         default=1000,
         metavar="N",
         help=f"entries per read, shared by the streams (default 1000, at most "
@@ -73,14 +74,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--block-ms",
-        type=int,
+        type=options.count,
         default=2000,
         metavar="MS",
         help="how long an idle read waits for new entries (default 2000)",
     )
     p.add_argument(
         "--claim-idle",
-        type=float,
+        type=options.positive_seconds,
         default=60.0,
         metavar="SECONDS",
         help="take over another consumer's entries unacknowledged this long (default 60)",
@@ -105,7 +106,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--deadline",
-        type=float,
+        type=options.seconds,
         default=10.0,
         metavar="SECONDS",
         help="at SIGTERM/SIGINT, time to deliver or spool the last read (default 10)",
@@ -118,7 +119,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--stats-interval",
-        type=float,
+        type=options.positive_seconds,
         default=60.0,
         metavar="SECONDS",
         help="how often --stats-bucket gets them (default 60)",

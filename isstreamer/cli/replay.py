@@ -7,8 +7,10 @@ import sys
 import time
 from typing import Any
 
+from ..failures import needs_a_fix
 from ..replay import ReplayResult, replay
-from .common import EXIT_FAILED, EXIT_OK, load, receiver, say
+from . import options
+from .common import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED, load, receiver, say
 from .signals import StopSignal
 
 
@@ -20,12 +22,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Send spill files now: the spool by default, or the given spill files and "
         "spool directories. ISStreamer's err_missed_events.txt and offline CSV "
         "files (epoch,key,value) go to --bucket-key or the configured bucket. "
-        "Exit 0 only when everything was delivered.",
+        "Exit 0 when everything was delivered, 75 when some stays in the spool for "
+        "later (the receiver is unreachable), 1 when events were refused, quarantined "
+        "or unreadable, or the access key or the address was refused.",
     )
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=options.seconds,
         metavar="SECONDS",
         help="stop after this long; the rest stays on disk",
     )
@@ -113,4 +117,19 @@ def run_replay(args: argparse.Namespace) -> int:
         _summary(result) + (f"; stopped by {stop.name}" if stop.signum else ""),
         always=not result.ok,
     )
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return replay_status(result)
+
+
+def replay_status(result: ReplayResult) -> int:
+    """0 all delivered; 75 the rest waits in the spool; 1 something needs a person's look."""
+    if result.ok:
+        return EXIT_OK
+    if (
+        result.quarantined
+        or result.dropped
+        or result.skipped
+        or needs_a_fix(result.last_error)
+        or not result.remaining
+    ):
+        return EXIT_FAILED
+    return EXIT_SPOOLED

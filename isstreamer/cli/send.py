@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from ..events import flatten, make_event
@@ -17,9 +18,9 @@ from ..streamer import Streamer
 from ..text import parse_time as parse_epoch
 from ..text import parse_value
 from .common import (
-    EXIT_FAILED,
-    EXIT_OK,
+    EXIT_CONFIG,
     add_deadline_argument,
+    delivery_status,
     host_bucket_key,
     open_streamer,
     say,
@@ -42,7 +43,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "log",
         parents=[common],
         help="send one event",
-        description="Send one event; exit 0 once it was delivered or kept in the spool.",
+        description="Send one event. Exit 0 once it was delivered, 75 when it is only kept "
+        "in the spool (sent later), 1 when it is lost or the access key was refused, 2 for "
+        "an invalid key, value or --epoch.",
     )
     p.add_argument("key")
     p.add_argument("value", help="21.5 is sent as a number, true/false as booleans (see --string)")
@@ -61,7 +64,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="send events read from stdin, one per line",
         description=f"Read events from stdin until EOF, SIGINT or SIGTERM. Lines: {LINE_FORMATS} "
         '(several keys, one optional "epoch" field). Bad lines are reported '
-        "on stderr and skipped.",
+        "on stderr and skipped. Exit status as for log.",
     )
     p.add_argument(
         "--string",
@@ -72,41 +75,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_pipe)
 
 
-def _outcome(args: argparse.Namespace, streamer: Streamer) -> int:
-    """Exit status from the counters: 0 when every event was delivered or spilled."""
-    stats = streamer.stats()
-    lost = stats["dropped"] + stats["quarantined"]
-    if stats["spilled"]:
-        why = f" ({stats['last_error']})" if stats["last_error"] else ""
-        say(
-            args,
-            f"{stats['spilled']} event(s) not delivered yet{why}; kept in the spool and sent "
-            "by the next run or `isstreamer replay`",
-        )
-    if lost:
-        say(
-            args,
-            f"{lost} event(s) lost: {stats['last_error'] or 'see the messages above'}",
-            always=True,
-        )
-    return EXIT_FAILED if lost else EXIT_OK
-
-
 def run_log(args: argparse.Namespace) -> int:
+    # One deadline for the whole run, starting now: connecting and creating the bucket
+    # spend from it too, so --deadline 2 ends the command about 2 s after it began.
+    deadline = time.monotonic() + args.deadline
     try:
         value = args.value if args.string else parse_value(args.value)
         epoch = parse_epoch(args.epoch) if args.epoch is not None else None
         event = make_event(args.key, value, epoch)
-    except ValueError as exc:  # InvalidEvent too
+    except ValueError as exc:  # InvalidEvent too: the command line is wrong
         say(args, f"event not sent: {exc}", always=True)
-        return EXIT_FAILED
+        return EXIT_CONFIG
     streamer = open_streamer(args, default_bucket_key=host_bucket_key("log"))
     try:
         streamer.log(*event)
-        streamer.flush(args.deadline)
     finally:
-        streamer.close(1.0)  # after flush() this only spills what a hung receiver still holds
-    return _outcome(args, streamer)
+        streamer.close(max(0.0, deadline - time.monotonic()))  # delivers, spills the rest
+    return delivery_status(args, streamer.stats())
 
 
 def parse_line(text: str, force_string: bool = False) -> list[Event]:
@@ -249,4 +234,4 @@ def run_pipe(args: argparse.Namespace, stdin_fd: int | None = None) -> int:
         f"{stats['spilled']} kept in the spool"
         + (f", stopped by {stop.name}" if stop.signum else ""),
     )
-    return _outcome(args, streamer)
+    return delivery_status(args, streamer.stats())

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from . import options
 from .common import EXIT_FAILED, EXIT_OK
 from .signals import StopSignal
 
@@ -46,20 +47,6 @@ def _resolved(value: Any) -> Any:
     return value.read() if isinstance(value, _CollectorDefault) else value
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of days")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "serve",
@@ -79,7 +66,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=options.port,
         default=8080,
         help="port to listen on, 0 for any free one (default: 8080)",
     )
@@ -101,14 +88,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retention-days",
-        type=_positive,
+        type=options.positive_days,
         default=None,
         metavar="N",
         help="delete events older than N days (default: keep all)",
     )
     parser.add_argument(
         "--max-connections",
-        type=_count,
+        type=options.at_least_one,
         default=_CollectorDefault(_default_max_connections),
         metavar="N",
         help="connections served at once; more are answered 503 with Retry-After "

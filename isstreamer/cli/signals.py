@@ -22,12 +22,15 @@ class StopSignal:
 
     After the first stop signal the previous handlers are back, so a second Ctrl-C or
     SIGTERM ends the program at once. ``on(signum, callback)`` runs ``callback`` on the
-    watcher thread for each such signal (SIGUSR1 for a status report, say). Off the main
-    thread no handler can be installed: the Event then only stops by ``set()``.
+    watcher thread for each such signal (SIGUSR1 for a status report, SIGHUP for a reload);
+    ``nap(timeout)`` sleeps until the timeout, a stop or any such signal, so a loop can act
+    on a callback's flag at once. Off the main thread no handler can be installed: the Event
+    then only stops by ``set()``.
     """
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self._woken = threading.Event()  # set by every stop and every callback run
         self.signum: int | None = None
         self._read, self._write = os.pipe()
         self._previous: dict[int, Any] = {}  # stop signals whose handler is ours
@@ -90,9 +93,20 @@ class StopSignal:
                 callback()
             else:
                 self.event.set()
+            self._woken.set()
 
     def set(self) -> None:
         self.event.set()
+        self._woken.set()
+
+    def nap(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds; a stop or a signal given to on() ends it early.
+
+        The caller checks its flags after each nap: one set during the nap is seen then, one
+        set after it ends the next nap at once.
+        """
+        self._woken.wait(timeout)
+        self._woken.clear()
 
     def is_set(self) -> bool:
         return self.event.is_set()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spool import QUARANTINE, CorruptSpillFile, Spool, event_count, listing
+from . import options
 from .common import EXIT_FAILED, EXIT_OK, load, say
 
 
@@ -20,20 +21,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="list, show or purge spill files and the quarantine",
         description="Without an action: a summary of the spool and the quarantine.",
     )
-    p.set_defaults(func=run_list, quarantine=False, long=False)
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.set_defaults(func=run_list, quarantine=False, long=False, json=False)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     ls = actions.add_parser("list", parents=[common], help="summary, or one line per file with -l")
     ls.add_argument("-l", "--long", action="store_true", help="one line per file")
     ls.add_argument(
         "--quarantine", action="store_true", help="list the quarantine, with the reasons"
     )
+    # SUPPRESS: `spool --json list` keeps the --json given before the action.
+    ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
     ls.set_defaults(func=run_list)
     show = actions.add_parser(
         "show", parents=[common], help="one spill file's details and first events"
     )
     show.add_argument("file", help="a file name from `spool list -l`, or a path")
     show.add_argument(
-        "--events", type=int, default=10, metavar="N", help="events to print (default 10)"
+        "--events", type=options.count, default=10, metavar="N", help="events to print (default 10)"
     )
     show.add_argument("--json", action="store_true", help="print the file's JSON as it is")
     show.set_defaults(func=run_show)
@@ -55,11 +59,6 @@ def _utc(epoch: float, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime(fmt)
 
 
-def _created(path: Path) -> str:
-    created = listing.created_at(path)
-    return "?" if created is None else _utc(created)
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
@@ -72,34 +71,74 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def run_list(args: argparse.Namespace) -> int:
-    spool = _spool(args)
-    files = spool.quarantined() if args.quarantine else spool.files()
-    where = spool.directory / QUARANTINE if args.quarantine else spool.directory
-    events, size = listing.events_in(files), sum(listing.size_bytes(p) for p in files)
-    print(f"{'quarantine' if args.quarantine else 'spool'}: {where}")
-    print(f"  {_count(len(files), 'file')}, {_count(events, 'event')}, {_size(size)}")
-    if files:
-        print(f"  oldest: {_created(files[0])}")
-        note = listing.reason_of(files[-1]) if args.quarantine else listing.details(files[-1])[1]
-        print(f"  {'last reason' if args.quarantine else 'last error'}: {note or '(none)'}")
-    if args.long:
-        for path in files:
-            bucket, error = listing.details(path)
-            note = listing.reason_of(path) if args.quarantine else error
-            count = event_count(path)
-            print(f"{path.name}  {count:>6} events  {_created(path)}  bucket {bucket}  {note}")
-    if not args.quarantine:
-        busy = spool.usage()[0] - len(files)
-        if busy > 0:
-            print(f"  {busy} more being sent by a running process")
+def summary(spool: Spool, quarantine: bool = False, long: bool = False) -> dict[str, Any]:
+    """What is waiting (or quarantined), as the data both outputs of `spool list` print."""
+    files = spool.quarantined() if quarantine else spool.files()
+    out: dict[str, Any] = {
+        "directory": str(spool.directory / QUARANTINE if quarantine else spool.directory),
+        "files": len(files),
+        "events": listing.events_in(files),
+        "bytes": sum(listing.size_bytes(p) for p in files),
+        "oldest_created_epoch": listing.created_at(files[0]) if files else None,
+    }
+    if quarantine:
+        out["last_reason"] = listing.reason_of(files[-1]) if files else ""
+    else:
+        out["last_error"] = listing.details(files[-1])[1] if files else ""
+        out["being_sent"] = max(0, spool.usage()[0] - len(files))  # claimed by a process
         held = spool.quarantined()
-        if held:
+        out["quarantine"] = {"files": len(held), "events": listing.events_in(held)}
+    if long:
+        out["entries"] = [_entry(path, quarantine) for path in files]
+    return out
+
+
+def _entry(path: Path, quarantine: bool) -> dict[str, Any]:
+    bucket, error = listing.details(path)
+    return {
+        "name": path.name,
+        "events": event_count(path),
+        "created_epoch": listing.created_at(path),
+        "bucket": bucket,
+        "note": listing.reason_of(path) if quarantine else error,
+    }
+
+
+def print_summary(info: dict[str, Any], quarantine: bool = False) -> None:
+    """The text form of summary()."""
+    print(f"{'quarantine' if quarantine else 'spool'}: {info['directory']}")
+    print(
+        f"  {_count(info['files'], 'file')}, {_count(info['events'], 'event')}, "
+        f"{_size(info['bytes'])}"
+    )
+    if info["files"]:
+        created = info["oldest_created_epoch"]
+        print(f"  oldest: {'?' if created is None else _utc(created)}")
+        label, note = ("last reason", "last_reason") if quarantine else ("last error", "last_error")
+        print(f"  {label}: {info[note] or '(none)'}")
+    for entry in info.get("entries", ()):
+        created = "?" if entry["created_epoch"] is None else _utc(entry["created_epoch"])
+        print(
+            f"{entry['name']}  {entry['events']:>6} events  {created}  "
+            f"bucket {entry['bucket']}  {entry['note']}"
+        )
+    if not quarantine:
+        if info["being_sent"]:
+            print(f"  {info['being_sent']} more being sent by a running process")
+        held = info["quarantine"]
+        if held["files"]:
             print(
-                f"quarantine: {_count(len(held), 'file')}, "
-                f"{_count(listing.events_in(held), 'event')} "
-                "(isstreamer spool list --quarantine)"
+                f"quarantine: {_count(held['files'], 'file')}, "
+                f"{_count(held['events'], 'event')} (isstreamer spool list --quarantine)"
             )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    info = summary(_spool(args), args.quarantine, args.long)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print_summary(info, args.quarantine)
     return EXIT_OK
 
 

@@ -15,6 +15,14 @@ from requests.models import PreparedRequest
 from requests.utils import get_environ_proxies
 
 from .._version import __version__
+from ..failures import (
+    classify,
+    http_failure,
+    one_line,
+    receiver_text,
+    refused_key_text,
+    wrong_address_text,
+)
 from ..model import SENT, Bucket, Event, Outcome, SendResult
 from ..redact import redact_key, scrub
 from .keepalive import Answer, as_response
@@ -34,11 +42,6 @@ log = logging.getLogger("isstreamer")
 DEFAULT_API_BASE = "https://groker.init.st"
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 AUTH_STATUS = frozenset({401, 402, 403})
-_AUTH_CAUSE = {
-    401: "the access key was refused (401 Unauthorized)",
-    403: "the access key is not allowed to write here (403 Forbidden)",
-    402: "the account reached its monthly event limit (402 Payment Required)",
-}
 
 
 def public_address(url: str) -> str:
@@ -68,17 +71,18 @@ def split_api_base(api_base: str) -> tuple[str, str, str]:
 
 
 def server_message(response: requests.Response) -> str:
-    """The error message a response carries, shortened for a log line."""
-    text = response.text[:500]
+    """The error message a response carries, as one line (an HTML page gives its title)."""
+    text = response.text[:4000]
     try:
         doc = json.loads(text)
         msg = doc.get("message", doc) if isinstance(doc, dict) else doc
         if isinstance(msg, dict):
             err = msg.get("error", msg)
             msg = err.get("message") or err.get("type") or err if isinstance(err, dict) else err
-        return str(msg)[:300]
+        return one_line(str(msg))
     except ValueError:
-        return text.strip()[:300] or response.reason or ""
+        content_type = response.headers.get("Content-Type", "")
+        return receiver_text(text, content_type) or response.reason or ""
 
 
 def _safe_repr(obj: object, limit: int = 60) -> str:
@@ -271,15 +275,7 @@ class InitialStateSink:
             response.close()
 
     def _failed(self, exc: requests.RequestException) -> SendResult:
-        if isinstance(exc, requests.ConnectionError):
-            return SendResult(
-                Outcome.RETRY, message=f"cannot reach {self.address}: {type(exc).__name__}"
-            )
-        return SendResult(
-            Outcome.RETRY,
-            # Not str(exc): requests quotes header values in some errors, the key among them.
-            message=f"request to {self.address} failed: {type(exc).__name__}",
-        )
+        return SendResult(Outcome.RETRY, message=classify(exc, self.address).text)
 
     def _classify(self, response: requests.Response) -> SendResult:
         status = response.status_code
@@ -290,11 +286,11 @@ class InitialStateSink:
             return SendResult(
                 Outcome.RETRY,
                 status,
-                f"{status} {response.reason}: {self._scrub(server_message(response))}",
+                http_failure(status, response.reason, self._scrub(server_message(response))),
                 retry_after=wait,
             )
         if status in AUTH_STATUS:
-            cause = _AUTH_CAUSE[status]
+            cause = refused_key_text(status)
             return SendResult(
                 Outcome.AUTH,
                 status,
@@ -313,10 +309,7 @@ class InitialStateSink:
             return SendResult(Outcome.BAD, status, f"400 Bad Request: {message}")
         # 3xx/404/405...: a wrong api_base. Keep the events and probe, as for a refused key.
         return SendResult(
-            Outcome.AUTH,
-            status,
-            f"{status} {response.reason} from {self.address}: check stream_api_base; "
-            "events are kept",
+            Outcome.AUTH, status, wrong_address_text(status, response.reason, self.address)
         )
 
     def _accepted(self, status: int, headers: Headers) -> SendResult:

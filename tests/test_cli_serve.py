@@ -1,0 +1,57 @@
+"""`isstreamer serve` (isstreamer/cli/serve.py): wired to the collector, global options."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cli_helpers import env_fixture, read_until, start  # noqa: F401 (fixtures)
+
+from isstreamer.cli import main
+
+
+def test_serve_is_wired_to_the_collector(capsys: Any) -> None:
+    """`serve --help` shows the collector's own options."""
+    assert main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--port" in out and "--retention-days" in out
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        (["-q", "--access-key", "K-1"], []),
+        ([], ["-v", "--access-key", "K-1", "--config", "/nonexistent.ini"]),
+    ],
+)
+def test_serve_takes_the_global_options_before_or_after_it(
+    env: dict[str, str], tmp_path: Path, before: list, after: list
+) -> None:
+    """Global options work on either side of `serve`; --access-key names the key clients send."""
+    proc = start(env, *before, "serve", "--port", "0", "--db", str(tmp_path / "c.db"), *after)
+    try:
+        assert proc.stdout is not None
+        url = read_until(proc.stdout, "listening on").split()[-1]
+        body = json.dumps([{"key": "k", "value": 1}])
+        answers = [
+            requests.post(
+                f"{url}/api/events",
+                data=body,
+                timeout=10,
+                headers={
+                    "X-IS-AccessKey": key,
+                    "X-IS-BucketKey": "b",
+                    "Content-Type": "application/json",
+                },
+            ).status_code
+            for key in ("K-1", "wrong")
+        ]
+        assert answers == [204, 401]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out
