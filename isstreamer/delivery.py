@@ -20,8 +20,9 @@ from typing import Any, Callable
 from .circuit import Circuit
 from .clock import ClockWatch
 from .model import Bucket, Event, Outcome, SendResult
+from .poison import BISECT_SENDS_MAX, PoisonSearch
 from .replayer import Replayer
-from .report import Account, Pending, Report, Tally, describe, refused
+from .report import Account, Pending, Report, Tally, describe
 from .retry import RetryPolicy, send_with_retry
 from .sinks.base import Sink
 from .spool import Spool, event_count
@@ -29,11 +30,8 @@ from .stats import Stats
 
 log = logging.getLogger("isstreamer")
 
-BISECT_SENDS_MAX = 64  # requests one poison search may make; what is left then is spilled
-BISECT_BLIND_DEPTH = 2  # levels split before any part was accepted (an outage costs 6 sends)
 
-
-class Delivery:
+class Delivery(PoisonSearch):
     """One sink, one spool, one circuit. Used by a single worker thread at a time."""
 
     def __init__(
@@ -208,74 +206,6 @@ class Delivery:
             return left, last
         return events, result
 
-    def _looks_poisoned(self, result: SendResult, events: Sequence[Event]) -> bool:
-        # The receiver answered (not a timeout or a refused connection) and did not ask us to
-        # wait: it may be one event it cannot store. An outage fails both halves at once.
-        return (
-            result.outcome is Outcome.RETRY
-            and refused(result)
-            and len(events) > 1
-            and result.retry_after is None
-            and not self.circuit.open
-            and not self.stopping()
-        )
-
-    def _bisect(
-        self,
-        bucket: Bucket,
-        events: Sequence[Event],
-        result: SendResult,
-        account: Account,
-        budget: list[int],
-        healthy: bool,
-        depth: int = 0,
-    ) -> tuple[list[Event], SendResult, bool]:
-        """The receiver keeps refusing this batch: split it until the refused events are found.
-
-        ``healthy`` is True once some part was accepted, which shows the receiver is up.
-        Until then refused halves may be an outage, so only the first half is split further,
-        BISECT_BLIND_DEPTH levels deep, before everything is left for the spool. Returns what
-        is left, the answer that left it, and whether the receiver showed it is up.
-        """
-        half = len(events) // 2
-        answers = []
-        for part in (events[:half], events[half:]):
-            sub = Pending(part)
-            if budget[0] <= 0 or self.stopping():
-                answers.append((sub, result))
-                continue
-            budget[0] -= 1
-            answers.append((sub, sub.absorb(self._send_once(bucket, part))))
-        healthy = healthy or any(r.ok or sub.stored for sub, r in answers)
-        left: list[Event] = []
-        last = result
-        for index, (sub, answer) in enumerate(answers):
-            account("sent", sub.stored)
-            sub.stored = 0
-            refusal = answer.outcome is Outcome.RETRY and refused(answer)
-            if refusal and len(sub.events) == 1 and healthy:
-                self.quarantine(
-                    bucket,
-                    sub.events,
-                    f"the receiver kept refusing this event while "
-                    f"accepting others ({describe(answer)})",
-                    account,
-                )
-                continue
-            blind = not healthy and index == 0 and depth < BISECT_BLIND_DEPTH
-            if refusal and len(sub.events) > 1 and budget[0] > 0 and (healthy or blind):
-                rest, answer, seen_up = self._bisect(
-                    bucket, sub.events, answer, account, budget, healthy, depth + 1
-                )
-                healthy = healthy or seen_up
-            elif refusal:
-                rest = sub.events
-            else:
-                rest, answer = self.resolve(bucket, sub, answer, account)
-            left.extend(rest)
-            last = answer if rest else last
-        return left, last, healthy
-
     def failed(self, result: SendResult) -> None:
         """A batch was given up on: open the circuit (and say so once per outage)."""
         self.stats.error(result.message or result.outcome.value)
@@ -286,11 +216,14 @@ class Delivery:
                 else "no spool: events are dropped"
             )
             level = logging.ERROR if result.outcome is Outcome.AUTH else logging.WARNING
+            why = describe(result)
+            # "cannot reach <address>: connection refused" names the receiver already.
+            target = "" if self.sink.address in why else f" to {self.sink.address}"
             log.log(
                 level,
-                "cannot deliver to %s: %s; %s and probing again in %.1f s (at most every %g s)",
-                self.sink.address,
-                describe(result),
+                "cannot deliver%s: %s; %s and probing again in %.1f s (at most every %g s)",
+                target,
+                why,
                 where,
                 self.circuit.probe_at - self._clock(),
                 self.policy.probe_max,
