@@ -1,0 +1,158 @@
+"""The project's wheel and sdist, built once per test run, and a local wheelhouse.
+
+The wheelhouse holds the runtime dependencies (and setuptools, the build backend an sdist
+install needs), rebuilt as wheels from what this test environment has installed: installs
+in the tests run with `--no-index --find-links` and take seconds, without a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# What pip needs to install the wheel (its requirements, transitively) or build the sdist.
+NEEDED = ("requests", "tenacity", "platformdirs", "psutil", "setuptools")
+# Files of an installed distribution that are about that installation, not its contents.
+_INSTALL_ONLY = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")
+
+
+@dataclass(frozen=True)
+class Dists:
+    """Paths of one build: the wheel, the sdist and the wheelhouse of their dependencies."""
+
+    wheel: Path
+    sdist: Path
+    wheelhouse: Path
+
+    def pip_env(self) -> dict[str, str]:
+        """pip settings that install from the wheelhouse only."""
+        return {
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(self.wheelhouse),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_CACHE_DIR": "1",
+            "PIP_NO_COMPILE": "1",  # bytecode is the target's business; tests save the time
+        }
+
+
+_built: dict[str, Dists] = {}
+
+
+def built() -> Dists:
+    """Build once per process (every test module shares it); removed when the process ends."""
+    if "dists" not in _built:
+        where = Path(tempfile.mkdtemp(prefix="isstreamer-dists-"))
+        # Readable by the unprivileged user the installer tests create.
+        where.chmod(0o755)
+        import atexit
+
+        atexit.register(shutil.rmtree, where, True)
+        _built["dists"] = _build(where)
+    return _built["dists"]
+
+
+def _build(where: Path) -> Dists:
+    out = where / "dist"
+    # --no-isolation: the build backend of this environment (the test extra has it), so the
+    # build needs no network. python -m build makes the sdist, then the wheel from the sdist.
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"python -m build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    house = where / "wheelhouse"
+    house.mkdir()
+    for name in _requirements_closure(NEEDED):
+        rebuild_wheel(metadata.distribution(name), house)
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    for path in (out, house, *out.iterdir(), *house.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return Dists(wheel=wheel, sdist=sdist, wheelhouse=house)
+
+
+def _requirements_closure(names: tuple[str, ...]) -> list[str]:
+    """``names`` and what they require (no extras), as installed here."""
+    seen: dict[str, None] = {}
+    todo = list(names)
+    while todo:
+        name = _canonical(todo.pop())
+        if name in seen:
+            continue
+        seen[name] = None
+        for requirement in metadata.requires(name) or []:
+            if "extra ==" in requirement:
+                continue
+            if ";" in requirement and not _marker_holds(requirement.split(";", 1)[1]):
+                continue
+            todo.append(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0])
+    return list(seen)
+
+
+def _marker_holds(marker: str) -> bool:
+    from packaging.markers import Marker
+
+    return Marker(marker).evaluate({"extra": ""})
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def rebuild_wheel(dist: metadata.Distribution, house: Path) -> Path:
+    """A wheel holding what ``dist`` installed (its RECORD) in site-packages."""
+    info = Path(str(dist._path))  # type: ignore[attr-defined]
+    site = info.parent
+    wheel_meta = HeaderParser().parsestr((info / "WHEEL").read_text())
+    tag = wheel_meta.get_all("Tag")[0]
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    target = house / f"{name}-{dist.version}-{tag}.whl"
+    records: list[tuple[str, str, str]] = []
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as whl:
+        for entry in dist.files or []:
+            rel = entry.as_posix()
+            path = site / rel
+            # Scripts (../../bin) are made again from entry_points.txt; bytecode is compiled again.
+            if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
+                continue
+            if rel.startswith(info.name + "/") and rel.split("/", 1)[1] in _INSTALL_ONLY:
+                continue
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            whl.writestr(rel, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            records.append((rel, f"sha256={digest.decode()}", str(len(data))))
+        record_name = f"{info.name}/RECORD"
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([*records, (record_name, "", "")])
+        whl.writestr(record_name, buf.getvalue())
+    return target
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what would point pip or Python elsewhere."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "PYTHON", "ISSTREAMER_", "XDG_")) and k != "VIRTUAL_ENV"
+    }
+    env.update(extra)
+    return env
