@@ -401,7 +401,7 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
 
 
 def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Dists) -> None:
-    """A second run reuses the venv, rewrites the units it made and leaves the config alone."""
+    """A second run reuses the venv, rewrites its units (the old one renamed), keeps the config."""
     layout, _ = installed
     (layout.venv / "marker-from-first-install").write_text("")
     config_before = layout.config.read_text()
@@ -409,9 +409,12 @@ def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Di
         (layout.unit_dir / unit).write_text(
             (layout.unit_dir / unit).read_text().replace("RestartSec=15", "RestartSec=99")
         )
+    legacy = layout.unit_dir / "isstreamer.service"  # what earlier versions called the unit
+    legacy.write_text(f"[Service]\nExecStart={layout.venv}/bin/isstreamer metrics\n")
     proc = run_script(layout, *layout.place_args(), "--from", str(dists.wheel), "--yes")
     assert_ok(proc)
     assert "Upgrading the existing virtual environment" in proc.stdout
+    assert not legacy.exists()
     assert (layout.venv / "marker-from-first-install").exists()
     assert layout.config.read_text() == config_before
     for unit in UNITS:
