@@ -315,7 +315,7 @@ set_paths() {
         SYSTEMCTL=(systemctl --user)
         WANTED_BY="default.target"
     fi
-    if [ "$UNINSTALL" = 1 ] && [ -f "$RECORD" ]; then
+    if [ -f "$RECORD" ]; then
         read_record
     fi
     case "$PREFIX$BIN_DIR$SOURCE" in
@@ -346,8 +346,9 @@ derive_paths() {
 
 # ---------------------------------------------------------------------------- the record
 
-# One "name=value" a line, read as data (never sourced). --prefix and --bin-dir given with
-# --uninstall win over the record.
+# One "name=value" a line, read as data (never sourced). A re-run upgrades the installation
+# where it is and --uninstall finds it; --prefix and --bin-dir, when given, win over it. Only
+# --uninstall takes the other paths from it (they follow from the environment otherwise).
 read_record() {
     local line name value
     while IFS= read -r line || [ -n "$line" ]; do
@@ -363,6 +364,9 @@ read_record() {
         case "$name" in
             prefix) [ -n "$PREFIX_GIVEN" ] || PREFIX="$value" ;;
             bin_dir) [ -n "$BIN_DIR_GIVEN" ] || BIN_DIR="$value" ;;
+        esac
+        [ "$UNINSTALL" = 1 ] || continue
+        case "$name" in
             config) CONFIG_FILE="$value" ;;
             data_dir) DATA_DIR="$value" ;;
             unit_dir) UNIT_DIR="$value" ;;

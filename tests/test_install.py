@@ -401,7 +401,7 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
 
 
 def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Dists) -> None:
-    """A second run reuses the venv, rewrites its units (the old one renamed), keeps the config."""
+    """A re-run finds the venv from the record, rewrites its units, and keeps the config."""
     layout, _ = installed
     (layout.venv / "marker-from-first-install").write_text("")
     config_before = layout.config.read_text()
@@ -411,9 +411,10 @@ def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Di
         )
     legacy = layout.unit_dir / "isstreamer.service"  # what earlier versions called the unit
     legacy.write_text(f"[Service]\nExecStart={layout.venv}/bin/isstreamer metrics\n")
-    proc = run_script(layout, *layout.place_args(), "--from", str(dists.wheel), "--yes")
+    # No --prefix or --bin-dir: the record says where the installation is.
+    proc = run_script(layout, "--from", str(dists.wheel), "--yes")
     assert_ok(proc)
-    assert "Upgrading the existing virtual environment" in proc.stdout
+    assert f"Upgrading the existing virtual environment {layout.venv}" in proc.stdout
     assert not legacy.exists()
     assert (layout.venv / "marker-from-first-install").exists()
     assert layout.config.read_text() == config_before
