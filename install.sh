@@ -752,7 +752,8 @@ Environment=XDG_DATA_HOME=%S
 EOF
     if [ "$name" = metrics ]; then
         printf 'LoadCredential=isstreamer.ini:%s\n' "${CONFIG_FILE//%/%%}"
-        say "Environment=ISSTREAMER_CONFIG=%d/isstreamer.ini"
+        # The credentials directory, spelled out: %d needs systemd 248, Raspberry Pi OS 11 has 247.
+        say "Environment=ISSTREAMER_CONFIG=/run/credentials/%n/isstreamer.ini"
     fi
     cat <<EOF
 ProtectSystem=strict

@@ -195,7 +195,7 @@ def test_metrics_unit_reads_the_config_the_installer_writes(units: dict) -> None
         units["system", "metrics"].parents[1] / "root" / "etc" / "isstreamer" / "isstreamer.ini"
     )
     assert unit["Service.LoadCredential"] == [f"isstreamer.ini:{config}"]
-    assert "ISSTREAMER_CONFIG=%d/isstreamer.ini" in unit["Service.Environment"]
+    assert "ISSTREAMER_CONFIG=/run/credentials/%n/isstreamer.ini" in unit["Service.Environment"]
     assert "LoadCredential" not in units["system", "collector"].read_text()
 
 
