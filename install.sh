@@ -949,7 +949,9 @@ next_steps() {
         *":$BIN_DIR:"*) steps+=("Check the command: isstreamer --version") ;;
         *) steps+=("$BIN_DIR is not on your PATH: add it (e.g. in ~/.profile), or run $LINK --version") ;;
     esac
-    if config_has_key; then
+    if config_has_key && is_system; then
+        steps+=("Config: $CONFIG_FILE holds the access key ($CONFIG_STATE; mode 600)")
+    elif config_has_key; then
         steps+=("Config: $CONFIG_FILE holds your access key ($CONFIG_STATE; mode 600); isstreamer config shows the settings")
     else
         steps+=("Config: no access key yet, so events go to the local collector. To stream to Initial State: isstreamer config init --path $CONFIG_FILE (it asks for the key), or re-run with --access-key-stdin")

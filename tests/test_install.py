@@ -379,7 +379,8 @@ def test_system_next_steps_are_true(installed: tuple) -> None:
     """Next steps name the config written, the dashboard URL and the status command."""
     layout, proc = installed
     steps = proc.stdout.split("Next steps:", 1)[1]
-    assert f"{layout.config} holds your access key (written" in steps
+    assert f"{layout.config} holds the access key (written" in steps
+    assert f"ISSTREAMER_CONFIG={layout.config} isstreamer config" in steps
     assert "Dashboard: http://127.0.0.1:8080 (the collector service)" in steps
     assert f"cat {layout.data_dir}/collector.key" in steps
     assert f"systemctl status {' '.join(UNITS)}" in steps
