@@ -896,17 +896,10 @@ install_units() {
     fi
 }
 
+# An upgrade from a version that called the metrics unit isstreamer.service.
 remove_legacy_unit() {
-    local file="$UNIT_DIR/$LEGACY_UNIT"
-    unit_is_ours "$file" || return 0
-    if [ "$DRY_RUN" = 0 ]; then
-        if systemd_reachable; then
-            "${SYSTEMCTL[@]}" disable --now --quiet "$LEGACY_UNIT" \
-                || warn "systemctl could not stop or disable $LEGACY_UNIT"
-        fi
-        rm -f -- "$file"
-    fi
-    say "${ACT:-Removed} $file (now $(unit_name metrics))"
+    unit_is_ours "$UNIT_DIR/$LEGACY_UNIT" || return 0
+    remove_unit "$UNIT_DIR/$LEGACY_UNIT"
 }
 
 # ---------------------------------------------------------------------------- steps
@@ -1068,7 +1061,7 @@ remove_unit() {
         fi
         rm -f -- "$file"
     fi
-    say "$ACT $file"
+    say "${ACT:-Removed} $file"
 }
 
 # The config, the spool and the collector's database and key; true when any was there.

@@ -66,27 +66,17 @@ def venvs(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 
 def assert_runs(venv: Path, cwd: Path) -> None:
     """The venv's command and import work from a directory outside the checkout."""
-    env = clean_env()
-    version = subprocess.run(
-        [str(venv / "bin" / "isstreamer"), "--version"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
-    assert version.returncode == 0, version.stderr
-    assert version.stdout.strip() == f"isstreamer {__version__}"
-    where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import isstreamer; print(isstreamer.__file__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
-    assert where.returncode == 0, where.stderr
-    assert Path(where.stdout.strip()).is_relative_to(venv)
+
+    def run(*cmd: str) -> str:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=clean_env(), cwd=cwd, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert run(str(venv / "bin" / "isstreamer"), "--version") == f"isstreamer {__version__}"
+    where = run(str(venv / "bin" / "python"), "-c", "import isstreamer; print(isstreamer.__file__)")
+    assert Path(where).is_relative_to(venv)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     installed = {p.name.split("-", 1)[0].lower() for p in venv.glob("lib/*/site-packages/*-info")}
     assert "isstreamer_agent" in installed
