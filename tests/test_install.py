@@ -242,11 +242,17 @@ def started(
     dists: Dists, throwaway_user: pwd.struct_passwd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Started]]:
     """The first installs, all at once: as root, as the new user, and one pip must fail."""
+    # The wheelhouse holds this environment's compiled wheels (psutil, charset-normalizer).
+    same_minor = (
+        f"import sys, venv, ensurepip; sys.exit(sys.version_info[:2] != {sys.version_info[:2]})"
+    )
     need(
-        subprocess.run([SYSTEM_PYTHON, "-c", "import venv, ensurepip"]).returncode == 0,
-        f"{SYSTEM_PYTHON} with its venv module is needed (Debian: python3-venv)",
+        subprocess.run([SYSTEM_PYTHON, "-c", same_minor]).returncode == 0,
+        f"{SYSTEM_PYTHON} {sys.version_info[0]}.{sys.version_info[1]} with its venv module is"
+        " needed (Debian: python3-venv)",
     )
     root = make_layout(tmp_path_factory.mktemp("root-install"), system=True, dists=dists)
+    root.env["ISSTREAMER_PYTHON"] = SYSTEM_PYTHON  # as on a Pi: the system's python3 makes the venv
 
     # The user's files live under /tmp in a directory it can reach (pytest's are root's, 0700).
     user_base = Path(tempfile.mkdtemp(prefix="isstreamer-user-install-"))
@@ -267,7 +273,7 @@ def started(
     failing = make_layout(tmp_path_factory.mktemp("failing-install"), system=True, dists=dists)
     empty = failing.base / "empty-wheelhouse"
     empty.mkdir()
-    failing.env["PIP_FIND_LINKS"] = str(empty)
+    failing.env.update(PIP_FIND_LINKS=str(empty), ISSTREAMER_PYTHON=SYSTEM_PYTHON)
 
     runs = {
         "root": start(
