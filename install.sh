@@ -257,13 +257,20 @@ check_ini_value() {
 
 absolute_path() {
     local path="$1"
+    while [ "${path#./}" != "$path" ]; do path="${path#./}"; done
     case "$path" in
         /*) ;;
+        . | "") path="$PWD" ;;
         *) path="$PWD/$path" ;;
     esac
-    while [ "${#path}" -gt 1 ] && [ "${path%/}" != "$path" ]; do
-        path="${path%/}"
+    while [ "${#path}" -gt 1 ]; do
+        case "$path" in
+            */.) path="${path%/.}" ;;
+            */) path="${path%/}" ;;
+            *) break ;;
+        esac
     done
+    [ -n "$path" ] || path="/"
     printf '%s' "$path"
 }
 

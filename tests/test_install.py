@@ -572,6 +572,45 @@ def test_service_dry_run_prints_the_units_and_touches_nothing(tmp_path: Path) ->
     assert not (fresh.sysroot or fresh.home / ".config").exists()
 
 
+@pytest.mark.parametrize(
+    ("given", "pip_gets"),
+    [
+        (".", str(ROOT)),  # a checkout, relative to the current directory
+        ("isstreamer-agent", "isstreamer-agent"),  # a name on the package index
+        ("isstreamer-agent[redis]==0.1.0", "isstreamer-agent[redis]==0.1.0"),
+        (
+            "git+https://example.org/isstreamer.git@main",
+            "git+https://example.org/isstreamer.git@main",
+        ),
+    ],
+)
+def test_every_kind_of_source_reaches_pip(tmp_path: Path, given: str, pip_gets: str) -> None:
+    """--from takes a checkout (made absolute), an index name or requirement, or a git URL."""
+    fresh = make_layout(tmp_path)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *fresh.place_args(), "--from", given, "--dry-run"],
+        env=fresh.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert_ok(proc)
+    assert (
+        f"Would run: {fresh.venv}/bin/python -m pip install --upgrade {pip_gets}\n" in proc.stdout
+    )
+
+
+def test_a_wheel_or_sdist_file_is_given_to_pip_by_its_full_path(tmp_path: Path) -> None:
+    """A relative wheel or sdist path reaches pip as an absolute one (pip runs elsewhere)."""
+    fresh = make_layout(tmp_path)
+    for name in ("isstreamer_agent-0.1.0-py3-none-any.whl", "isstreamer_agent-0.1.0.tar.gz"):
+        (fresh.home / name).write_text("")
+        proc = run_script(fresh, *fresh.place_args(), "--from", name, "--dry-run")
+        assert_ok(proc)
+        assert f"--upgrade {fresh.home / name}\n" in proc.stdout
+
+
 def test_help_lists_every_option(tmp_path: Path) -> None:
     """--help documents each option and exits 0."""
     proc = run_script(make_layout(tmp_path), "--help")
