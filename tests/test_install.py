@@ -4,7 +4,7 @@
 The wheel and a wheelhouse of its dependencies are built once per run (tests/builds.py); pip
 installs from them only (`--no-index`). The three first installs (root, user, one that must
 fail) run at the same time; everything else reuses them or stops before pip. Every run gets
-its own HOME and never a terminal.
+its own HOME and never a terminal. The tests that need an install are marked slow.
 """
 
 from __future__ import annotations
@@ -323,6 +323,7 @@ def user_installed(started: dict[str, Started]) -> tuple[Layout, subprocess.Comp
 # ---------------------------------------------------------------------------- as root
 
 
+@pytest.mark.slow
 def test_system_install_links_a_working_command(installed: tuple) -> None:
     """The linked command runs from the new venv, and the venv sees no system packages."""
     layout, _ = installed
@@ -332,6 +333,7 @@ def test_system_install_links_a_working_command(installed: tuple) -> None:
     assert "include-system-site-packages = false" in (layout.venv / "pyvenv.cfg").read_text()
 
 
+@pytest.mark.slow
 def test_pip_is_quiet_with_one_progress_line(installed: tuple) -> None:
     """pip's own output is not shown on success: one line says it is installing."""
     _, proc = installed
@@ -344,6 +346,7 @@ def test_pip_is_quiet_with_one_progress_line(installed: tuple) -> None:
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_system_config_is_private_and_holds_the_settings(installed: tuple) -> None:
     """The key from stdin lands in /etc/isstreamer/isstreamer.ini, 0600 in a 0700 directory."""
     layout, proc = installed
@@ -356,6 +359,7 @@ def test_system_config_is_private_and_holds_the_settings(installed: tuple) -> No
     assert ACCESS_KEY not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_record_lists_what_was_installed(installed: tuple) -> None:
     """The record names the prefix, bin dir, config, data dir and units, readable by root only."""
     layout, _ = installed
@@ -369,6 +373,7 @@ def test_record_lists_what_was_installed(installed: tuple) -> None:
     assert record["units"].split() == list(UNITS)
 
 
+@pytest.mark.slow
 def test_written_units_are_the_printed_units(installed: tuple) -> None:
     """The unit files on disk are what --print-unit shows (the text tests/test_units.py checks)."""
     layout, _ = installed
@@ -381,6 +386,7 @@ def test_written_units_are_the_printed_units(installed: tuple) -> None:
             assert f"LoadCredential=isstreamer.ini:{layout.config}\n" in printed.stdout
 
 
+@pytest.mark.slow
 def test_system_next_steps_are_true(installed: tuple) -> None:
     """Next steps name the config written, the dashboard URL and the status command."""
     layout, proc = installed
@@ -393,6 +399,7 @@ def test_system_next_steps_are_true(installed: tuple) -> None:
     assert "Not starting the units: ISSTREAMER_SYSROOT is set" in proc.stdout
 
 
+@pytest.mark.slow
 def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, Started]) -> None:
     """When pip fails, its last lines are shown, the new venv is removed and the exit is 1."""
     run = started["failing"]
@@ -407,6 +414,7 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
     assert not layout.record.exists()
 
 
+@pytest.mark.slow
 def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Dists) -> None:
     """A re-run finds the venv from the record, rewrites its units, and keeps the config."""
     layout, _ = installed
@@ -430,6 +438,7 @@ def test_rerun_upgrades_in_place_and_keeps_the_units(installed: tuple, dists: Di
     assert read_record(layout)["units"].split() == list(UNITS)
 
 
+@pytest.mark.slow
 def test_failed_upgrade_keeps_the_working_venv(installed: tuple) -> None:
     """pip failing on an upgrade exits 1 and leaves the installed command as it was."""
     layout, _ = installed
@@ -440,6 +449,7 @@ def test_failed_upgrade_keeps_the_working_venv(installed: tuple) -> None:
     assert run_as(layout, str(layout.link), "--version").returncode == 0
 
 
+@pytest.mark.slow
 def test_uninstall_needs_no_options_and_keeps_config_and_data(installed: tuple) -> None:
     """--uninstall alone finds the custom prefix in the record and removes venv, link, units."""
     layout, _ = installed
@@ -458,6 +468,7 @@ def test_uninstall_needs_no_options_and_keeps_config_and_data(installed: tuple) 
     assert (state / "collector.db").exists()
 
 
+@pytest.mark.slow
 def test_purge_removes_the_config_and_the_collector_state(installed: tuple) -> None:
     """--uninstall --purge also removes the config and the services' data, db and key included."""
     layout, _ = installed
@@ -480,6 +491,7 @@ def test_uninstall_with_nothing_installed_fails(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- as a user
 
 
+@pytest.mark.slow
 def test_user_install_uses_the_default_places(user_installed: tuple) -> None:
     """A user install without options goes in ~/.local/share/isstreamer/venv and ~/.local/bin."""
     layout, _ = user_installed
@@ -491,6 +503,7 @@ def test_user_install_uses_the_default_places(user_installed: tuple) -> None:
     assert record["units"].split() == ["isstreamer-collector.service", "isstreamer-metrics.service"]
 
 
+@pytest.mark.slow
 def test_user_install_leaves_an_existing_config_alone(user_installed: tuple) -> None:
     """With no key or bucket given, the user's config is not rewritten."""
     layout, proc = user_installed
@@ -498,6 +511,7 @@ def test_user_install_leaves_an_existing_config_alone(user_installed: tuple) -> 
     assert "holds your access key (kept" in proc.stdout
 
 
+@pytest.mark.slow
 def test_user_data_is_private(user_installed: tuple) -> None:
     """Data and config directories are 0700 and the collector's database is made 0600."""
     layout, _ = user_installed
@@ -506,6 +520,7 @@ def test_user_data_is_private(user_installed: tuple) -> None:
     assert mode(layout.data_dir / "collector.db") == 0o600
 
 
+@pytest.mark.slow
 def test_the_collector_database_never_becomes_world_readable(user_installed: tuple) -> None:
     """The collector opening the installed database (umask 022) keeps it and its WAL 0600."""
     layout, _ = user_installed
@@ -523,6 +538,7 @@ def test_the_collector_database_never_becomes_world_readable(user_installed: tup
     assert proc.stdout.split() == ["0o600", "0o600", "0o600"]
 
 
+@pytest.mark.slow
 def test_user_units_and_next_steps(user_installed: tuple) -> None:
     """User units go in ~/.config/systemd/user; next steps give systemctl --user and linger."""
     layout, proc = user_installed
@@ -537,6 +553,7 @@ def test_user_units_and_next_steps(user_installed: tuple) -> None:
     assert f"cat {layout.data_dir}/collector.key" in steps
 
 
+@pytest.mark.slow
 def test_user_uninstall_purge_needs_no_options(user_installed: tuple) -> None:
     """--uninstall --purge alone removes everything: venv, link, units, config, spool, db, key."""
     layout, _ = user_installed
