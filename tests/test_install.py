@@ -124,7 +124,9 @@ def make_layout(base: Path, *, system: bool = False, dists: Dists | None = None)
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES)}
     env.pop("VIRTUAL_ENV", None)
-    env.update(HOME=str(home), ISSTREAMER_PYTHON=sys.executable)
+    tmp = home / "tmp"  # pip's log of a failed run goes here, not in /tmp
+    tmp.mkdir(exist_ok=True)
+    env.update(HOME=str(home), ISSTREAMER_PYTHON=sys.executable, TMPDIR=str(tmp))
     if dists is not None:
         env.update(dists.pip_env())
     layout = Layout(base=base, home=home, env=env, prefix=base / "opt", bin_dir=base / "bin")
@@ -409,6 +411,9 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
     assert "is not on the package index (yet)" in proc.stderr
     assert "--from isstreamer_agent-VERSION-py3-none-any.whl" in proc.stderr
     assert f"removed the unfinished virtual environment {layout.venv}" in proc.stderr
+    log = Path(proc.stderr.split("pip's whole log: ", 1)[1].split(")", 1)[0])
+    assert log.parent == layout.home / "tmp"
+    assert "No matching distribution found" in log.read_text()
     assert not layout.prefix.exists()
     assert not layout.bin_dir.exists()
     assert not layout.record.exists()
