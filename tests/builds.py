@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NEEDED = ("requests", "tenacity", "platformdirs", "psutil", "setuptools")
 # Files of an installed distribution that are about that installation, not its contents.
 _INSTALL_ONLY = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")
+# What the checkout holds beside its sources: hidden files (.git, .venv, caches), build output.
+_NOT_SOURCES = (".*", "build", "dist", "*.egg-info", "__pycache__")
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,13 @@ def _need_build_tools() -> None:
 def _build(where: Path) -> Dists:
     _need_build_tools()
     out = where / "dist"
+    # A copy of the tree: the build writes its egg-info beside the sources, never in the checkout.
+    source = where / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCES))
     # --no-isolation: the build backend of this environment (the test extra has it), so the
     # build needs no network. python -m build makes the sdist, then the wheel from the sdist.
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -591,7 +591,9 @@ def test_service_dry_run_prints_the_units_and_touches_nothing(tmp_path: Path) ->
     assert "RestartPreventExitStatus=2" in lines
     assert not fresh.prefix.exists()
     assert not fresh.bin_dir.exists()
-    assert not (fresh.sysroot or fresh.home / ".config").exists()
+    assert not fresh.config.parent.exists()
+    assert not fresh.unit_dir.exists()
+    assert not fresh.record.exists()
 
 
 @pytest.mark.parametrize(
