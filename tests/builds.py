@@ -1,5 +1,8 @@
 """The project's wheel and sdist, built once per test run, and a local wheelhouse.
 
+They live in pytest's temporary directory of the run, which only its owner can read (0700):
+a test that installs as another user copies what it needs.
+
 The wheelhouse holds the runtime dependencies (and setuptools, the build backend an sdist
 install needs), rebuilt as wheels from what this test environment has installed: installs
 in the tests run with `--no-index --find-links` and take seconds, without a network.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import fcntl
 import hashlib
 import io
 import os
@@ -16,12 +20,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # What pip needs to install the wheel (its requirements, transitively) or build the sdist.
@@ -54,23 +59,29 @@ class Dists:
 _built: dict[str, Dists] = {}
 
 
-def built() -> Dists:
-    """Build once per process (every test module shares it); removed when the process ends."""
-    if "dists" not in _built:
-        where = Path(tempfile.mkdtemp(prefix="isstreamer-dists-"))
-        # Readable by the unprivileged user the installer tests create.
-        where.chmod(0o755)
-        import atexit
-
-        atexit.register(shutil.rmtree, where, True)
-        _built["dists"] = _build(where)
+def built(factory: pytest.TempPathFactory) -> Dists:
+    """Build once per test run: the pytest-xdist workers of one run share the build (a lock)."""
+    if "dists" in _built:
+        return _built["dists"]
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, above each worker's own
+    where = base / "isstreamer-dists"
+    with open(base / "isstreamer-dists.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (where / "done").exists():
+            shutil.rmtree(where, ignore_errors=True)
+            where.mkdir()
+            _build(where)
+            (where / "done").write_text("")
+    (wheel,) = (where / "dist").glob("*.whl")
+    (sdist,) = (where / "dist").glob("*.tar.gz")
+    _built["dists"] = Dists(wheel=wheel, sdist=sdist, wheelhouse=where / "wheelhouse")
     return _built["dists"]
 
 
 def _need_build_tools() -> None:
     """python -m build and setuptools >= 77 (the test extra): skip without them, fail in CI."""
-    import pytest
-
     try:
         metadata.version("build")
         setuptools = int(metadata.version("setuptools").split(".", 1)[0])
@@ -83,7 +94,7 @@ def _need_build_tools() -> None:
         pytest.skip(why)
 
 
-def _build(where: Path) -> Dists:
+def _build(where: Path) -> None:
     _need_build_tools()
     out = where / "dist"
     # A copy of the tree: the build writes its egg-info beside the sources, never in the checkout.
@@ -103,11 +114,7 @@ def _build(where: Path) -> Dists:
     house.mkdir()
     for name in _requirements_closure(NEEDED):
         rebuild_wheel(metadata.distribution(name), house)
-    (wheel,) = out.glob("*.whl")
-    (sdist,) = out.glob("*.tar.gz")
-    for path in (out, house, *out.iterdir(), *house.iterdir()):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return Dists(wheel=wheel, sdist=sdist, wheelhouse=house)
+    shutil.rmtree(source)
 
 
 def _requirements_closure(names: tuple[str, ...]) -> list[str]:

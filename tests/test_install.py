@@ -217,8 +217,8 @@ def start(layout: Layout, *args: str, stdin: str = "") -> Started:
 
 
 @pytest.fixture(scope="module")
-def dists() -> Dists:
-    return built()
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    return built(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,13 @@ def started(
     # The user's files live under /tmp in a directory it can reach (pytest's are root's, 0700).
     user_base = Path(tempfile.mkdtemp(prefix="isstreamer-user-install-"))
     user_base.chmod(0o755)
-    user = make_layout(user_base, dists=dists)
+    # What the user installs from, where it can read it.
+    user_dists = Dists(
+        wheel=Path(shutil.copy(dists.wheel, user_base)),
+        sdist=Path(shutil.copy(dists.sdist, user_base)),
+        wheelhouse=Path(shutil.copytree(dists.wheelhouse, user_base / "wheelhouse")),
+    )
+    user = make_layout(user_base, dists=user_dists)
     user.user, user.prefix, user.bin_dir, user.sysroot = throwaway_user, None, None, None
     user.script = user_base / "install.sh"
     shutil.copy(SCRIPT, user.script)
@@ -270,6 +276,7 @@ def started(
     user.config.parent.mkdir(parents=True)
     user.config.write_text(PRE_EXISTING_CONFIG)
     user.config.chmod(0o644)
+    subprocess.run(["chmod", "-R", "a+rX", user_base], check=True)
     subprocess.run(["chown", "-R", f"{throwaway_user.pw_uid}:{throwaway_user.pw_gid}", user.home])
 
     failing = make_layout(tmp_path_factory.mktemp("failing-install"), system=True, dists=dists)
@@ -295,7 +302,9 @@ def started(
             stdin=f"  {ACCESS_KEY}\n",
         ),
         # A bare --service (before another option) means metrics.
-        "user": start(user, "--from", str(dists.wheel), "--service=collector", "--service", "-y"),
+        "user": start(
+            user, "--from", str(user_dists.wheel), "--service=collector", "--service", "-y"
+        ),
         "failing": start(failing, *failing.place_args(), "--from", "isstreamer-agent", "--yes"),
     }
     try:

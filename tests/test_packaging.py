@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dists() -> Dists:
-    return built()
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    return built(tmp_path_factory)
 
 
 def wheel_metadata(dists: Dists) -> Message:
