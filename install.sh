@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
-# install.sh - install the isstreamer agent (PyPI: isstreamer-agent) on a Raspberry Pi or any
-# Linux box, in its own virtual environment.
+# install.sh - install the isstreamer agent (distribution isstreamer-agent) on a Raspberry Pi or
+# any Linux box, in its own virtual environment, with optional systemd services.
 #
-# One-liner: set ISSTREAMER_INSTALL_URL to the raw URL of install.sh in the project's
-# repository (the "raw" link of the file on the main branch), then
+# Today, from a wheel built in a checkout (python3 -m build makes dist/*.whl), copied over:
+#
+#     bash install.sh --from isstreamer_agent-0.1.0-py3-none-any.whl
+#
+# Once published: ISSTREAMER_INSTALL_URL is the raw URL of this file in the project's
+# repository (of the form https://raw.githubusercontent.com/OWNER/REPO/main/install.sh), and
 #
 #     curl -fsSL "$ISSTREAMER_INSTALL_URL" | bash
-#     curl -fsSL "$ISSTREAMER_INSTALL_URL" | bash -s -- --service --yes
+#     curl -fsSL "$ISSTREAMER_INSTALL_URL" | bash -s -- --service metrics --yes
 #
-# or download it and run `bash install.sh --help` to see the options first.
+# installs isstreamer-agent from the package index. `bash install.sh --help` lists the options.
 #
 # What it does, and nothing else:
 #   - checks for python3 >= 3.9 and its venv module (on Debian / Raspberry Pi OS it names the
 #     apt package, or installs it with apt-get when run as root with --yes);
-#   - creates (or upgrades in place) a venv in PREFIX/venv and pip installs $ISSTREAMER_SOURCE
-#     into it: never sudo pip, never the system Python's site-packages (PEP 668-safe);
+#   - creates (or upgrades in place) a venv in PREFIX/venv and pip installs the source into it:
+#     never sudo pip, never the system Python's site-packages (PEP 668-safe). When pip fails it
+#     shows pip's last lines and removes the venv it had just made;
 #   - links BIN_DIR/isstreamer to the venv's command;
-#   - writes the access key (and bucket key/name) to the ini file the library reads, mode 0600;
-#     it never asks for your account e-mail or password;
-#   - with --service, installs a systemd unit running `isstreamer metrics`.
-# Re-running it upgrades in place. --uninstall undoes it and keeps your config and spool
+#   - writes the access key (and bucket key/name) to the ini file the agent reads, mode 0600,
+#     with `isstreamer config init`; it never asks for your account e-mail or password;
+#   - with --service, installs systemd units running `isstreamer metrics` and/or
+#     `isstreamer serve` (the dashboard): user units, or hardened system units as root;
+#   - records what it installed, so that --uninstall needs no other option.
+# Re-running it upgrades in place. --uninstall undoes it and keeps your config and data
 # unless --purge is given.
 #
-# Environment: ISSTREAMER_SOURCE (what to pip install when --from is not given) and
-# ISSTREAMER_PYTHON (the interpreter that creates the venv, default python3).
+# Environment: ISSTREAMER_SOURCE (what to pip install when --from is not given),
+# ISSTREAMER_PYTHON (the interpreter that creates the venv, default python3) and
+# ISSTREAMER_SYSROOT (a directory standing in for / for the system paths /etc and /var/lib;
+# with it, systemctl is never run: a system install tried out in a throwaway directory).
 #
 # The whole script is made of functions called on its last line, so a truncated download
 # runs nothing.
 
 set -euo pipefail
 
-ISSTREAMER_SOURCE="${ISSTREAMER_SOURCE:-isstreamer-agent}"
+readonly DEFAULT_SOURCE="isstreamer-agent"
+ISSTREAMER_SOURCE="${ISSTREAMER_SOURCE:-$DEFAULT_SOURCE}"
 ISSTREAMER_PYTHON="${ISSTREAMER_PYTHON:-python3}"
+ISSTREAMER_SYSROOT="${ISSTREAMER_SYSROOT:-}"
 
-readonly UNIT_NAME="isstreamer.service"
 readonly MIN_PYTHON="3.9"
+readonly KNOWN_SERVICES="metrics collector"
+# What earlier versions of this script called the metrics unit; replaced by isstreamer-metrics.
+readonly LEGACY_UNIT="isstreamer.service"
+readonly DASHBOARD_URL="http://127.0.0.1:8080"
+readonly PIP_TAIL_LINES=25
+# The collector's files beside its database (isstreamer.collector.keys, SQLite's WAL mode).
+readonly COLLECTOR_FILES="collector.db collector.db-wal collector.db-shm collector.key"
 
 # ---------------------------------------------------------------------------- messages
 
@@ -64,8 +81,9 @@ Usage: bash install.sh [options]
        (ISSTREAMER_INSTALL_URL: the raw URL of install.sh in the project's repository)
 
 Options:
-  --from SRC           what to pip install: a local checkout, an sdist, a wheel or a git URL
-                       (git+https://...). Default: ${ISSTREAMER_SOURCE}
+  --from SRC           what to pip install: a wheel or sdist file, a checkout, a git URL
+                       (git+https://...) or a name on the package index.
+                       Default: ${ISSTREAMER_SOURCE}
   --prefix DIR         the venv goes in DIR/venv. Default: ~/.local/share/isstreamer,
                        or /opt/isstreamer as root
   --bin-dir DIR        where the isstreamer command is linked. Default: ~/.local/bin,
@@ -74,20 +92,27 @@ Options:
                        a hidden prompt asks for it when a terminal is attached (not with --yes)
   --bucket-key KEY     bucket key to write in the config
   --bucket-name NAME   bucket name to write in the config (default_bucket)
-  --service            install a systemd unit running "isstreamer metrics": a user unit,
-                       or a system unit when run as root
-  --dry-run            print what would be done (and the unit); change nothing
-  --uninstall          remove the venv, the command link and the unit; keep the config
-                       and the spool
-  --purge              with --uninstall: also remove the config and the spool
+  --service [NAME]     install and start a systemd unit; NAME is metrics (the default:
+                       "isstreamer metrics", system telemetry) or collector ("isstreamer
+                       serve", the dashboard on ${DASHBOARD_URL}). Repeatable. A user
+                       unit, or a hardened system unit when run as root
+  --system, --user     which kind of unit and paths (default: system as root, else user)
+  --print-unit NAME    print the unit for NAME (metrics or collector) and exit
+  --dry-run            print what would be done (and the units); change nothing
+  --uninstall          remove what the last install made (it keeps a record): the venv, the
+                       command link and the units; keep the config and the data
+  --purge              with --uninstall: also remove the config, the spool and the
+                       collector's database and key
   -y, --yes            non-interactive: no prompts; as root on Debian / Raspberry Pi OS,
                        apt-get may install python3-venv
   -h, --help           show this help
 
-Re-running upgrades in place. The config is
-\${XDG_CONFIG_HOME:-~/.config}/isstreamer/isstreamer.ini (mode 600); the spool is
-\${XDG_DATA_HOME:-~/.local/share}/isstreamer/spool.
-Environment: ISSTREAMER_SOURCE (default for --from), ISSTREAMER_PYTHON (default python3).
+Re-running upgrades in place. As a user, the config is
+\${XDG_CONFIG_HOME:-~/.config}/isstreamer/isstreamer.ini (mode 600) and the data (spool,
+collector.db) is in \${XDG_DATA_HOME:-~/.local/share}/isstreamer; as root, the config is
+/etc/isstreamer/isstreamer.ini and the services keep their data in /var/lib/isstreamer.
+Environment: ISSTREAMER_SOURCE (default for --from), ISSTREAMER_PYTHON (default python3),
+ISSTREAMER_SYSROOT (a stand-in for / for /etc and /var/lib; no systemctl is run then).
 EOF
 }
 
@@ -100,7 +125,9 @@ parse_args() {
     KEY_FROM_STDIN=0
     BUCKET_KEY=""
     BUCKET_NAME=""
-    WANT_SERVICE=0
+    WANTED_SERVICES=()
+    MODE=""
+    PRINT_UNIT=""
     DRY_RUN=0
     UNINSTALL=0
     PURGE=0
@@ -120,7 +147,7 @@ parse_args() {
                 ;;
         esac
         case "$opt" in
-            --from | --prefix | --bin-dir | --bucket-key | --bucket-name)
+            --from | --prefix | --bin-dir | --bucket-key | --bucket-name | --print-unit)
                 if [ "$has_inline" = 1 ]; then
                     value="$inline"
                 else
@@ -135,14 +162,33 @@ parse_args() {
                     --bin-dir) BIN_DIR="$value" ;;
                     --bucket-key) BUCKET_KEY="$value" ;;
                     --bucket-name) BUCKET_NAME="$value" ;;
+                    --print-unit)
+                        check_service "$value"
+                        PRINT_UNIT="$value"
+                        ;;
                 esac
+                continue
+                ;;
+            --service)
+                # The name is optional: a bare --service means metrics, as it always did.
+                if [ "$has_inline" = 1 ]; then
+                    value="$inline"
+                elif [ "$#" -gt 0 ] && [ "${1#-}" = "$1" ]; then
+                    value="$1"
+                    shift
+                else
+                    value="metrics"
+                fi
+                check_service "$value"
+                add_wanted "$value"
                 continue
                 ;;
         esac
         [ "$has_inline" = 0 ] || die "$opt takes no value"
         case "$opt" in
             --access-key-stdin) KEY_FROM_STDIN=1 ;;
-            --service) WANT_SERVICE=1 ;;
+            --system) MODE="system" ;;
+            --user) MODE="user" ;;
             --dry-run) DRY_RUN=1 ;;
             --uninstall) UNINSTALL=1 ;;
             --purge) PURGE=1 ;;
@@ -160,8 +206,8 @@ parse_args() {
     fi
     if [ "$UNINSTALL" = 1 ]; then
         if [ "$KEY_FROM_STDIN" = 1 ] || [ -n "$BUCKET_KEY" ] || [ -n "$BUCKET_NAME" ] \
-            || [ "$WANT_SERVICE" = 1 ]; then
-            die "--uninstall does not go with --access-key-stdin, --bucket-key, --bucket-name or --service"
+            || [ "${#WANTED_SERVICES[@]}" -gt 0 ] || [ -n "$PRINT_UNIT" ]; then
+            die "--uninstall does not go with --access-key-stdin, --bucket-key, --bucket-name, --service or --print-unit"
         fi
     fi
     BUCKET_KEY="$(trim "$BUCKET_KEY")"
@@ -181,6 +227,21 @@ parse_args() {
     fi
 }
 
+check_service() {
+    case "$1" in
+        metrics | collector) ;;
+        *) die "unknown service: $1 (the services are: $KNOWN_SERVICES)" ;;
+    esac
+}
+
+add_wanted() {
+    local name
+    for name in "${WANTED_SERVICES[@]}"; do
+        [ "$name" != "$1" ] || return 0
+    done
+    WANTED_SERVICES+=("$1")
+}
+
 trim() {
     local s="$1"
     s="${s#"${s%%[![:space:]]*}"}"
@@ -196,13 +257,20 @@ check_ini_value() {
 
 absolute_path() {
     local path="$1"
+    while [ "${path#./}" != "$path" ]; do path="${path#./}"; done
     case "$path" in
         /*) ;;
+        . | "") path="$PWD" ;;
         *) path="$PWD/$path" ;;
     esac
-    while [ "${#path}" -gt 1 ] && [ "${path%/}" != "$path" ]; do
-        path="${path%/}"
+    while [ "${#path}" -gt 1 ]; do
+        case "$path" in
+            */.) path="${path%/.}" ;;
+            */) path="${path%/}" ;;
+            *) break ;;
+        esac
     done
+    [ -n "$path" ] || path="/"
     printf '%s' "$path"
 }
 
@@ -212,33 +280,57 @@ is_root() {
     [ "$(id -u)" = 0 ]
 }
 
+is_system() {
+    [ "$MODE" = system ]
+}
+
 set_paths() {
-    [ -n "${HOME:-}" ] || die "HOME is not set; the config goes in your home directory"
+    if [ -z "$MODE" ]; then
+        if is_root; then MODE="system"; else MODE="user"; fi
+    fi
+    # Only printing a unit, or a dry run, may look at the other kind of installation.
+    if [ -z "$PRINT_UNIT" ] && [ "$DRY_RUN" = 0 ]; then
+        if is_system && ! is_root; then
+            die "a system installation needs root: run it with sudo, or leave out --system"
+        fi
+        if ! is_system && is_root; then
+            die "as root the installation is a system one: leave out --user, or run as that user"
+        fi
+    fi
+    [ -n "${HOME:-}" ] || die "HOME is not set; a user installation goes in your home directory"
     local config_home="${XDG_CONFIG_HOME:-$HOME/.config}"
     local data_home="${XDG_DATA_HOME:-$HOME/.local/share}"
+    local state_home="${XDG_STATE_HOME:-$HOME/.local/state}"
 
-    if is_root; then
+    if is_system; then
         PREFIX="${PREFIX:-/opt/isstreamer}"
         BIN_DIR="${BIN_DIR:-/usr/local/bin}"
-        UNIT_DIR="/etc/systemd/system"
+        UNIT_DIR="$ISSTREAMER_SYSROOT/etc/systemd/system"
+        CONFIG_FILE="$ISSTREAMER_SYSROOT/etc/isstreamer/isstreamer.ini"
+        # The units' StateDirectory=; with DynamicUser= systemd keeps it in /var/lib/private.
+        DATA_DIR="$ISSTREAMER_SYSROOT/var/lib/isstreamer"
+        RECORD="$ISSTREAMER_SYSROOT/etc/isstreamer/install-record"
         SYSTEMCTL=(systemctl)
         WANTED_BY="multi-user.target"
     else
         PREFIX="${PREFIX:-$data_home/isstreamer}"
         BIN_DIR="${BIN_DIR:-$HOME/.local/bin}"
         UNIT_DIR="$config_home/systemd/user"
+        CONFIG_FILE="$config_home/isstreamer/isstreamer.ini"
+        DATA_DIR="$data_home/isstreamer"
+        RECORD="$state_home/isstreamer/install-record"
         SYSTEMCTL=(systemctl --user)
         WANTED_BY="default.target"
     fi
+    if [ -f "$RECORD" ]; then
+        read_record
+    fi
+    case "$PREFIX$BIN_DIR$SOURCE" in
+        *$'\n'*) die "--prefix, --bin-dir and --from must be one line each" ;;
+    esac
     PREFIX="$(absolute_path "$PREFIX")"
     BIN_DIR="$(absolute_path "$BIN_DIR")"
-    VENV="$PREFIX/venv"
-    COMMAND="$VENV/bin/isstreamer"
-    LINK="$BIN_DIR/isstreamer"
-    UNIT_FILE="$UNIT_DIR/$UNIT_NAME"
-    CONFIG_FILE="$config_home/isstreamer/isstreamer.ini"
-    DATA_DIR="$data_home/isstreamer"
-    SPOOL_DIR="$DATA_DIR/spool"
+    derive_paths
 
     # pip understands "pkg" as a project name: a local path must not look like one.
     if [ -e "$SOURCE" ]; then
@@ -251,6 +343,61 @@ set_paths() {
                 ;;
         esac
     fi
+}
+
+derive_paths() {
+    VENV="$PREFIX/venv"
+    COMMAND="$VENV/bin/isstreamer"
+    LINK="$BIN_DIR/isstreamer"
+}
+
+# ---------------------------------------------------------------------------- the record
+
+# One "name=value" a line, read as data (never sourced). A re-run upgrades the installation
+# where it is and --uninstall finds it; --prefix and --bin-dir, when given, win over it. Only
+# --uninstall takes the other paths from it (they follow from the environment otherwise).
+read_record() {
+    local line name value
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in
+            "#"* | "") continue ;;
+        esac
+        name="${line%%=*}"
+        value="${line#*=}"
+        case "$value" in
+            /*) ;;
+            *) continue ;;
+        esac
+        case "$name" in
+            prefix) [ -n "$PREFIX_GIVEN" ] || PREFIX="$value" ;;
+            bin_dir) [ -n "$BIN_DIR_GIVEN" ] || BIN_DIR="$value" ;;
+        esac
+        [ "$UNINSTALL" = 1 ] || continue
+        case "$name" in
+            config) CONFIG_FILE="$value" ;;
+            data_dir) DATA_DIR="$value" ;;
+            unit_dir) UNIT_DIR="$value" ;;
+        esac
+    done <"$RECORD"
+}
+
+write_record() {
+    local dir tmp
+    dir="$(dirname -- "$RECORD")"
+    private_dirs "$dir"
+    tmp="$(mktemp "$dir/.install-record.XXXXXX")" || die "cannot write in $dir"
+    {
+        say "# What install.sh installed here; bash install.sh --uninstall reads it."
+        say "mode=$MODE"
+        say "prefix=$PREFIX"
+        say "bin_dir=$BIN_DIR"
+        say "link=$LINK"
+        say "config=$CONFIG_FILE"
+        say "data_dir=$DATA_DIR"
+        say "unit_dir=$UNIT_DIR"
+        say "units=${INSTALLED_UNITS[*]}"
+    } >"$tmp" || { rm -f -- "$tmp"; die "could not write $RECORD"; }
+    mv -f -- "$tmp" "$RECORD" || { rm -f -- "$tmp"; die "could not write $RECORD"; }
 }
 
 # ---------------------------------------------------------------------------- python
@@ -321,6 +468,24 @@ venv_works() {
     [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -I -m pip --version >/dev/null 2>&1
 }
 
+# A venv this run made is removed again unless the install completed: a failed first install
+# leaves nothing behind (the EXIT trap), a failed upgrade keeps the venv that worked before.
+HALF_MADE_VENV=""
+HALF_MADE_PREFIX=""
+
+remove_half_made() {
+    if [ -n "$HALF_MADE_VENV" ] && [ -f "$HALF_MADE_VENV/pyvenv.cfg" ]; then
+        rm -rf -- "$HALF_MADE_VENV"
+        printf 'isstreamer install: removed the unfinished virtual environment %s\n' \
+            "$HALF_MADE_VENV" >&2
+    fi
+    if [ -n "$HALF_MADE_PREFIX" ]; then
+        rmdir -- "$HALF_MADE_PREFIX" 2>/dev/null || true
+    fi
+    HALF_MADE_VENV=""
+    HALF_MADE_PREFIX=""
+}
+
 ensure_venv() {
     if [ -e "$VENV" ]; then
         [ -f "$VENV/pyvenv.cfg" ] \
@@ -333,8 +498,10 @@ ensure_venv() {
         rm -rf -- "$VENV"
     fi
     say "Creating a virtual environment in $VENV (Python $PYTHON_VERSION)"
+    [ -d "$PREFIX" ] || HALF_MADE_PREFIX="$PREFIX"
     mkdir -p -- "$PREFIX" \
         || die "cannot create $PREFIX; choose a --prefix you can write to, or run as root"
+    HALF_MADE_VENV="$VENV"
     "$ISSTREAMER_PYTHON" -m venv -- "$VENV" \
         || die "could not create the virtual environment $VENV (on Debian / Raspberry Pi OS: sudo apt-get install python3-venv)"
     venv_works || die "the new virtual environment $VENV has no working pip"
@@ -347,11 +514,33 @@ pip_install() {
                 || die "--from $SOURCE needs git; install it (sudo apt-get install git) and re-run"
             ;;
     esac
-    say "Installing $SOURCE with pip (into $VENV only)"
+    local log
+    log="$(mktemp "${TMPDIR:-/tmp}/isstreamer-pip.XXXXXX")" || die "cannot create a temporary file"
+    say "Installing $SOURCE with pip (into $VENV only; a minute or two on a Pi)"
     # PIP_USER=0: a "user = true" pip.conf would make pip refuse to install into a venv.
-    PIP_USER=0 "$VENV/bin/python" -I -m pip install --upgrade -- "$SOURCE" \
-        || die "pip could not install $SOURCE. If building psutil failed, install a compiler and headers (sudo apt-get install gcc python3-dev) and re-run"
+    # All of pip's output goes to the log: shown only when it fails.
+    if ! PIP_USER=0 "$VENV/bin/python" -I -m pip install --upgrade --no-input \
+        --disable-pip-version-check -- "$SOURCE" >"$log" 2>&1; then
+        pip_failed "$log"
+    fi
+    rm -f -- "$log"
     [ -x "$COMMAND" ] || die "pip installed $SOURCE but $COMMAND is missing; is it the isstreamer-agent package?"
+}
+
+pip_failed() {
+    local log="$1"
+    printf 'isstreamer install: pip could not install %s; its last lines:\n' "$SOURCE" >&2
+    tail -n "$PIP_TAIL_LINES" -- "$log" | sed 's/^/    /' >&2
+    if [ "$SOURCE" = "$DEFAULT_SOURCE" ] \
+        && grep -qE 'No matching distribution|from versions: none' -- "$log"; then
+        printf 'isstreamer install: %s is not on the package index (yet): build a wheel in a checkout (python3 -m build), copy it here and run: bash install.sh --from isstreamer_agent-VERSION-py3-none-any.whl\n' \
+            "$DEFAULT_SOURCE" >&2
+    fi
+    if [ -n "$HALF_MADE_VENV" ]; then
+        remove_half_made
+        die "nothing was installed (pip's whole log: $log)"
+    fi
+    die "the installation in $VENV was left as it was (pip's whole log: $log)"
 }
 
 link_command() {
@@ -365,6 +554,29 @@ link_command() {
     fi
     ln -sfn -- "$COMMAND" "$LINK" || die "could not link $LINK"
     say "Linked $LINK -> $COMMAND"
+}
+
+# Private from the start: the spool and the collector's readings and key are nobody else's.
+# The collector's database is made here, empty and 0600, because SQLite creates a new one
+# (and its -wal and -shm files, which copy its mode) with the umask's 0644. A system
+# install's data directory belongs to its units (StateDirectoryMode=0700, UMask=0077).
+prepare_private_dirs() {
+    local dir file
+    private_dirs "$(dirname -- "$CONFIG_FILE")" "$(dirname -- "$RECORD")"
+    is_system && return 0
+    private_dirs "$DATA_DIR" "$DATA_DIR/spool"
+    for file in $COLLECTOR_FILES; do
+        [ ! -e "$DATA_DIR/$file" ] || chmod 600 -- "$DATA_DIR/$file"
+    done
+    if [ ! -e "$DATA_DIR/collector.db" ]; then
+        (umask 077 && : >"$DATA_DIR/collector.db") || die "cannot create $DATA_DIR/collector.db"
+    fi
+}
+
+# Each directory 0700, made or already there; missing parents are made 0700 too.
+private_dirs() {
+    (umask 077 && mkdir -p -- "$@") || die "cannot create $*"
+    chmod 700 -- "$@" || die "cannot make $* private (chmod 700)"
 }
 
 # ---------------------------------------------------------------------------- config
@@ -413,19 +625,31 @@ read_access_key() {
 # other line (comments too), creates the file 0600 and replaces it atomically, so the key never
 # sits in a readable file. The key goes through standard input, never the command line.
 write_config() {
-    [ -n "$ACCESS_KEY$BUCKET_KEY$BUCKET_NAME" ] || return 0
-    local args=(-q config init --access-key-stdin --path "$CONFIG_FILE")
-    [ -z "$BUCKET_KEY" ] || args+=(--bucket-key "$BUCKET_KEY")
-    [ -z "$BUCKET_NAME" ] || args+=(--bucket-name "$BUCKET_NAME")
-    printf '%s\n' "$ACCESS_KEY" | "$COMMAND" "${args[@]}" \
-        || die "could not write the config $CONFIG_FILE"
-    say "Saved $(config_items) in $CONFIG_FILE (mode 600)"
+    CONFIG_STATE="kept"
+    if [ -n "$ACCESS_KEY$BUCKET_KEY$BUCKET_NAME" ]; then
+        local args=(-q config init --access-key-stdin --path "$CONFIG_FILE")
+        [ -z "$BUCKET_KEY" ] || args+=(--bucket-key "$BUCKET_KEY")
+        [ -z "$BUCKET_NAME" ] || args+=(--bucket-name "$BUCKET_NAME")
+        printf '%s\n' "$ACCESS_KEY" | "$COMMAND" "${args[@]}" \
+            || die "could not write the config $CONFIG_FILE"
+        say "Saved $(config_items) in $CONFIG_FILE (mode 600)"
+        CONFIG_STATE="written"
+    elif is_system && [ ! -e "$CONFIG_FILE" ]; then
+        # The system units load this file as a credential (LoadCredential=), which must exist;
+        # without a key in it, `isstreamer metrics` streams to the local collector.
+        (umask 077 && printf '%s\n' \
+            "# isstreamer settings, read by the isstreamer system services." \
+            "# Write them with: isstreamer config init --path $CONFIG_FILE" \
+            >"$CONFIG_FILE") || die "could not create $CONFIG_FILE"
+        say "Created $CONFIG_FILE (mode 600, no access key yet)"
+        CONFIG_STATE="created"
+    fi
 }
 
 # ISStreamer's ~/isstreamer.ini is read before the user config dir: say so, or the new
 # settings would seem to be ignored.
 warn_shadowing_config() {
-    if [ -f "$HOME/isstreamer.ini" ] && [ "$HOME/isstreamer.ini" != "$CONFIG_FILE" ]; then
+    if ! is_system && [ -f "$HOME/isstreamer.ini" ] && [ "$HOME/isstreamer.ini" != "$CONFIG_FILE" ]; then
         warn "$HOME/isstreamer.ini (ISStreamer's config file) exists, and isstreamer reads it instead of $CONFIG_FILE: move its settings into $CONFIG_FILE and delete it"
     fi
 }
@@ -438,7 +662,11 @@ config_items() {
     printf '%s' "$items"
 }
 
-# ---------------------------------------------------------------------------- service
+# ---------------------------------------------------------------------------- units
+
+unit_name() {
+    printf 'isstreamer-%s.service' "$1"
+}
 
 # Quote one word for ExecStart=: "%" and "$" are special to systemd, and so are spaces.
 systemd_word() {
@@ -453,6 +681,7 @@ systemd_word() {
     printf '%s' "$s"
 }
 
+# A value for Environment= or a path setting: "%" is a specifier, the rest is quoted.
 systemd_env() {
     local s="$1=$2"
     s="${s//%/%%}"
@@ -462,24 +691,50 @@ systemd_env() {
 }
 
 render_unit() {
+    local name="$1" description command
+    case "$name" in
+        metrics)
+            description="isstreamer: system telemetry (isstreamer metrics)"
+            command="metrics"
+            ;;
+        collector)
+            description="isstreamer: local collector and dashboard (isstreamer serve)"
+            command="serve"
+            ;;
+    esac
+    say "[Unit]"
+    say "Description=$description"
+    if is_system; then
+        if [ "$name" = metrics ]; then
+            # After the collector, when there is one: without an access key, metrics streams
+            # to it instead of starting one of its own.
+            say "After=network-online.target $(unit_name collector)"
+            say "Wants=network-online.target"
+        else
+            say "After=network.target"
+        fi
+    elif [ "$name" = metrics ]; then
+        # A user manager has no network-online.target; it only orders the two units.
+        say "After=$(unit_name collector)"
+    fi
     cat <<EOF
-[Unit]
-Description=isstreamer: system telemetry (isstreamer metrics)
-After=network-online.target
-Wants=network-online.target
 
 [Service]
-ExecStart=$(systemd_word "$COMMAND") metrics
+Type=exec
+ExecStart=$(systemd_word "$COMMAND") $command
 Restart=on-failure
 RestartSec=15
+# Exit 2: the configuration or the command line cannot work; restarting would not help.
+RestartPreventExitStatus=2
 Environment=PYTHONUNBUFFERED=1
+# Log lines that start with <3>..<7> carry their journald priority.
+SyslogLevelPrefix=yes
+UMask=0077
 EOF
-    # The service must find the config and spool where this installer put them.
-    if [ -n "${XDG_CONFIG_HOME:-}" ]; then
-        systemd_env XDG_CONFIG_HOME "$XDG_CONFIG_HOME"
-    fi
-    if [ -n "${XDG_DATA_HOME:-}" ]; then
-        systemd_env XDG_DATA_HOME "$XDG_DATA_HOME"
+    if is_system; then
+        render_system_service "$name"
+    else
+        render_user_service
     fi
     cat <<EOF
 
@@ -488,80 +743,176 @@ WantedBy=$WANTED_BY
 EOF
 }
 
+# The agent finds its paths as it always does (platformdirs): XDG_DATA_HOME=%S makes its
+# data directory /var/lib/isstreamer, the units' StateDirectory. The config stays root's
+# (0600 in /etc/isstreamer) and reaches the unprivileged service as a credential.
+render_system_service() {
+    local name="$1"
+    cat <<EOF
+# One dynamic user for both units (the same name shares the uid): metrics reads the key the
+# collector keeps beside its database.
+User=isstreamer
+DynamicUser=yes
+StateDirectory=isstreamer
+StateDirectoryMode=0700
+Environment=XDG_DATA_HOME=%S
+EOF
+    if [ "$name" = metrics ]; then
+        printf 'LoadCredential=isstreamer.ini:%s\n' "${CONFIG_FILE//%/%%}"
+        # The credentials directory, spelled out: %d needs systemd 248, Raspberry Pi OS 11 has 247.
+        say "Environment=ISSTREAMER_CONFIG=/run/credentials/%n/isstreamer.ini"
+    fi
+    cat <<EOF
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateUsers=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictSUIDSGID=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+DevicePolicy=closed
+KeyringMode=private
+RemoveIPC=yes
+EOF
+    if [ "$name" = collector ]; then
+        # The collector reads no system figures; metrics needs /proc for them (and to count
+        # processes).
+        say "ProtectProc=invisible"
+        say "ProcSubset=pid"
+    fi
+    render_syscall_limits
+}
+
+# Seccomp filters: they need no privileges (only NoNewPrivileges), so user units get them too.
+render_syscall_limits() {
+    cat <<EOF
+NoNewPrivileges=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+EOF
+}
+
+# A user manager cannot set up namespaces without privileges (a unit asking for them fails
+# where unprivileged user namespaces are off): user units get the seccomp filters only.
+# The service must find the config and data where this installer put them.
+render_user_service() {
+    render_syscall_limits
+    if [ -n "${XDG_CONFIG_HOME:-}" ]; then
+        systemd_env XDG_CONFIG_HOME "$XDG_CONFIG_HOME"
+    fi
+    if [ -n "${XDG_DATA_HOME:-}" ]; then
+        systemd_env XDG_DATA_HOME "$XDG_DATA_HOME"
+    fi
+}
+
 # True when the unit file is ours: it runs this prefix's command.
 unit_is_ours() {
-    [ -f "$UNIT_FILE" ] && grep -qF -- "ExecStart=$(systemd_word "$COMMAND") " "$UNIT_FILE"
+    [ -f "$1" ] && grep -qF -- "ExecStart=$(systemd_word "$COMMAND") " "$1"
 }
 
 systemd_reachable() {
-    if is_root; then
+    [ -z "$ISSTREAMER_SYSROOT" ] || return 1
+    command -v systemctl >/dev/null 2>&1 || return 1
+    if is_system; then
         [ -d /run/systemd/system ]
     else
         "${SYSTEMCTL[@]}" show-environment >/dev/null 2>&1
     fi
 }
 
-systemctl_hint() {
-    printf '%s daemon-reload && %s enable %s && %s restart %s' \
-        "${SYSTEMCTL[*]}" "${SYSTEMCTL[*]}" "$UNIT_NAME" "${SYSTEMCTL[*]}" "$UNIT_NAME"
-}
-
-install_service() {
-    SERVICE_STATE="none"
-    if ! command -v systemctl >/dev/null 2>&1; then
-        warn "systemctl not found: this system does not use systemd, so no service was installed. The unit, for reference:"
-        render_unit
-        return 0
-    fi
-    if [ -e "$UNIT_FILE" ] && ! unit_is_ours; then
-        die "$UNIT_FILE exists and runs another isstreamer; remove it, or uninstall that one first"
-    fi
-    mkdir -p -- "$UNIT_DIR" 2>/dev/null || die "cannot create $UNIT_DIR"
-    local tmp
-    tmp="$(mktemp "$UNIT_DIR/.$UNIT_NAME.XXXXXX")" || die "cannot write in $UNIT_DIR"
-    if ! { render_unit >"$tmp" && chmod 644 "$tmp" && mv -f -- "$tmp" "$UNIT_FILE"; }; then
-        rm -f -- "$tmp"
-        die "could not write $UNIT_FILE"
-    fi
-    say "Wrote $UNIT_FILE"
-    SERVICE_STATE="written"
-    if ! systemd_reachable; then
-        warn "systemd is not reachable from here (no running systemd or no user session), so the service was not started. Once it is: $(systemctl_hint)"
-        return 0
-    fi
-    if "${SYSTEMCTL[@]}" daemon-reload && "${SYSTEMCTL[@]}" enable --quiet "$UNIT_NAME" \
-        && "${SYSTEMCTL[@]}" restart "$UNIT_NAME"; then
-        SERVICE_STATE="running"
-        say "Started $UNIT_NAME"
-    else
-        warn "the unit is installed but systemctl could not start it; see: $(journal_hint)"
-    fi
-    if ! config_has_key; then
-        warn "no access key in $CONFIG_FILE yet: the service cannot send anything until you add one"
-    fi
-}
-
-# An upgrade must restart a running service, or it keeps running the old code.
-restart_existing_service() {
-    if [ "$WANT_SERVICE" = 0 ] && unit_is_ours && command -v systemctl >/dev/null 2>&1 \
-        && systemd_reachable; then
-        if "${SYSTEMCTL[@]}" try-restart "$UNIT_NAME" >/dev/null 2>&1; then
-            say "Restarted $UNIT_NAME (if it was running)"
-        fi
-    fi
+status_hint() {
+    printf '%s status %s' "${SYSTEMCTL[*]}" "$*"
 }
 
 journal_hint() {
-    if is_root; then
-        printf 'journalctl -u isstreamer -f'
+    local name options=""
+    for name in "$@"; do options="$options -u ${name%.service}"; done
+    if is_system; then
+        printf 'journalctl%s -f' "$options"
     else
-        printf 'journalctl --user -u isstreamer -f'
+        printf 'journalctl --user%s -f' "$options"
     fi
+}
+
+write_unit() {
+    local file tmp
+    file="$UNIT_DIR/$(unit_name "$1")"
+    if [ -e "$file" ] && ! unit_is_ours "$file"; then
+        die "$file exists and runs another isstreamer; remove it, or uninstall that one first"
+    fi
+    mkdir -p -- "$UNIT_DIR" 2>/dev/null || die "cannot create $UNIT_DIR"
+    tmp="$(mktemp "$UNIT_DIR/.$(unit_name "$1").XXXXXX")" || die "cannot write in $UNIT_DIR"
+    if ! { render_unit "$1" >"$tmp" && chmod 644 "$tmp" && mv -f -- "$tmp" "$file"; }; then
+        rm -f -- "$tmp"
+        die "could not write $file"
+    fi
+    say "Wrote $file"
+}
+
+# The wanted services, and those a previous run installed: each unit is written anew, so an
+# upgrade also brings the new unit, and (re)started, so it runs the new code.
+install_units() {
+    local name unit units=()
+    INSTALLED_UNITS=()
+    SERVICE_STATE="none"
+    for name in $KNOWN_SERVICES; do
+        if unit_is_ours "$UNIT_DIR/$(unit_name "$name")"; then
+            add_wanted "$name"
+        fi
+    done
+    if unit_is_ours "$UNIT_DIR/$LEGACY_UNIT"; then
+        add_wanted metrics
+    fi
+    [ "${#WANTED_SERVICES[@]}" -gt 0 ] || return 0
+    for name in "${WANTED_SERVICES[@]}"; do
+        write_unit "$name"
+        units+=("$(unit_name "$name")")
+    done
+    INSTALLED_UNITS=("${units[@]}")
+    SERVICE_STATE="written"
+    if ! systemd_reachable; then
+        if [ -n "$ISSTREAMER_SYSROOT" ]; then
+            say "Not starting the units: ISSTREAMER_SYSROOT is set"
+        else
+            warn "systemd is not reachable from here (no running systemd or no user session), so the services were not started"
+        fi
+        remove_legacy_unit
+        return 0
+    fi
+    remove_legacy_unit
+    if "${SYSTEMCTL[@]}" daemon-reload && "${SYSTEMCTL[@]}" enable --quiet "${units[@]}" \
+        && "${SYSTEMCTL[@]}" restart "${units[@]}"; then
+        SERVICE_STATE="running"
+        for unit in "${units[@]}"; do say "Started $unit"; done
+    else
+        warn "the units are installed but systemctl could not start them; see: $(journal_hint "${units[@]}")"
+    fi
+}
+
+# An upgrade from a version that called the metrics unit isstreamer.service.
+remove_legacy_unit() {
+    unit_is_ours "$UNIT_DIR/$LEGACY_UNIT" || return 0
+    remove_unit "$UNIT_DIR/$LEGACY_UNIT"
 }
 
 # ---------------------------------------------------------------------------- steps
 
 dry_run_install() {
+    local name
     say "Dry run: nothing will be changed."
     if "$ISSTREAMER_PYTHON" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' \
         >/dev/null 2>&1; then
@@ -579,45 +930,57 @@ dry_run_install() {
     if [ -n "$ACCESS_KEY$BUCKET_KEY$BUCKET_NAME" ]; then
         say "Would save $(config_items) in $CONFIG_FILE (mode 600)"
     fi
-    if [ "$WANT_SERVICE" = 1 ]; then
-        say "Would write $UNIT_FILE and run: $(systemctl_hint)"
+    say "Would record the installation in $RECORD"
+    for name in "${WANTED_SERVICES[@]}"; do
+        say "Would write $UNIT_DIR/$(unit_name "$name") and start it:"
         say ""
-        render_unit
-    fi
+        render_unit "$name"
+        say ""
+    done
 }
 
 next_steps() {
-    local step1 step2 step3
+    local steps=() units=("${INSTALLED_UNITS[@]}") sudo="" collector=0 unit
+    is_root && sudo="sudo "
+    for unit in "${units[@]}"; do
+        [ "$unit" != "$(unit_name collector)" ] || collector=1
+    done
     case ":$PATH:" in
-        *":$BIN_DIR:"*) step1="Check the command: isstreamer --version" ;;
-        *) step1="$BIN_DIR is not on your PATH: add it (e.g. in ~/.profile), or run $LINK --version" ;;
+        *":$BIN_DIR:"*) steps+=("Check the command: isstreamer --version") ;;
+        *) steps+=("$BIN_DIR is not on your PATH: add it (e.g. in ~/.profile), or run $LINK --version") ;;
     esac
-    if config_has_key; then
-        step2="Your access key is in $CONFIG_FILE; bucket settings go there too"
+    if config_has_key && is_system; then
+        steps+=("Config: $CONFIG_FILE holds the access key ($CONFIG_STATE; mode 600)")
+    elif config_has_key; then
+        steps+=("Config: $CONFIG_FILE holds your access key ($CONFIG_STATE; mode 600); isstreamer config shows the settings")
     else
-        step2="Add your Initial State access key: re-run with --access-key-stdin, or edit $CONFIG_FILE (keep it mode 600)"
+        steps+=("Config: no access key yet, so events go to the local collector. To stream to Initial State: isstreamer config init --path $CONFIG_FILE (it asks for the key), or re-run with --access-key-stdin")
     fi
-    case "${SERVICE_STATE:-none}" in
-        running)
-            if is_root; then
-                step3="The service is running; follow it with: $(journal_hint)"
-            else
-                step3="Follow the service with: $(journal_hint); keep it running after logout: loginctl enable-linger $(id -un)"
-            fi
-            ;;
-        written)
-            step3="Start the service when systemd is up: $(systemctl_hint)"
-            if ! is_root; then
-                step3="$step3; then: loginctl enable-linger $(id -un)"
-            fi
-            ;;
-        *) step3="Send system metrics now with: isstreamer metrics (or re-run with --service to start them at boot)" ;;
+    if is_system; then
+        steps+=("As root, the isstreamer command reads that config with: ISSTREAMER_CONFIG=$CONFIG_FILE isstreamer config")
+    fi
+    if [ "$collector" = 1 ]; then
+        steps+=("Dashboard: $DASHBOARD_URL (the collector service); the key its clients send: ${sudo}cat $DATA_DIR/collector.key")
+    elif ! config_has_key; then
+        steps+=("Dashboard: $DASHBOARD_URL while isstreamer metrics (or its service) runs")
+    else
+        steps+=("Dashboard: your Initial State account; a local one: isstreamer serve, then $DASHBOARD_URL")
+    fi
+    case "$SERVICE_STATE" in
+        running) steps+=("Services: $(status_hint "${units[@]}"); logs: $(journal_hint "${units[@]}")") ;;
+        written) steps+=("Services: start them once systemd runs: ${SYSTEMCTL[*]} daemon-reload && ${SYSTEMCTL[*]} enable --now ${units[*]}; then: $(status_hint "${units[@]}")") ;;
+        *) steps+=("Services: none installed; re-run with --service metrics (telemetry at boot) and/or --service collector (the dashboard at boot)") ;;
     esac
+    if [ "$SERVICE_STATE" != none ] && ! is_system; then
+        steps+=("Keep the user services running after you log out: loginctl enable-linger $(id -un)")
+    fi
     say ""
     say "Next steps:"
-    say "  1. $step1"
-    say "  2. $step2"
-    say "  3. $step3"
+    local i=1 step
+    for step in "${steps[@]}"; do
+        say "  $i. $step"
+        i=$((i + 1))
+    done
 }
 
 do_install() {
@@ -629,80 +992,129 @@ do_install() {
     check_python
     ensure_venv
     pip_install
+    HALF_MADE_VENV=""
+    HALF_MADE_PREFIX=""
     link_command
+    prepare_private_dirs
     write_config
     warn_shadowing_config
-    SERVICE_STATE="none"
-    if [ "$WANT_SERVICE" = 1 ]; then
-        install_service
-    else
-        restart_existing_service
-    fi
+    install_units
+    write_record
     say "Installed: $("$COMMAND" --version 2>&1 || printf 'isstreamer (the command did not run: %s --version)' "$COMMAND")"
     next_steps
 }
 
 # Remove only what this installer made, checking each piece before it goes.
 do_uninstall() {
-    local act="Removed"
+    ACT="Removed"
+    local found=0 name file
     if [ "$DRY_RUN" = 1 ]; then
         say "Dry run: nothing will be changed."
-        act="Would remove"
+        ACT="Would remove"
     fi
-    if unit_is_ours; then
-        if [ "$DRY_RUN" = 0 ]; then
-            if command -v systemctl >/dev/null 2>&1 && systemd_reachable; then
-                "${SYSTEMCTL[@]}" disable --now --quiet "$UNIT_NAME" \
-                    || warn "systemctl could not stop or disable $UNIT_NAME"
-            fi
-            rm -f -- "$UNIT_FILE"
-            if command -v systemctl >/dev/null 2>&1 && systemd_reachable; then
-                "${SYSTEMCTL[@]}" daemon-reload || true
-            fi
+    [ ! -f "$RECORD" ] || found=1
+    for name in $KNOWN_SERVICES; do
+        file="$UNIT_DIR/$(unit_name "$name")"
+        if unit_is_ours "$file"; then
+            found=1
+            remove_unit "$file"
+        elif [ -e "$file" ]; then
+            warn "leaving $file: it runs another installation, not $COMMAND"
         fi
-        say "$act $UNIT_FILE"
-    elif [ -e "$UNIT_FILE" ]; then
-        warn "leaving $UNIT_FILE: it runs another installation, not $COMMAND"
+    done
+    if unit_is_ours "$UNIT_DIR/$LEGACY_UNIT"; then
+        found=1
+        remove_unit "$UNIT_DIR/$LEGACY_UNIT"
+    fi
+    if [ "$DRY_RUN" = 0 ] && [ "$found" = 1 ] && systemd_reachable; then
+        "${SYSTEMCTL[@]}" daemon-reload || true
     fi
     if [ -L "$LINK" ] && [ "$(readlink -- "$LINK")" = "$COMMAND" ]; then
+        found=1
         [ "$DRY_RUN" = 1 ] || rm -f -- "$LINK"
-        say "$act $LINK"
+        say "$ACT $LINK"
     elif [ -e "$LINK" ] || [ -L "$LINK" ]; then
         warn "leaving $LINK: it does not point to $COMMAND"
     fi
     if [ -d "$VENV" ]; then
         [ -f "$VENV/pyvenv.cfg" ] || die "$VENV is not a virtual environment; not removing it"
+        found=1
         [ "$DRY_RUN" = 1 ] || rm -rf -- "$VENV"
-        say "$act $VENV"
-    else
-        say "No virtual environment in $VENV"
+        say "$ACT $VENV"
     fi
-    [ "$DRY_RUN" = 1 ] || rmdir -- "$PREFIX" 2>/dev/null || true
-
     if [ "$PURGE" = 1 ]; then
-        if [ -e "$CONFIG_FILE" ]; then
-            [ "$DRY_RUN" = 1 ] || rm -f -- "$CONFIG_FILE"
-            say "$act $CONFIG_FILE"
-        fi
-        if [ -e "$SPOOL_DIR" ]; then
-            [ "$DRY_RUN" = 1 ] || rm -rf -- "$SPOOL_DIR"
-            say "$act $SPOOL_DIR (unsent data)"
-        fi
-        if [ "$DRY_RUN" = 0 ]; then
-            rmdir -- "$(dirname -- "$CONFIG_FILE")" 2>/dev/null || true
-            rmdir -- "$DATA_DIR" 2>/dev/null || true
-        fi
-    else
-        say "Kept your config ($CONFIG_FILE) and spool ($SPOOL_DIR); --uninstall --purge removes them"
+        purge_data && found=1
     fi
+    if [ -f "$RECORD" ]; then
+        [ "$DRY_RUN" = 1 ] || rm -f -- "$RECORD"
+    fi
+    if [ "$DRY_RUN" = 0 ]; then
+        rmdir -- "$PREFIX" "$(dirname -- "$RECORD")" 2>/dev/null || true
+    fi
+    [ "$found" = 1 ] \
+        || die "found no installation to remove: no record in $RECORD and nothing in $VENV (give the --prefix and --bin-dir it was installed with)"
+    if [ "$PURGE" = 0 ]; then
+        say "Kept your config ($CONFIG_FILE) and data ($DATA_DIR); --uninstall --purge removes them"
+    fi
+}
+
+remove_unit() {
+    local file="$1" unit
+    unit="$(basename -- "$file")"
+    if [ "$DRY_RUN" = 0 ]; then
+        if systemd_reachable; then
+            "${SYSTEMCTL[@]}" disable --now --quiet "$unit" \
+                || warn "systemctl could not stop or disable $unit"
+        fi
+        rm -f -- "$file"
+    fi
+    say "${ACT:-Removed} $file"
+}
+
+# The config, the spool and the collector's database and key; true when any was there.
+purge_data() {
+    local nothing=1 path paths=("$CONFIG_FILE")
+    if is_system; then
+        # DynamicUser= keeps the real directory in /var/lib/private, /var/lib/isstreamer links it.
+        paths+=("$DATA_DIR" "$(dirname -- "$DATA_DIR")/private/$(basename -- "$DATA_DIR")")
+    else
+        paths+=("$DATA_DIR/spool")
+        for path in $COLLECTOR_FILES; do paths+=("$DATA_DIR/$path"); done
+    fi
+    for path in "${paths[@]}"; do
+        if [ -e "$path" ] || [ -L "$path" ]; then
+            nothing=0
+            [ "$DRY_RUN" = 1 ] || rm -rf -- "$path"
+            say "$ACT $path"
+        fi
+    done
+    if [ "$DRY_RUN" = 0 ]; then
+        rmdir -- "$(dirname -- "$CONFIG_FILE")" 2>/dev/null || true
+        rmdir -- "$DATA_DIR" 2>/dev/null || true
+        if [ -d "$DATA_DIR" ]; then
+            warn "left $DATA_DIR: it holds files this installer did not make"
+        fi
+    fi
+    return "$nothing"
+}
+
+print_unit() {
+    render_unit "$PRINT_UNIT"
 }
 
 main() {
     trap 'on_unexpected_error "$?" "$LINENO"' ERR
+    trap remove_half_made EXIT
     set -o errtrace
+    PREFIX_GIVEN=""
+    BIN_DIR_GIVEN=""
     parse_args "$@"
+    PREFIX_GIVEN="$PREFIX"
+    BIN_DIR_GIVEN="$BIN_DIR"
     set_paths
-    if [ "$UNINSTALL" = 1 ]; then
+    if [ -n "$PRINT_UNIT" ]; then
+        print_unit
+    elif [ "$UNINSTALL" = 1 ]; then
         do_uninstall
     else
         do_install
