@@ -691,7 +691,7 @@ systemd_env() {
 }
 
 render_unit() {
-    local name="$1" description command
+    local name="$1" description command service_type
     case "$name" in
         metrics)
             description="isstreamer: system telemetry (isstreamer metrics)"
@@ -717,10 +717,19 @@ render_unit() {
         # A user manager has no network-online.target; it only orders the two units.
         say "After=$(unit_name collector)"
     fi
+    if [ "$name" = collector ]; then
+        # serve sends READY=1 once it listens, so the metrics unit (ordered after it) never
+        # finds the port still closed at boot and starts a collector of its own.
+        service_type="Type=notify"
+    else
+        # SIGHUP makes metrics re-read its configuration (systemctl reload).
+        service_type="Type=exec
+ExecReload=/bin/kill -HUP \$MAINPID"
+    fi
     cat <<EOF
 
 [Service]
-Type=exec
+$service_type
 ExecStart=$(systemd_word "$COMMAND") $command
 Restart=on-failure
 RestartSec=15

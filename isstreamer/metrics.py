@@ -184,13 +184,19 @@ class SystemSampler:
 
     def _disk_usage(self) -> Sample:
         mounts = ["/"]  # always, even when "/" is an overlay (containers)
-        for part in self._call("disk_partitions", all=False) or []:
+        parts = self._call("disk_partitions", all=False) or []
+        # A device mounted twice is one disk: a service's ProtectSystem= and PrivateTmp= show
+        # the root device again at /tmp, /var/tmp and its state directory.
+        devices = {part.device for part in parts if part.mountpoint == "/"}
+        for part in parts:
             if (
                 part.fstype not in SKIP_FSTYPES
                 and "/snap/" not in part.mountpoint
                 and part.mountpoint not in mounts
+                and part.device not in devices
             ):
                 mounts.append(part.mountpoint)
+                devices.add(part.device)
         out: Sample = {}
         for mount in mounts:
             usage = self._call("disk_usage", mount)

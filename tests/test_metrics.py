@@ -108,6 +108,18 @@ def test_first_sample_has_gauges_but_no_rates(fake: FakePsutil) -> None:
     assert not [k for k in sample if k.startswith(("cpu", "net_")) or k.endswith("_per_s")]
 
 
+def test_a_device_mounted_again_is_reported_once(fake: FakePsutil) -> None:
+    """Bind mounts of the root device (a hardened unit's /tmp, /var/lib/...) add no disk keys."""
+    root = fake.partitions[0]
+    fake.partitions += [
+        Partition(root.device, "/tmp", root.fstype, "rw"),
+        Partition(root.device, "/var/lib/isstreamer", root.fstype, "rw"),
+    ]
+    disks = {k for k in sampler_for(fake, Clock()).sample() if k.startswith("disk_")}
+    assert not [k for k in disks if "_tmp_" in k or "_var_" in k]
+    assert "disk_root_percent" in disks and "disk_boot_firmware_percent" in disks
+
+
 def test_rates_come_from_two_samples_and_the_clock(fake: FakePsutil) -> None:
     """Disk and network rates are the counter change divided by the injected clock's seconds."""
     clock = Clock(100.0)

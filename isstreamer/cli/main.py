@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .. import journald
 from .._version import __version__
 from ..errors import ConfigError
 from . import completion, config, metrics, relay, replay, send, serve, spool, status
@@ -130,7 +131,10 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     if _handler is not None:
         log.removeHandler(_handler)
     _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("isstreamer: %(levelname)s: %(message)s"))
+    # Under systemd each line carries its journald priority (journalctl -p warning).
+    _handler.setFormatter(
+        journald.formatter_for(sys.stderr, "isstreamer: %(levelname)s: %(message)s")
+    )
     log.addHandler(_handler)
 
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import journald
+from ..sdnotify import notify
 from . import options
 from .common import EXIT_FAILED, EXIT_OK
 from .signals import StopSignal
@@ -109,9 +111,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..collector.wire import Limits
 
     if not logging.getLogger().handlers and not logging.getLogger("isstreamer").handlers:
-        logging.basicConfig(
-            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            journald.formatter_for(sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     db = Path(_resolved(getattr(args, "db", None)) or _default_db())
     # A global --access-key before "serve" names the key clients must send, as after it.
     keys = getattr(args, "access_keys", None) or (
@@ -136,7 +140,9 @@ def run_serve(args: argparse.Namespace) -> int:
         # Handlers before the first line: a script that reads the URL may send SIGTERM at once.
         with StopSignal() as stop:
             _announce(collector, db)
+            notify("READY=1")  # Type=notify: units ordered after this one may start now
             stop.wait()
+            notify("STOPPING=1")
     finally:
         collector.stop()
     print("isstreamer collector stopped", flush=True)
@@ -147,7 +153,10 @@ def _announce(collector: Any, db: Path) -> None:
     # The first line is the URL alone, so scripts and tests can read the port from it.
     print(f"isstreamer collector listening on {collector.url}", flush=True)
     print(f"  database: {db}")
-    if collector.generated_key:
+    if collector.generated_key and journald.is_journal(sys.stdout):
+        # A service's output is kept in the journal, readable by more users than the key file.
+        print(f"  new access key: saved in {collector.key_file}, mode 0600")
+    elif collector.generated_key:
         # The only place a key is ever printed: the user needs it once to configure clients.
         print(
             f"  new access key: {collector.generated_key}"
