@@ -6,16 +6,24 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from apiserver import DEFAULT_ACCESS_KEY, ApiServer
+# The suite starts hundreds of Python processes (the CLI, relays, children killed with -9) and
+# pytest-xdist workers: with PYTHONDONTWRITEBYTECODE set, each one compiles the package (and
+# pytest rewrites every test module) again, a third of the suite's CPU time. Bytecode caches go
+# to __pycache__/, which git ignores. Set before the workers and any child process start.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
+import pytest  # noqa: E402
+from apiserver import DEFAULT_ACCESS_KEY, ApiServer  # noqa: E402
 
 # The Redis Cluster fixtures (module-scoped) live here so that test modules take them by name
 # without importing them (an import a parameter would shadow).
-from rediscluster import clean_cluster, cluster  # noqa: F401
+from rediscluster import clean_cluster, cluster  # noqa: E402, F401
 
 ACCESS_KEY = "test-access-key"
 # Module-scoped fixtures that take seconds to build (a real install, a Redis Cluster, an inner
