@@ -454,6 +454,7 @@ def test_reads_refuse_a_foreign_host_header_without_the_key(url: str) -> None:
 
 def test_dashboard_files_are_served(url: str) -> None:
     """The pages and the vendored uPlot are served locally with the right types; no traversal."""
+    post_events(url, [{"key": "k", "value": 1}], bucket="any/key")
     index = requests.get(url + "/", timeout=10)
     page = requests.get(url + "/buckets/any%2Fkey", timeout=10)
     script = requests.get(url + "/static/uPlot.iife.min.js", timeout=10)
