@@ -624,7 +624,9 @@ def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> Non
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "open http" not in done.stderr
-    assert str(default_db_path()) in done.stderr and f"isstreamer serve --port {port}" in done.stderr
+    assert (
+        str(default_db_path()) in done.stderr and f"isstreamer serve --port {port}" in done.stderr
+    )
     # The collector lived inside that process; its database (the default one) holds the data.
     with Collector(default_db_path(), port=0) as collector:
         buckets = requests.get(collector.url + "/api/buckets", timeout=10).json()

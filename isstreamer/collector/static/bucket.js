@@ -73,6 +73,7 @@
     markRange();
     S.view = computeView();
     S.inflight.clear();
+    document.body.dataset.ready = "0";
     loadCharts(false).catch(Iss.failed);
   }
 
@@ -214,7 +215,9 @@
   // --- data -------------------------------------------------------------------------------------
   function seriesUrl(keys, view, points) {
     var q = "since=" + view.since.toFixed(3) + "&until=" + view.until.toFixed(3) + "&points=" + points;
-    keys.forEach(function (k) { q += "&key=" + encodeURIComponent(k); });
+    // One key=, once, asks for that key's single series; twice, for the {"series": [...]}
+    // answer, which also holds its state series when the key has both kinds of value.
+    (keys.length === 1 ? [keys[0], keys[0]] : keys).forEach(function (k) { q += "&key=" + encodeURIComponent(k); });
     return base + "/series?" + q;
   }
   // Every shown card's series for the current view: the whole bucket in one request when it is
@@ -263,10 +266,9 @@
     S.cards.forEach(function (c) { var d = S.data.get(c.id); if (d && c.drawnFor === d && d.view === S.view) drawn++; });
     document.body.dataset.cards = String(all);
     document.body.dataset.drawn = String(drawn);
-    if (drawn === all && !S.pending && S.keys.length) {
-      document.body.dataset.ready = "1";
-      if (!window.issReadyMs) window.issReadyMs = performance.now();
-    }
+    var done = drawn === all && !S.pending && S.keys.length > 0;
+    document.body.dataset.ready = done ? "1" : "0";
+    if (done && !window.issReadyMs) window.issReadyMs = performance.now();
   }
 
   window.IssBucket = { state: S, charts: charts, table: table, computeView: computeView };

@@ -101,6 +101,12 @@
       bands: [{ series: [3, 2], fill: c + "26" }],
       hooks: {
         setCursor: [function (u) { self.hover(u); }],
+        // What the chart really shows, for tests and anyone inspecting the page.
+        setScale: [function (u, key) {
+          if (key !== "x") return;
+          self.box.dataset.xMin = String(u.scales.x.min);
+          self.box.dataset.xMax = String(u.scales.x.max);
+        }],
         setSelect: [function (u) {
           if (u.select.width < 5) return;
           var a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
@@ -120,8 +126,6 @@
     } else {
       this.plot.setData(data);
     }
-    this.box.dataset.xMin = String(this.plot.scales.x.min);
-    this.box.dataset.xMax = String(this.plot.scales.x.max);
   };
   NumberChart.prototype.hover = function (u) {
     var i = u.cursor.idx, tip = this.tip;
@@ -220,6 +224,11 @@
     rows.forEach(function (r) { lo = Math.min(lo, r[col]); hi = Math.max(hi, r[col]); });
     if (!rows.length) return;
     var y = function (v) { return hi === lo ? h / 2 : h - 2 - (v - lo) / (hi - lo) * (h - 4); };
+    if (rows.length === 1) { // one point: a dot where it is
+      ctx.fillStyle = color;
+      ctx.beginPath(); ctx.arc(x(rows[0][0]), h / 2, 2.5, 0, 2 * Math.PI); ctx.fill();
+      return;
+    }
     ctx.strokeStyle = color; ctx.lineWidth = 1.25;
     ctx.beginPath();
     rows.forEach(function (r, i) { if (i) ctx.lineTo(x(r[0]), y(r[col])); else ctx.moveTo(x(r[0]), y(r[col])); });
