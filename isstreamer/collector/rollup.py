@@ -26,37 +26,19 @@ ON CONFLICT (series_id, step, t) DO UPDATE SET
 
 
 class Fine:
-    """The fine rollups of one ingest batch, added to event by event; rows() adds the coarse."""
+    """The 60-second rollups of one ingest batch. Store.ingest counts each number into the
+    aggregate slot() hands out; rows() adds the 900-second level and gives UPSERT rows."""
 
     def __init__(self) -> None:
         self.slots: dict[tuple[int, float], list[Any]] = {}
-        # series id -> (minute, its aggregate): a batch holds runs of one series' minute, so
-        # most events find theirs here without building and hashing a tuple.
-        self._open: dict[int, tuple[float, list[Any]]] = {}
 
-    def add(self, series_id: int, epoch: float, value: Any) -> None:
-        """Count one number of one series."""
-        slot = epoch // FINE_S
-        current = self._open.get(series_id)
-        if current is not None and current[0] == slot:
-            agg = current[1]
-        else:
-            found = self.slots.get((series_id, slot))
-            if found is None:
-                agg = self.slots[(series_id, slot)] = [value, value, value, 1, epoch, value]
-                self._open[series_id] = (slot, agg)
-                return
-            agg = found
-            self._open[series_id] = (slot, agg)
-        if value < agg[0]:
-            agg[0] = value
-        elif value > agg[1]:
-            agg[1] = value
-        agg[2] += value
-        agg[3] += 1
-        if epoch >= agg[4]:
-            agg[4] = epoch
-            agg[5] = value
+    def slot(self, series_id: int, minute: float, epoch: float, value: Any) -> list[Any]:
+        """The aggregate [min, max, sum, count, last epoch, last value] of a series' minute
+        (``epoch // 60``); a new one is ready to count its first value, ``value`` at ``epoch``."""
+        agg = self.slots.get((series_id, minute))
+        if agg is None:
+            agg = self.slots[(series_id, minute)] = [value, value, 0, 0, epoch, value]
+        return agg
 
     def rows(self) -> list[tuple[Any, ...]]:
         """UPSERT parameters for both levels."""

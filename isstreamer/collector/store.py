@@ -112,7 +112,8 @@ class Store(Reads):
             bucket_id, _ = self._bucket_id(db, bucket_key, "", now)
             series_ids = self._series_ids
             params = []
-            # key -> [count, epoch, kind, value, series id, kinds seen, first epoch]
+            # key -> [count, epoch, kind, value, series id, kinds seen, first epoch,
+            #         rollup minute, its aggregate]
             latest: dict[str, list[Any]] = {}
             fine = rollup.Fine()
             for key, value, epoch in rows:
@@ -123,7 +124,7 @@ class Store(Reads):
                     series_id = series_ids.get((bucket_id, key))
                     if series_id is None:
                         series_id = self._new_series(db, bucket_id, key)
-                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch]
+                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch, None, None]
                 else:
                     series_id = last[4]
                     if epoch >= last[1]:
@@ -133,14 +134,27 @@ class Store(Reads):
                 last[0] += 1
                 if cls is float or cls is int:
                     last[5] |= SEEN_NUMBER
-                    fine.add(series_id, epoch, value)
+                    # Inline, as this loop is the ingest's hot path: the key's current rollup
+                    # minute stays in `last`, most events of a batch land in it.
+                    minute = epoch // rollup.FINE_S
+                    if minute != last[7]:
+                        last[7], last[8] = minute, fine.slot(series_id, minute, epoch, value)
+                    agg = last[8]  # [min, max, sum, count, last epoch, last value]
+                    if value < agg[0]:
+                        agg[0] = value
+                    elif value > agg[1]:
+                        agg[1] = value
+                    agg[2] += value
+                    agg[3] += 1
+                    if epoch >= agg[4]:
+                        agg[4], agg[5] = epoch, value
                 else:
                     last[5] |= SEEN_BOOL if kind else SEEN_TEXT
                 params.append((series_id, epoch, kind, value))
             db.executemany(
                 "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
             )
-            db.executemany(_UPDATE_SERIES, [tuple(last) for last in latest.values()])
+            db.executemany(_UPDATE_SERIES, [tuple(last[:7]) for last in latest.values()])
             db.executemany(rollup.UPSERT, fine.rows())
 
     def _new_series(self, db: sqlite3.Connection, bucket_id: int, key: str) -> int:
