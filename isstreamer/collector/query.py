@@ -16,8 +16,8 @@ from .schema import KIND_BOOL, NUMERIC, ROLLUP_STEPS_S, STATE, floor_sql
 DEFAULT_POINTS, MAX_POINTS = 600, 10_000
 NUMBER_COLUMNS = ["epoch", "min", "max", "mean", "last", "count"]
 STATE_COLUMNS = ["epoch", "end", "value", "changes"]
-# The steps downsampling picks from: each one from 60 s on is a multiple of 60, each one from
-# 900 s on a multiple of 900, so time buckets line up with the rollups' and merge exactly.
+# The steps downsampling picks from: each one from 300 s on is a multiple of 300, each one from
+# 3600 s on a multiple of 3600, so time buckets line up with the rollups' and merge exactly.
 NICE_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 _DAY_S = 86400
 _ESTIMATE_STEP_S = ROLLUP_STEPS_S[-1]

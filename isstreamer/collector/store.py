@@ -113,7 +113,7 @@ class Store(Reads):
             series_ids = self._series_ids
             params = []
             # key -> [count, epoch, kind, value, series id, kinds seen, first epoch,
-            #         rollup minute, its aggregate]
+            #         rollup slot, its aggregate]
             latest: dict[str, list[Any]] = {}
             fine = rollup.Fine()
             for key, value, epoch in rows:
@@ -135,10 +135,10 @@ class Store(Reads):
                 if cls is float or cls is int:
                     last[5] |= SEEN_NUMBER
                     # Inline, as this loop is the ingest's hot path: the key's current rollup
-                    # minute stays in `last`, most events of a batch land in it.
-                    minute = epoch // rollup.FINE_S
-                    if minute != last[7]:
-                        last[7], last[8] = minute, fine.slot(series_id, minute, epoch, value)
+                    # slot stays in `last`, most events of a batch land in it.
+                    slot = epoch // rollup.FINE_S
+                    if slot != last[7]:
+                        last[7], last[8] = slot, fine.slot(series_id, slot, epoch, value)
                     agg = last[8]  # [min, max, sum, count, last epoch, last value]
                     if value < agg[0]:
                         agg[0] = value
