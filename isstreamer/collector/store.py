@@ -113,9 +113,8 @@ class Store(Reads):
             series_ids = self._series_ids
             params = []
             # key -> [count, epoch, kind, value, series id, kinds seen, first epoch,
-            #         rollup slot, its aggregate]
+            #         its numbers, their epochs]
             latest: dict[str, list[Any]] = {}
-            fine = rollup.Fine()
             for key, value, epoch in rows:
                 cls = value.__class__
                 kind = KIND_BOOL if cls is bool else KIND_PLAIN
@@ -124,7 +123,7 @@ class Store(Reads):
                     series_id = series_ids.get((bucket_id, key))
                     if series_id is None:
                         series_id = self._new_series(db, bucket_id, key)
-                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch, None, None]
+                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch, [], []]
                 else:
                     series_id = last[4]
                     if epoch >= last[1]:
@@ -134,20 +133,8 @@ class Store(Reads):
                 last[0] += 1
                 if cls is float or cls is int:
                     last[5] |= SEEN_NUMBER
-                    # Inline, as this loop is the ingest's hot path: the key's current rollup
-                    # slot stays in `last`, most events of a batch land in it.
-                    slot = epoch // rollup.FINE_S
-                    if slot != last[7]:
-                        last[7], last[8] = slot, fine.slot(series_id, slot, epoch, value)
-                    agg = last[8]  # [min, max, sum, count, last epoch, last value]
-                    if value < agg[0]:
-                        agg[0] = value
-                    elif value > agg[1]:
-                        agg[1] = value
-                    agg[2] += value
-                    agg[3] += 1
-                    if epoch >= agg[4]:
-                        agg[4], agg[5] = epoch, value
+                    last[7].append(value)  # the rollups take these per series, below
+                    last[8].append(epoch)
                 else:
                     last[5] |= SEEN_BOOL if kind else SEEN_TEXT
                 params.append((series_id, epoch, kind, value))
@@ -155,6 +142,10 @@ class Store(Reads):
                 "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
             )
             db.executemany(_UPDATE_SERIES, [tuple(last[:7]) for last in latest.values()])
+            fine = rollup.Fine()
+            for last in latest.values():
+                if last[7]:
+                    fine.add(last[4], last[7], last[8])
             db.executemany(rollup.UPSERT, fine.rows())
 
     def _new_series(self, db: sqlite3.Connection, bucket_id: int, key: str) -> int:
