@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import IsStreamerError
 from .query import DEFAULT_POINTS, MAX_POINTS
 from .store import Store
 from .validate import parse_limit, parse_query_time
@@ -13,11 +14,11 @@ SERIES_TYPES = ("number", "state")
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class BadQuery(ValueError):
+class BadQuery(IsStreamerError, ValueError):
     """A query parameter the read API cannot use; its message says which and why."""
 
 
-class NotFound(LookupError):
+class NotFound(IsStreamerError, LookupError):
     """No such bucket or key; the message says which."""
 
 
