@@ -106,6 +106,7 @@ def test_a_running_collector_is_reused_and_named() -> None:
     assert keys and keys[0]["events"] == 1
 
 
+@pytest.mark.slow
 def test_bad_collector_port_is_a_configuration_error() -> None:
     """A port that is not a number from 1 to 65535 stops the command with exit status 2."""
     done = run_cli("log", "t", "1", port=0)  # 0 through the environment: not a port to use

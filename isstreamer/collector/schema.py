@@ -86,32 +86,20 @@ def floor_sql(column: str, step: int) -> str:
     return f"(CAST(({column} + {_SHIFT}) / {step} AS INTEGER) * {step} - {_SHIFT})"
 
 
-def _rollup_sql(step: int, where: str) -> str:
+def _rollup_sql(step: int) -> str:
+    # For a rebuild from the events (rollup.py counts those of each ingest batch).
     # The `last` of a bucket comes from a second GROUP BY with max(epoch) as its only
     # aggregate: SQLite then takes the bare `value` from the row holding that maximum.
     t = floor_sql("epoch", step)
     return f"""
-WITH new AS (SELECT series_id, epoch, value, {t} AS t FROM events WHERE {where} AND {NUMERIC})
+WITH new AS (SELECT series_id, epoch, value, {t} AS t FROM events WHERE {NUMERIC})
 INSERT INTO rollups (series_id, step, t, min, max, sum, count, last_epoch, last_value)
 SELECT g.series_id, {step}, g.t, g.lo, g.hi, g.total, g.n, l.e, l.v FROM
     (SELECT series_id, t, min(value) AS lo, max(value) AS hi, sum(value) AS total,
             count(*) AS n FROM new GROUP BY series_id, t) AS g
     JOIN (SELECT series_id, t, max(epoch) AS e, value AS v FROM new GROUP BY series_id, t) AS l
     ON l.series_id = g.series_id AND l.t = g.t
-WHERE 1
-ON CONFLICT (series_id, step, t) DO UPDATE SET
-    min = min(min, excluded.min),
-    max = max(max, excluded.max),
-    sum = sum + excluded.sum,
-    count = count + excluded.count,
-    last_value = CASE WHEN excluded.last_epoch >= last_epoch
-                 THEN excluded.last_value ELSE last_value END,
-    last_epoch = max(last_epoch, excluded.last_epoch)
 """
-
-
-# Rollups of the events with id >= ?: the rows one ingest transaction just inserted.
-ROLLUP_NEW = tuple(_rollup_sql(step, "id >= ?1") for step in ROLLUP_STEPS_S)
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -150,4 +138,4 @@ def _backfill(db: sqlite3.Connection) -> None:
     db.execute("UPDATE series SET kinds = 0 WHERE kinds IS NULL")
     db.execute("DELETE FROM rollups")
     for step in ROLLUP_STEPS_S:
-        db.execute(_rollup_sql(step, "1"))
+        db.execute(_rollup_sql(step))
