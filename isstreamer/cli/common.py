@@ -115,9 +115,10 @@ def receiver(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
     api_base, access_key, *started = (
         start_local_collector(port) if given else start_local_collector()
     )
-    # A collector started here stops listening when this process exits: only `metrics`
-    # without --once keeps it up, so only then (or when another process serves it) is
-    # "open <url>" true. log and pipe say where the data went and how to look at it.
+    # A collector started here stops listening when this process exits: only the commands
+    # that run until stopped (metrics and relay without --once) keep it up, so only then (or
+    # when another process serves it) is "open <url>" true. log, pipe and replay say where
+    # the data went and how to look at it.
     if started and started[0] and getattr(args, "once", True):
         from ..collector import default_db_path
 
