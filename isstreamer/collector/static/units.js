@@ -39,10 +39,11 @@
     return "";
   }
 
-  // "%" and "°C" sit on the number; words get a thin space.
+  // "%", "°C" and "/s" sit on the number; words get a narrow space.
   function withUnit(text, unit) {
     if (!unit) return text;
-    return unit === "%" || unit.charAt(0) === "°" ? text + unit : text + "\u202f" + unit;
+    var c = unit.charAt(0);
+    return c === "%" || c === "°" || c === "/" ? text + unit : text + "\u202f" + unit;
   }
 
   window.IssUnits = { unitOf: unitOf, withUnit: withUnit };
