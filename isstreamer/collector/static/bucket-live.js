@@ -87,13 +87,22 @@
     document.title = "No such bucket · isstreamer";
   }
 
+  // The key list of a big bucket is a megabyte: read it every BIG_KEYS_REFRESH_MS only.
+  var keysAt = 0, BIG_BUCKET = 1000, BIG_KEYS_REFRESH_MS = 10000;
+  function readKeys() {
+    if (S.keys.length > BIG_BUCKET && Date.now() - keysAt < BIG_KEYS_REFRESH_MS) return Promise.resolve(S.keys);
+    return Iss.api(B.base + "/keys").then(function (keys) { keysAt = Date.now(); return keys; });
+  }
   function tick() {
-    return Iss.api(B.base + "/keys").then(function (keys) {
+    return readKeys().then(function (keys) {
       Iss.setStatus("live", S.view && !S.view.live ? "zoomed" : "live");
       S.keys = keys;
       S.info = new Map(keys.map(function (k) { return [k.key, k]; }));
-      S.first = keys.length ? Math.min.apply(null, keys.map(function (k) { return k.firstEpoch; })) : null;
-      S.last = keys.length ? Math.max.apply(null, keys.map(function (k) { return k.lastEpoch; })) : null;
+      S.first = S.last = null;
+      keys.forEach(function (k) {
+        if (S.first === null || k.firstEpoch < S.first) S.first = k.firstEpoch;
+        if (S.last === null || k.lastEpoch > S.last) S.last = k.lastEpoch;
+      });
       var naming = named ? null : nameBucket();
       var old = S.view;
       // The live tail: a new view ending now, as often as the charts' resolution can show it.
