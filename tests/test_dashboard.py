@@ -258,7 +258,7 @@ def test_bucket_list_and_missing_bucket(browser: Browser, filled: Collector) -> 
 
 
 def test_exposed_dashboard_asks_for_the_key(browser: Browser, tmp_path: Path) -> None:
-    """Bound beyond loopback, the page shows a key form; a #key= link opens the data."""
+    """Bound beyond loopback, the pages show a key form; a #key= link opens the data."""
     with Collector(tmp_path / "exposed.db", host="0.0.0.0", port=0, access_keys=[KEY]) as exposed:
         local = f"http://127.0.0.1:{exposed.port}"
         send(local, "secret", "Secret bucket", [{"key": "x", "value": 1}])
@@ -268,6 +268,9 @@ def test_exposed_dashboard_asks_for_the_key(browser: Browser, tmp_path: Path) ->
         opened = browser.open(local + f"/#key={KEY}")
         opened.wait_for("document.body.textContent.includes('Secret bucket')")
         assert opened.evaluate("document.getElementById('keyform').hidden") is True
+        page = browser.open(local + "/buckets/secret")  # a bucket page, without the key
+        page.wait_for("!document.getElementById('keyform').hidden")
+        assert page.evaluate("window.IssBucket.state.cards.size") == 0
 
 
 def make_docs_screenshot(out: Path, db: Path) -> None:
