@@ -202,7 +202,7 @@
       c.meta.textContent = "updated " + Iss.fmtAgo(info.lastEpoch);
     }
     var d = S.data.get(c.id);
-    if (!d || !S.cards.has(c.id)) return;
+    if (!d || S.cards.get(c.id) !== c) return; // no data yet, or a card scrolled away
     if (c.drawnFor === d) return;
     c.chart.draw(d.series, d.view);
     c.drawnFor = d;
