@@ -79,8 +79,8 @@
 
   // --- keys, groups, filter -------------------------------------------------------------------
   function groupOf(key) {
-    var m = /^([^_.\/:-]+)[_.\/:-]/.exec(key);
-    return m ? m[1] : "";
+    var m = /^[^_.\/:-]+[_.\/:-]/.exec(key); // "cpu_", "sensor.", "pi/"
+    return m ? m[0] : "";
   }
   function groups() {
     var f = S.filter.toLowerCase(), byName = new Map();
@@ -149,7 +149,7 @@
         b.type = "button";
         b.setAttribute("aria-expanded", String(!collapsed));
         b.appendChild(el("span", "chev", collapsed ? "▸" : "▾"));
-        b.appendChild(el("span", "group-name", g.name ? g.name + "_*" : "other keys"));
+        b.appendChild(el("span", "group-name", g.name ? g.name + "*" : "other keys"));
         b.appendChild(el("span", "group-count", g.keys.length.toLocaleString()));
         b.addEventListener("click", function () { toggle(g.name); });
         box.appendChild(b);
