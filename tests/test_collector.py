@@ -454,6 +454,7 @@ def test_reads_refuse_a_foreign_host_header_without_the_key(url: str) -> None:
 
 def test_dashboard_files_are_served(url: str) -> None:
     """The pages and the vendored uPlot are served locally with the right types; no traversal."""
+    post_events(url, [{"key": "k", "value": 1}], bucket="any/key")
     index = requests.get(url + "/", timeout=10)
     page = requests.get(url + "/buckets/any%2Fkey", timeout=10)
     script = requests.get(url + "/static/uPlot.iife.min.js", timeout=10)
@@ -614,17 +615,18 @@ def test_ensure_local_collector_refuses_a_foreign_server() -> None:
 
 @pytest.mark.slow
 def test_metrics_once_without_a_key_delivers_to_an_in_process_collector() -> None:
-    """`isstreamer metrics --once` with no key or api_base streams into a collector it starts."""
+    """`isstreamer metrics --once` with no key or api_base streams into a collector it starts,
+    and, since that collector ends with it, says where the data went instead of "open"."""
     pytest.importorskip("isstreamer.cli.metrics", reason="the metrics command is not in this tree")
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", 8080))
-        except OSError:
-            pytest.skip("127.0.0.1:8080 is taken; the embedded default listens there")
+    port = free_port()
     cmd = [sys.executable, "-m", "isstreamer", "metrics", "--once"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, ISSTREAMER_COLLECTOR_PORT=str(port))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "http://127.0.0.1:8080" in done.stdout + done.stderr
+    assert "open http" not in done.stderr
+    assert (
+        str(default_db_path()) in done.stderr and f"isstreamer serve --port {port}" in done.stderr
+    )
     # The collector lived inside that process; its database (the default one) holds the data.
     with Collector(default_db_path(), port=0) as collector:
         buckets = requests.get(collector.url + "/api/buckets", timeout=10).json()

@@ -5,11 +5,13 @@ on stderr. Stopping on signals is signals.py's."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
@@ -24,6 +26,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_SPOOLED = 75
 SETTING_OPTIONS = ("access_key", "bucket_key", "bucket_name", "api_base", "spill_dir")
 HOW_TO_CONFIGURE = "to stream to Initial State instead, run: isstreamer config init"
+COLLECTOR_PORT_ENV = "ISSTREAMER_COLLECTOR_PORT"
+DEFAULT_COLLECTOR_PORT = 8080
 
 
 def say(args: argparse.Namespace, message: str, *, always: bool = False) -> None:
@@ -99,17 +103,39 @@ def wants_local_collector(settings: Settings) -> bool:
     )
 
 
-def start_local_collector() -> tuple:
-    """(api_base, access_key) of the collector on 127.0.0.1:8080, started in-process if needed."""
+def collector_port(args: argparse.Namespace) -> tuple[int, bool]:
+    """(port, given) of the embedded default: --collector-port, ISSTREAMER_COLLECTOR_PORT, 8080."""
+    given = getattr(args, "collector_port", None) or os.environ.get(COLLECTOR_PORT_ENV, "")
+    if not given:
+        return DEFAULT_COLLECTOR_PORT, False
     try:
-        from ..collector import ensure_local_collector
+        port = int(given)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ConfigError(
+            f"the collector port must be a number from 1 to 65535 (--collector-port or "
+            f"{COLLECTOR_PORT_ENV}); got {given!r}"
+        )
+    return port, True
+
+
+def start_local_collector(port: int | None = None) -> tuple:
+    """(api_base, access_key, in this process) of the local collector, started if needed.
+
+    Without ``port``: 8080, or a free port when another program holds 8080. A port the user
+    chose is used or the start fails."""
+    try:
+        from ..collector import local_collector
     except ImportError:
         raise ConfigError(
             "no access key is configured and this installation has no local collector; "
             + HOW_TO_CONFIGURE
         ) from None
     try:
-        return tuple(ensure_local_collector())
+        if port is None:
+            return tuple(local_collector(port=DEFAULT_COLLECTOR_PORT, fallback=True))
+        return tuple(local_collector(port=port))
     except ConfigError:
         raise
     except Exception as exc:  # port taken by something else, unwritable data dir, ...
@@ -123,12 +149,31 @@ def receiver(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
     """Streamer/replay keyword arguments for the local collector when nothing is configured."""
     if not wants_local_collector(settings):
         return {}
-    api_base, access_key = start_local_collector()
-    say(
-        args,
-        f"no access key configured, so events go to the local collector: open {api_base} "
-        f"({HOW_TO_CONFIGURE})",
+    port, given = collector_port(args)
+    api_base, access_key, *started = (
+        start_local_collector(port) if given else start_local_collector()
     )
+    # A collector started here stops listening when this process exits: only the commands
+    # that run until stopped (metrics and relay without --once) keep it up, so only then (or
+    # when another process serves it) is "open <url>" true. log, pipe and replay say where
+    # the data went and how to look at it.
+    if started and started[0] and getattr(args, "once", True):
+        from ..collector import default_db_path
+
+        used = urlsplit(api_base).port or DEFAULT_COLLECTOR_PORT
+        serve = "isstreamer serve" + (f" --port {used}" if used != DEFAULT_COLLECTOR_PORT else "")
+        say(
+            args,
+            f"no access key configured, so events go to the local collector's database "
+            f"{default_db_path()}; to see them, run `{serve}` and open the URL it prints "
+            f"({HOW_TO_CONFIGURE})",
+        )
+    else:
+        say(
+            args,
+            f"no access key configured, so events go to the local collector: open {api_base} "
+            f"({HOW_TO_CONFIGURE})",
+        )
     return {"api_base": api_base, "access_key": access_key}
 
 

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..redact import redact_key, redact_url
 from ..schemes import ALL as ALL_SCHEMES
 from ..schemes import prefixes, scheme_of
-from .common import EXIT_OK, SETTING_OPTIONS, load, say, wants_local_collector
+from .common import EXIT_OK, SETTING_OPTIONS, collector_port, load, say, wants_local_collector
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -82,9 +82,10 @@ def run_show(args: argparse.Namespace) -> int:
         shown = "(none)" if value in ("", None) else value
         print(f"{name:<{width}}  {shown!s:<40}  {settings.sources.get(name, 'default')}")
     if wants_local_collector(settings):
+        port, _ = collector_port(args)
         print(
             "no access key and no api_base: log, pipe and metrics stream to the local collector on "
-            "http://127.0.0.1:8080 (isstreamer config init sets up Initial State)"
+            f"http://127.0.0.1:{port} (isstreamer config init sets up Initial State)"
         )
     return EXIT_OK
 

@@ -74,6 +74,13 @@ def _global_options(parser: argparse.ArgumentParser, access_key: bool = True) ->
     parser.add_argument(
         "--spill-dir", metavar="DIR", help="where undeliverable events wait (ISSTREAMER_SPILL_DIR)"
     )
+    parser.add_argument(
+        "--collector-port",
+        type=int,
+        metavar="PORT",
+        help="port of the local collector used when no access key is configured "
+        "(ISSTREAMER_COLLECTOR_PORT; default 8080, or a free one if another program has 8080)",
+    )
     parser.add_argument("-v", "--verbose", action="count", help="more messages (-vv for debugging)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 

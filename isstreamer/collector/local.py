@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from .keys import default_db_path, key_file_path, read_key
 from .routes import SERVICE
@@ -14,6 +15,7 @@ from .server import Collector
 
 log = logging.getLogger("isstreamer.collector")
 
+DEFAULT_PORT = 8080
 PROBE_TIMEOUT_S = 2.0
 # Another process may be binding the same port right now; give it this long to answer.
 RACE_WAIT_S = 5.0
@@ -63,20 +65,39 @@ def _reuse(host: str, port: int, base: str) -> tuple[str, str] | None:
     return base, key
 
 
-def ensure_local_collector(host: str = "127.0.0.1", port: int = 8080) -> tuple[str, str]:
-    """Return (api base URL, access key) of a collector at host:port, starting one if none answers.
+class LocalCollector(NamedTuple):
+    """Where the embedded default is: its URL, its key, and whether this process serves it
+    (then it stops listening when the process exits)."""
 
-    A collector already there is reused with the key stored beside the default database;
-    otherwise one starts in this process (daemon thread) on the default database.
+    url: str
+    access_key: str
+    in_process: bool
+
+
+def local_collector(
+    host: str = "127.0.0.1", port: int = DEFAULT_PORT, fallback: bool = False
+) -> LocalCollector:
+    """The collector at host:port, or one started in this process on the default database.
+
+    A collector already there is reused with the key stored beside the default database.
+    With ``fallback``, something else on the port (not an isstreamer collector) makes this
+    start one on a free port instead of raising RuntimeError; the URL says which.
     """
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    asked = (host, port)  # a collector started on a free port instead is kept under this too
     with _lock:
-        mine = _started.get((host, port))
+        mine = _started.get(asked)
         if mine is not None:
-            return mine.url, mine.access_keys[0]
-        found = _reuse(host, port, base)
+            return LocalCollector(mine.url, mine.access_keys[0], True)
+        try:
+            found = _reuse(host, port, base)
+        except RuntimeError as exc:
+            if not fallback or "not as an isstreamer collector" not in str(exc):
+                raise
+            log.warning("%s; starting the local collector on a free port instead", exc)
+            found, port = None, 0
         if found:
-            return found
+            return LocalCollector(*found, False)
         collector = Collector(default_db_path(), host=host, port=port)
         try:
             collector.start()
@@ -86,8 +107,14 @@ def ensure_local_collector(host: str = "127.0.0.1", port: int = 8080) -> tuple[s
             while time.monotonic() < deadline:
                 found = _reuse(host, port, base)
                 if found:
-                    return found
+                    return LocalCollector(*found, False)
                 time.sleep(0.1)
             raise
-        _started[(host, port)] = collector
-        return collector.url, collector.access_keys[0]
+        _started[asked] = collector
+        return LocalCollector(collector.url, collector.access_keys[0], True)
+
+
+def ensure_local_collector(host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> tuple[str, str]:
+    """(api base URL, access key) of a collector at host:port, starting one if none answers."""
+    found = local_collector(host, port)
+    return found.url, found.access_key

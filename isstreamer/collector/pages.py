@@ -1,4 +1,4 @@
-"""The dashboard's files: two HTML pages plus vendored uPlot, shipped in ``static/``."""
+"""The dashboard's files: its HTML pages, scripts and vendored uPlot, shipped in ``static/``."""
 
 from __future__ import annotations
 
@@ -41,3 +41,6 @@ def page_for(parts: list[str]) -> tuple[bytes, str, str] | None:
     if len(parts) == 2 and parts[0] == "static":
         return _load(parts[1])
     return None
+
+
+NOT_FOUND: tuple[bytes, str, str] = _load("404.html") or (b"not found", _TYPES[".txt"], _CACHE)

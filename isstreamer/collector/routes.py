@@ -1,9 +1,9 @@
 """The collector's API without sockets: a Request in, a Response out.
 
-Five endpoints (ingest, bucket creation, health, bucket listing, bucket reads) plus the
-dashboard's pages. The HTTP plumbing (isstreamer.collector.http) turns a connection into
-Requests and writes the Responses; nothing here reads a socket, so the routes are tested by
-calling ``Routes.handle`` directly.
+The endpoints: ingest, bucket creation, health, and the reads (buckets, one bucket, its
+keys, events and series, ``/metrics``), plus the dashboard's pages. The HTTP plumbing
+(isstreamer.collector.http) turns a connection into Requests and writes the Responses;
+nothing here reads a socket, so the routes are tested by calling ``Routes.handle`` directly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .._version import __version__
 from ..errors import IsStreamerError
 from ..events import clean_text
 from ..model import MAX_BUCKET_NAME_CHARS
-from . import pages
+from . import pages, readapi
 from .auth import given_key, key_accepted, reads_need_key
 from .store import Store
 from .validate import (
@@ -133,16 +133,29 @@ class Routes:
                 return self._create_bucket(request, query)
             if parts == ["api", "health"] and get:
                 return self._health(request, query)
+            if get and len(parts) == 3 and parts[1] == "buckets":
+                return self._bucket_info(request, parts[2], query)
             if get and len(parts) == 4 and parts[1] == "buckets" and parts[3] in ("keys", "events"):
                 return self._read_bucket(request, parts[2], parts[3], query)
+            if get and len(parts) == 4 and parts[1] == "buckets" and parts[3] == "series":
+                return self._series(request, parts[2], query)
             raise HTTPError(404, "no such endpoint")
         if not get:
             raise HTTPError(405, "method not allowed")
+        if parts == ["metrics"]:
+            self._require_read_access(request, query)
+            body = readapi.metrics(self.store)
+            return Response(200, body, readapi.PROMETHEUS_TYPE, (("Cache-Control", "no-store"),))
         page = pages.page_for(parts)
-        if page is None:
-            raise HTTPError(404, "not found")
-        body, ctype, cache = page
-        return Response(200, body, ctype, (("Cache-Control", cache),))
+        # A bucket page holds no data, but its 404 tells that a bucket key is unknown: only
+        # to those who may read. Others get the page, which asks for the key.
+        if page is None or (
+            parts[:1] == ["buckets"]
+            and self._may_read(request, query)
+            and self.store.bucket(parts[1]) is None
+        ):
+            return _page_response(404, pages.NOT_FOUND)
+        return _page_response(200, page)
 
     # --- authentication -------------------------------------------------------------------
 
@@ -150,9 +163,14 @@ class Routes:
         if not key_accepted(given_key(request.headers, query), self.access_keys):
             raise HTTPError(401, "access key missing or not accepted")
 
+    def _may_read(self, request: Request, query: Query) -> bool:
+        return not reads_need_key(self.reads_open, request.headers.get("host")) or key_accepted(
+            given_key(request.headers, query), self.access_keys
+        )
+
     def _require_read_access(self, request: Request, query: Query) -> None:
-        if reads_need_key(self.reads_open, request.headers.get("host")):
-            self._require_key(request, query)
+        if not self._may_read(request, query):
+            raise HTTPError(401, "access key missing or not accepted")
 
     # --- ingest ---------------------------------------------------------------------------
 
@@ -203,6 +221,22 @@ class Routes:
         self._require_read_access(request, query)
         return Response.json(200, self.store.buckets())
 
+    def _bucket_info(self, request: Request, bucket_key: str, query: Query) -> Response:
+        self._require_read_access(request, query)
+        info = self.store.bucket(bucket_key)
+        if info is None:
+            raise HTTPError(404, "no such bucket")
+        return Response.json(200, info)
+
+    def _series(self, request: Request, bucket_key: str, query: Query) -> Response:
+        self._require_read_access(request, query)
+        try:
+            return Response.json(200, readapi.series(self.store, bucket_key, query, self.clock()))
+        except readapi.BadQuery as exc:
+            raise HTTPError(400, str(exc)) from None
+        except readapi.NotFound as exc:
+            raise HTTPError(404, str(exc.args[0])) from None
+
     def _read_bucket(self, request: Request, bucket_key: str, what: str, query: Query) -> Response:
         self._require_read_access(request, query)
         result: list[dict[str, Any]] | None
@@ -221,6 +255,11 @@ class Routes:
         if result is None:
             raise HTTPError(404, "no such bucket")
         return Response.json(200, result)
+
+
+def _page_response(status: int, page: tuple[bytes, str, str]) -> Response:
+    body, ctype, cache = page
+    return Response(status, body, ctype, (("Cache-Control", cache),))
 
 
 def _bucket_key(request: Request, query: Query) -> str:

@@ -10,45 +10,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from . import rollup
+from .reads import Reads, find_bucket
+from .schema import (
+    KIND_BOOL,
+    KIND_PLAIN,
+    SEEN_BOOL,
+    SEEN_NUMBER,
+    SEEN_TEXT,
+    migrate,
+)
 from .validate import Row
 
-# `value` has no declared type on purpose: SQLite then keeps each value's own storage class
-# (INTEGER, REAL or TEXT), so JSON types survive a round trip and numbers stay cheap to chart
-# and aggregate. The one thing SQLite cannot tell apart is a bool from 0/1: `kind` records it.
-# The series table is the per-key summary, updated in the ingest transaction, so "keys of a
-# bucket" never scans events; (series_id, epoch) makes "last N points of a key" a range scan.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
-    id INTEGER PRIMARY KEY,
-    bucket_key TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS series (
-    id INTEGER PRIMARY KEY,
-    bucket_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    count INTEGER NOT NULL DEFAULT 0,
-    last_epoch REAL,
-    last_kind INTEGER,
-    last_value,
-    UNIQUE (bucket_id, key)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    series_id INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    kind INTEGER NOT NULL,
-    value
-);
-CREATE INDEX IF NOT EXISTS events_series_epoch ON events (series_id, epoch);
-"""
-KIND_PLAIN, KIND_BOOL = 0, 1
 PURGE_CHUNK = 5000  # rows deleted per transaction, so retention never stalls ingest for long
 
 _UPDATE_SERIES = """
 UPDATE series SET
     count = count + ?1,
+    first_epoch = min(coalesce(first_epoch, ?7), ?7),
+    kinds = kinds | ?6,
     last_kind = CASE WHEN last_epoch IS NULL OR ?2 >= last_epoch THEN ?3 ELSE last_kind END,
     last_value = CASE WHEN last_epoch IS NULL OR ?2 >= last_epoch THEN ?4 ELSE last_value END,
     last_epoch = CASE WHEN last_epoch IS NULL OR ?2 >= last_epoch THEN ?2 ELSE last_epoch END
@@ -56,11 +36,7 @@ WHERE id = ?5
 """
 
 
-def _decode(kind: int, value: Any) -> Any:
-    return bool(value) if kind == KIND_BOOL else value
-
-
-class Store:
+class Store(Reads):
     """Thread-safe access to one collector database: one writer connection, pooled readers."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -69,7 +45,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        migrate(self._db)
         # Ids are stable once committed, so caching them saves two lookups per key per request.
         self._bucket_ids: dict[str, int] = {}
         self._series_ids: dict[tuple[int, str], int] = {}
@@ -85,18 +61,6 @@ class Store:
         if readonly:
             db.execute("PRAGMA query_only=1")
         return db
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        # list.pop/append are atomic, which is all the locking a pool of idle connections needs.
-        try:
-            db = self._readers.pop()
-        except IndexError:
-            db = self._connect(readonly=True)
-        try:
-            yield db
-        finally:
-            self._readers.append(db)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -125,7 +89,7 @@ class Store:
             (bucket_key, name or bucket_key, now),
         )
         created = cur.rowcount == 1
-        row = _find_bucket(db, bucket_key)
+        row = find_bucket(db, bucket_key)
         assert row is not None  # inserted just above, in this transaction
         bucket_id = row[0]
         self._bucket_ids[bucket_key] = bucket_id
@@ -148,25 +112,41 @@ class Store:
             bucket_id, _ = self._bucket_id(db, bucket_key, "", now)
             series_ids = self._series_ids
             params = []
-            latest: dict[str, list[Any]] = {}  # key -> [count, epoch, kind, value, series id]
+            # key -> [count, epoch, kind, value, series id, kinds seen, first epoch,
+            #         its numbers, their epochs]
+            latest: dict[str, list[Any]] = {}
             for key, value, epoch in rows:
-                kind = KIND_BOOL if value.__class__ is bool else KIND_PLAIN
+                cls = value.__class__
+                kind = KIND_BOOL if cls is bool else KIND_PLAIN
                 last = latest.get(key)
                 if last is None:
                     series_id = series_ids.get((bucket_id, key))
                     if series_id is None:
                         series_id = self._new_series(db, bucket_id, key)
-                    latest[key] = [1, epoch, kind, value, series_id]
+                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch, [], []]
                 else:
                     series_id = last[4]
-                    last[0] += 1
                     if epoch >= last[1]:
                         last[1:4] = epoch, kind, value
+                    elif epoch < last[6]:
+                        last[6] = epoch
+                last[0] += 1
+                if cls is float or cls is int:
+                    last[5] |= SEEN_NUMBER
+                    last[7].append(value)  # the rollups take these per series, below
+                    last[8].append(epoch)
+                else:
+                    last[5] |= SEEN_BOOL if kind else SEEN_TEXT
                 params.append((series_id, epoch, kind, value))
             db.executemany(
                 "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
             )
-            db.executemany(_UPDATE_SERIES, [tuple(last) for last in latest.values()])
+            db.executemany(_UPDATE_SERIES, [tuple(last[:7]) for last in latest.values()])
+            fine = rollup.Fine()
+            for last in latest.values():
+                if last[7]:
+                    fine.add(last[4], last[7], last[8])
+            db.executemany(rollup.UPSERT, fine.rows())
 
     def _new_series(self, db: sqlite3.Connection, bucket_id: int, key: str) -> int:
         db.execute("INSERT OR IGNORE INTO series (bucket_id, key) VALUES (?, ?)", (bucket_id, key))
@@ -175,70 +155,6 @@ class Store:
         ).fetchone()[0]
         self._series_ids[(bucket_id, key)] = series_id
         return series_id
-
-    def buckets(self) -> list[dict[str, Any]]:
-        """Every bucket with its event count and newest epoch, most recently active first."""
-        with self._reader() as db:
-            rows = db.execute(
-                "SELECT b.bucket_key, b.name, COALESCE(SUM(s.count), 0), MAX(s.last_epoch)"
-                " FROM buckets b LEFT JOIN series s ON s.bucket_id = b.id AND s.count > 0"
-                " GROUP BY b.id"
-                " ORDER BY MAX(s.last_epoch) IS NULL, MAX(s.last_epoch) DESC, b.bucket_key"
-            ).fetchall()
-        return [
-            {"bucketKey": k, "bucketName": n, "events": c, "lastEpoch": e} for k, n, c, e in rows
-        ]
-
-    def keys(self, bucket_key: str) -> list[dict[str, Any]] | None:
-        """The keys of a bucket with count and latest value, or None for an unknown bucket."""
-        with self._reader() as db:
-            bucket = _find_bucket(db, bucket_key)
-            if bucket is None:
-                return None
-            rows = db.execute(
-                "SELECT key, count, last_kind, last_value, last_epoch FROM series"
-                " WHERE bucket_id = ? AND count > 0 ORDER BY key",
-                bucket,
-            ).fetchall()
-        return [
-            {"key": k, "count": c, "lastValue": _decode(kind, v), "lastEpoch": e}
-            for k, c, kind, v, e in rows
-        ]
-
-    def events(
-        self,
-        bucket_key: str,
-        key: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]] | None:
-        """The newest ``limit`` events in [since, until], oldest first; None: unknown bucket."""
-        low = -1e300 if since is None else since
-        high = 1e300 if until is None else until
-        with self._reader() as db:
-            bucket = _find_bucket(db, bucket_key)
-            if bucket is None:
-                return None
-            if key is not None:
-                # Walks the (series_id, epoch) index backwards: cost follows limit, not table size.
-                rows = db.execute(
-                    "SELECT epoch, kind, value FROM events WHERE series_id ="
-                    " (SELECT id FROM series WHERE bucket_id = ? AND key = ?)"
-                    " AND epoch BETWEEN ? AND ? ORDER BY epoch DESC, id DESC LIMIT ?",
-                    (bucket[0], key, low, high, limit),
-                ).fetchall()
-                rows.reverse()
-                return [{"key": key, "value": _decode(k, v), "epoch": e} for e, k, v in rows]
-            rows = db.execute(
-                "SELECT s.key, e.epoch, e.kind, e.value"
-                " FROM series s JOIN events e ON e.series_id = s.id"
-                " WHERE s.bucket_id = ? AND e.epoch BETWEEN ? AND ?"
-                " ORDER BY e.epoch DESC, e.id DESC LIMIT ?",
-                (bucket[0], low, high, limit),
-            ).fetchall()
-        rows.reverse()
-        return [{"key": s, "value": _decode(k, v), "epoch": e} for s, e, k, v in rows]
 
     def purge(self, older_than: float, cancelled: Callable[[], bool] = lambda: False) -> int:
         """Delete events with epoch < ``older_than``; returns how many went."""
@@ -255,11 +171,19 @@ class Store:
                     ).rowcount
                     if deleted:
                         db.execute(
-                            "UPDATE series SET count = count - ? WHERE id = ?", (deleted, series_id)
+                            "UPDATE series SET count = count - ?1, first_epoch ="
+                            " (SELECT min(epoch) FROM events WHERE series_id = ?2) WHERE id = ?2",
+                            (deleted, series_id),
                         )
                 total += deleted
                 if deleted < PURGE_CHUNK:
                     break
+            with self._transaction() as db:
+                # A rollup bucket that still holds newer events stays, whole.
+                db.execute(
+                    "DELETE FROM rollups WHERE series_id = ? AND t + step <= ?",
+                    (series_id, older_than),
+                )
         return total
 
     def close(self) -> None:
@@ -274,9 +198,3 @@ class Store:
                 self._db.close()
         while self._readers:
             self._readers.pop().close()
-
-
-def _find_bucket(db: sqlite3.Connection, bucket_key: str) -> tuple[int] | None:
-    """The (id,) row of a bucket, or None."""
-    row = db.execute("SELECT id FROM buckets WHERE bucket_key = ?", (bucket_key,)).fetchone()
-    return None if row is None else (row[0],)

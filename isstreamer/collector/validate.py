@@ -152,8 +152,8 @@ def url_events(params: Iterable[tuple[str, str]], now: float, first_index: int =
     return rows
 
 
-def parse_limit(text: str | None, default: int, cap: int) -> int:
-    """The ``limit`` query parameter: a positive integer, at most ``cap``; ValueError if not."""
+def parse_limit(text: str | None, default: int, cap: int, name: str = "limit") -> int:
+    """A count query parameter (``limit``): a positive integer, at most ``cap``; ValueError."""
     if not text:
         return default
     try:
@@ -161,7 +161,7 @@ def parse_limit(text: str | None, default: int, cap: int) -> int:
     except ValueError:
         number = 0.0
     if not 1 <= number <= 1e12 or number != int(number):
-        raise ValueError("limit must be a positive integer")
+        raise ValueError(f"{name} must be a positive integer")
     return min(int(number), cap)
 
 

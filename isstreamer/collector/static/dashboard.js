@@ -1,14 +1,10 @@
-/* isstreamer collector dashboard: bucket list and live bucket page, on the read API. */
+/* isstreamer collector dashboard: what every page shares (window.Iss) and the bucket list.
+   The bucket page is bucket.js, its charts charts.js, its long lists vlist.js. */
 (function () {
   "use strict";
 
   var KEY_STORE = "isstreamer.accessKey";
-  var RANGE_STORE = "isstreamer.range";
-  var REFRESH_MS = 2000;
   var LIST_REFRESH_MS = 5000;
-  var FULL_RELOAD_MS = 60000; // re-read whole series now and then: picks up replayed old events
-  var POINT_LIMIT = 5000;
-  var PALETTE = ["#3b7cff", "#13a06a", "#f29d0c", "#e0474f", "#9161ec", "#0fa3b5", "#d9539c", "#6f9a1f"];
 
   function $(sel) { return document.querySelector(sel); }
   function el(tag, cls, text) {
@@ -31,6 +27,7 @@
   }
 
   function AuthError() { this.message = "access key needed"; }
+  function NotFound() { this.message = "no such bucket"; }
 
   function api(path) {
     var headers = {};
@@ -38,7 +35,7 @@
     if (key) headers["X-IS-AccessKey"] = key;
     return fetch(path, { headers: headers, cache: "no-store" }).then(function (res) {
       if (res.status === 401) throw new AuthError();
-      if (res.status === 404) return null;
+      if (res.status === 404) throw new NotFound();
       if (!res.ok) throw new Error("HTTP " + res.status);
       return res.json();
     });
@@ -64,8 +61,11 @@
     if (err instanceof AuthError) {
       setStatus("error", "access key needed");
       showKeyForm();
+    } else if (err instanceof NotFound) {
+      setStatus("error", "no such bucket");
     } else {
       setStatus("error", "offline, retrying");
+      if (window.console) console.error(err);
     }
   }
 
@@ -109,9 +109,10 @@
     return Math.floor(s / 86400) + " d ago";
   }
   function fmtTime(epoch) { return new Date(epoch * 1000).toLocaleString(); }
-  function valueNode(v) {
+  function withUnit(text, unit) { return unit ? window.IssUnits.withUnit(text, unit) : text; }
+  function valueNode(v, unit) {
     if (typeof v === "boolean") return el("span", "pill " + (v ? "on" : "off"), String(v));
-    if (typeof v === "number") return el("span", "num", fmtNumber(v));
+    if (typeof v === "number") return el("span", "num", withUnit(fmtNumber(v), unit));
     var s = el("span", "str", v);
     s.title = v;
     return s;
@@ -154,256 +155,12 @@
     });
   }
 
-  // --- page: one bucket ----------------------------------------------------------------------
-  function bucketPage() {
-    var bucketKey = decodeURIComponent(location.pathname.slice("/buckets/".length));
-    var base = bucketPath(bucketKey);
-    var stored = localStorage.getItem(RANGE_STORE);
-    var range = stored === null ? 3600 : Number(stored);
-    if (!(range >= 0)) range = 3600;
-    var charts = new Map(); // key -> chart state
-    var order = "";
-    var named = false;
-    $("#title").textContent = bucketKey;
-    $("#crumb-name").textContent = bucketKey;
-
-    function now() { return Date.now() / 1000; }
-
-    function eventsUrl(key, since) {
-      var url = base + "/events?key=" + encodeURIComponent(key) + "&limit=" + POINT_LIMIT;
-      return since === null ? url : url + "&since=" + since;
-    }
-
-    function load(c, info) {
-      return api(eventsUrl(c.key, range ? now() - range : null)).then(function (points) {
-        c.xs = []; c.ys = [];
-        add(c, points || [], -Infinity);
-        c.seen = info.count;
-        c.loadedAt = Date.now();
-        c.truncated = (points || []).length >= POINT_LIMIT;
-      });
-    }
-
-    function add(c, points, after) {
-      var added = 0;
-      for (var i = 0; i < points.length; i++) {
-        var p = points[i];
-        if (p.epoch <= after) continue; // "since" is inclusive: skip what we already have
-        added++;
-        if (c.lastEpoch === undefined || p.epoch > c.lastEpoch) c.lastEpoch = p.epoch;
-        if (typeof p.value !== "number") continue; // a key that once held a string or bool
-        c.xs.push(p.epoch);
-        c.ys.push(p.value);
-      }
-      return added;
-    }
-
-    function update(c, info) {
-      var stale = Date.now() - c.loadedAt > FULL_RELOAD_MS;
-      // Fewer events than we saw (retention), or more but none newer (late or replayed ones):
-      // the increment cannot be trusted, read the range again.
-      var changed = info.count < c.seen || (info.count > c.seen && info.lastEpoch <= c.lastEpoch);
-      if (c.lastEpoch === undefined || stale || changed) return load(c, info);
-      if (info.lastEpoch <= c.lastEpoch) return Promise.resolve();
-      var after = c.lastEpoch;
-      return api(eventsUrl(c.key, after)).then(function (points) {
-        points = points || [];
-        if (points.length >= POINT_LIMIT) return load(c, info);
-        c.seen += add(c, points, after);
-        var start = range ? now() - range : -Infinity;
-        var drop = 0;
-        while (drop < c.xs.length && c.xs[drop] < start) drop++;
-        if (drop) { c.xs.splice(0, drop); c.ys.splice(0, drop); }
-      });
-    }
-
-    function xRange(u, min, max) {
-      if (range) { var t = now(); return [t - range, t]; }
-      if (min === null || max === null || min === max) { var m = (min === null ? now() : min); return [m - 60, m + 60]; }
-      return [min, max];
-    }
-
-    function makePlot(c) {
-      var css = getComputedStyle(document.documentElement);
-      var muted = css.getPropertyValue("--muted").trim();
-      var grid = css.getPropertyValue("--grid").trim();
-      var axis = {
-        stroke: muted,
-        grid: { stroke: grid, width: 1 },
-        ticks: { show: false },
-        font: "11px system-ui, -apple-system, sans-serif",
-      };
-      var yAxis = Object.assign({}, axis, {
-        values: function (u, vals) { return vals.map(function (v) { return v === null ? "" : fmtNumber(v); }); },
-        size: function (u, values) {
-          if (!values) return 40;
-          var w = Math.max.apply(null, values.map(function (v) { return String(v).length; }));
-          return Math.max(34, 10 + w * 6.5);
-        },
-      });
-      var xAxis = Object.assign({}, axis, {
-        space: 64,
-        size: 30,
-        values: function (u, splits) {
-          var span = u.scales.x.max - u.scales.x.min;
-          return splits.map(function (t) { return fmtTick(t, span); });
-        },
-      });
-      var opts = {
-        width: Math.max(c.plotBox.clientWidth, 100),
-        height: c.plotBox.clientHeight || 180,
-        padding: [6, 22, 0, 0], // room for the last time label
-        legend: { show: false },
-        cursor: { drag: { x: false, y: false }, points: { size: 7 } },
-        scales: { x: { time: true, range: xRange } },
-        axes: [xAxis, yAxis],
-        series: [{}, {
-          label: c.key,
-          stroke: c.color,
-          width: 1.75,
-          fill: function (u) {
-            var g = u.ctx.createLinearGradient(0, u.bbox.top, 0, u.bbox.top + u.bbox.height);
-            g.addColorStop(0, c.color + "40");
-            g.addColorStop(1, c.color + "00");
-            return g;
-          },
-          points: { size: 5, fill: c.color },
-        }],
-        hooks: { setCursor: [function (u) { hover(c, u.cursor.idx); }] },
-      };
-      c.plot = new uPlot(opts, [c.xs, c.ys], c.plotBox);
-    }
-
-    function hover(c, idx) {
-      if (idx === null || idx === undefined || c.xs[idx] === undefined) {
-        c.valueEl.textContent = fmtValue(c.info.lastValue);
-        c.metaEl.textContent = meta(c);
-      } else {
-        c.valueEl.textContent = fmtNumber(c.ys[idx]);
-        c.metaEl.textContent = fmtTime(c.xs[idx]);
-      }
-    }
-
-    function meta(c) {
-      var text = "updated " + fmtAgo(c.info.lastEpoch);
-      if (c.truncated) text += " · latest " + POINT_LIMIT.toLocaleString() + " points";
-      return text;
-    }
-
-    function chartFor(info) {
-      var c = charts.get(info.key);
-      if (c) return c;
-      c = { key: info.key, color: PALETTE[charts.size % PALETTE.length], xs: [], ys: [], seen: 0, loadedAt: 0, info: info };
-      c.card = el("section", "card chart");
-      var head = el("div", "chart-head");
-      var name = el("div", "chart-key", info.key);
-      name.title = info.key;
-      head.appendChild(name);
-      c.valueEl = el("div", "chart-value");
-      head.appendChild(c.valueEl);
-      c.card.appendChild(head);
-      c.metaEl = el("div", "chart-meta");
-      c.card.appendChild(c.metaEl);
-      c.plotBox = el("div", "plot");
-      c.plotBox.setAttribute("role", "img");
-      c.plotBox.setAttribute("aria-label", "chart of " + info.key);
-      c.card.appendChild(c.plotBox);
-      charts.set(info.key, c);
-      return c;
-    }
-
-    function draw(c) {
-      if (!c.plot) makePlot(c); else c.plot.setData([c.xs, c.ys]);
-      hover(c, c.plot.cursor.idx);
-    }
-
-    function renderTable(keys) {
-      var rows = keys.map(function (k) {
-        var tr = el("tr");
-        var key = el("td", "key", k.key);
-        key.title = k.key;
-        tr.appendChild(key);
-        var value = el("td");
-        value.appendChild(valueNode(k.lastValue));
-        tr.appendChild(value);
-        var age = el("td", "age", fmtAgo(k.lastEpoch));
-        age.title = fmtTime(k.lastEpoch);
-        tr.appendChild(age);
-        tr.appendChild(el("td", "count", k.count.toLocaleString()));
-        return tr;
-      });
-      var body = $("#latest tbody");
-      body.replaceChildren.apply(body, rows);
-      $("#nokeys").hidden = rows.length > 0;
-    }
-
-    function placeCharts(numeric) {
-      var wanted = numeric.map(function (k) { return k.key; });
-      var signature = JSON.stringify(wanted);
-      if (signature === order) return;
-      order = signature;
-      charts.forEach(function (c, key) {
-        if (wanted.indexOf(key) < 0) { if (c.plot) c.plot.destroy(); c.card.remove(); charts.delete(key); }
-      });
-      var box = $("#charts");
-      wanted.forEach(function (key) { box.appendChild(charts.get(key).card); }); // sorted, like the table
-    }
-
-    function nameBucket() {
-      return api("/api/buckets").then(function (buckets) {
-        var b = (buckets || []).filter(function (x) { return x.bucketKey === bucketKey; })[0];
-        if (!b) return;
-        named = true;
-        $("#title").textContent = b.bucketName || bucketKey;
-        $("#crumb-name").textContent = b.bucketName || bucketKey;
-        document.title = (b.bucketName || bucketKey) + " · isstreamer";
-      });
-    }
-
-    function tick() {
-      return api(base + "/keys").then(function (keys) {
-        setStatus("live", "live");
-        $("#missing").hidden = keys !== null;
-        if (keys === null) return;
-        var naming = named ? Promise.resolve() : nameBucket();
-        renderTable(keys);
-        var numeric = keys.filter(function (k) { return typeof k.lastValue === "number"; });
-        numeric.forEach(chartFor);
-        placeCharts(numeric);
-        return Promise.all([naming].concat(numeric.map(function (info) {
-          var c = charts.get(info.key);
-          c.info = info;
-          return update(c, info).then(function () { draw(c); });
-        })));
-      });
-    }
-
-    var refresh = every(REFRESH_MS, tick);
-
-    document.querySelectorAll("#ranges button").forEach(function (b) {
-      b.setAttribute("aria-pressed", String(Number(b.dataset.range) === range));
-      b.addEventListener("click", function () {
-        range = Number(b.dataset.range);
-        localStorage.setItem(RANGE_STORE, String(range));
-        document.querySelectorAll("#ranges button").forEach(function (o) { o.setAttribute("aria-pressed", String(o === b)); });
-        charts.forEach(function (c) { c.loadedAt = 0; }); // next tick reloads every series
-        refresh();
-      });
-    });
-
-    if (window.ResizeObserver) {
-      new ResizeObserver(function () {
-        charts.forEach(function (c) {
-          if (c.plot) c.plot.setSize({ width: Math.max(c.plotBox.clientWidth, 100), height: c.plotBox.clientHeight || 180 });
-        });
-      }).observe($("#charts"));
-    }
-    // Axis and grid colours come from CSS variables: rebuild the charts when the scheme flips.
-    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
-      charts.forEach(function (c) { if (c.plot) { c.plot.destroy(); c.plot = null; draw(c); } });
-    });
-  }
+  window.Iss = {
+    $: $, el: el, api: api, every: every, setStatus: setStatus, failed: failed,
+    fmtNumber: fmtNumber, fmtValue: fmtValue, fmtAgo: fmtAgo, fmtTime: fmtTime, fmtTick: fmtTick,
+    bucketPath: bucketPath, NotFound: NotFound, valueNode: valueNode, withUnit: withUnit,
+  };
 
   adoptKeyFromUrl();
-  if (document.body.dataset.page === "bucket") bucketPage(); else bucketsPage();
+  if (document.body.dataset.page === "buckets") bucketsPage();
 })();
