@@ -8,7 +8,8 @@ Each also keeps the standard base it always had (ValueError, TypeError, OSError)
 - CorruptSpillFile (ValueError): a spill file that cannot be read back (spool.format).
 - UnsafeSpoolPath (OSError): a spool path through a symlink or shared with others (spool.safe_io).
 - EventError (ValueError): the collector refusing an event (collector.validate); HTTPError,
-  FramingError and TooLarge end a collector request (collector.wire).
+  FramingError and TooLarge end a collector request (collector.wire); BadQuery (ValueError)
+  and NotFound (LookupError) answer a read the collector cannot serve (collector.readapi).
 """
 
 from __future__ import annotations
