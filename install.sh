@@ -464,8 +464,34 @@ check_python() {
 
 # ---------------------------------------------------------------------------- install
 
+# pip from outside the venv when the system has one that installs into another environment
+# (--python, pip >= 22.3; Debian 12 and Raspberry Pi OS 12 ship 23.0): the venv is then made
+# without pip, since ensurepip costs seconds here and most of a minute on a Pi Zero. Otherwise
+# the venv gets its own pip, as before.
+outer_pip_works() {
+    "$ISSTREAMER_PYTHON" -I -c '
+import sys
+import pip
+major, minor = (int(part) for part in pip.__version__.split(".")[:2])
+sys.exit((major, minor) < (22, 3))' >/dev/null 2>&1
+}
+
+venv_has_pip() {
+    "$VENV/bin/python" -I -m pip --version >/dev/null 2>&1
+}
+
 venv_works() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -I -m pip --version >/dev/null 2>&1
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -I -c '' >/dev/null 2>&1 \
+        && { venv_has_pip || outer_pip_works; }
+}
+
+# The pip that installs into the venv: its own, or the system's aimed at it.
+venv_pip() {
+    if venv_has_pip; then
+        "$VENV/bin/python" -I -m pip "$@"
+    else
+        "$ISSTREAMER_PYTHON" -I -m pip --python "$VENV/bin/python" "$@"
+    fi
 }
 
 # A venv this run made is removed again unless the install completed: a failed first install
@@ -497,12 +523,17 @@ ensure_venv() {
         say "Recreating $VENV: its Python no longer runs (after an OS upgrade?)"
         rm -rf -- "$VENV"
     fi
-    say "Creating a virtual environment in $VENV (Python $PYTHON_VERSION)"
+    local without_pip=() pip_note="with its own pip"
+    if outer_pip_works; then
+        without_pip=(--without-pip)
+        pip_note="installed into by $ISSTREAMER_PYTHON's pip"
+    fi
+    say "Creating a virtual environment in $VENV (Python $PYTHON_VERSION, $pip_note)"
     [ -d "$PREFIX" ] || HALF_MADE_PREFIX="$PREFIX"
     mkdir -p -- "$PREFIX" \
         || die "cannot create $PREFIX; choose a --prefix you can write to, or run as root"
     HALF_MADE_VENV="$VENV"
-    "$ISSTREAMER_PYTHON" -m venv -- "$VENV" \
+    "$ISSTREAMER_PYTHON" -m venv "${without_pip[@]}" -- "$VENV" \
         || die "could not create the virtual environment $VENV (on Debian / Raspberry Pi OS: sudo apt-get install python3-venv)"
     venv_works || die "the new virtual environment $VENV has no working pip"
 }
@@ -519,7 +550,7 @@ pip_install() {
     say "Installing $SOURCE with pip (into $VENV only; a minute or two on a Pi)"
     # PIP_USER=0: a "user = true" pip.conf would make pip refuse to install into a venv.
     # All of pip's output goes to the log: shown only when it fails.
-    if ! PIP_USER=0 "$VENV/bin/python" -I -m pip install --upgrade --no-input \
+    if ! PIP_USER=0 venv_pip install --upgrade --no-input \
         --disable-pip-version-check -- "$SOURCE" >"$log" 2>&1; then
         pip_failed "$log"
     fi
@@ -934,7 +965,7 @@ dry_run_install() {
     else
         say "Would create a virtual environment in $VENV with $ISSTREAMER_PYTHON"
     fi
-    say "Would run: $VENV/bin/python -m pip install --upgrade $SOURCE"
+    say "Would run (into $VENV): pip install --upgrade $SOURCE"
     say "Would link $LINK -> $COMMAND"
     if [ -n "$ACCESS_KEY$BUCKET_KEY$BUCKET_NAME" ]; then
         say "Would save $(config_items) in $CONFIG_FILE (mode 600)"

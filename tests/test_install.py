@@ -282,7 +282,10 @@ def started(
     failing = make_layout(tmp_path_factory.mktemp("failing-install"), system=True, dists=dists)
     empty = failing.base / "empty-wheelhouse"
     empty.mkdir()
-    failing.env.update(PIP_FIND_LINKS=str(empty), ISSTREAMER_PYTHON=SYSTEM_PYTHON)
+    # A python3 without pip (as on a system without python3-pip): the venv gets its own.
+    no_pip = failing.base / "python-without-pip"
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(no_pip)], check=True)
+    failing.env.update(PIP_FIND_LINKS=str(empty), ISSTREAMER_PYTHON=str(no_pip / "bin" / "python"))
 
     runs = {
         "root": start(
@@ -337,7 +340,10 @@ def user_installed(started: dict[str, Started]) -> tuple[Layout, subprocess.Comp
 @pytest.mark.slow
 def test_system_install_links_a_working_command(installed: tuple) -> None:
     """The linked command runs from the new venv, and the venv sees no system packages."""
-    layout, _ = installed
+    layout, proc = installed
+    # The system's python3 has a pip that installs into other environments: none in the venv.
+    assert f"installed into by {SYSTEM_PYTHON}'s pip" in proc.stdout
+    assert not list((layout.venv / "lib").glob("python3*/site-packages/pip"))
     assert Path(os.readlink(layout.link)) == layout.venv / "bin" / "isstreamer"
     version = run_as(layout, str(layout.link), "--version")
     assert version.stdout.strip() == f"isstreamer {__version__}", version.stderr
@@ -348,8 +354,9 @@ def test_system_install_links_a_working_command(installed: tuple) -> None:
 def test_pip_is_quiet_with_one_progress_line(installed: tuple) -> None:
     """pip's own output is not shown on success: one line says it is installing."""
     _, proc = installed
-    assert [line for line in proc.stdout.splitlines() if "pip" in line] == [
-        line for line in proc.stdout.splitlines() if line.startswith("Installing ")
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("Creating a ")]
+    assert [line for line in lines if "pip" in line] == [
+        line for line in lines if line.startswith("Installing ")
     ]
     assert len([line for line in proc.stdout.splitlines() if line.startswith("Installing ")]) == 1
     for pip_says in ("Collecting", "Successfully installed", "Requirement already"):
@@ -416,6 +423,7 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
     run = started["failing"]
     proc, layout = run.wait(), run.layout
     assert proc.returncode == 1
+    assert "with its own pip" in proc.stdout  # its python3 has none to lend
     assert "No matching distribution found for isstreamer-agent" in proc.stderr
     assert "is not on the package index (yet)" in proc.stderr
     assert "--from isstreamer_agent-VERSION-py3-none-any.whl" in proc.stderr
@@ -629,9 +637,7 @@ def test_every_kind_of_source_reaches_pip(tmp_path: Path, given: str, pip_gets: 
         cwd=ROOT,
     )
     assert_ok(proc)
-    assert (
-        f"Would run: {fresh.venv}/bin/python -m pip install --upgrade {pip_gets}\n" in proc.stdout
-    )
+    assert f"Would run (into {fresh.venv}): pip install --upgrade {pip_gets}\n" in proc.stdout
 
 
 def test_a_wheel_or_sdist_file_is_given_to_pip_by_its_full_path(tmp_path: Path) -> None:
