@@ -476,6 +476,15 @@ major, minor = (int(part) for part in pip.__version__.split(".")[:2])
 sys.exit((major, minor) < (22, 3))' >/dev/null 2>&1
 }
 
+# How a new venv gets its packages, for the messages.
+venv_pip_note() {
+    if outer_pip_works; then
+        printf "installed into by %s's pip" "$ISSTREAMER_PYTHON"
+    else
+        printf 'with its own pip'
+    fi
+}
+
 venv_has_pip() {
     "$VENV/bin/python" -I -m pip --version >/dev/null 2>&1
 }
@@ -523,12 +532,9 @@ ensure_venv() {
         say "Recreating $VENV: its Python no longer runs (after an OS upgrade?)"
         rm -rf -- "$VENV"
     fi
-    local without_pip=() pip_note="with its own pip"
-    if outer_pip_works; then
-        without_pip=(--without-pip)
-        pip_note="installed into by $ISSTREAMER_PYTHON's pip"
-    fi
-    say "Creating a virtual environment in $VENV (Python $PYTHON_VERSION, $pip_note)"
+    local without_pip=()
+    outer_pip_works && without_pip=(--without-pip)
+    say "Creating a virtual environment in $VENV (Python $PYTHON_VERSION, $(venv_pip_note))"
     [ -d "$PREFIX" ] || HALF_MADE_PREFIX="$PREFIX"
     mkdir -p -- "$PREFIX" \
         || die "cannot create $PREFIX; choose a --prefix you can write to, or run as root"
@@ -963,7 +969,7 @@ dry_run_install() {
     if [ -d "$VENV" ]; then
         say "Would upgrade the virtual environment $VENV"
     else
-        say "Would create a virtual environment in $VENV with $ISSTREAMER_PYTHON"
+        say "Would create a virtual environment in $VENV with $ISSTREAMER_PYTHON ($(venv_pip_note))"
     fi
     say "Would run (into $VENV): pip install --upgrade $SOURCE"
     say "Would link $LINK -> $COMMAND"

@@ -282,10 +282,7 @@ def started(
     failing = make_layout(tmp_path_factory.mktemp("failing-install"), system=True, dists=dists)
     empty = failing.base / "empty-wheelhouse"
     empty.mkdir()
-    # A python3 without pip (as on a system without python3-pip): the venv gets its own.
-    no_pip = failing.base / "python-without-pip"
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(no_pip)], check=True)
-    failing.env.update(PIP_FIND_LINKS=str(empty), ISSTREAMER_PYTHON=str(no_pip / "bin" / "python"))
+    failing.env.update(PIP_FIND_LINKS=str(empty), ISSTREAMER_PYTHON=SYSTEM_PYTHON)
 
     runs = {
         "root": start(
@@ -423,7 +420,6 @@ def test_failed_first_install_shows_pip_and_removes_the_venv(started: dict[str, 
     run = started["failing"]
     proc, layout = run.wait(), run.layout
     assert proc.returncode == 1
-    assert "with its own pip" in proc.stdout  # its python3 has none to lend
     assert "No matching distribution found for isstreamer-agent" in proc.stderr
     assert "is not on the package index (yet)" in proc.stderr
     assert "--from isstreamer_agent-VERSION-py3-none-any.whl" in proc.stderr
@@ -638,6 +634,26 @@ def test_every_kind_of_source_reaches_pip(tmp_path: Path, given: str, pip_gets: 
     )
     assert_ok(proc)
     assert f"Would run (into {fresh.venv}): pip install --upgrade {pip_gets}\n" in proc.stdout
+
+
+def test_a_python_without_pip_gives_the_venv_its_own(tmp_path: Path) -> None:
+    """Without a pip >= 22.3 beside python3 (no python3-pip), the venv is made with ensurepip."""
+    fresh = make_layout(tmp_path)
+    no_pip = tmp_path / "python-without-pip"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(no_pip)], check=True)
+    python = no_pip / "bin" / "python"
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *fresh.place_args(), "--dry-run"],
+        env=dict(fresh.env, ISSTREAMER_PYTHON=str(python)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_ok(proc)
+    assert (
+        f"Would create a virtual environment in {fresh.venv} with {python} (with its own pip)"
+        in (proc.stdout)
+    )
 
 
 def test_a_wheel_or_sdist_file_is_given_to_pip_by_its_full_path(tmp_path: Path) -> None:
