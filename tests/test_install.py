@@ -652,7 +652,7 @@ def test_a_python_without_pip_gives_the_venv_its_own(tmp_path: Path) -> None:
     assert_ok(proc)
     assert (
         f"Would create a virtual environment in {fresh.venv} with {python} (with its own pip)"
-        in (proc.stdout)
+        in proc.stdout
     )
 
 
