@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +23,7 @@ from rediscluster import require
 from redisserver import REDIS_SERVER, RedisServer
 
 import isstreamer
+from isstreamer.cli import main
 from isstreamer.sinks.base import Bucket
 
 redis = pytest.importorskip("redis")
@@ -82,20 +86,42 @@ def relay_env(api: ApiServer, spool: Path) -> dict[str, str]:
     )
 
 
+def relay_args(url: str, *args: str) -> list[str]:
+    return ["relay", "--from", url, "--group", GROUP, *args]
+
+
 def relay_cmd(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "isstreamer", "relay", "--from", url, "--group", GROUP, *args]
+    return [sys.executable, "-m", "isstreamer", *relay_args(url, *args)]
 
 
-def run_relay(api: ApiServer, spool: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+@dataclass
+class Done:
+    """What a run of the command left: its exit status and its output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(env: dict[str, str], *argv: str) -> Done:
+    """`isstreamer ARGV` in this process, with ``env`` as its whole environment (fast: no
+    interpreter to start). Relays that must be signalled or killed run as processes instead."""
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def run_relay(api: ApiServer, spool: Path, url: str, *args: str) -> Done:
     """`isstreamer relay --once ...` to the end; its exit status is asserted by the caller."""
-    return subprocess.run(
-        relay_cmd(url, "--once", *args),
-        env=relay_env(api, spool),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(relay_env(api, spool), *relay_args(url, "--once", *args))
 
 
 def start_relay(api: ApiServer, spool: Path, url: str, *args: str) -> subprocess.Popen:
@@ -238,9 +264,7 @@ def test_relay_to_another_redis(server: RedisServer, api: ApiServer, tmp_path: P
     write(server.url, ["pi0"], 700)
     with RedisServer(tmp_path / "target") as target:
         env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_API_BASE=target.url)
-        done = subprocess.run(
-            relay_cmd(server.url, "--once"), env=env, capture_output=True, text=True, timeout=60
-        )
+        done = run_cli(env, *relay_args(server.url, "--once"))
         assert done.returncode == 0, done.stderr
         copied = target.client().xrange("isstreamer:pi0")
         assert [f for _, f in copied] == [f for _, f in server.client().xrange("isstreamer:pi0")]
@@ -540,13 +564,7 @@ def test_status_prints_pending_and_lag_per_stream(
     client = server.client()
     client.xgroup_create("isstreamer:pi0", GROUP, id="0")
     client.xreadgroup(GROUP, "r9", {"isstreamer:pi0": ">"}, count=30)
-    done = subprocess.run(
-        relay_cmd(server.url, "--status"),
-        env=relay_env(api, tmp_path / "s"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(relay_env(api, tmp_path / "s"), *relay_args(server.url, "--status"))
     assert done.returncode == 0, done.stderr
     rows = {r["stream"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert rows["isstreamer:pi0"]["pending"] == 30 and rows["isstreamer:pi0"]["lag"] == 70
@@ -613,13 +631,7 @@ def test_source_url_can_come_from_the_environment(
     """ISSTREAMER_RELAY_FROM stands for --from, so a password stays out of the command line."""
     write(server.url, ["pi0"], 20)
     env = dict(relay_env(api, tmp_path / "spool"), ISSTREAMER_RELAY_FROM=server.url)
-    done = subprocess.run(
-        [sys.executable, "-m", "isstreamer", "relay", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(env, "relay", "--once")
     assert done.returncode == 0, done.stderr
     assert len(api.events_for("pi0")) == 20
 
@@ -645,13 +657,7 @@ def test_source_password_is_never_shown_and_a_wrong_one_is_exit_2(
 def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_path: Path) -> None:
     """An http:// source, a batch out of range or no source at all is exit 2."""
     for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):
-        done = subprocess.run(
-            [sys.executable, "-m", "isstreamer", "relay", *args],
-            env=relay_env(api, tmp_path / "s"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_cli(relay_env(api, tmp_path / "s"), "relay", *args)
         assert done.returncode == 2, done.stderr
 
 
