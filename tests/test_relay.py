@@ -1,235 +1,40 @@
-"""`isstreamer relay` against a real redis-server, a real 3-node Redis Cluster, the events API."""
+"""`isstreamer relay` (relay.py): the loop, its signals, the receiver failing, the command line."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 from apiserver import ApiServer
 from rediscluster import require
 from redisserver import REDIS_SERVER, RedisServer
-
-import isstreamer
-from isstreamer.cli import main
-from isstreamer.sinks.base import Bucket
-
-redis = pytest.importorskip("redis")
-
-ACCESS_KEY = "test-access-key"
-GROUP = "relays"
-
-
-# ---- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A standalone redis-server on a free port, killed after the test."""
-    require(REDIS_SERVER is not None, "redis-server is not on PATH (apt-get install redis-server)")
-    with RedisServer(tmp_path / "redis") as srv:
-        yield srv
-
-
-def device_events(n: int, start: int = 0) -> list[tuple]:
-    """Readings with distinct (key, epoch) pairs and values of every JSON type."""
-    values = [21.5, True, "on", 42, False, -3]
-    return [
-        (f"sensor{i % 5}", values[i % len(values)], 1_700_000_000.0 + i / 1000)
-        for i in range(start, start + n)
-    ]
-
-
-def write(url: str, buckets: list[str], per_bucket: int, start: int = 0) -> None:
-    """What a fleet of devices writes: per_bucket events to each bucket's stream."""
-    if url.startswith("redis+cluster"):
-        from isstreamer.sinks.redis_cluster import RedisClusterSink as sink_type
-    else:
-        from isstreamer.sinks.redis import RedisSink as sink_type
-    sink = sink_type(url, timeout=5)
-    try:
-        for bucket in buckets:
-            for offset in range(start, start + per_bucket, 500):
-                batch = device_events(min(500, start + per_bucket - offset), offset)
-                assert sink.send(Bucket(bucket, bucket.upper()), batch).ok
-    finally:
-        sink.close()
-
-
-def pairs(api: ApiServer, bucket: str) -> list[tuple]:
-    """(key, epoch) of every event the receiver accepted for bucket."""
-    return [(e["key"], e["epoch"]) for e in api.events_for(bucket)]
-
-
-def expected(per_bucket: int) -> Counter:
-    return Counter((k, e) for k, _, e in device_events(per_bucket))
-
-
-def relay_env(api: ApiServer, spool: Path) -> dict[str, str]:
-    return dict(
-        os.environ,
-        ISSTREAMER_API_BASE=api.url,
-        ISSTREAMER_ACCESS_KEY=ACCESS_KEY,
-        ISSTREAMER_SPILL_DIR=str(spool),
-    )
-
-
-def relay_args(url: str, *args: str) -> list[str]:
-    return ["relay", "--from", url, "--group", GROUP, *args]
-
-
-def relay_cmd(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "isstreamer", *relay_args(url, *args)]
-
-
-@dataclass
-class Done:
-    """What a run of the command left: its exit status and its output."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(env: dict[str, str], *argv: str) -> Done:
-    """`isstreamer ARGV` in this process, with ``env`` as its whole environment (fast: no
-    interpreter to start). Relays that must be signalled or killed run as processes instead."""
-    saved = dict(os.environ)
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return Done(code, out.getvalue(), err.getvalue())
-
-
-def run_relay(api: ApiServer, spool: Path, url: str, *args: str) -> Done:
-    """`isstreamer relay --once ...` to the end; its exit status is asserted by the caller."""
-    return run_cli(relay_env(api, spool), *relay_args(url, "--once", *args))
-
-
-def start_relay(api: ApiServer, spool: Path, url: str, *args: str) -> subprocess.Popen:
-    """A long-running relay subprocess; stderr goes to a file beside its spool."""
-    spool.mkdir(parents=True, exist_ok=True)
-    err = open(spool.parent / f"{spool.name}.stderr", "w")  # noqa: SIM115 (closed with the proc)
-    proc = subprocess.Popen(
-        relay_cmd(url, "--block-ms", "100", *args),
-        env=relay_env(api, spool),
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    err.close()
-    return proc
-
-
-def stderr_of(spool: Path) -> str:
-    return (spool.parent / f"{spool.name}.stderr").read_text()
-
-
-def consumer_names(server: RedisServer) -> set[str]:
-    """The consumers of the group on pi0's stream; none before a relay has made the group."""
-    try:
-        consumers = server.client().xinfo_consumers("isstreamer:pi0", GROUP)
-    except redis.exceptions.ResponseError:  # NOGROUP
-        return set()
-    return {c["name"] for c in consumers}
-
-
-def pending(client: Any, buckets: list[str]) -> int:
-    """Entries read by some relay of the group and not acknowledged yet."""
-    total = 0
-    for bucket in buckets:
-        try:
-            total += client.xpending(f"isstreamer:{bucket}", GROUP)["pending"]
-        except redis.ResponseError:  # no group yet
-            return -1
-    return total
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Wait until condition() holds (checked every 50 ms) or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def delivered(api: ApiServer, client: Any, buckets: list[str], per_bucket: int) -> Callable:
-    """A condition: every bucket's events arrived (duplicates allowed) and nothing is pending."""
-    want = set(expected(per_bucket))
-
-    def check() -> bool:
-        return all(set(pairs(api, b)) >= want for b in buckets) and pending(client, buckets) == 0
-
-    return check
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    return proc.wait(timeout)
-
-
-def fast_policy() -> Any:
-    """Retries and probes in milliseconds, so a receiver outage takes no test time."""
-    return isstreamer.RetryPolicy(
-        attempts=2, initial_wait=0.01, max_wait=0.05, jitter=0.0, probe_initial=0.05, probe_max=0.2
-    )
-
-
-def in_process_relay(url: str, api: ApiServer, spool: Path, **options: Any) -> Any:
-    """A Relay in this process (its Streamer with fast retries) and its stop Event."""
-    from isstreamer.relay import Relay, RelayOptions
-    from isstreamer.relay_source import Source, connect
-
-    make_client, prefix, is_cluster = connect(url, block_ms=options.get("block_ms", 100))
-    source = Source(
-        make_client(),
-        prefix=prefix,
-        group=GROUP,
-        consumer=options.pop("consumer", "r1"),
-        cluster=is_cluster,
-    )
-    streamer = isstreamer.Streamer(
-        bucket_key="relay",
-        api_base=api.url,
-        access_key=ACCESS_KEY,
-        spill_dir=str(spool),
-        buffer_size=1000,
-        retry_policy=fast_policy(),
-    )
-    options.setdefault("block_ms", 100)
-    return Relay(source, streamer, RelayOptions(**options))
-
-
-@pytest.fixture
-def api() -> Iterator[ApiServer]:
-    """The local events API server accepting ACCESS_KEY."""
-    with ApiServer(access_keys=(ACCESS_KEY,)) as srv:
-        yield srv
-
-
-# ---- standalone Redis ----------------------------------------------------------------------------
+from relay_helpers import (  # noqa: F401 (the server and api fixtures)
+    GROUP,
+    api_fixture,
+    delivered,
+    expected,
+    in_process_relay,
+    pairs,
+    pending,
+    redis,
+    relay_args,
+    relay_cmd,
+    relay_env,
+    run_cli,
+    run_relay,
+    server_fixture,
+    start_relay,
+    stderr_of,
+    stop,
+    wait_for,
+    write,
+)
 
 
 @pytest.mark.slow
@@ -383,84 +188,6 @@ def test_redis_down_at_start_and_restarted_mid_relay(
 
 
 @pytest.mark.slow
-def test_two_relays_share_a_group_and_deliver_each_entry_once(
-    server: RedisServer,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """Two relays of one group split the work while devices write: no loss, no duplicate."""
-    buckets = [f"pi{i}" for i in range(4)]
-    write(server.url, buckets, 500)
-    relays = [
-        start_relay(
-            api, tmp_path / f"spool{i}", server.url, "--consumer", f"r{i}", "--batch", "200"
-        )
-        for i in range(2)
-    ]
-    try:
-        # Both have read the group before the devices go on (a relay slow to start would
-        # otherwise find nothing left, which proves nothing about sharing).
-        assert wait_for(lambda: consumer_names(server) == {"r0", "r1"}, 30)
-        write(server.url, buckets, 2500, 500)
-        assert wait_for(delivered(api, server.client(), buckets, 3000), 60)
-    finally:
-        codes = [stop(p) for p in relays]
-    assert codes == [0, 0]
-    for bucket in buckets:
-        assert Counter(pairs(api, bucket)) == expected(3000), bucket
-
-
-@pytest.mark.slow
-def test_sigkill_of_one_relay_the_other_reclaims_its_entries(
-    server: RedisServer,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """A relay killed with SIGKILL mid-stream loses nothing: the other claims its pending entries;
-    duplicates stay within the killed relay's unacknowledged window (2 reads of --batch)."""
-    buckets = ["pi0", "pi1"]
-    batch = 200
-    api.delay(0.05, times=None)  # a slow receiver: the victim always has reads in flight
-    victim = start_relay(
-        api, tmp_path / "spool0", server.url, "--consumer", "victim", "--batch", str(batch)
-    )
-    client = server.client()
-    write(server.url, buckets, 3000)
-    assert wait_for(lambda: 0 < len(api.events) and pending(client, buckets) > 0, 30)
-    victim.kill()
-    victim.wait(10)
-    left = pending(client, buckets)
-    assert left > 0
-    api.clear()
-    survivor = start_relay(
-        api,
-        tmp_path / "spool1",
-        server.url,
-        "--consumer",
-        "survivor",
-        "--claim-idle",
-        "0.5",
-        "--batch",
-        str(batch),
-    )
-    try:
-        assert wait_for(delivered(api, client, buckets, 3000), 60), stderr_of(tmp_path / "spool1")
-    finally:
-        assert stop(survivor) == 0
-    claimed = int(stderr_of(tmp_path / "spool1").split("claimed ")[1].split(",")[0])
-    assert claimed == left  # exactly the victim's pending entries were taken over
-    total = sum(len(api.events_for(b)) for b in buckets)
-    duplicates = total - 2 * 3000
-    assert 0 <= duplicates <= 2 * batch, duplicates
-    for bucket in buckets:
-        assert set(Counter(pairs(api, bucket))) == set(expected(3000))
-    victim_entries = [
-        c for c in client.xinfo_consumers("isstreamer:pi0", GROUP) if c["name"] == "victim"
-    ]
-    assert victim_entries and victim_entries[0]["pending"] == 0
-
-
-@pytest.mark.slow
 def test_sigterm_finishes_the_read_acks_and_exits_0(
     server: RedisServer,
     api: ApiServer,
@@ -528,48 +255,6 @@ def test_sigterm_while_idle_exits_0_at_once(
     started = time.monotonic()
     assert stop(proc) == 0
     assert time.monotonic() - started < 8
-
-
-@pytest.mark.slow
-def test_trim_removes_what_every_group_has_processed(
-    server: RedisServer,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """--trim drops relayed entries, but never ones another group has not processed yet."""
-    write(server.url, ["pi0"], 1000)
-    client = server.client()
-    client.xgroup_create("isstreamer:pi0", "dashboards", id="0")
-    client.xreadgroup("dashboards", "d1", {"isstreamer:pi0": ">"}, count=400)
-    oldest_needed = client.xpending("isstreamer:pi0", "dashboards")["min"]
-    done = run_relay(api, tmp_path / "spool", server.url, "--trim")
-    assert done.returncode == 0, done.stderr
-    assert len(api.events_for("pi0")) == 1000
-    assert client.xlen("isstreamer:pi0") == 1000  # the dashboards group still needs them all
-    client.xgroup_destroy("isstreamer:pi0", "dashboards")
-    write(server.url, ["pi0"], 10, 1000)
-    done = run_relay(api, tmp_path / "spool", server.url, "--trim")
-    assert done.returncode == 0, done.stderr
-    assert client.xlen("isstreamer:pi0") <= 1  # at most the last delivered entry is kept
-    assert oldest_needed
-
-
-def test_status_prints_pending_and_lag_per_stream(
-    server: RedisServer,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """--status shows length, pending, lag and consumers of the group for every bucket stream."""
-    write(server.url, ["pi0", "pi1"], 100)
-    client = server.client()
-    client.xgroup_create("isstreamer:pi0", GROUP, id="0")
-    client.xreadgroup(GROUP, "r9", {"isstreamer:pi0": ">"}, count=30)
-    done = run_cli(relay_env(api, tmp_path / "s"), *relay_args(server.url, "--status"))
-    assert done.returncode == 0, done.stderr
-    rows = {r["stream"]: r for r in map(json.loads, done.stdout.splitlines())}
-    assert rows["isstreamer:pi0"]["pending"] == 30 and rows["isstreamer:pi0"]["lag"] == 70
-    assert rows["isstreamer:pi1"] == {"stream": "isstreamer:pi1", "length": 100}
-    assert api.events == []
 
 
 @pytest.mark.slow
@@ -659,73 +344,3 @@ def test_bad_command_line_is_exit_2(server: RedisServer, api: ApiServer, tmp_pat
     for args in (["--from", "http://x/"], ["--from", server.url, "--batch", "0"], []):
         done = run_cli(relay_env(api, tmp_path / "s"), "relay", *args)
         assert done.returncode == 2, done.stderr
-
-
-# ---- Redis Cluster -------------------------------------------------------------------------------
-
-
-def test_cluster_devices_across_slots_relayed_by_two_relays(
-    clean_cluster: Any,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """Buckets on all three nodes, two relays reading the cluster: each event arrives once."""
-    buckets = [f"pi{i}" for i in range(9)]
-    write(clean_cluster.url, buckets, 600)
-    assert len({clean_cluster.node_for(f"isstreamer:{b}").port for b in buckets}) == 3
-    relays = [
-        start_relay(
-            api, tmp_path / f"spool{i}", clean_cluster.url, "--consumer", f"r{i}", "--batch", "300"
-        )
-        for i in range(2)
-    ]
-    try:
-        assert wait_for(delivered(api, clean_cluster.client(), buckets, 600), 60)
-    finally:
-        codes = [stop(p) for p in relays]
-    assert codes == [0, 0]
-    for bucket in buckets:
-        assert Counter(pairs(api, bucket)) == expected(600), bucket
-
-
-def test_cluster_node_killed_while_relaying_then_back(
-    clean_cluster: Any,
-    api: ApiServer,
-    tmp_path: Path,
-) -> None:
-    """A node dies mid-relay: the other nodes' buckets keep flowing; back, its bucket completes."""
-    buckets = [f"pi{i}" for i in range(6)]
-    write(clean_cluster.url, buckets, 300)
-    victim = clean_cluster.node_for("isstreamer:pi0")
-    others = [b for b in buckets if clean_cluster.node_for(f"isstreamer:{b}") is not victim]
-    on_victim = [b for b in buckets if b not in others]
-    spool = tmp_path / "spool"
-    proc = start_relay(api, spool, clean_cluster.url)
-    try:
-        assert wait_for(delivered(api, clean_cluster.client(), buckets, 300), 60)
-        victim.kill()
-        write(clean_cluster.url, others, 300, 300)  # devices on the live nodes go on
-        assert wait_for(lambda: all(len(api.events_for(b)) == 600 for b in others), 60), stderr_of(
-            spool
-        )
-        victim.start()
-        clean_cluster.wait_ok()
-        write(clean_cluster.url, buckets, 300, 600)
-        assert wait_for(
-            lambda: (
-                all(len(api.events_for(b)) == 900 for b in others)
-                and all(len(api.events_for(b)) == 600 for b in on_victim)
-            ),
-            60,
-        ), stderr_of(spool)
-    finally:
-        assert stop(proc) == 0
-    assert "streams unreadable" in stderr_of(spool)
-    client = clean_cluster.client()
-    assert pending(client, buckets) == 0
-    for bucket in others:
-        assert Counter(pairs(api, bucket)) == expected(900)
-    for bucket in on_victim:
-        assert Counter(pairs(api, bucket)) == Counter(
-            (k, e) for k, _, e in device_events(300) + device_events(300, 600)
-        )
