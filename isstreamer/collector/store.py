@@ -22,6 +22,8 @@ from .schema import (
 )
 from .validate import Row
 
+_NUMBER = frozenset({float, int})
+_NUMBER_OR_BOOL = frozenset({float, int, bool})
 PURGE_CHUNK = 5000  # rows deleted per transaction, so retention never stalls ingest for long
 
 _UPDATE_SERIES = """
@@ -111,41 +113,44 @@ class Store(Reads):
         with self._transaction() as db:
             bucket_id, _ = self._bucket_id(db, bucket_key, "", now)
             series_ids = self._series_ids
-            params = []
-            # key -> [count, epoch, kind, value, series id, kinds seen, first epoch,
-            #         its numbers, their epochs]
-            latest: dict[str, list[Any]] = {}
-            for key, value, epoch in rows:
-                cls = value.__class__
-                kind = KIND_BOOL if cls is bool else KIND_PLAIN
-                last = latest.get(key)
-                if last is None:
-                    series_id = series_ids.get((bucket_id, key))
-                    if series_id is None:
-                        series_id = self._new_series(db, bucket_id, key)
-                    last = latest[key] = [0, epoch, kind, value, series_id, 0, epoch, [], []]
+            # Grouped by key first: each series' figures then come from passes in C (max, min,
+            # comprehensions), not from branches per event. Within a key the order stays.
+            by_key: dict[str, list[Row]] = {}
+            for row in rows:
+                group = by_key.get(row[0])
+                if group is None:
+                    by_key[row[0]] = [row]
                 else:
-                    series_id = last[4]
-                    if epoch >= last[1]:
-                        last[1:4] = epoch, kind, value
-                    elif epoch < last[6]:
-                        last[6] = epoch
-                last[0] += 1
-                if cls is float or cls is int:
-                    last[5] |= SEEN_NUMBER
-                    last[7].append(value)  # the rollups take these per series, below
-                    last[8].append(epoch)
-                else:
-                    last[5] |= SEEN_BOOL if kind else SEEN_TEXT
-                params.append((series_id, epoch, kind, value))
+                    group.append(row)
+            params: list[tuple[Any, ...]] = []
+            updates = []
+            fine = rollup.Fine()
+            for key, group in by_key.items():
+                series_id = series_ids.get((bucket_id, key))
+                if series_id is None:
+                    series_id = self._new_series(db, bucket_id, key)
+                params += [
+                    (series_id, epoch, KIND_BOOL if value.__class__ is bool else KIND_PLAIN, value)
+                    for _, value, epoch in group
+                ]
+                epochs = [row[2] for row in group]
+                newest = max(epochs)
+                value = group[len(epochs) - 1 - epochs[::-1].index(newest)][1]  # later wins
+                classes = {row[1].__class__ for row in group}
+                seen = (
+                    (SEEN_NUMBER if float in classes or int in classes else 0)
+                    | (SEEN_BOOL if bool in classes else 0)
+                    | (SEEN_TEXT if classes - _NUMBER_OR_BOOL else 0)
+                )
+                kind = KIND_BOOL if value.__class__ is bool else KIND_PLAIN
+                updates.append((len(group), newest, kind, value, series_id, seen, min(epochs)))
+                if seen & SEEN_NUMBER:  # the rollups take each series' numbers at once
+                    numbers = [row for row in group if row[1].__class__ in _NUMBER]
+                    fine.add(series_id, [row[1] for row in numbers], [row[2] for row in numbers])
             db.executemany(
                 "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
             )
-            db.executemany(_UPDATE_SERIES, [tuple(last[:7]) for last in latest.values()])
-            fine = rollup.Fine()
-            for last in latest.values():
-                if last[7]:
-                    fine.add(last[4], last[7], last[8])
+            db.executemany(_UPDATE_SERIES, updates)
             db.executemany(rollup.UPSERT, fine.rows())
 
     def _new_series(self, db: sqlite3.Connection, bucket_id: int, key: str) -> int:
