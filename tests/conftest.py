@@ -29,27 +29,17 @@ ACCESS_KEY = "test-access-key"
 # Module-scoped fixtures that take seconds to build (a real install, a Redis Cluster, an inner
 # pytest run, headless Chromium): every test that uses one is slow, whichever runs first.
 SLOW_FIXTURES = frozenset(
-    {"installed", "rerun", "inner_run", "cluster", "clean_cluster", "chromium"}
+    {"started", "installed", "user_installed", "inner_run", "cluster", "clean_cluster", "browser"}
 )
 # Keys no output may show in full; their redacted forms (e.g. "…ey") are fine.
 SECRET_KEYS = frozenset({ACCESS_KEY, DEFAULT_ACCESS_KEY})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` the tests that need a slow module fixture (the rest carry the marker), and
-    put the files with the most slow tests first.
-
-    pytest-xdist hands out whole files in this order: a long file that starts last would keep
-    one worker busy after the others ran out of work. Within a file the order stays.
-    """
+    """Mark `slow` the tests that need a slow module fixture (the rest carry the marker)."""
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    slow: dict[str, int] = {}
-    for item in items:
-        file = item.nodeid.split("::", 1)[0]
-        slow[file] = slow.get(file, 0) + (item.get_closest_marker("slow") is not None)
-    items.sort(key=lambda item: -slow[item.nodeid.split("::", 1)[0]])  # stable
 
 
 @pytest.fixture

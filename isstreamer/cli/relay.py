@@ -74,7 +74,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--block-ms",
-        type=options.count,
+        type=options.at_least_one,
         default=2000,
         metavar="MS",
         help="how long an idle read waits for new entries (default 2000)",
@@ -88,7 +88,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--discover-interval",
-        type=float,
+        type=options.positive_seconds,
         default=5.0,
         metavar="SECONDS",
         help="how often the registry of buckets is read again for new ones (default 5)",
@@ -106,7 +106,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--deadline",
-        type=options.seconds,
+        type=options.positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="at SIGTERM/SIGINT, time to deliver or spool the last read (default 10)",
@@ -134,10 +134,6 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError(f"relay needs --from URL (or {FROM_ENV}): the Redis to read")
     if not 1 <= args.batch <= MAX_BATCH:
         raise ConfigError(f"--batch must be 1 to {MAX_BATCH}, not {args.batch}")
-    if min(args.block_ms, args.claim_idle, args.deadline, args.discover_interval) <= 0:
-        raise ConfigError(
-            "--block-ms, --claim-idle, --deadline and --discover-interval must be above 0"
-        )
     return RelayOptions(
         batch=args.batch,
         block_ms=args.block_ms,
