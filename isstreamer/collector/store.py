@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import rollup
+from .checkpoint import BACKSTOP_PAGES, Checkpointer
 from .reads import Reads, find_bucket
 from .schema import (
     KIND_BOOL,
@@ -47,6 +48,9 @@ class Store(Reads):
         self._write_lock = threading.Lock()
         self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Checkpoints are the Checkpointer's, beside ingest; the writer's only past the backstop.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        self._checkpointer = Checkpointer(self._connect)
         migrate(self._db)
         # Ids are stable once committed, so caching them saves two lookups per key per request.
         self._bucket_ids: dict[str, int] = {}
@@ -79,6 +83,7 @@ class Store(Reads):
                 self._series_ids.clear()
                 raise
             self._db.execute("COMMIT")
+        self._checkpointer.wrote()
 
     def _bucket_id(
         self, db: sqlite3.Connection, bucket_key: str, name: str, now: float
@@ -193,6 +198,7 @@ class Store(Reads):
 
     def close(self) -> None:
         """Close every connection; callers must have stopped using the store."""
+        self._checkpointer.stop()
         with self._write_lock:
             if self._closed:
                 return
