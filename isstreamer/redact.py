@@ -6,7 +6,9 @@ log line, an exception or a file goes through here.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlunsplit
+
+from .schemes import split_url
 
 # Query parameters shown as they are: they name things, they grant nothing. Every other
 # value is redacted: a URL is read by people, and a parameter we do not know may be a token.
@@ -32,7 +34,7 @@ def redact_url(url: str) -> str:
     as a URL is shown as ``(unparsable URL)``: it may still hold a secret.
     """
     try:
-        parts = urlsplit(str(url))
+        parts = split_url(str(url))
         netloc = parts.netloc
         if "@" in netloc:
             userinfo, _, hostport = netloc.rpartition("@")
@@ -49,7 +51,7 @@ def redact_url(url: str) -> str:
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:  # urlsplit refuses some malformed netlocs (e.g. an unclosed "[")
+    except ValueError:  # a malformed URL (e.g. an unclosed "[")
         return "(unparsable URL)"
 
 

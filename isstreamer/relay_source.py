@@ -10,11 +10,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 from typing import Any, Callable, Optional
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlunsplit
 
 from .errors import ConfigError
 from .redact import redact_url
-from .schemes import REDIS_CLUSTER
+from .schemes import REDIS_CLUSTER, split_url
 
 log = logging.getLogger("isstreamer")
 
@@ -33,7 +33,7 @@ def source_address(url: str) -> str:
     from .sinks.redis import redis_address
     from .sinks.redis_cluster import cluster_address
 
-    scheme = urlsplit(url).scheme
+    scheme = split_url(url).scheme
     return cluster_address(url) if scheme in CLUSTER_SCHEMES else redis_address(url)
 
 
@@ -52,7 +52,7 @@ def connect(
         raise ImportError(
             "the relay needs redis-py: pip install 'isstreamer-agent[redis]'"
         ) from None
-    parts = urlsplit(url)
+    parts = split_url(url)
     query = parse_qs(parts.query, keep_blank_values=True)
     prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
     # RESP2 pinned: the reply shapes parsed here are the same in every redis-py since 4.5.

@@ -3,7 +3,7 @@ needs an access key. Sinks, the settings and the command line all read them from
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 HTTP = ("https", "http")  # Initial State, or the local collector over http://
 REDIS = ("redis", "rediss")
@@ -20,6 +20,27 @@ def scheme_of(url: str) -> str:
     return head.lower() if sep else ""
 
 
+def split_url(url: str) -> SplitResult:
+    """``urlsplit(url)`` that also takes a netloc listing several hosts (``redis+cluster://
+    :pw@a:7000,[::1]:7001/``), which some Python builds refuse as "Invalid IPv6 URL" (Debian's
+    3.11 has that check backported); ``netloc``, ``username`` and ``password`` work, ``hostname``
+    and ``port`` do not mean anything for such a URL. ValueError for what urlsplit refuses
+    in the rest."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return urlsplit(text)
+    end = len(rest)
+    for mark in "/?#":  # where the netloc ends, as urlsplit finds it
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    netloc = rest[:end]
+    if "[" in netloc and "]" not in netloc:
+        raise ValueError("Invalid IPv6 URL")  # an unclosed bracket, as urlsplit refuses it
+    return urlsplit(f"{scheme}://host{rest[end:]}")._replace(netloc=netloc)
+
+
 def prefixes(schemes: tuple[str, ...] = ALL) -> tuple[str, ...]:
     """``("https://", ...)``, for messages and ``str.startswith``."""
     return tuple(f"{name}://" for name in schemes)
@@ -34,7 +55,7 @@ def needs_access_key(url: str) -> bool:
         return False
     if scheme in HTTP:
         try:
-            query = urlsplit(str(url)).query
+            query = split_url(url).query
         except ValueError:  # a malformed netloc: the sink will say what is wrong with it
             return True
         return not any(name == "accessKey" and value for name, value in parse_qsl(query))

@@ -57,6 +57,7 @@ KEY = "ist_0123456789abcdefSECRETa1b2"
         (f"redis://:{KEY}@127.0.0.1:6379/0?db=2", "redis://:…@127.0.0.1:6379/0?db=2"),
         ("https://h/?token=abcdefghijkl&x=", "https://h/?token=…kl&x="),
         ("https://h/#frag", "https://h/"),
+        (f"redis+cluster://:{KEY}@a:7000,[::1]:7001/", "redis+cluster://:…@a:7000,[::1]:7001/"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:

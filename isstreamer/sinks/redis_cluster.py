@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from ..model import Bucket, Event, Outcome, SendResult
-from ..schemes import REDIS_CLUSTER
+from ..schemes import REDIS_CLUSTER, split_url
 from .redis import _ENCODERS, RedisSink, _encode_other
 
 log = logging.getLogger("isstreamer")
@@ -33,7 +33,7 @@ DEFAULT_PORT = 6379
 
 def parse_nodes(url: str) -> list[tuple[str, int]]:
     """The (host, port) startup nodes of a cluster URL; ValueError when one is malformed."""
-    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    netloc = split_url(url).netloc.rpartition("@")[2]
     nodes = []
     for item in filter(None, netloc.split(",")):
         if item.startswith("["):  # [IPv6]:port
@@ -52,7 +52,7 @@ def parse_nodes(url: str) -> list[tuple[str, int]]:
 def cluster_address(url: str) -> str:
     """The cluster's address, ``scheme://host:port,host:port/``: no password or query, so it
     is safe to log and to write into spill files."""
-    scheme = urlsplit(url).scheme
+    scheme = split_url(url).scheme
     try:
         nodes = parse_nodes(url)
     except ValueError:
@@ -73,7 +73,7 @@ class RedisClusterSink(RedisSink):
     def _connect(self, redis: Any, url: str, timeout: float) -> None:
         import redis.cluster  # noqa: F401 (a submodule: loaded on first use only)
 
-        parts = urlsplit(url)
+        parts = split_url(url)
         self._nodes = parse_nodes(url)
         options: dict[str, Any] = {
             key: values[-1]
