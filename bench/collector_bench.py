@@ -4,7 +4,8 @@
     python bench/collector_bench.py --quick   # one day instead, for a smoke check
 
 Goals (issue 15):
-- ingest >= 150,000 events/s with batches of 1000 from one keep-alive client;
+- ingest >= 150,000 events/s with batches of 1000 from one keep-alive client (printed beside
+  the same run's SQLite floor: the bare inserts of the same rows);
 - a week of 10-second data for 30 keys (1.8 M rows): the one-key week series < 50 ms from
   the store and < 100 ms over HTTP; the whole-bucket series in one request < 300 ms;
 - the bucket page of that bucket, every chart drawn, in headless Chromium < 1.5 s;
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,6 +30,8 @@ from typing import Any, Callable
 import requests
 
 from isstreamer.collector import Collector
+from isstreamer.collector.checkpoint import BACKSTOP_PAGES
+from isstreamer.collector.schema import migrate
 from isstreamer.collector.store import Store
 
 KEY = "bench-key"
@@ -96,6 +100,38 @@ def bench_ingest(db: Path, batches: int, rounds: int = INGEST_ROUNDS) -> dict[st
         "ingest_rounds_events_per_s": [round(rate) for rate in rates],
         "ingest_events_per_s": round(statistics.median(rates)),
     }
+
+
+def bench_sqlite_floor(db: Path, batches: int) -> dict[str, Any]:
+    """The storage floor, measured beside the ingest: the same events as rows of the same
+    ``events`` table (same index, the store's pragmas), one bare executemany and commit per
+    batch of 1000; no HTTP, JSON, validation, rollups or checkpoint thread. It follows the
+    machine's speed of the moment, so ingest / floor says how much the rest of the ingest
+    path costs beside SQLite's own work, whatever that speed."""
+    now = time.time()
+    batches_rows = [
+        [(1 + i % 10, now + b * BATCH + i, 0, random.uniform(0, 100)) for i in range(BATCH)]
+        for b in range(batches)
+    ]
+    for rows in batches_rows:
+        rows.sort(key=lambda row: row[0])  # grouped by series, as Store.ingest writes them
+    connection = sqlite3.connect(db, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        migrate(connection)
+        start = time.perf_counter()
+        for rows in batches_rows:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(
+                "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", rows
+            )
+            connection.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+    finally:
+        connection.close()
+    return {"sqlite_floor_events_per_s": round(batches * BATCH / elapsed)}
 
 
 def key_names() -> list[str]:
@@ -212,6 +248,10 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="collector-bench-") as tmp:
         result: dict[str, Any] = {"quick": quick}
         result.update(bench_ingest(Path(tmp) / "ingest.db", 51 if quick else 501))
+        result.update(bench_sqlite_floor(Path(tmp) / "floor.db", 50 if quick else 500))
+        result["ingest_to_floor"] = round(
+            result["ingest_events_per_s"] / result["sqlite_floor_events_per_s"], 2
+        )
         result.update(bench_read(Path(tmp) / "read.db", 1 if quick else 7))
     result["ingest_goal_met"] = result["ingest_events_per_s"] >= 150_000
     result["series_goal_met"] = (
