@@ -70,8 +70,9 @@ class Checkpointer:
                     return
                 self._dirty.clear()
                 try:
-                    busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.last_result = (busy, frames, copied)
+                    # fetchall: the statement runs to its end and holds nothing afterwards.
+                    (row,) = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.last_result = (row[0], row[1], row[2])
                     self.checkpointed.set()
                 except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
                     log.debug("collector database: checkpoint failed (%s)", exc)
