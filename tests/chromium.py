@@ -192,6 +192,7 @@ class Page:
 
     def double_click(self, x: float, y: float) -> None:
         """Two clicks at (x, y), the second with clickCount 2 (a dblclick event)."""
+        self.mouse("mouseMoved", x, y)  # as a real pointer arrives before it clicks
         for count in (1, 2):
             self.mouse("mousePressed", x, y, button="left", buttons=1, clickCount=count)
             self.mouse("mouseReleased", x, y, button="left", buttons=0, clickCount=count)
