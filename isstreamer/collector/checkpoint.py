@@ -2,7 +2,7 @@
 write-ahead log into the database file while ingest goes on.
 
 SQLite's automatic checkpoint runs inside the COMMIT that takes the log past
-``wal_autocheckpoint`` pages, so one ingest request in thirty paid for copying the log and
+``wal_autocheckpoint`` pages, so one ingest request in twenty paid for copying the log and
 fsyncing the database: measured, 0.3 µs per event on average, about 5% of a request. A
 PASSIVE checkpoint from another connection blocks neither the writer nor the readers, copies
 each page once however often the batches since the last one rewrote it, and runs in SQLite's
