@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -37,6 +38,28 @@ UPDATE series SET
     last_epoch = CASE WHEN last_epoch IS NULL OR ?2 >= last_epoch THEN ?2 ELSE last_epoch END
 WHERE id = ?5
 """
+
+
+# Events go in as multi-row INSERTs of this many rows: executemany steps, resets and releases
+# the GIL once per row, which measured 0.6-1 µs of the 2.3-2.6 µs an event's insert cost.
+# 200 rows are 800 parameters, below the 999 that SQLite before 3.32 allows.
+ROWS_PER_INSERT = 200
+_COLUMNS = 4
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    return "INSERT INTO events (series_id, epoch, kind, value) VALUES " + ",".join(
+        ["(?, ?, ?, ?)"] * rows
+    )
+
+
+def _insert_events(db: sqlite3.Connection, values: list[Any]) -> None:
+    """Insert the events whose columns ``values`` holds, four per event, in order."""
+    step = ROWS_PER_INSERT * _COLUMNS
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step]
+        db.execute(_insert_sql(len(chunk) // _COLUMNS), chunk)
 
 
 class Store(Reads):
@@ -127,21 +150,34 @@ class Store(Reads):
                     by_key[row[0]] = [row]
                 else:
                     group.append(row)
-            params: list[tuple[Any, ...]] = []
+            values: list[Any] = []  # the events' columns, four per event, in batch order per key
             updates = []
             fine = rollup.Fine()
             for key, group in by_key.items():
                 series_id = series_ids.get((bucket_id, key))
                 if series_id is None:
                     series_id = self._new_series(db, bucket_id, key)
-                params += [
-                    (series_id, epoch, KIND_BOOL if value.__class__ is bool else KIND_PLAIN, value)
-                    for _, value, epoch in group
-                ]
+                classes = {row[1].__class__ for row in group}
+                if bool in classes:
+                    values += [
+                        column
+                        for _, value, epoch in group
+                        for column in (
+                            series_id,
+                            epoch,
+                            KIND_BOOL if value.__class__ is bool else KIND_PLAIN,
+                            value,
+                        )
+                    ]
+                else:
+                    values += [
+                        column
+                        for _, value, epoch in group
+                        for column in (series_id, epoch, KIND_PLAIN, value)
+                    ]
                 epochs = [row[2] for row in group]
                 newest = max(epochs)
                 value = group[len(epochs) - 1 - epochs[::-1].index(newest)][1]  # later wins
-                classes = {row[1].__class__ for row in group}
                 seen = (
                     (SEEN_NUMBER if float in classes or int in classes else 0)
                     | (SEEN_BOOL if bool in classes else 0)
@@ -152,9 +188,7 @@ class Store(Reads):
                 if seen & SEEN_NUMBER:  # the rollups take each series' numbers at once
                     numbers = [row for row in group if row[1].__class__ in _NUMBER]
                     fine.add(series_id, [row[1] for row in numbers], [row[2] for row in numbers])
-            db.executemany(
-                "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", params
-            )
+            _insert_events(db, values)
             db.executemany(_UPDATE_SERIES, updates)
             db.executemany(rollup.UPSERT, fine.rows())
 
