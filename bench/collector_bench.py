@@ -35,7 +35,7 @@ import requests
 from isstreamer.collector import Collector
 from isstreamer.collector.checkpoint import BACKSTOP_PAGES
 from isstreamer.collector.schema import migrate
-from isstreamer.collector.store import Store
+from isstreamer.collector.store import Store, insert_events
 
 KEY = "bench-key"
 BATCH = 1000
@@ -160,17 +160,18 @@ def ingest_figures(tmp: Path, batches: int) -> dict[str, Any]:
 
 def bench_sqlite_floor(db: Path, batches: int) -> dict[str, Any]:
     """The storage floor, measured beside the ingest: the same events as rows of the same
-    ``events`` table (same index, the store's pragmas), one bare executemany and commit per
-    batch of 1000; no HTTP, JSON, validation, rollups or checkpoint thread. It follows the
-    machine's speed of the moment, so ingest / floor says how much the rest of the ingest
-    path costs beside SQLite's own work, whatever that speed."""
+    ``events`` table (same index, the store's pragmas, its multi-row INSERTs), one
+    transaction per batch of 1000; no HTTP, JSON, validation, rollups or checkpoint thread.
+    It follows the machine's speed of the moment, so ingest / floor says how much the rest of
+    the ingest path costs beside SQLite's own work, whatever that speed."""
     now = time.time()
-    batches_rows = [
-        [(1 + i % 10, now + b * BATCH + i, 0, random.uniform(0, 100)) for i in range(BATCH)]
-        for b in range(batches)
-    ]
-    for rows in batches_rows:
-        rows.sort(key=lambda row: row[0])  # grouped by series, as Store.ingest writes them
+    batches_values = []
+    for b in range(batches):
+        rows = sorted(  # grouped by series, as Store.ingest writes them
+            ((1 + i % 10, now + b * BATCH + i, 0, random.uniform(0, 100)) for i in range(BATCH)),
+            key=lambda row: row[0],
+        )
+        batches_values.append([column for row in rows for column in row])
     connection = sqlite3.connect(db, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
@@ -178,11 +179,9 @@ def bench_sqlite_floor(db: Path, batches: int) -> dict[str, Any]:
         connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         migrate(connection)
         start = time.perf_counter()
-        for rows in batches_rows:
+        for values in batches_values:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(
-                "INSERT INTO events (series_id, epoch, kind, value) VALUES (?, ?, ?, ?)", rows
-            )
+            insert_events(connection, values)
             connection.execute("COMMIT")
         elapsed = time.perf_counter() - start
     finally:

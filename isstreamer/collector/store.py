@@ -54,7 +54,7 @@ def _insert_sql(rows: int) -> str:
     )
 
 
-def _insert_events(db: sqlite3.Connection, values: list[Any]) -> None:
+def insert_events(db: sqlite3.Connection, values: list[Any]) -> None:
     """Insert the events whose columns ``values`` holds, four per event, in order."""
     step = ROWS_PER_INSERT * _COLUMNS
     for start in range(0, len(values), step):
@@ -188,7 +188,7 @@ class Store(Reads):
                 if seen & SEEN_NUMBER:  # the rollups take each series' numbers at once
                     numbers = [row for row in group if row[1].__class__ in _NUMBER]
                     fine.add(series_id, [row[1] for row in numbers], [row[2] for row in numbers])
-            _insert_events(db, values)
+            insert_events(db, values)
             db.executemany(_UPDATE_SERIES, updates)
             db.executemany(rollup.UPSERT, fine.rows())
 
