@@ -21,24 +21,31 @@ def scheme_of(url: str) -> str:
 
 
 def split_url(url: str) -> SplitResult:
-    """``urlsplit(url)`` that also takes a netloc listing several hosts (``redis+cluster://
-    :pw@a:7000,[::1]:7001/``), which some Python builds refuse as "Invalid IPv6 URL" (Debian's
-    3.11 has that check backported); ``netloc``, ``username`` and ``password`` work, ``hostname``
-    and ``port`` do not mean anything for such a URL. ValueError for what urlsplit refuses
-    in the rest."""
+    """``urlsplit(url)``, which also takes a netloc listing several hosts (``redis+cluster://
+    :pw@a:7000,[::1]:7001/``) where a Python build refuses one as "Invalid IPv6 URL" (Debian's
+    3.11 has that check backported). ``netloc``, ``username`` and ``password`` then work;
+    ``hostname`` and ``port`` mean nothing for such a URL. ValueError for any other URL that
+    urlsplit refuses."""
     text = str(url)
-    scheme, sep, rest = text.partition("://")
-    if not sep:
+    try:
         return urlsplit(text)
-    end = len(rest)
-    for mark in "/?#":  # where the netloc ends, as urlsplit finds it
-        found = rest.find(mark)
-        if 0 <= found < end:
-            end = found
-    netloc = rest[:end]
-    if "[" in netloc and "]" not in netloc:
-        raise ValueError("Invalid IPv6 URL")  # an unclosed bracket, as urlsplit refuses it
-    return urlsplit(f"{scheme}://host{rest[end:]}")._replace(netloc=netloc)
+    except ValueError:
+        # urlsplit drops tabs and line breaks anywhere in a URL: so does the second try.
+        text = text.translate({ord(c): None for c in "\t\r\n"})
+        scheme, sep, rest = text.partition("://")
+        end = min([found for found in map(rest.find, "/?#") if found >= 0] or [len(rest)])
+        netloc = rest[:end]
+        hosts = netloc.rpartition("@")[2].split(",")
+        if not sep or len(hosts) < 2 or not all(_bracketed_host_ok(h) for h in hosts):
+            raise
+        return urlsplit(f"{scheme}://host{rest[end:]}")._replace(netloc=netloc)
+
+
+def _bracketed_host_ok(host: str) -> bool:
+    # "[v6]" or "[v6]:port", or no bracket at all: what urlsplit accepts of one host.
+    if "[" not in host and "]" not in host:
+        return True
+    return host.startswith("[") and host.count("[") == 1 and host.count("]") == 1
 
 
 def prefixes(schemes: tuple[str, ...] = ALL) -> tuple[str, ...]:
