@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the redis-server helper
 sys.path.insert(0, str(ROOT))
 
-from redisserver import RedisServer, free_port  # noqa: E402
+from redisserver import RedisServer  # noqa: E402
 
+from bench.collector_bench import start_collector, stop_collector  # noqa: E402
 from bench.receiver import Receiver  # noqa: E402
 from isstreamer.sinks.base import Bucket  # noqa: E402
 from isstreamer.sinks.redis import RedisSink  # noqa: E402
@@ -128,40 +129,6 @@ def relays(url: str, receiver_url: str, group: str, count: int, spool: Path) -> 
     return elapsed
 
 
-def collector(directory: Path) -> tuple[subprocess.Popen, str]:
-    """`isstreamer serve` on a free port with its own database; (process, url)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "isstreamer",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(directory / "bench.db"),
-            "--access-key",
-            KEY,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-    import requests
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc, f"http://127.0.0.1:{port}"
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the collector did not start")
-
-
 def best(repeat: int, run: Callable[[int], float]) -> float:
     return min(run(i) for i in range(repeat))
 
@@ -215,14 +182,13 @@ def run_sized(events: int = 100_000, repeat: int = 3) -> dict[str, Any]:
             results["bench_receiver"] = measure(
                 server.url, receiver.url, "receiver", events, repeat, work
             )
-        proc, collector_url = collector(work)
+        proc, collector_url = start_collector(work / "bench.db", KEY)
         try:
             results["collector"] = measure(
                 server.url, collector_url, "collector", events, repeat, work
             )
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_collector(proc)
     finally:
         server.kill()
     return results
