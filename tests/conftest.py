@@ -100,6 +100,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def stop_embedded_collectors() -> Iterator[None]:
+    """Stop what local_collector started in this process, so tests stay independent."""
+    yield
+    from isstreamer.collector import local
+
+    for started in local._started.values():
+        started.stop()
+    local._started.clear()
+
+
+@pytest.fixture
 def api_server() -> Iterator[ApiServer]:
     """A started ApiServer on a free port, accepting ACCESS_KEY; stopped after the test."""
     with ApiServer(access_keys=(ACCESS_KEY,)) as server:

@@ -80,15 +80,8 @@ def read_keys(url: str, bucket: str = BUCKET) -> dict[str, dict[str, Any]]:
     return {k["key"]: k for k in response.json()}
 
 
-@pytest.fixture(autouse=True)
-def stop_embedded_collectors() -> Iterator[None]:
-    """Stop what ensure_local_collector started in this process, so tests stay independent."""
-    yield
-    from isstreamer.collector import local
-
-    for started in local._started.values():
-        started.stop()
-    local._started.clear()
+# Whatever local_collector starts in this process is stopped after each test (conftest).
+pytestmark = pytest.mark.usefixtures("stop_embedded_collectors")
 
 
 @pytest.fixture

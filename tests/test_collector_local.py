@@ -20,16 +20,8 @@ import requests
 from isstreamer.collector import default_db_path, local_collector
 from isstreamer.collector.routes import SERVICE
 
-
-@pytest.fixture(autouse=True)
-def stop_embedded_collectors() -> Iterator[None]:
-    """Stop what local_collector started in this process, so tests stay independent."""
-    yield
-    from isstreamer.collector import local
-
-    for started in local._started.values():
-        started.stop()
-    local._started.clear()
+# Whatever local_collector starts in this process is stopped after each test (conftest).
+pytestmark = pytest.mark.usefixtures("stop_embedded_collectors")
 
 
 def free_port() -> int:
