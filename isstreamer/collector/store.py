@@ -158,23 +158,16 @@ class Store(Reads):
                 if series_id is None:
                     series_id = self._new_series(db, bucket_id, key)
                 classes = {row[1].__class__ for row in group}
-                if bool in classes:
-                    values += [
-                        column
-                        for _, value, epoch in group
-                        for column in (
-                            series_id,
-                            epoch,
-                            KIND_BOOL if value.__class__ is bool else KIND_PLAIN,
-                            value,
-                        )
-                    ]
-                else:
-                    values += [
-                        column
-                        for _, value, epoch in group
-                        for column in (series_id, epoch, KIND_PLAIN, value)
-                    ]
+                values += [
+                    column
+                    for _, value, epoch in group
+                    for column in (
+                        series_id,
+                        epoch,
+                        KIND_BOOL if value.__class__ is bool else KIND_PLAIN,
+                        value,
+                    )
+                ]
                 epochs = [row[2] for row in group]
                 newest = max(epochs)
                 value = group[len(epochs) - 1 - epochs[::-1].index(newest)][1]  # later wins
